@@ -1,0 +1,52 @@
+// A small persistent thread pool for the CPU kernels. The calling thread takes part in the work,
+// so a pool of n threads keeps n - 1 workers. Jobs submitted from several threads run one after
+// the other; a parallel_for issued from inside a job runs inline, so nesting cannot deadlock.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace edge {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(begin, end) on disjoint chunks covering [0, n), at least `grain` items per chunk,
+  // and returns when all are done. The first exception thrown by fn is rethrown here.
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
+
+ private:
+  void worker_loop();
+  void run_chunks();
+
+  std::vector<std::thread> workers_;
+  std::mutex submit_mutex_;  // one job at a time
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  // current job
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t n_ = 0, chunk_ = 1, next_ = 0, chunks_left_ = 0;
+  int active_ = 0;
+  std::exception_ptr error_;
+};
+
+// The pool the kernels use unless given one. Its size defaults to the hardware concurrency
+// (or EDGE_SDK_NUM_THREADS) and can be changed with set_num_threads.
+ThreadPool& default_pool();
+void set_num_threads(int n);
+int get_num_threads();
+
+}  // namespace edge

