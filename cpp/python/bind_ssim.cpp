@@ -2,11 +2,12 @@
 #include <pybind11/pybind11.h>
 
 #include "arrays.hpp"
+#include "registry.hpp"
 #include "edge_sdk/kernels/ssim.hpp"
 
 namespace edge_py {
 
-void bind_ssim(py::module_& m) {
+EDGE_PY_BINDER(ssim) {
   m.def(
       "ssim",
       [](py::handle a_obj, py::handle b_obj, int window, float sigma, float k1, float k2,

@@ -1,5 +1,5 @@
 // edge_sdk._core: the pybind11 layer over the C++ core. Each kernel family binds itself in its own
-// file; this one holds the module and the device/thread functions.
+// file (see registry.hpp); this one holds the module and the device/thread functions.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -8,9 +8,9 @@
 
 namespace py = pybind11;
 
-namespace edge_py {
-void bind_ssim(py::module_& m);
-}
+#include <algorithm>
+
+#include "registry.hpp"
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "edge_sdk compiled core (kernels and runtime)";
@@ -35,5 +35,7 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("set_num_threads", &edge::set_num_threads, py::arg("threads"));
   m.def("get_num_threads", &edge::get_num_threads);
-  edge_py::bind_ssim(m);
+  auto list = edge_py::binders();
+  std::sort(list.begin(), list.end());
+  for (const auto& [name, bind] : list) bind(m);
 }

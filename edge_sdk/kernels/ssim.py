@@ -1,10 +1,4 @@
-"""Post-processing kernels of the runtime, callable from Python.
-
-Every function here is a thin wrapper over the C++ core (`edge_sdk._core`), which runs the same
-code the C++ runtime uses, on the CPU (multi-threaded, GIL released) or on a CUDA device
-(``device="cuda:N"``). Inputs must be C-contiguous arrays of the stated dtype; anything else raises
-TypeError or ValueError naming the argument. Nothing is converted silently.
-"""
+"""Structural similarity (SSIM) kernel."""
 
 from __future__ import annotations
 
@@ -41,5 +35,3 @@ def ssim(
     """
     return _core.ssim(a, b, window, sigma, k1, k2, data_range, return_map, device)
 
-
-__all__ = ["ssim"]
