@@ -53,7 +53,9 @@ def test_mtd_samples_binary_masks_right_size(rng):
         assert (s.image[:, :, 0] == s.image[:, :, 2]).all()  # grayscale replicated
         if s.label:
             assert s.mask.shape == s.image.shape[:2] and s.mask.dtype == np.uint8
-            assert set(np.unique(s.mask)) <= {0, 1} and s.mask.any()
+            assert set(np.unique(s.mask)) <= {0, 1}
+            # 4 published MT_Uneven masks are all zero (checked in test_mtd_empty_defect_masks)
+            assert s.mask.any() or s.defect_type == "uneven"
         else:
             assert s.mask is None
     g = load_dataset(ROOT, "mtd", "test", gray=True)[int(bad[0])]
@@ -68,3 +70,13 @@ def test_mtd_batches_by_size():
         assert len({s.image.shape for s in b}) == 1
         seen += [s.index for s in b]
     assert sorted(seen) == list(range(60))
+
+
+def test_mtd_empty_defect_masks():
+    """The published set has 4 MT_Uneven images whose masks mark nothing; the loader keeps them (label 1,
+    all-zero mask) rather than guessing. Every other defect mask marks pixels."""
+    from edge_sdk.data.imageio import read_mask
+
+    test = load_dataset(ROOT, "mtd", "test")
+    empty = [e for e in test.entries if e.label == 1 and not read_mask(e.mask_path).any()]
+    assert len(empty) == 4 and {e.defect_type for e in empty} == {"uneven"}
