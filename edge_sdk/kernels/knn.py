@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from edge_sdk._native import core as _core
+from edge_sdk.kernels._args import as_device
 
 
 def knn(queries: np.ndarray, bank: np.ndarray, k: int = 1, *, device: str = "cpu"):
@@ -28,4 +29,4 @@ def knn(queries: np.ndarray, bank: np.ndarray, k: int = 1, *, device: str = "cpu
     """
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise TypeError(f"k: expected an int, got {type(k).__name__}")
-    return _core.knn(queries, bank, int(k), device)
+    return _core.knn(queries, bank, int(k), as_device(device))
