@@ -6,6 +6,7 @@ Inputs must be C-contiguous arrays of the stated dtype; anything else raises Typ
 ValueError naming the argument. Nothing is converted silently.
 """
 
+from edge_sdk.kernels.mahalanobis import local_nearest, mahalanobis, whiten
 from edge_sdk.kernels.ssim import ssim
 
-__all__ = ["ssim"]
+__all__ = ["ssim", "mahalanobis", "whiten", "local_nearest"]
