@@ -1,0 +1,2 @@
+"""Converters from a trained model to deployable artifacts: ONNX export, precision variants
+(precision.py), TensorRT engines (trt_builder.py)."""
