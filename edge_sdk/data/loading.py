@@ -30,7 +30,7 @@ def load_dataset(root, layout: str, split: str, *, category: str | None = None, 
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise DataError(f"data set root not found: {root}")
+        raise DataError(f"data set root not found (or not a folder): {root}")
     if layout in ("folder", "mtd"):
         layout_options["seed"] = seed
     entries, name = LAYOUTS[layout](root, split, category, **layout_options)
