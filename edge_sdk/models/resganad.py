@@ -546,7 +546,7 @@ class ResGANAD:
 
     # -- export ---------------------------------------------------------------------------------
     def _postprocess(self) -> dict:
-        return {"kind": "ssim", "network": "reconstructor", "input": "input", "reconstruction_output": "reconstruction",
+        return {"kind": "ssim", "arrays": {}, "network": "reconstructor", "input": "input", "reconstruction_output": "reconstruction",
                 "ssim": self.ssim_params(), "image_score": "one_minus_mean_ssim",
                 "map": "abs_diff_channel_mean", "map_upsample": "bilinear", "map_size": "input",
                 "blur_sigma": float(self.config.blur_sigma), "heatmap": "minmax_per_patch"}
