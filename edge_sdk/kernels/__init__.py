@@ -6,6 +6,22 @@ Inputs must be C-contiguous arrays of the stated dtype; anything else raises Typ
 ValueError naming the argument. Nothing is converted silently.
 """
 
+from edge_sdk.kernels.heatmap import (
+    abs_diff,
+    calibrated_normalize,
+    gaussian_blur,
+    minmax_normalize,
+    resize_bilinear,
+)
+from edge_sdk.kernels.preprocess import preprocess
 from edge_sdk.kernels.ssim import ssim
 
-__all__ = ["ssim"]
+__all__ = [
+    "ssim",
+    "resize_bilinear",
+    "gaussian_blur",
+    "abs_diff",
+    "minmax_normalize",
+    "calibrated_normalize",
+    "preprocess",
+]

@@ -1,0 +1,53 @@
+// Image preprocessing: THE conversion from camera/dataset images to network input, shared by
+// training (through edge_sdk.kernels.preprocess), export checks and the C++ runtime, so the
+// numbers are identical everywhere.
+//
+// images: n images of h x w pixels, c interleaved channels (HWC, RGB order, c = 1 or 3), uint8 or
+// float32, contiguous. Output: float32 (n, channels, out_h, out_w), planar (NCHW):
+//   v = pixel * scale; v = bilinear resize of v (exactly resize_bilinear, i.e. torch's
+//   interpolate(mode="bilinear", align_corners=False, antialias=False)); a single input channel is
+//   replicated when channels == 3; out = (v - mean[ch]) / std[ch].
+#pragma once
+
+#include <cstdint>
+
+#include "edge_sdk/common.hpp"
+#include "edge_sdk/thread_pool.hpp"
+
+namespace edge {
+
+struct PreprocessParams {
+  int64_t out_h = 0, out_w = 0;
+  int channels = 3;           // 1 or 3; channels == 1 needs c == 1 (no RGB -> gray conversion)
+  float scale = 1.0f / 255.0f;  // applied to the raw pixel before resizing
+  float mean[3] = {0.0f, 0.0f, 0.0f};  // first `channels` entries used
+  float std[3] = {1.0f, 1.0f, 1.0f};   // first `channels` entries used, each > 0
+};
+
+// Throws ArgumentError naming the argument (images, size, channels, scale, mean, std).
+void validate_preprocess(const PreprocessParams& p, int64_t n, int64_t h, int64_t w, int64_t c);
+
+// Host pointers; `out` holds n * channels * out_h * out_w floats.
+void preprocess(const uint8_t* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                const PreprocessParams& p, float* out, const Device& device = Device::cpu());
+void preprocess(const float* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                const PreprocessParams& p, float* out, const Device& device = Device::cpu());
+void preprocess_cpu(const uint8_t* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                    const PreprocessParams& p, float* out, ThreadPool& pool);
+void preprocess_cpu(const float* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                    const PreprocessParams& p, float* out, ThreadPool& pool);
+
+#ifdef EDGE_SDK_WITH_CUDA
+// Device pointers, asynchronous on `stream` (a cudaStream_t).
+void preprocess_cuda(const uint8_t* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                     const PreprocessParams& p, float* out, void* stream);
+void preprocess_cuda(const float* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                     const PreprocessParams& p, float* out, void* stream);
+// Host pointers: copy to device `device_index`, run, copy back.
+void preprocess_cuda_host(const uint8_t* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                          const PreprocessParams& p, float* out, int device_index);
+void preprocess_cuda_host(const float* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                          const PreprocessParams& p, float* out, int device_index);
+#endif
+
+}  // namespace edge

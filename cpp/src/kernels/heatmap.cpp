@@ -1,0 +1,284 @@
+#include "edge_sdk/kernels/heatmap.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bilinear_rows.hpp"
+#include "edge_sdk/devices.hpp"
+#include "edge_sdk/kernels/heatmap_math.hpp"
+
+namespace edge {
+namespace {
+
+constexpr int64_t kRowsPerTask = 32;
+constexpr int64_t kElementsPerTask = 1 << 16;
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+void require_dims(int64_t n, int64_t h, int64_t w, const char* name) {
+  if (n < 1 || h < 1 || w < 1)
+    throw ArgumentError(std::string(name) + ": expected a non-empty batch of images, got " +
+                        std::to_string(n) + " x " + std::to_string(h) + " x " + std::to_string(w));
+  if (h > kMaxImageSide || w > kMaxImageSide)
+    throw ArgumentError(std::string(name) + ": height and width must be at most " +
+                        std::to_string(kMaxImageSide) + ", got " + std::to_string(h) + " x " +
+                        std::to_string(w));
+}
+
+}  // namespace
+
+// ---- resize_bilinear --------------------------------------------------------------------------
+
+void validate_resize(int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w) {
+  require_dims(n, h, w, "x");
+  if (out_h < 1 || out_w < 1 || out_h > kMaxImageSide || out_w > kMaxImageSide)
+    throw ArgumentError("size: expected (out_h, out_w) in [1, " + std::to_string(kMaxImageSide) +
+                        "], got (" + std::to_string(out_h) + ", " + std::to_string(out_w) + ")");
+}
+
+void resize_bilinear_cpu(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h,
+                         int64_t out_w, float* out, ThreadPool& pool) {
+  validate_resize(n, h, w, out_h, out_w);
+  const auto xtaps = detail::linear_taps(w, out_w);
+  const auto ytaps = detail::linear_taps(h, out_h);
+  const int64_t blocks = (out_h + kRowsPerTask - 1) / kRowsPerTask;
+  pool.parallel_for(n * blocks, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t img = t / blocks, blk = t % blocks;
+      detail::BilinearRows<float> rows(x + img * h * w, w, 1, 0, 1.0f, xtaps);
+      const int64_t r1 = std::min(out_h, (blk + 1) * kRowsPerTask);
+      for (int64_t r = blk * kRowsPerTask; r < r1; ++r)
+        rows.row(ytaps[static_cast<size_t>(r)], out + (img * out_h + r) * out_w);
+    }
+  });
+}
+
+void resize_bilinear(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
+                     float* out, const Device& device) {
+  validate_resize(n, h, w, out_h, out_w);
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    resize_bilinear_cuda_host(x, n, h, w, out_h, out_w, out, device.index);
+    return;
+#endif
+  }
+  resize_bilinear_cpu(x, n, h, w, out_h, out_w, out, default_pool());
+}
+
+// ---- gaussian_blur ------------------------------------------------------------------------------
+
+int gaussian_radius(double sigma) {
+  if (!std::isfinite(sigma) || !(sigma > 0.0))
+    throw ArgumentError("sigma: expected a finite value > 0, got " + num(sigma));
+  const int64_t r = blur_radius_unchecked(sigma);
+  if (r > kMaxBlurRadius)
+    throw ArgumentError("sigma: at most " + num((kMaxBlurRadius + 0.5) / kBlurTruncate) +
+                        " (kernel radius int(4 * sigma + 0.5) <= " +
+                        std::to_string(kMaxBlurRadius) + "), got " + num(sigma));
+  return static_cast<int>(r);
+}
+
+void validate_blur(int64_t n, int64_t h, int64_t w, double sigma) {
+  require_dims(n, h, w, "x");
+  gaussian_radius(sigma);
+}
+
+// Separable, by blocks of rows of one plane: each output row is first filtered vertically (a
+// weighted sum of whole source rows, vectorized along x, pairing the symmetric taps), then
+// horizontally from a copy of that row padded by the reflected border.
+void gaussian_blur_cpu(const float* x, int64_t n, int64_t h, int64_t w, double sigma, float* out,
+                       ThreadPool& pool) {
+  validate_blur(n, h, w, sigma);
+  const int r = gaussian_radius(sigma);
+  std::vector<float> taps(static_cast<size_t>(2 * r + 1));
+  blur_taps(sigma, r, taps.data());
+  const float* mid = taps.data() + r;  // mid[k] == mid[-k]
+  std::vector<int64_t> row_src(static_cast<size_t>(h + 2 * r));
+  for (int64_t i = 0; i < h + 2 * r; ++i) row_src[static_cast<size_t>(i)] = reflect_index(i - r, h);
+  std::vector<int64_t> col_src(static_cast<size_t>(w + 2 * r));
+  for (int64_t i = 0; i < w + 2 * r; ++i) col_src[static_cast<size_t>(i)] = reflect_index(i - r, w);
+  const int64_t blocks = (h + kRowsPerTask - 1) / kRowsPerTask;
+
+  pool.parallel_for(n * blocks, [&](int64_t t0, int64_t t1) {
+    std::vector<float> vrow(static_cast<size_t>(w));
+    std::vector<float> padded(static_cast<size_t>(w + 2 * r));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t img = t / blocks, blk = t % blocks;
+      const float* src = x + img * h * w;
+      const int64_t y1 = std::min(h, (blk + 1) * kRowsPerTask);
+      for (int64_t y = blk * kRowsPerTask; y < y1; ++y) {
+        float* v = vrow.data();
+        const float* c = src + y * w;
+        const float t_0 = mid[0];
+        for (int64_t i = 0; i < w; ++i) v[i] = t_0 * c[i];
+        for (int k = 1; k <= r; ++k) {
+          const float* up = src + row_src[static_cast<size_t>(y + r - k)] * w;
+          const float* dn = src + row_src[static_cast<size_t>(y + r + k)] * w;
+          const float tk = mid[k];
+          for (int64_t i = 0; i < w; ++i) v[i] += tk * (up[i] + dn[i]);
+        }
+        float* p = padded.data();
+        for (int64_t i = 0; i < w + 2 * r; ++i) p[i] = v[col_src[static_cast<size_t>(i)]];
+        float* o = out + (img * h + y) * w;
+        const float* pc = p + r;
+        for (int64_t i = 0; i < w; ++i) o[i] = t_0 * pc[i];
+        for (int k = 1; k <= r; ++k) {
+          const float tk = mid[k];
+          const float* pl = pc - k;
+          const float* pr = pc + k;
+          for (int64_t i = 0; i < w; ++i) o[i] += tk * (pl[i] + pr[i]);
+        }
+      }
+    }
+  });
+}
+
+void gaussian_blur(const float* x, int64_t n, int64_t h, int64_t w, double sigma, float* out,
+                   const Device& device) {
+  validate_blur(n, h, w, sigma);
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    gaussian_blur_cuda_host(x, n, h, w, sigma, out, device.index);
+    return;
+#endif
+  }
+  gaussian_blur_cpu(x, n, h, w, sigma, out, default_pool());
+}
+
+// ---- element-wise -------------------------------------------------------------------------------
+
+namespace {
+void require_count(int64_t count, const char* name) {
+  if (count < 0) throw ArgumentError(std::string(name) + ": negative element count");
+}
+}  // namespace
+
+void abs_diff_cpu(const float* a, const float* b, int64_t count, float* out, ThreadPool& pool) {
+  require_count(count, "a");
+  pool.parallel_for(count, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) out[i] = std::fabs(a[i] - b[i]);
+  }, kElementsPerTask);
+}
+
+void abs_diff(const float* a, const float* b, int64_t count, float* out, const Device& device) {
+  require_count(count, "a");
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    abs_diff_cuda_host(a, b, count, out, device.index);
+    return;
+#endif
+  }
+  abs_diff_cpu(a, b, count, out, default_pool());
+}
+
+namespace {
+void validate_minmax(int64_t n, int64_t plane) {
+  if (n < 1 || plane < 1)
+    throw ArgumentError("x: expected a non-empty batch, got " + std::to_string(n) + " planes of " +
+                        std::to_string(plane) + " values");
+}
+
+// Throws for a plane whose values are not finite or whose range does not fit in float32.
+void check_plane_range(int64_t i, float lo, float hi, bool has_nan) {
+  if (has_nan || !std::isfinite(lo) || !std::isfinite(hi))
+    throw ArgumentError("x: image " + std::to_string(i) + " contains NaN or infinity");
+  if (!std::isfinite(hi - lo))
+    throw ArgumentError("x: image " + std::to_string(i) + " has a value range (" + num(lo) +
+                        " .. " + num(hi) + ") whose width overflows float32");
+}
+}  // namespace
+
+void minmax_normalize_cpu(const float* x, int64_t n, int64_t plane, float* out, ThreadPool& pool) {
+  validate_minmax(n, plane);
+  std::vector<float> lo(static_cast<size_t>(n)), hi(static_cast<size_t>(n));
+  std::vector<char> nan(static_cast<size_t>(n));
+  pool.parallel_for(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* p = x + i * plane;
+      float l = p[0], u = p[0];
+      int bad = 0;
+      for (int64_t j = 0; j < plane; ++j) {
+        const float v = p[j];
+        l = v < l ? v : l;
+        u = v > u ? v : u;
+        bad |= v != v;
+      }
+      lo[static_cast<size_t>(i)] = l;
+      hi[static_cast<size_t>(i)] = u;
+      nan[static_cast<size_t>(i)] = static_cast<char>(bad);
+    }
+  });
+  for (int64_t i = 0; i < n; ++i)
+    check_plane_range(i, lo[static_cast<size_t>(i)], hi[static_cast<size_t>(i)],
+                      nan[static_cast<size_t>(i)] != 0);
+  const int64_t chunks = (plane + kElementsPerTask - 1) / kElementsPerTask;
+  pool.parallel_for(n * chunks, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = t / chunks, c = t % chunks;
+      const float l = lo[static_cast<size_t>(i)];
+      const float range = hi[static_cast<size_t>(i)] - l;
+      const int64_t j1 = std::min(plane, (c + 1) * kElementsPerTask);
+      const float* p = x + i * plane;
+      float* o = out + i * plane;
+      for (int64_t j = c * kElementsPerTask; j < j1; ++j) o[j] = minmax_value(p[j], l, range);
+    }
+  });
+}
+
+void minmax_normalize(const float* x, int64_t n, int64_t plane, float* out, const Device& device) {
+  validate_minmax(n, plane);
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    minmax_normalize_cuda_host(x, n, plane, out, device.index);
+    return;
+#endif
+  }
+  minmax_normalize_cpu(x, n, plane, out, default_pool());
+}
+
+void validate_calibration(const Calibration& c) {
+  if (!std::isfinite(c.threshold))
+    throw ArgumentError("threshold: expected a finite value, got " + num(c.threshold));
+  if (!std::isfinite(c.min)) throw ArgumentError("min: expected a finite value, got " + num(c.min));
+  if (!std::isfinite(c.max)) throw ArgumentError("max: expected a finite value, got " + num(c.max));
+  if (!(c.max > c.min) || !std::isfinite(c.max - c.min))
+    throw ArgumentError("max, min: expected max > min with a finite difference, got min=" +
+                        num(c.min) + ", max=" + num(c.max));
+}
+
+void calibrated_normalize_cpu(const float* x, int64_t count, const Calibration& c, float* out,
+                              ThreadPool& pool) {
+  require_count(count, "x");
+  validate_calibration(c);
+  const float t = c.threshold, range = c.max - c.min;
+  pool.parallel_for(count, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) out[i] = calibrated_value(x[i], t, range);
+  }, kElementsPerTask);
+}
+
+void calibrated_normalize(const float* x, int64_t count, const Calibration& c, float* out,
+                          const Device& device) {
+  require_count(count, "x");
+  validate_calibration(c);
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    calibrated_normalize_cuda_host(x, count, c, out, device.index);
+    return;
+#endif
+  }
+  calibrated_normalize_cpu(x, count, c, out, default_pool());
+}
+
+}  // namespace edge

@@ -1,0 +1,122 @@
+#include "edge_sdk/kernels/preprocess.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bilinear_rows.hpp"
+#include "edge_sdk/devices.hpp"
+#include "edge_sdk/kernels/heatmap.hpp"
+#include "edge_sdk/kernels/preprocess_math.hpp"
+
+namespace edge {
+namespace {
+
+constexpr int64_t kRowsPerTask = 32;
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+}  // namespace
+
+void validate_preprocess(const PreprocessParams& p, int64_t n, int64_t h, int64_t w, int64_t c) {
+  if (n < 1 || h < 1 || w < 1)
+    throw ArgumentError("images: expected a non-empty batch (N, H, W, C), got N=" +
+                        std::to_string(n) + ", H=" + std::to_string(h) + ", W=" + std::to_string(w));
+  if (h > kMaxImageSide || w > kMaxImageSide)
+    throw ArgumentError("images: height and width must be at most " + std::to_string(kMaxImageSide) +
+                        ", got " + std::to_string(h) + " x " + std::to_string(w));
+  if (c != 1 && c != 3)
+    throw ArgumentError("images: expected 1 or 3 channels (last axis, HWC), got " + std::to_string(c));
+  if (p.out_h < 1 || p.out_w < 1 || p.out_h > kMaxImageSide || p.out_w > kMaxImageSide)
+    throw ArgumentError("size: expected (out_h, out_w) in [1, " + std::to_string(kMaxImageSide) +
+                        "], got (" + std::to_string(p.out_h) + ", " + std::to_string(p.out_w) + ")");
+  if (p.channels != 1 && p.channels != 3)
+    throw ArgumentError("channels: expected 1 or 3, got " + std::to_string(p.channels));
+  if (p.channels == 1 && c != 1)
+    throw ArgumentError("channels: 1 output channel needs single-channel images, got " +
+                        std::to_string(c) + " channels (no RGB to gray conversion is done)");
+  if (!std::isfinite(p.scale) || !(p.scale > 0.0f))
+    throw ArgumentError("scale: expected a finite value > 0, got " + num(p.scale));
+  for (int ch = 0; ch < p.channels; ++ch) {
+    if (!std::isfinite(p.mean[ch]))
+      throw ArgumentError("mean: entry " + std::to_string(ch) + " is not finite");
+    if (!std::isfinite(p.std[ch]) || !(p.std[ch] > 0.0f))
+      throw ArgumentError("std: entry " + std::to_string(ch) + " must be finite and > 0, got " +
+                          num(p.std[ch]));
+  }
+}
+
+namespace {
+
+// Tasks are (image, source channel, block of output rows). Each resampled row is normalized into
+// every output channel it feeds (one, or three for a gray image and channels == 3).
+template <typename T>
+void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                         const PreprocessParams& p, float* out, ThreadPool& pool) {
+  validate_preprocess(p, n, h, w, c);
+  const int64_t oh = p.out_h, ow = p.out_w, oc = p.channels;
+  const auto xtaps = detail::linear_taps(w, ow);
+  const auto ytaps = detail::linear_taps(h, oh);
+  const int64_t src_channels = std::min<int64_t>(c, oc);
+  const int64_t blocks = (oh + kRowsPerTask - 1) / kRowsPerTask;
+  pool.parallel_for(n * src_channels * blocks, [&](int64_t t0, int64_t t1) {
+    std::vector<float> row(static_cast<size_t>(ow));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t blk = t % blocks;
+      const int64_t sc = (t / blocks) % src_channels;
+      const int64_t img = t / (blocks * src_channels);
+      detail::BilinearRows<T> rows(images + img * h * w * c, w, c, sc, p.scale, xtaps);
+      const int64_t r1 = std::min(oh, (blk + 1) * kRowsPerTask);
+      for (int64_t r = blk * kRowsPerTask; r < r1; ++r) {
+        rows.row(ytaps[static_cast<size_t>(r)], row.data());
+        for (int64_t ch = 0; ch < oc; ++ch) {
+          if (preprocess_source_channel(ch, c) != sc) continue;
+          const float m = p.mean[ch], s = p.std[ch];
+          float* o = out + ((img * oc + ch) * oh + r) * ow;
+          for (int64_t x = 0; x < ow; ++x) o[x] = normalize_channel(row[static_cast<size_t>(x)], m, s);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void preprocess_dispatch(const T* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                         const PreprocessParams& p, float* out, const Device& device) {
+  validate_preprocess(p, n, h, w, c);
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    preprocess_cuda_host(images, n, h, w, c, p, out, device.index);
+    return;
+#endif
+  }
+  preprocess_cpu_impl(images, n, h, w, c, p, out, default_pool());
+}
+
+}  // namespace
+
+void preprocess_cpu(const uint8_t* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                    const PreprocessParams& p, float* out, ThreadPool& pool) {
+  preprocess_cpu_impl(images, n, h, w, c, p, out, pool);
+}
+void preprocess_cpu(const float* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                    const PreprocessParams& p, float* out, ThreadPool& pool) {
+  preprocess_cpu_impl(images, n, h, w, c, p, out, pool);
+}
+void preprocess(const uint8_t* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                const PreprocessParams& p, float* out, const Device& device) {
+  preprocess_dispatch(images, n, h, w, c, p, out, device);
+}
+void preprocess(const float* images, int64_t n, int64_t h, int64_t w, int64_t c,
+                const PreprocessParams& p, float* out, const Device& device) {
+  preprocess_dispatch(images, n, h, w, c, p, out, device);
+}
+
+}  // namespace edge

@@ -1,0 +1,31 @@
+"""Image preprocessing kernel: the single conversion from images to network input used by
+training, export and the C++ runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_sdk._native import core as _core
+from edge_sdk.kernels._args import as_device, as_float, as_floats, as_size
+
+
+def preprocess(images: np.ndarray, size, *, mean, std, channels: int = 3, scale: float = 1 / 255,
+               device: str = "cpu") -> np.ndarray:
+    """Images to normalized network input.
+
+    images: (N, H, W, C) uint8 or float32 (finite), C-contiguous, HWC with C = 1 or 3 (RGB).
+    size: (out_h, out_w). mean, std: one value per output channel (std > 0).
+    channels: 3 (a single input channel is replicated) or 1 (needs C == 1; RGB is never
+    converted to gray silently).
+
+    For each image: v = pixel * scale (float32), bilinear resize of v to size exactly as
+    ``resize_bilinear`` (torch interpolate, align_corners=False, antialias=False), channel
+    replication if needed, then (v - mean[c]) / std[c]. Returns float32 (N, channels, out_h, out_w).
+    """
+    out_h, out_w = as_size(size)
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)):
+        raise TypeError(f"channels: expected 1 or 3, got {channels!r}")
+    return _core.preprocess(
+        images, out_h, out_w, as_floats(mean, "mean"), as_floats(std, "std"), int(channels),
+        as_float(scale, "scale"), as_device(device),
+    )

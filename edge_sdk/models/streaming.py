@@ -1,0 +1,119 @@
+"""Streaming statistics over feature batches: per-location Gaussians and per-location online k-means.
+
+Both see the training features one batch at a time, so memory depends on the feature grid and
+dimension, never on the number of training images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class StreamingGaussian:
+    """Per-location mean and covariance of (N, L, C) feature batches, accumulated in float64.
+
+    Batches are merged with the pairwise update of Chan, Golub & LeVeque (1979): each batch
+    contributes its own mean and centred scatter matrix M2 = sum (x - mean_b)(x - mean_b)^T, and
+    the running sums combine as
+
+        delta = mean_b - mean_a,  n = n_a + n_b
+        mean  = mean_a + delta * n_b / n
+        M2    = M2_a + M2_b + delta delta^T * n_a n_b / n
+
+    which avoids the cancellation of E[x x^T] - mu mu^T when features have a large mean.
+    """
+
+    def __init__(self, locations: int, channels: int):
+        self.locations, self.channels = int(locations), int(channels)
+        self.count = 0
+        self.mean = torch.zeros(self.locations, self.channels, dtype=torch.float64)
+        self.m2 = torch.zeros(self.locations, self.channels, self.channels, dtype=torch.float64)
+
+    def update(self, features: torch.Tensor | np.ndarray) -> None:
+        x = torch.as_tensor(features).to(torch.float64)
+        if x.ndim != 3 or x.shape[1:] != (self.locations, self.channels):
+            raise ValueError(f"features: expected (N, {self.locations}, {self.channels}), got {tuple(x.shape)}")
+        nb = x.shape[0]
+        if nb == 0:
+            return
+        mean_b = x.mean(dim=0)
+        centred = (x - mean_b).permute(1, 2, 0)  # (L, C, N)
+        m2_b = torch.bmm(centred, centred.transpose(1, 2))
+        na = self.count
+        n = na + nb
+        delta = mean_b - self.mean
+        self.mean += delta * (nb / n)
+        self.m2 += m2_b
+        if na:
+            self.m2 += (na * nb / n) * delta[:, :, None] * delta[:, None, :]
+        self.count = n
+
+    def covariance(self, ddof: int = 1) -> torch.Tensor:
+        """Sample covariance (L, C, C), float64 (unbiased with ddof=1)."""
+        if self.count <= ddof:
+            raise ValueError(f"covariance needs more than {ddof} samples, got {self.count}")
+        return self.m2 / (self.count - ddof)
+
+
+def regularized_cholesky(cov: torch.Tensor, eps: float) -> torch.Tensor:
+    """Lower Cholesky factor of cov + eps * I for each location, computed in float64.
+
+    eps > 0 keeps the factor well defined when features are fewer than channels or collinear.
+    """
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    c = cov.shape[-1]
+    reg = cov + eps * torch.eye(c, dtype=cov.dtype)
+    chol, info = torch.linalg.cholesky_ex(reg)
+    if int(info.max()) != 0:
+        bad = int(torch.nonzero(info)[0, 0])
+        raise ValueError(f"covariance of location {bad} is not positive definite even with eps={eps}; "
+                         "raise eps (the regularization)")
+    return chol
+
+
+class OnlineKMeans:
+    """Per-location sequential k-means (MacQueen, 1967) on (N, L, C) batches.
+
+    Each location keeps K centroids. The first K samples seen initialise them (the caller
+    shuffles the data with its seed); every later sample moves its nearest centroid c by
+    (z - c) / n_c, n_c being the number of samples that centroid has absorbed. Samples are taken
+    one image at a time (all locations at once), which is the exact sequential algorithm.
+    """
+
+    def __init__(self, locations: int, channels: int, k: int):
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.locations, self.channels, self.k = int(locations), int(channels), int(k)
+        self.centroids = torch.zeros(self.locations, self.k, self.channels, dtype=torch.float64)
+        self.counts = torch.zeros(self.locations, self.k, dtype=torch.float64)
+        self.seen = 0
+
+    def update(self, z: torch.Tensor | np.ndarray) -> None:
+        z = torch.as_tensor(z).to(torch.float64)
+        if z.ndim != 3 or z.shape[1:] != (self.locations, self.channels):
+            raise ValueError(f"z: expected (N, {self.locations}, {self.channels}), got {tuple(z.shape)}")
+        rows = torch.arange(self.locations)
+        for sample in z:  # (L, C)
+            if self.seen < self.k:
+                self.centroids[:, self.seen] = sample
+                self.counts[:, self.seen] = 1
+            else:
+                # Assignment needs the index of the nearest centroid, which the scoring kernel
+                # (local_nearest: distances only) does not return; training-side only.
+                d2 = ((self.centroids - sample[:, None, :]) ** 2).sum(-1)  # (L, K)
+                j = d2.argmin(dim=1)
+                self.counts[rows, j] += 1
+                self.centroids[rows, j] += (sample - self.centroids[rows, j]) / self.counts[rows, j, None]
+            self.seen += 1
+
+    def result(self) -> torch.Tensor:
+        """Centroids (L, K, C) float64. With fewer samples than K, the unused slots repeat the
+        first centroid (harmless for nearest-centroid scoring)."""
+        if self.seen == 0:
+            raise ValueError("k-means saw no samples")
+        c = self.centroids.clone()
+        for j in range(min(self.seen, self.k), self.k):
+            c[:, j] = c[:, 0]
+        return c
