@@ -231,15 +231,18 @@ def export_bundle(
         raise ExportError("ONNX graph does not match PyTorch within tolerance; nothing written:\n" +
                           "\n".join(f"  {p}" for p in failed))
 
+    post = dict(parts.postprocess)
+    frame = post.pop("frame", None)  # the manifest keeps the frame next to the regions
     manifest = build_manifest(
         model_type=model_type,
         model_name=model_name,
         input=input_spec(pre, on_size_mismatch=on_size_mismatch),
         networks=entries,
         arrays=parts.arrays,
-        postprocess=parts.postprocess,
+        postprocess=post,
         calibration=parts.calibration,
         regions=getattr(parts, "regions", None),
+        frame=frame,
         review_band=review_band,
         extra=extra,
     )

@@ -116,7 +116,8 @@ inline void write(const std::filesystem::path& p, const std::string& s) {
 }
 
 // Manifest (without files) of a bundle with a "backbone" Mul network on c x h x w images.
-inline edge::json::Value manifest(int64_t c, int64_t h, int64_t w, const std::string& kind = "identity") {
+inline edge::json::Value manifest(int64_t c, int64_t h, int64_t w, const std::string& kind = "identity",
+                                   const std::string& out_name = "features", const std::string& net_name = "backbone") {
   using edge::json::Value;
   auto num = [](double d) { return Value::number(d); };
   auto shape = [&](std::vector<int64_t> s) {
@@ -155,9 +156,9 @@ inline edge::json::Value manifest(int64_t c, int64_t h, int64_t w, const std::st
   tin.set("shape", shape({-1, c, h, w}));
   tin.set("dtype", Value::string("float32"));
   Value tout = tin;
-  tout.set("name", Value::string("features"));
+  tout.set("name", Value::string(out_name));
   Value net = Value::object();
-  net.set("name", Value::string("backbone"));
+  net.set("name", Value::string(net_name));
   net.set("precision", Value::string("fp32"));
   net.set("file", Value::string("backbone.onnx"));
   net.set("inputs", Value::array({tin}));
@@ -174,6 +175,23 @@ inline edge::json::Value manifest(int64_t c, int64_t h, int64_t w, const std::st
   m.set("arrays", arrays);
   Value pp = Value::object();
   pp.set("kind", Value::string(kind));
+  if (kind == "ssim") {  // the recipe ResGANAD exports
+    pp.set("network", Value::string(net_name));
+    pp.set("input", Value::string("image"));
+    pp.set("reconstruction_output", Value::string(out_name));
+    Value s = Value::object();
+    s.set("window", Value::integer(3));
+    s.set("sigma", num(1.0));
+    s.set("k1", num(0.01));
+    s.set("k2", num(0.03));
+    s.set("data_range", num(1.0));
+    pp.set("ssim", s);
+    pp.set("image_score", Value::string("one_minus_mean_ssim"));
+    pp.set("map", Value::string("abs_diff_channel_mean"));
+    pp.set("map_upsample", Value::string("bilinear"));
+    pp.set("map_size", Value::string("input"));
+    pp.set("blur_sigma", num(0.0));
+  }
   m.set("postprocess", pp);
   Value cal = Value::object();
   cal.set("threshold", num(1.0));
@@ -185,14 +203,16 @@ inline edge::json::Value manifest(int64_t c, int64_t h, int64_t w, const std::st
 
 // Writes a complete, valid bundle: manifest with checksums, backbone.onnx (x * scale) carrying the
 // manifest in metadata_props, arrays.safetensors with "bias" (c,).
-inline void write_bundle(const std::filesystem::path& dir, const edge::json::Value& m, float scale = 2.0f) {
+inline void write_bundle(const std::filesystem::path& dir, const edge::json::Value& m, float scale = 2.0f,
+                         const std::string& out_name = "features", const std::string& net_name = "backbone") {
   std::filesystem::create_directories(dir);
   const auto& in = *m.find("input");
   const int64_t c = in.find("channels")->as_int(), h = in.find("height")->as_int(), w = in.find("width")->as_int();
   const std::string onnx = mul_model(c, h, w, scale,
                                      {{edge::kOnnxMetaManifest, edge::manifest_for_onnx(m).dump()},
                                       {edge::kOnnxMetaSchema, "1"},
-                                      {edge::kOnnxMetaNetwork, "backbone/fp32"}});
+                                      {edge::kOnnxMetaNetwork, net_name + "/fp32"}},
+                                     17, "image", out_name);
   std::vector<float> bias(size_t(c), 0.0f);
   const std::string st = safetensors({{"bias", {{c}, bias}}});
   edge::json::Value files = edge::json::Value::object();

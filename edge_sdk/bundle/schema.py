@@ -114,12 +114,17 @@ def build_manifest(
     postprocess: Mapping[str, Any],
     calibration: Mapping[str, Any],
     regions: Sequence[Mapping[str, Any]] | None = None,
+    frame: Mapping[str, Any] | None = None,
     review_band: float = 0.0,
     model_name: str = "",
     sdk_version: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict:
-    """A schema-1 manifest without its ``files`` section (added by the writer)."""
+    """A schema-1 manifest without its ``files`` section (added by the writer).
+
+    regions: optional list of dict(name, x, y, width, height, threshold) in pixels of frames of
+    size ``frame`` (dict(width, height)); each region is cut out, resized to the input and judged
+    with its own raw-score threshold (see edge_sdk.regions)."""
     if sdk_version is None:
         sdk_version = _core.__version__
     kind = postprocess.get("kind")
@@ -147,6 +152,9 @@ def build_manifest(
         "decision": {"review_band": _finite(review_band, "decision.review_band")},
     }
     if regions:
+        if frame is None:
+            raise BundleError("frame: regions are cut from frames; give the frame size {'width', 'height'}")
+        manifest["frame"] = {"width": _int(frame["width"], "frame.width"), "height": _int(frame["height"], "frame.height")}
         manifest["regions"] = [
             {
                 "name": str(r["name"]),

@@ -206,16 +206,22 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
 
   if (top.has("regions")) {
     const auto& regs = top.array("regions");
+    if (!regs.empty()) {
+      Fields frame = top.object("frame");
+      m.frame_width = frame.integer("width", 1, 1 << 15);
+      m.frame_height = frame.integer("height", 1, 1 << 15);
+    }
     std::set<std::string> names;
     for (size_t i = 0; i < regs.size(); ++i) {
       Fields f(regs[i], source, "regions[" + std::to_string(i) + "]");
       RegionSpec r;
       r.name = f.str("name");
+      if (r.name.empty()) f.fail("name", "must not be empty");
       if (!names.insert(r.name).second) f.fail("name", "duplicate region name \"" + r.name + "\"");
-      r.x = f.integer("x", 0, m.input.width - 1);
-      r.y = f.integer("y", 0, m.input.height - 1);
-      r.width = f.integer("width", 1, m.input.width - r.x);
-      r.height = f.integer("height", 1, m.input.height - r.y);
+      r.x = f.integer("x", 0, m.frame_width - 1);
+      r.y = f.integer("y", 0, m.frame_height - 1);
+      r.width = f.integer("width", 1, m.frame_width - r.x);
+      r.height = f.integer("height", 1, m.frame_height - r.y);
       r.threshold = f.number("threshold");
       if (!std::isfinite(r.threshold)) f.fail("threshold", "must be finite");
       m.regions.push_back(std::move(r));

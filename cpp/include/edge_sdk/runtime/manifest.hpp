@@ -49,7 +49,7 @@ struct InputSpec {
   bool accepts(const std::string& dtype) const;
 };
 
-struct Calibration {
+struct CalibrationSpec {
   double threshold = 0.0;  // raw-score decision threshold
   double min = 0.0, max = 1.0;  // normalization: clip((s - threshold) / (max - min) + 0.5, 0, 1)
 };
@@ -59,10 +59,12 @@ struct DecisionSpec {
   double review_band = 0.0;
 };
 
+// A rectangle of the frame, cut out, resized to the network input and judged on its own with its
+// own raw-score threshold (edge_sdk.regions).
 struct RegionSpec {
   std::string name;
-  int64_t x = 0, y = 0, width = 0, height = 0;  // in network-input pixels (the heatmap grid)
-  double threshold = 0.0;  // raw anomaly-map threshold for this region
+  int64_t x = 0, y = 0, width = 0, height = 0;  // in frame pixels
+  double threshold = 0.0;                       // raw image-score threshold of this region
 };
 
 struct ArraySpec {
@@ -86,9 +88,10 @@ struct Manifest {
   std::map<std::string, ArraySpec> arrays;  // declared tensors of arrays_file
   json::Value postprocess;                  // kind-specific; checked by the pipeline plan
   std::string postprocess_kind;
-  Calibration calibration;
+  CalibrationSpec calibration;
   DecisionSpec decision;
-  std::vector<RegionSpec> regions;
+  std::vector<RegionSpec> regions;           // empty: each image is one unit
+  int64_t frame_width = 0, frame_height = 0;  // size of the frames the regions are cut from
   std::map<std::string, FileEntry> files;   // every file of the bundle except manifest.json
   json::Value raw;                          // the whole document
 

@@ -81,6 +81,7 @@ class OrtBackend final : public Backend {
     check_io();
     for (const auto& t : net_.inputs) in_names_.push_back(t.name.c_str());
     for (const auto& t : net_.outputs) out_names_.push_back(t.name.c_str());
+    run_options_ = std::make_unique<Ort::RunOptions>();
     mem_ = std::make_unique<Ort::MemoryInfo>(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault));
   }
 
@@ -102,7 +103,7 @@ class OrtBackend final : public Backend {
     auto& vals = values_[static_cast<size_t>(batch)];
     if (vals.empty()) make_values(batch, vals);
     try {
-      session_->Run(run_options_, in_names_.data(), vals.data(), in_names_.size(), out_names_.data(),
+      session_->Run(*run_options_, in_names_.data(), vals.data(), in_names_.size(), out_names_.data(),
                     vals.data() + in_names_.size(), out_names_.size());
     } catch (const Ort::Exception& e) {
       throw BackendError(source_ + ": inference failed: " + e.what());
@@ -156,7 +157,7 @@ class OrtBackend final : public Backend {
   std::string source_, lib_desc_, provider_;
   std::unique_ptr<Ort::Session> session_;
   std::unique_ptr<Ort::MemoryInfo> mem_;
-  Ort::RunOptions run_options_;
+  std::unique_ptr<Ort::RunOptions> run_options_;  // created after the library is loaded
   std::vector<const char*> in_names_, out_names_;
   int64_t max_batch_ = 0;
   std::vector<const float*> inputs_;
