@@ -343,3 +343,28 @@ def test_builder_refuses_bad_values():
     with pytest.raises(eb.BundleError, match=r"arrays\.bad: dtype float64"):
         eb.build_manifest(model_type="x", input=eb.input_spec(parts.preprocess), networks=[],
                           arrays={"bad": np.zeros(3)}, postprocess=parts.postprocess, calibration=parts.calibration)
+
+
+def test_add_networks_keeps_every_file_self_describing(good_bundle, tmp_path):
+    b = fresh_copy(good_bundle, tmp_path)
+    m = eb.validate_bundle(b)
+    fp32 = m["networks"][0]
+    variant = dict(fp32, precision="fp16", file="backbone.fp16.onnx")
+    model = onnx.load(str(b / "backbone.onnx"))
+    model.metadata_props.add(key="edge_sdk.precision", value="fp16")  # a key of the variant's own, kept
+    eb.add_networks(b, {"backbone.fp16.onnx": (variant, model)})
+    m2 = eb.validate_bundle(b)
+    assert [(n["name"], n["precision"]) for n in m2["networks"]] == [("backbone", "fp32"), ("backbone", "fp16")]
+    for f in ("backbone.onnx", "backbone.fp16.onnx"):
+        meta = {p.key: p.value for p in onnx.load(str(b / f)).metadata_props}
+        assert json.loads(meta["edge_sdk.manifest"])["networks"] == m2["networks"]
+    meta16 = {p.key: p.value for p in onnx.load(str(b / "backbone.fp16.onnx")).metadata_props}
+    assert meta16["edge_sdk.precision"] == "fp16" and meta16["edge_sdk.network"] == "backbone/fp16"
+    # a variant file copied in by hand, without the writer, is refused (its metadata is stale)
+    c = tmp_path / "c"
+    shutil.copytree(good_bundle[0], c)
+    data = (b / "backbone.fp16.onnx").read_bytes()
+    rewrite_manifest(c, lambda mm: mm["networks"].append(variant))
+    replace_file(c, "backbone.fp16.onnx", data)
+    with pytest.raises(eb.BundleError, match="contradicts manifest.json"):
+        eb.validate_bundle(c)

@@ -41,7 +41,8 @@ def _onnx_with_metadata(model: Any, manifest: Mapping[str, Any], network: str) -
         model = onnx.load(str(model))
     else:
         model = onnx.ModelProto.FromString(model.SerializeToString())  # a copy: the caller's stays as it was
-    keep = [p for p in model.metadata_props if not p.key.startswith("edge_sdk.")]
+    owned = (ONNX_META_SCHEMA, ONNX_META_NETWORK, ONNX_META_MANIFEST)
+    keep = [p for p in model.metadata_props if p.key not in owned]
     del model.metadata_props[:]
     for p in keep:
         model.metadata_props.add(key=p.key, value=p.value)
@@ -158,3 +159,29 @@ def pack_bundle(bundle_dir: str | os.PathLike, archive: str | os.PathLike, *, ov
         if tmp.exists():
             tmp.unlink()
     return archive
+
+
+def add_networks(bundle: str | os.PathLike, networks: Mapping[str, tuple[Mapping[str, Any], Any]]) -> Path:
+    """Adds network files (e.g. precision variants) to an existing bundle directory, rewriting it
+    atomically so every ONNX file's embedded manifest lists them.
+
+    networks: file name -> (``networks`` entry as made by ``network_entry``, ONNX model). An entry
+    with the same name and precision as an existing one replaces it."""
+    from edge_sdk.bundle.reader import read_bundle
+
+    b = read_bundle(bundle)
+    manifest = {k: v for k, v in b.manifest.items() if k != "files"}
+    entries = list(manifest["networks"])
+    files = dict(b.networks)
+    for file, (entry, model) in networks.items():
+        if entry.get("file") != file:
+            raise BundleError(f"networks: entry for {file!r} names file {entry.get('file')!r}")
+        for old in [e for e in entries if (e["name"], e["precision"]) == (entry["name"], entry["precision"])]:
+            entries.remove(old)
+            files.pop(old["file"], None)
+        entries.append(dict(entry))
+        files[file] = model
+    manifest["networks"] = entries
+    if b.path.is_dir():
+        return write_bundle(b.path, manifest, files, b.arrays, overwrite=True)
+    raise BundleError(f"{b.path}: add networks to a bundle directory (archives are packed from one)")
