@@ -118,7 +118,8 @@ def test_clustered_near_duplicates_are_exact(rng, extra):
 
 
 def test_all_isas_and_thread_counts_give_identical_results(rng):
-    bank, centres = clustered(rng, 10, 200, 37, spread=1e-3, offset=20.0)
+    # with several threads and few queries the bank is split into slices (M >= 4096)
+    bank, centres = clustered(rng, 10, 1000, 37, spread=1e-3, offset=20.0)
     queries = np.concatenate([normal(rng, (150, 37), scale=10.0, offset=20.0),
                               (centres[rng.integers(0, 10, 50)] + 1e-3).astype(np.float32)])
     before = edge_sdk.get_num_threads()

@@ -334,3 +334,34 @@ def test_presets_documented():
     assert set(PRESETS) == {"small", "full"}
     small = make_config("small")
     assert small.size <= 128 and small.filters <= 8
+
+
+def test_registry_builds_models_and_finds_region_layouts(tmp_path):
+    import argparse
+
+    from edge_sdk.data import load_dataset
+    from edge_sdk.data.vial_strip import make_vial_strip_dataset
+    from edge_sdk.models import registry
+    from edge_sdk.regions import RegionPatches
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--model")
+    p.add_argument("--data")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-size", type=int)
+    registry.add_train_arguments(p)
+    args = p.parse_args(["--model", "grdnet", "--data", str(tmp_path), "--epochs", "3", "--filters", "2",
+                         "--input-size", "32"])
+    model = registry.build_model(args)
+    assert isinstance(model, GRDNet) and model.config.epochs == 3 and model.config.filters == 2
+    assert model.config.size == 32 and registry.is_recon("resganad") and not registry.is_recon("padim")
+    root = make_vial_strip_dataset(str(tmp_path), count=1, products=2, acquisitions=1, region_size=16, seed=0,
+                                   progress=False)
+    train = load_dataset(str(tmp_path), "mvtec", "train", gray=True)
+    wrapped = registry.with_regions(train, args)
+    assert isinstance(wrapped, RegionPatches) and len(wrapped) == 20
+    assert registry.with_regions(train, p.parse_args(["--data", str(tmp_path), "--no-regions"])) is train
+    (tmp_path / "bad.json").write_text("{}")
+    from edge_sdk.cli import UserError
+    with pytest.raises(UserError, match="bad.json"):
+        registry.with_regions(train, p.parse_args(["--data", root, "--regions", str(tmp_path / "bad.json")]))

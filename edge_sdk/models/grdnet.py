@@ -9,7 +9,8 @@ generator and U-Net are optimized together (L_tot = L_gan + FL).
 Scoring path (postprocess kind "mask"; the runtime reproduces it from `export_parts`):
 
     uint8 patch -> kernels.preprocess (as ResGANAD) -> X -> "reconstructor" -> X^
-    -> "mask_head"(X, X^) -> P (N, 1, S, S) = sigmoid(U-Net) -> P * ROI (when an ROI is set)
+    -> "mask_head"(X, X^) -> P (N, 1, S, S) = sigmoid(U-Net) -> P * ROI (when an ROI is set: the
+       (S, S) float32 array named by postprocess["arrays"]["roi"])
     -> score = max over pixels of kernels.gaussian_blur(P, mask_blur_sigma) at the model size S x S
     -> map = P resized to each input's own size (kernels.resize_bilinear), no further blur.
 """
@@ -123,7 +124,7 @@ class GRDNet(ResGANAD):
         return {"kind": "mask", "network": "reconstructor", "input": "input",
                 "reconstruction_output": "reconstruction", "mask_network": "mask_head",
                 "mask_inputs": ["input", "reconstruction"], "mask_output": "mask",
-                "roi": "roi" if self.roi is not None else None,
+                "arrays": {"roi": "roi"} if self.roi is not None else {},
                 "image_score": "max_blurred", "score_blur_sigma": float(self.config.mask_blur_sigma),
                 "score_size": "model", "map": "mask", "map_upsample": "bilinear", "map_size": "input",
                 "blur_sigma": 0.0, "heatmap": "raw"}

@@ -413,20 +413,32 @@ class ResGANAD:
         return kernels.minmax_normalize(np.ascontiguousarray(maps))
 
     def score_dataset(self, dataset, indices=None, *, progress: bool = True, desc: str = "scoring",
-                      batch_size: int = 64) -> dict:
-        """scores (N,), labels (N,) of the given samples, in batches."""
+                      keep_maps: bool = False, batch_size: int = 64) -> dict:
+        """scores (N,), labels (N,), indices (N,) of the given samples, in batches; with keep_maps
+        also maps and masks (all-zero masks for good samples), as the embedding models return them."""
         indices = list(range(len(dataset))) if indices is None else list(indices)
-        scores, labels = [], []
+        scores, labels, maps, masks = [], [], [], []
         batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
         if progress:
             from tqdm import tqdm
             batches = tqdm(batches, desc=desc, unit="batch")
         for b in batches:
             samples = [dataset[i] for i in b]
-            scores.append(self.predict([s.image for s in samples]).scores)
+            pred = self.predict([s.image for s in samples])
+            scores.append(pred.scores)
             labels += [int(s.label) for s in samples]
-        return {"scores": np.concatenate(scores).astype(np.float32), "labels": np.asarray(labels, np.int64),
-                "indices": np.asarray(indices, np.int64)}
+            if keep_maps:
+                for s, m in zip(samples, list(pred.maps)):
+                    mask = s.mask if s.mask is not None else np.zeros(m.shape, dtype=np.uint8)
+                    if mask.shape != m.shape:
+                        raise ValueError(f"mask of {s.path} has shape {mask.shape}, its image {m.shape}")
+                    maps.append(m)
+                    masks.append(mask)
+        out = {"scores": np.concatenate(scores).astype(np.float32), "labels": np.asarray(labels, np.int64),
+               "indices": np.asarray(indices, np.int64)}
+        if keep_maps:
+            out["maps"], out["masks"] = maps, masks
+        return out
 
     def calibrate(self, dataset, indices, threshold_method: str | None = None, quantile: float = 0.99,
                   progress: bool = True, source: str = "validation") -> dict:
@@ -534,7 +546,7 @@ class ResGANAD:
 
     # -- export ---------------------------------------------------------------------------------
     def _postprocess(self) -> dict:
-        return {"kind": "ssim", "network": "reconstructor", "input": "input", "reconstruction_output": "reconstruction",
+        return {"kind": "ssim", "arrays": {}, "network": "reconstructor", "input": "input", "reconstruction_output": "reconstruction",
                 "ssim": self.ssim_params(), "image_score": "one_minus_mean_ssim",
                 "map": "abs_diff_channel_mean", "map_upsample": "bilinear", "map_size": "input",
                 "blur_sigma": float(self.config.blur_sigma), "heatmap": "minmax_per_patch"}

@@ -78,61 +78,77 @@ struct Bank {
   KnnBankType type;
   int64_t m, d;
 
-  // Row i as float32: a pointer into the bank, or widened into `scratch` (d floats).
-  const float* row(int64_t i, float* scratch, const TileKernel& tk) const {
+  // Rows [i, i + n) as float32, row-major: a pointer into the bank, or widened into `scratch`
+  // (n * d floats).
+  const float* rows(int64_t i, int64_t n, float* scratch, const TileKernel& tk) const {
     if (type == KnnBankType::F32) return static_cast<const float*>(data) + i * d;
-    tk.half_to_float(static_cast<const uint16_t*>(data) + i * d, scratch, d);
+    tk.half_to_float(static_cast<const uint16_t*>(data) + i * d, scratch, n * d);
     return scratch;
-  }
-  double exact(const float* q, int64_t i) const {
-    if (type == KnnBankType::F32) return exact_sq_dist(q, static_cast<const float*>(data) + i * d, d);
-    return exact_sq_dist(q, static_cast<const uint16_t*>(data) + i * d, d);
   }
 };
 
-// Bank mean (float32, as used for centring) and the largest norm of a centred bank row.
-struct Centre {
+// ||fl(x - mean)||^2 in double (four partial sums: the chain of additions would otherwise set
+// the pace). The float32 subtraction is the one the packing does.
+double centred_sq_norm(const float* x, const float* mean, int64_t d) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  int64_t j = 0;
+  for (; j + 4 <= d; j += 4)
+    for (int t = 0; t < 4; ++t) {
+      const double v = static_cast<float>(x[j + t] - mean[j + t]);
+      s[t] += v * v;
+    }
+  for (; j < d; ++j) {
+    const double v = static_cast<float>(x[j] - mean[j]);
+    s[0] += v * v;
+  }
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// Bank mean (float32, as used for centring), squared norm of every centred row (float32, the
+// ranking values' offset) and the largest centred norm (for the error bound).
+struct BankStats {
   std::vector<float> mean;
+  std::vector<float> norm2;
   double max_norm = 0.0;
 };
 
-Centre bank_centre(const Bank& bank, const TileKernel& tk, ThreadPool& pool) {
+BankStats bank_stats(const Bank& bank, const TileKernel& tk, ThreadPool& pool) {
   const int64_t m = bank.m, d = bank.d;
   const int64_t blocks = ceil_div(m, kRowsPerStatsTask);
+  auto block_rows = [&](int64_t b) { return std::min(m, (b + 1) * kRowsPerStatsTask) - b * kRowsPerStatsTask; };
   // Per-block partial sums reduced in block order: the mean does not depend on the thread count.
   std::vector<double> partial(static_cast<size_t>(blocks * d), 0.0);
   pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
-    std::vector<float> scratch(static_cast<size_t>(d));
+    std::vector<float> scratch(bank.type == KnnBankType::F16 ? static_cast<size_t>(kRowsPerStatsTask * d) : 0);
     for (int64_t b = b0; b < b1; ++b) {
       double* s = partial.data() + b * d;
-      for (int64_t i = b * kRowsPerStatsTask; i < std::min(m, (b + 1) * kRowsPerStatsTask); ++i) {
-        const float* r = bank.row(i, scratch.data(), tk);
-        for (int64_t j = 0; j < d; ++j) s[j] += r[j];
-      }
+      const int64_t n = block_rows(b);
+      const float* r = bank.rows(b * kRowsPerStatsTask, n, scratch.data(), tk);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < d; ++j) s[j] += r[i * d + j];
     }
   });
-  Centre c;
-  c.mean.assign(static_cast<size_t>(d), 0.0f);
+  BankStats st;
+  st.mean.assign(static_cast<size_t>(d), 0.0f);
   for (int64_t j = 0; j < d; ++j) {
     double s = 0.0;
     for (int64_t b = 0; b < blocks; ++b) s += partial[static_cast<size_t>(b * d + j)];
-    c.mean[static_cast<size_t>(j)] = static_cast<float>(s / static_cast<double>(m));
-    if (!std::isfinite(c.mean[static_cast<size_t>(j)]))
+    st.mean[static_cast<size_t>(j)] = static_cast<float>(s / static_cast<double>(m));
+    if (!std::isfinite(st.mean[static_cast<size_t>(j)]))
       throw ArgumentError("bank: contains NaN or infinity, or values too large (column " +
                           std::to_string(j) + ")");
   }
+  st.norm2.resize(static_cast<size_t>(m));
   std::vector<double> block_max(static_cast<size_t>(blocks), 0.0);
   pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
-    std::vector<float> scratch(static_cast<size_t>(d));
+    std::vector<float> scratch(bank.type == KnnBankType::F16 ? static_cast<size_t>(kRowsPerStatsTask * d) : 0);
     for (int64_t b = b0; b < b1; ++b) {
+      const int64_t n = block_rows(b), first = b * kRowsPerStatsTask;
+      const float* r = bank.rows(first, n, scratch.data(), tk);
       double mx = 0.0;
-      for (int64_t i = b * kRowsPerStatsTask; i < std::min(m, (b + 1) * kRowsPerStatsTask); ++i) {
-        const float* r = bank.row(i, scratch.data(), tk);
-        double s = 0.0;
-        for (int64_t j = 0; j < d; ++j) {
-          const double t = r[j] - c.mean[static_cast<size_t>(j)];  // float subtraction, as packed
-          s += t * t;
-        }
+      for (int64_t i = 0; i < n; ++i) {
+        const double s = centred_sq_norm(r + i * d, st.mean.data(), d);
+        st.norm2[static_cast<size_t>(first + i)] = static_cast<float>(s);
         if (!(s <= mx)) mx = s;  // NaN propagates
       }
       block_max[static_cast<size_t>(b)] = mx;
@@ -145,24 +161,17 @@ Centre bank_centre(const Bank& bank, const TileKernel& tk, ThreadPool& pool) {
                           "about the mean beyond 1e36)");
     mx = std::max(mx, v);
   }
-  c.max_norm = std::sqrt(mx);
-  return c;
+  st.max_norm = std::sqrt(mx);
+  return st;
 }
 
 // ||fl(q - mean)||^2 of every query, in double.
-std::vector<double> query_norms(const float* queries, int64_t q, int64_t d, const Centre& c,
+std::vector<double> query_norms(const float* queries, int64_t q, int64_t d, const BankStats& st,
                                 ThreadPool& pool) {
   std::vector<double> out(static_cast<size_t>(q));
   pool.parallel_for(q, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float* r = queries + i * d;
-      double s = 0.0;
-      for (int64_t j = 0; j < d; ++j) {
-        const double t = static_cast<float>(r[j] - c.mean[static_cast<size_t>(j)]);
-        s += t * t;
-      }
-      out[static_cast<size_t>(i)] = s;
-    }
+    for (int64_t i = i0; i < i1; ++i)
+      out[static_cast<size_t>(i)] = centred_sq_norm(queries + i * d, st.mean.data(), d);
   }, 256);
   for (int64_t i = 0; i < q; ++i)
     if (!(out[static_cast<size_t>(i)] <= kMaxSquaredNorm))
@@ -210,60 +219,64 @@ struct Candidates {
   std::vector<int32_t> idx;
 };
 
-void scan(const float* queries, int64_t nq, const Bank& bank, const Centre& c, const ScanPlan& p,
-          const TileKernel& tk, ThreadPool& pool, Candidates& out) {
+// Packs rows [0, n) of `rows` (row-major float32), centred, into panels [d][nr] (zero padding);
+// their squared norms from `norm2`, +inf for padding lanes so those are never admitted.
+void pack_bank(const float* rows, int64_t n, int64_t d, const float* mean, const float* norm2,
+               int64_t nr, float* panels, float* norms) {
+  for (int64_t p0 = 0; p0 < n; p0 += nr) {
+    const int64_t valid = std::min(nr, n - p0);
+    float* dst = panels + p0 * d;
+    const float* src = rows + p0 * d;
+    for (int64_t x = 0; x < d; ++x) {
+      float* out = dst + x * nr;
+      for (int64_t j = 0; j < valid; ++j) out[j] = src[j * d + x] - mean[x];
+      for (int64_t j = valid; j < nr; ++j) out[j] = 0.0f;
+    }
+    for (int64_t j = 0; j < nr; ++j)
+      norms[p0 + j] = j < valid ? norm2[p0 + j] : std::numeric_limits<float>::infinity();
+  }
+}
+
+// Packs rows [0, n) of `rows`, centred, into groups [d][mr] (zero padding).
+void pack_queries(const float* rows, int64_t n, int64_t d, const float* mean, int64_t mr,
+                  float* groups) {
+  for (int64_t g0 = 0; g0 < n; g0 += mr) {
+    const int64_t valid = std::min(mr, n - g0);
+    float* dst = groups + g0 * d;
+    const float* src = rows + g0 * d;
+    for (int64_t x = 0; x < d; ++x) {
+      float* out = dst + x * mr;
+      for (int64_t i = 0; i < valid; ++i) out[i] = src[i * d + x] - mean[x];
+      for (int64_t i = valid; i < mr; ++i) out[i] = 0.0f;
+    }
+  }
+}
+
+void scan(const float* queries, int64_t nq, const Bank& bank, const BankStats& st,
+          const ScanPlan& p, const TileKernel& tk, ThreadPool& pool, Candidates& out) {
   const int64_t d = bank.d, mr = tk.mr, nr = tk.nr;
   const size_t total = static_cast<size_t>(p.nslices * nq * p.kp);
   out.val.assign(total, std::numeric_limits<float>::infinity());
   out.idx.assign(total, -1);
-  const float* mean = c.mean.data();
+  const float* mean = st.mean.data();
   pool.parallel_for(p.nranges * p.nslices, [&](int64_t t0, int64_t t1) {
     AlignedFloats qpack(p.range * d), bpack(p.chunk * d), bnorm(p.chunk);
-    std::vector<float> scratch(static_cast<size_t>(d));
+    std::vector<float> scratch(bank.type == KnnBankType::F16 ? static_cast<size_t>(p.chunk * d) : 0);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r = t / p.nslices, s = t % p.nslices;
       const int64_t q0 = r * p.range, nqr = std::min(nq, q0 + p.range) - q0;
       const int64_t groups = ceil_div(nqr, mr);
-      // pack the queries, centred: group g holds [d][mr]
       float* qp = qpack.get();
-      for (int64_t g = 0; g < groups; ++g)
-        for (int64_t i = 0; i < mr; ++i) {
-          const int64_t row = g * mr + i;
-          float* dst = qp + g * d * mr + i;
-          if (row < nqr) {
-            const float* src = queries + (q0 + row) * d;
-            for (int64_t j = 0; j < d; ++j) dst[j * mr] = src[j] - mean[j];
-          } else {
-            for (int64_t j = 0; j < d; ++j) dst[j * mr] = 0.0f;
-          }
-        }
+      pack_queries(queries + q0 * d, nqr, d, mean, mr, qp);
       float* hv = out.val.data() + (s * nq + q0) * p.kp;
       int32_t* hi = out.idx.data() + (s * nq + q0) * p.kp;
       const int64_t b_end = std::min(bank.m, (s + 1) * p.slice);
       for (int64_t c0 = s * p.slice; c0 < b_end; c0 += p.chunk) {
         const int64_t nb = std::min(b_end, c0 + p.chunk) - c0;
         const int64_t panels = ceil_div(nb, nr);
-        // pack the chunk, centred: panel [d][nr], norms in double rounded once
         float* bp = bpack.get();
         float* bn = bnorm.get();
-        for (int64_t pi = 0; pi < panels; ++pi)
-          for (int64_t j = 0; j < nr; ++j) {
-            const int64_t row = pi * nr + j;
-            float* dst = bp + pi * d * nr + j;
-            if (row < nb) {
-              const float* src = bank.row(c0 + row, scratch.data(), tk);
-              double norm = 0.0;
-              for (int64_t x = 0; x < d; ++x) {
-                const float v = src[x] - mean[x];
-                dst[x * nr] = v;
-                norm += static_cast<double>(v) * v;
-              }
-              bn[row] = static_cast<float>(norm);
-            } else {
-              for (int64_t x = 0; x < d; ++x) dst[x * nr] = 0.0f;
-              bn[row] = std::numeric_limits<float>::infinity();
-            }
-          }
+        pack_bank(bank.rows(c0, nb, scratch.data(), tk), nb, d, mean, st.norm2.data() + c0, nr, bp, bn);
         // blocks of queries stay in L1/L2 while the panels of the chunk pass over them
         for (int64_t g0 = 0; g0 < groups; g0 += p.block_groups) {
           const int64_t g1 = std::min(groups, g0 + p.block_groups);
@@ -333,8 +346,8 @@ void knn_cpu(const float* queries, int64_t q, const void* bank_data, KnnBankType
     throw ArgumentError(std::string("isa: ") + knn_isa_name(isa) + " is not supported by this CPU");
   const TileKernel tk = knn_detail::tile_kernel(isa);
   const Bank bank{bank_data, bank_type, m, d};
-  const Centre centre = bank_centre(bank, tk, pool);
-  const std::vector<double> qnorm = query_norms(queries, q, d, centre, pool);
+  const BankStats stats = bank_stats(bank, tk, pool);
+  const std::vector<double> qnorm = query_norms(queries, q, d, stats, pool);
 
   std::vector<int64_t> pending(static_cast<size_t>(q));
   std::iota(pending.begin(), pending.end(), 0);
@@ -360,10 +373,11 @@ void knn_cpu(const float* queries, int64_t q, const void* bank_data, KnnBankType
         qrows = gathered.data();
       }
       const ScanPlan plan = plan_scan(nb, m, d, kp, pool.size(), tk);
-      scan(qrows, nb, bank, centre, plan, tk, pool, cand);
+      scan(qrows, nb, bank, stats, plan, tk, pool, cand);
 
       pool.parallel_for(nb, [&](int64_t i0, int64_t i1) {
         std::vector<std::pair<double, int64_t>> found;
+        std::vector<float> row(static_cast<size_t>(d));
         for (int64_t i = i0; i < i1; ++i) {
           const int64_t qi = pending[static_cast<size_t>(b0 + i)];
           const float* qv = queries + qi * d;
@@ -371,7 +385,8 @@ void knn_cpu(const float* queries, int64_t q, const void* bank_data, KnnBankType
           for (int64_t s = 0; s < plan.nslices; ++s) {
             const int32_t* ids = cand.idx.data() + (s * nb + i) * plan.kp;
             for (int64_t j = 0; j < plan.kp; ++j)
-              if (ids[j] >= 0) found.emplace_back(bank.exact(qv, ids[j]), ids[j]);
+              if (ids[j] >= 0)
+                found.emplace_back(exact_sq_dist(qv, bank.rows(ids[j], 1, row.data(), tk), d), ids[j]);
           }
           auto before = [](const std::pair<double, int64_t>& a, const std::pair<double, int64_t>& b) {
             return neighbour_before(a.first, a.second, b.first, b.second);
@@ -388,7 +403,7 @@ void knn_cpu(const float* queries, int64_t q, const void* bank_data, KnnBankType
             const int64_t rows = std::min(m, (s + 1) * plan.slice) - s * plan.slice;
             if (rows <= plan.kp) continue;
             const float root = cand.val[static_cast<size_t>((s * nb + i) * plan.kp)];
-            if (!(excluded_lower_bound(root, qnorm[static_cast<size_t>(qi)], centre.max_norm, d) > dk)) {
+            if (!(excluded_lower_bound(root, qnorm[static_cast<size_t>(qi)], stats.max_norm, d) > dk)) {
               failed[static_cast<size_t>(b0 + i)] = 1;
               break;
             }
