@@ -81,7 +81,7 @@ int gaussian_radius(double sigma) {
     throw ArgumentError("sigma: expected a finite value > 0, got " + num(sigma));
   const int64_t r = blur_radius_unchecked(sigma);
   if (r > kMaxBlurRadius)
-    throw ArgumentError("sigma: at most " + num((kMaxBlurRadius + 0.5) / kBlurTruncate) +
+    throw ArgumentError("sigma: must be below " + num((kMaxBlurRadius + 0.5) / kBlurTruncate) +
                         " (kernel radius int(4 * sigma + 0.5) <= " +
                         std::to_string(kMaxBlurRadius) + "), got " + num(sigma));
   return static_cast<int>(r);
