@@ -229,6 +229,28 @@ def test_export_parts_reproduce_features_and_describe_postprocess(trained, synth
     assert set(parts.calibration) == {"threshold", "min", "max"}
 
 
+@pytest.mark.parametrize("name", ["padim", "patchcore", "mhbc"])
+def test_runtime_reproduces_predict_from_export_parts(trained, synth, tmp_path, name):
+    from edge_sdk.runtime import Runtime, available_backends
+
+    if "onnxruntime" not in available_backends():
+        pytest.skip("this build has no ONNX Runtime backend (headers missing at build time: "
+                    "scripts/fetch_onnxruntime_headers.sh)")
+    from converters.onnx_export import export_bundle
+
+    model = trained[name]
+    if name == "patchcore":  # the re-weighted image score goes through the runtime too
+        model = make("patchcore", reweight=True)
+        model._ensure_network()
+        model.bank, model.calibration = trained["patchcore"].bank, trained["patchcore"].calibration
+    images = np.stack([s.image for s in synth[1][:6]])
+    report = export_bundle(model.export_parts(), tmp_path / "b", model_type=name, real_images=images)
+    got = Runtime(report.bundle, threads=1).predict(images)
+    pred = model.predict(images)
+    np.testing.assert_allclose(got.scores, pred.scores, rtol=1e-4)
+    np.testing.assert_allclose(got.heatmaps, pred.maps, rtol=1e-4, atol=1e-4 * float(pred.maps.max()))
+
+
 def test_custom_backbone_model_round_trip(synth, tmp_path):
     sys.path.insert(0, REPO)
     from tests.test_models_parts import TinyNet

@@ -190,14 +190,15 @@ class EmbeddingModel:
         raise NotImplementedError
 
     def fit(self, dataset, *, val_dataset=None, val_fraction: float = 0.1, threshold_method: str | None = None,
-            quantile: float = 0.99, progress: bool = True) -> "EmbeddingModel":
+            quantile: float = 0.99, calibrate: bool = True, progress: bool = True) -> "EmbeddingModel":
         """Trains on the good images of ``dataset`` (a sized, indexable data set of Samples).
 
         Calibration (threshold + normalization statistics) uses ``val_dataset`` when given (F1-optimal
         threshold when it holds anomalies, else a quantile of its scores); otherwise ``val_fraction``
         of the training images are held out (chosen with the seed) for a quantile threshold. With
         fewer than 20 training images nothing is held out and the training images themselves are
-        scored (biased low; recorded as calibration source "train").
+        scored (biased low; recorded as calibration source "train"). ``calibrate=False`` skips
+        calibration (call ``calibrate`` later on data of your choice).
         """
         n = len(dataset)
         if n == 0:
@@ -215,7 +216,9 @@ class EmbeddingModel:
         fit_s = time.perf_counter() - t0
         self.training_info = {"train_images": len(order), "fit_seconds": round(fit_s, 3), "seed": self.seed,
                               **self._fit_info}
-        if val_dataset is not None:
+        if not calibrate:
+            pass
+        elif val_dataset is not None:
             self.calibrate(val_dataset, range(len(val_dataset)), threshold_method, quantile, progress, "validation")
         elif held_out:
             self.calibrate(dataset, held_out, threshold_method, quantile, progress, "held_out_train")
