@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "edge_sdk/common.hpp"
+#include "edge_sdk/runtime/errors.hpp"
 
 namespace edge::capi {
 namespace {
@@ -46,12 +47,17 @@ edge_status status_of_current_exception() noexcept {
   } catch (const ArgumentError& e) {
     set_error(e.what());
     return EDGE_E_INVALID_ARGUMENT;
+  } catch (const BundleError& e) {
+    set_error(e.what());
+    return EDGE_E_BUNDLE;
+  } catch (const BackendError& e) {
+    set_error(e.what());
+    return EDGE_E_BACKEND;
   } catch (const std::bad_alloc&) {
     set_error("out of memory");
     return EDGE_E_OUT_OF_MEMORY;
   } catch (const std::exception& e) {
-    // BundleError / BackendError are mapped by the caller-facing layer before they get here
-    // (see c_api.cpp); anything else is a bug.
+    // Anything else is a bug.
     set_error("internal error: ", e.what());
     return EDGE_E_INTERNAL;
   } catch (...) {
