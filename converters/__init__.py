@@ -1,2 +1,13 @@
-"""Converters from a trained model to deployable artifacts: ONNX export, precision variants
-(precision.py), TensorRT engines (trt_builder.py)."""
+"""Converters from a trained model to deployable artifacts: ONNX export and bundle writing
+(onnx_export.py), precision variants (precision.py), TensorRT engines (trt_builder.py)."""
+
+from converters.onnx_export import (
+    ExportError,
+    ExportReport,
+    ParityResult,
+    export_bundle,
+    export_onnx,
+    onnx_vs_torch,
+)
+
+__all__ = ["ExportError", "ExportReport", "ParityResult", "export_bundle", "export_onnx", "onnx_vs_torch"]

@@ -1,0 +1,49 @@
+// The network backend interface: runs one network of a bundle on buffers that the runtime
+// allocates at load and reuses. ONNX Runtime (loaded with dlopen) implements it now; a TensorRT
+// backend implements the same interface where TensorRT is found at build time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edge_sdk/runtime/bundle.hpp"
+
+namespace edge {
+
+struct BackendOptions {
+  std::string backend = "onnxruntime";  // "onnxruntime" (later also "tensorrt")
+  // Execution provider of ONNX Runtime: "cpu", "cuda" or "tensorrt" (the last two only where the
+  // loaded ONNX Runtime has them; a clear error otherwise).
+  std::string provider = "cpu";
+  int device_index = 0;
+  int threads = 0;                      // intra-op threads; 0 = library default
+  std::string library;                  // path of libonnxruntime; "" = search (see ort_library.hpp)
+  std::string precision = "fp32";       // network variant of the bundle
+  std::string trt_cache_dir;            // TensorRT EP engine cache ("" = none)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // E.g. "onnxruntime 1.31.1 (/path/libonnxruntime.so.1.31.1), CPUExecutionProvider".
+  virtual std::string description() const = 0;
+  // Host buffers for the network's inputs and outputs, in the manifest's order, each with room
+  // for max_batch items (NCHW float32). Called once after construction; the pointers stay valid
+  // for the backend's lifetime.
+  virtual void bind(int64_t max_batch, const std::vector<const float*>& inputs,
+                    const std::vector<float*>& outputs) = 0;
+  // Runs the first `batch` items (1 <= batch <= max_batch) of the bound buffers. After the first
+  // call for a given batch size no heap allocation is made by the backend itself.
+  virtual void run(int64_t batch) = 0;
+};
+
+// Throws BackendError (library missing or too old, provider unavailable, session creation failed)
+// or BundleError (the session's inputs/outputs contradict the manifest).
+std::unique_ptr<Backend> make_backend(const Bundle& bundle, const NetworkSpec& network, const BackendOptions& options);
+
+// Names of the backends compiled into this build ("onnxruntime" when its headers were found).
+std::vector<std::string> available_backends();
+
+}  // namespace edge

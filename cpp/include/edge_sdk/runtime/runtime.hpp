@@ -1,0 +1,96 @@
+// The inference runtime: a validated bundle, a network backend and the post-processing kernels,
+// with every buffer allocated at load (or on the first call with a larger image) and reused.
+//
+//   images (HWC, uint8 or float32, any count, any size) -> [regions: cut each frame]
+//   -> preprocess kernel -> network (backend) -> post-processing kernels (per postprocess.kind)
+//   -> raw score, normalized score, verdict, heatmap at the image's own size
+//
+// Verdicts are three-way. "review" means the runtime could not judge the image (invalid image,
+// non-finite score, score inside the review band around the threshold): an image is never
+// accepted unless it was judged. Reject when score >= threshold (the rule of edge_sdk.calibration).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edge_sdk/runtime/backend.hpp"
+#include "edge_sdk/runtime/bundle.hpp"
+
+namespace edge {
+
+enum class Verdict : int8_t { Accept = 0, Reject = 1, Review = 2 };
+const char* verdict_name(Verdict v);  // "accept", "reject", "review"
+
+struct RuntimeOptions {
+  std::string device = "cpu";        // "cpu", or "cuda[:N]" (network on ONNX Runtime's CUDA provider)
+  std::string backend = "onnxruntime";
+  std::string provider;              // ONNX Runtime provider; "" = from device ("cpu" / "cuda"), or "tensorrt"
+  int threads = 0;                   // CPU threads for the kernels and the network; 0 = all cores
+  std::string precision = "fp32";    // network variant of the bundle
+  std::string onnxruntime_library;   // "" = search (see ort_library.hpp)
+  int64_t max_batch = 16;            // network batch; larger calls run in chunks of this size
+  bool heatmaps = true;              // compute and return heatmaps
+  int warmup = 1;                    // warm-up runs at load
+};
+
+// One image: HWC, contiguous rows, RGB or single channel. dtype "uint8" or "float32" (float
+// pixels are scaled like uint8 ones, by input.scale: give them in input.value_range).
+struct ImageView {
+  const void* data = nullptr;
+  DType dtype = DType::U8;
+  int64_t height = 0, width = 0, channels = 0;
+};
+
+struct RegionResult {
+  float score = 0.0f, normalized = 0.0f;
+  Verdict verdict = Verdict::Review;
+};
+
+struct ImageResult {
+  float score = 0.0f;       // raw score (NaN when not judged)
+  float normalized = 0.0f;  // calibrated: clip((score - threshold) / (max - min) + 0.5, 0, 1)
+  Verdict verdict = Verdict::Review;
+  std::string error;        // why the image was not judged ("" when it was)
+  bool invalid_input = false;  // the error is the image's own (dtype, channels, size), not the runtime's
+  int64_t heatmap_offset = 0, heatmap_height = 0, heatmap_width = 0;  // into Results::heatmaps
+};
+
+// Wall-clock milliseconds per stage of the last call (monotonic clock; on the CPU path the
+// host<->device copies are 0).
+struct StageTimes {
+  double preprocess = 0, host_to_device = 0, network = 0, postprocess = 0, device_to_host = 0, decision = 0,
+         total = 0;
+};
+
+struct Results {
+  std::vector<ImageResult> images;
+  std::vector<RegionResult> regions;  // images x regions, row-major ("" when no regions)
+  std::vector<float> heatmaps;        // raw anomaly maps, concatenated (see ImageResult offsets)
+  StageTimes times;
+  int64_t judged = 0;                 // images with a verdict computed from a finite score
+};
+
+class Runtime {
+ public:
+  // Loads and validates the bundle (load_bundle), creates the backend, allocates buffers and
+  // warms up. Throws BundleError / BackendError / ArgumentError naming the file, field or option.
+  static std::unique_ptr<Runtime> open(const std::string& bundle_path, const RuntimeOptions& options = {});
+  virtual ~Runtime() = default;
+
+  virtual const Manifest& manifest() const = 0;
+  virtual const RuntimeOptions& options() const = 0;
+  virtual std::string backend_description() const = 0;
+  // Names of the regions (empty without regions); results hold them in this order.
+  virtual std::vector<std::string> region_names() const = 0;
+
+  // Judges `n` images into `out` (resized to n; its buffers are reused across calls). Problems
+  // of one image (wrong channels, size, dtype) make that image "review" with an error message
+  // (invalid_input set); so does a failure of the network or of a kernel on it. The other images
+  // are judged. Throws ArgumentError only for an unusable call (null pointer). Calls on one
+  // Runtime are serialized (one Runtime per thread runs them in parallel).
+  virtual void predict(const ImageView* images, int64_t n, Results& out) = 0;
+};
+
+}  // namespace edge

@@ -1,0 +1,253 @@
+#include "edge_sdk/runtime/manifest.hpp"
+
+#include <cmath>
+#include <set>
+
+#include "edge_sdk/runtime/fields.hpp"
+
+namespace edge {
+
+const TensorSpec* NetworkSpec::find_output(const std::string& n) const {
+  for (const auto& o : outputs)
+    if (o.name == n) return &o;
+  return nullptr;
+}
+
+bool InputSpec::accepts(const std::string& dtype) const {
+  for (const auto& d : dtypes)
+    if (d == dtype) return true;
+  return false;
+}
+
+const NetworkSpec* Manifest::network(const std::string& name, const std::string& precision) const {
+  for (const auto& n : networks)
+    if (n.name == name && n.precision == precision) return &n;
+  return nullptr;
+}
+
+std::vector<std::string> Manifest::precisions() const {
+  std::vector<std::string> out;
+  if (networks.empty()) return out;
+  for (const auto& n : networks)
+    if (n.name == networks.front().name) out.push_back(n.precision);
+  return out;
+}
+
+namespace {
+
+bool plain_file_name(const std::string& f) {
+  if (f.empty() || f == "." || f == ".." || f == kManifestFile) return false;
+  for (char c : f)
+    if (c == '/' || c == '\\' || c == '\0') return false;
+  return true;
+}
+
+std::string require_file_name(const Fields& f, const std::string& key) {
+  const std::string s = f.str(key);
+  if (!plain_file_name(s)) f.fail(key, "expected a plain file name inside the bundle, got \"" + s + "\"");
+  return s;
+}
+
+TensorSpec parse_tensor(const Fields& f) {
+  TensorSpec t;
+  t.name = f.str("name");
+  if (t.name.empty()) f.fail("name", "must not be empty");
+  t.shape = f.integers("shape");
+  if (t.shape.empty()) f.fail("shape", "must have at least one dimension");
+  for (size_t i = 0; i < t.shape.size(); ++i) {
+    if (i == 0 && t.shape[i] != -1) f.fail("shape", "the first (batch) dimension must be -1 (dynamic)");
+    if (i > 0 && t.shape[i] < 1) f.fail("shape", "dimensions after the batch axis must be >= 1");
+  }
+  t.dtype = f.one_of("dtype", {"float32"});
+  t.meaning = f.str("meaning", "");
+  return t;
+}
+
+std::vector<TensorSpec> parse_tensors(const Fields& net, const std::string& key) {
+  std::vector<TensorSpec> out;
+  std::set<std::string> names;
+  const auto& arr = net.array(key);
+  if (arr.empty()) net.fail(key, "must list at least one tensor");
+  for (size_t i = 0; i < arr.size(); ++i) {
+    Fields t(arr[i], net.source(), net.field(key) + "[" + std::to_string(i) + "]");
+    out.push_back(parse_tensor(t));
+    if (!names.insert(out.back().name).second) net.fail(key, "duplicate tensor name \"" + out.back().name + "\"");
+  }
+  return out;
+}
+
+}  // namespace
+
+json::Value manifest_for_onnx(const json::Value& doc) {
+  json::Value v = doc;
+  if (v.is_object()) v.erase("files");
+  return v;
+}
+
+Manifest parse_manifest(const json::Value& doc, const std::string& source) {
+  Manifest m;
+  m.raw = doc;
+  Fields top(doc, source, "");
+
+  // The version decides how everything else is read, so it is checked first.
+  const auto& sv = top.get("schema_version");
+  if (!sv.is_integer()) top.fail("schema_version", std::string("expected an integer, got ") + sv.type_name());
+  m.schema_version = sv.as_int();
+  if (m.schema_version != kBundleSchemaVersion)
+    top.fail("schema_version", "version " + std::to_string(m.schema_version) +
+                                   " is not supported by this runtime (it reads version " +
+                                   std::to_string(kBundleSchemaVersion) + ")");
+  const std::string format = top.str("format");
+  if (format != kBundleFormat) top.fail("format", std::string("expected \"") + kBundleFormat + "\", got \"" + format + "\"");
+  m.sdk_version = top.str("sdk_version");
+
+  {
+    Fields model = top.object("model");
+    m.model_type = model.str("type");
+    if (m.model_type.empty()) model.fail("type", "must not be empty");
+    m.model_name = model.str("name", "");
+  }
+
+  {
+    Fields in = top.object("input");
+    InputSpec& s = m.input;
+    s.height = in.integer("height", 1, 1 << 15);
+    s.width = in.integer("width", 1, 1 << 15);
+    s.channels = in.integer("channels", 1, 3);
+    if (s.channels == 2) in.fail("channels", "expected 1 or 3, got 2");
+    s.color_order = in.one_of("color_order", {"RGB", "GRAY"});
+    if ((s.channels == 3) != (s.color_order == "RGB"))
+      in.fail("color_order", "\"" + s.color_order + "\" does not fit channels=" + std::to_string(s.channels) +
+                                 " (RGB needs 3, GRAY needs 1)");
+    for (double d : in.numbers("mean")) s.mean.push_back(static_cast<float>(d));
+    for (double d : in.numbers("std")) {
+      if (!(d > 0.0) || !std::isfinite(d)) in.fail("std", "every entry must be finite and > 0");
+      s.std.push_back(static_cast<float>(d));
+    }
+    if (int64_t(s.mean.size()) != s.channels)
+      in.fail("mean", std::to_string(s.mean.size()) + " values for " + std::to_string(s.channels) + " channel(s)");
+    if (int64_t(s.std.size()) != s.channels)
+      in.fail("std", std::to_string(s.std.size()) + " values for " + std::to_string(s.channels) + " channel(s)");
+    s.scale = in.positive("scale");
+    const auto range = in.numbers("value_range");
+    if (range.size() != 2 || !(range[1] > range[0])) in.fail("value_range", "expected [min, max] with max > min");
+    s.value_min = range[0];
+    s.value_max = range[1];
+    s.resize = in.one_of("resize", {"bilinear"});
+    s.antialias = in.boolean("antialias");
+    if (s.antialias) in.fail("antialias", "antialiased resizing is not implemented by the preprocess kernel");
+    s.on_size_mismatch = in.one_of("on_size_mismatch", {"resize", "reject"});
+    s.dtypes = in.strings("dtypes");
+    if (s.dtypes.empty()) in.fail("dtypes", "must list at least one accepted image dtype");
+    for (const auto& d : s.dtypes)
+      if (d != "uint8" && d != "float32") in.fail("dtypes", "unsupported image dtype \"" + d + "\" (uint8, float32)");
+  }
+
+  {
+    const auto& nets = top.array("networks");
+    if (nets.empty()) top.fail("networks", "must list at least one network");
+    std::set<std::string> keys;
+    for (size_t i = 0; i < nets.size(); ++i) {
+      Fields f(nets[i], source, "networks[" + std::to_string(i) + "]");
+      NetworkSpec n;
+      n.name = f.str("name");
+      n.precision = f.one_of("precision", {"fp32", "fp16", "int8"});
+      n.file = require_file_name(f, "file");
+      n.inputs = parse_tensors(f, "inputs");
+      n.outputs = parse_tensors(f, "outputs");
+      if (!keys.insert(n.name + "/" + n.precision).second)
+        f.fail("", "network \"" + n.name + "\" listed twice with precision " + n.precision);
+      m.networks.push_back(std::move(n));
+    }
+    for (const auto& n : m.networks)
+      if (!m.network(n.name, "fp32"))
+        top.fail("networks", "network \"" + n.name + "\" has no fp32 variant (the reference precision)");
+  }
+
+  {
+    Fields arrays = top.object("arrays");
+    m.arrays_file = require_file_name(arrays, "file");
+    Fields tensors = arrays.object("tensors");
+    for (const auto& [name, v] : top.get("arrays").find("tensors")->as_object()) {
+      Fields t(v, source, "arrays.tensors." + name);
+      ArraySpec a;
+      const std::string dt = t.one_of("dtype", {"float32", "float16", "int64"});
+      dtype_from_name(dt, &a.dtype);
+      a.shape = t.integers("shape");
+      for (int64_t d : a.shape)
+        if (d < 0) t.fail("shape", "dimensions must be >= 0");
+      m.arrays.emplace(name, std::move(a));
+    }
+    (void)tensors;
+  }
+
+  {
+    Fields pp = top.object("postprocess");
+    m.postprocess_kind = pp.str("kind");
+    m.postprocess = top.get("postprocess");
+  }
+
+  {
+    Fields c = top.object("calibration");
+    m.calibration.threshold = c.number("threshold");
+    m.calibration.min = c.number("min");
+    m.calibration.max = c.number("max");
+    if (!std::isfinite(m.calibration.threshold)) c.fail("threshold", "must be finite");
+    if (!(m.calibration.max > m.calibration.min) || !std::isfinite(m.calibration.max - m.calibration.min))
+      c.fail("max", "expected finite min < max");
+  }
+
+  if (top.has("decision")) {
+    Fields d = top.object("decision");
+    m.decision.review_band = d.number("review_band", 0.0);
+    if (!(m.decision.review_band >= 0.0 && m.decision.review_band < 0.5))
+      d.fail("review_band", "expected a number in [0, 0.5)");
+  }
+
+  if (top.has("regions")) {
+    const auto& regs = top.array("regions");
+    if (!regs.empty()) {
+      Fields frame = top.object("frame");
+      m.frame_width = frame.integer("width", 1, 1 << 15);
+      m.frame_height = frame.integer("height", 1, 1 << 15);
+    }
+    std::set<std::string> names;
+    for (size_t i = 0; i < regs.size(); ++i) {
+      Fields f(regs[i], source, "regions[" + std::to_string(i) + "]");
+      RegionSpec r;
+      r.name = f.str("name");
+      if (r.name.empty()) f.fail("name", "must not be empty");
+      if (!names.insert(r.name).second) f.fail("name", "duplicate region name \"" + r.name + "\"");
+      r.x = f.integer("x", 0, m.frame_width - 1);
+      r.y = f.integer("y", 0, m.frame_height - 1);
+      r.width = f.integer("width", 1, m.frame_width - r.x);
+      r.height = f.integer("height", 1, m.frame_height - r.y);
+      r.threshold = f.number("threshold");
+      if (!std::isfinite(r.threshold)) f.fail("threshold", "must be finite");
+      m.regions.push_back(std::move(r));
+    }
+  }
+
+  {
+    Fields files = top.object("files");
+    for (const auto& [name, v] : top.get("files").as_object()) {
+      Fields f(v, source, "files." + name);
+      if (!plain_file_name(name)) files.fail(name, "not a plain file name inside the bundle");
+      FileEntry e;
+      e.sha256 = f.str("sha256");
+      bool hex = e.sha256.size() == 64;
+      for (char c : e.sha256) hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+      if (!hex) f.fail("sha256", "expected 64 lower-case hex digits");
+      e.bytes = f.integer("bytes", 0);
+      m.files.emplace(name, std::move(e));
+    }
+    auto listed = [&](const std::string& file, const std::string& field) {
+      if (!m.files.count(file)) top.fail(field, "file \"" + file + "\" is not listed in files (no checksum)");
+    };
+    for (size_t i = 0; i < m.networks.size(); ++i) listed(m.networks[i].file, "networks[" + std::to_string(i) + "].file");
+    listed(m.arrays_file, "arrays.file");
+  }
+  return m;
+}
+
+}  // namespace edge

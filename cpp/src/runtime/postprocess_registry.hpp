@@ -1,0 +1,30 @@
+// Each post-processing kind registers its factory from its own file (like the Python binders),
+// so adding a kind touches no shared file.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "postprocess.hpp"
+
+namespace edge {
+
+using PostFactory = std::function<std::unique_ptr<PostProcessor>(const Bundle&, int64_t, ThreadPool&)>;
+
+std::map<std::string, PostFactory>& postprocess_registry();
+
+struct RegisterPostprocess {
+  RegisterPostprocess(const char* kind, PostFactory f) { postprocess_registry()[kind] = std::move(f); }
+};
+
+}  // namespace edge
+
+#define EDGE_REGISTER_POSTPROCESS_CAT2(a, b) a##b
+#define EDGE_REGISTER_POSTPROCESS_CAT(a, b) EDGE_REGISTER_POSTPROCESS_CAT2(a, b)
+#define EDGE_REGISTER_POSTPROCESS(kind, Class)                                                         \
+  static ::edge::RegisterPostprocess EDGE_REGISTER_POSTPROCESS_CAT(edge_post_reg_, __LINE__)(          \
+      kind, [](const ::edge::Bundle& b, int64_t max_batch, ::edge::ThreadPool& pool) {                 \
+        return std::unique_ptr<::edge::PostProcessor>(new Class(b, max_batch, pool));                  \
+      })

@@ -1,0 +1,200 @@
+"""Inference on a bundle through the C++ runtime (``edge_sdk._core.Runtime``).
+
+    rt = edge_sdk.Runtime("bundle/", device="cpu", threads=2)
+    res = rt.predict(images)           # one image (H, W[, C]) or a batch (N, H, W[, C]) / list
+    res.scores, res.normalized, res.verdicts, res.heatmaps, res.regions
+
+The runtime preprocesses, runs the network (ONNX Runtime, loaded at run time), the
+post-processing kernels and the decision in C++ with the GIL released. Verdicts are "accept",
+"reject" (score >= threshold) or "review" (the image could not be judged, or its score lies in
+the bundle's review band): an image that was not judged is never accepted.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edge_sdk._native import core as _core
+
+VERDICTS = ("accept", "reject", "review")
+_VERDICT_NAMES = np.array(VERDICTS)
+
+
+def find_onnxruntime_library() -> str:
+    """The ONNX Runtime shared library: env EDGE_SDK_ONNXRUNTIME_LIB, else the one inside the
+    installed ``onnxruntime`` wheel (found without importing it), else "" (the C++ loader then
+    searches beside edge_sdk and on the loader path)."""
+    env = os.environ.get("EDGE_SDK_ONNXRUNTIME_LIB")
+    if env:
+        return env
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.origin:
+        return ""
+    libs = sorted(p for p in glob.glob(os.path.join(os.path.dirname(spec.origin), "capi", "libonnxruntime.so*"))
+                  if "providers" not in os.path.basename(p))
+    return libs[-1] if libs else ""
+
+
+@dataclass
+class RegionResults:
+    """Per-region results of frames: arrays of shape (N, R), regions in ``names`` order."""
+
+    names: list[str]
+    scores: np.ndarray
+    normalized: np.ndarray
+    verdicts: np.ndarray
+
+
+@dataclass
+class ImageResult:
+    score: float
+    normalized: float
+    verdict: str
+    heatmap: np.ndarray | None
+    regions: dict[str, dict[str, Any]] | None
+    error: str | None
+
+
+@dataclass
+class Results:
+    """Results of one predict call, N images.
+
+    scores: (N,) float32 raw scores (NaN where not judged). normalized: (N,) float32 calibrated
+    scores in [0, 1] (0.5 at the threshold). verdicts: (N,) str array of "accept"/"reject"/"review";
+    verdict_codes: (N,) int8 (0/1/2). heatmaps: raw anomaly maps at each image's own size, as an
+    (N, H, W) float32 array when all share one size, else a list (None entries for images not
+    judged); None when heatmaps are off. regions: RegionResults for bundles with regions, else
+    None. errors: per image, why it was not judged (None when it was). times: milliseconds per
+    stage of the call (preprocess, host_to_device, network, postprocess, device_to_host, decision,
+    total).
+    """
+
+    scores: np.ndarray
+    normalized: np.ndarray
+    verdicts: np.ndarray
+    verdict_codes: np.ndarray
+    heatmaps: np.ndarray | list | None
+    regions: RegionResults | None
+    errors: list[str | None]
+    times: dict[str, float]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, i: int) -> ImageResult:
+        heat = None
+        if self.heatmaps is not None:
+            heat = self.heatmaps[i]
+        regions = None
+        if self.regions is not None:
+            regions = {name: {"score": float(self.regions.scores[i, k]), "normalized": float(self.regions.normalized[i, k]),
+                              "verdict": str(self.regions.verdicts[i, k])}
+                       for k, name in enumerate(self.regions.names)}
+        return ImageResult(float(self.scores[i]), float(self.normalized[i]), str(self.verdicts[i]), heat, regions,
+                           self.errors[i])
+
+
+def _as_image_list(images) -> tuple[list[np.ndarray], bool]:
+    """-> (list of (H, W[, C]) C-contiguous arrays, single). One image: (H, W) or (H, W, C) with
+    C in {1, 3}; a batch: (N, H, W) gray, (N, H, W, C), or a list/tuple of images. Dtypes are kept
+    (the runtime refuses what the bundle does not accept); non-contiguous arrays are copied."""
+    if isinstance(images, np.ndarray):
+        if images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3)):
+            return [np.ascontiguousarray(images)], True
+        if images.ndim in (3, 4):
+            return [np.ascontiguousarray(a) for a in images], False
+        raise ValueError(f"images: expected (H, W), (H, W, C), (N, H, W) or (N, H, W, C), got shape {images.shape}")
+    if isinstance(images, (list, tuple)):
+        out = []
+        for i, a in enumerate(images):
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"images[{i}]: expected a numpy array, got {type(a).__name__}")
+            out.append(np.ascontiguousarray(a))
+        return out, False
+    raise TypeError(f"images: expected a numpy array or a list of arrays, got {type(images).__name__}")
+
+
+class Runtime:
+    """A loaded, validated and warmed-up bundle.
+
+    bundle: directory or archive. device: "cpu" or "cuda[:N]" (network on ONNX Runtime's CUDA
+    provider where the installed onnxruntime has it; a clear error otherwise). threads: CPU threads
+    of the kernels and the network (None: all cores, or EDGE_SDK_NUM_THREADS). precision: network
+    variant of the bundle ("fp32", "fp16", "int8"). provider: ONNX Runtime execution provider
+    ("cpu", "cuda", "tensorrt"; default from device). max_batch: network batch (larger calls run
+    in chunks). heatmaps: compute heatmaps (off is faster when only verdicts are needed).
+    Raises BundleError (bad bundle), BackendError (ONNX Runtime missing or failing), ValueError
+    (bad option), each naming the file, field or option.
+    """
+
+    def __init__(self, bundle: str | os.PathLike, device: str = "cpu", threads: int | None = None,
+                 precision: str = "fp32", *, backend: str = "onnxruntime", provider: str | None = None,
+                 onnxruntime_library: str | None = None, max_batch: int = 16, heatmaps: bool = True,
+                 warmup: int = 1):
+        if threads is None:
+            threads = int(os.environ.get("EDGE_SDK_NUM_THREADS", "0") or 0)
+        library = onnxruntime_library if onnxruntime_library is not None else find_onnxruntime_library()
+        self.path = Path(bundle)
+        self._rt = _core.Runtime(os.fspath(bundle), device, int(threads), precision, backend, provider or "",
+                                 library, int(max_batch), bool(heatmaps), int(warmup))
+        self.manifest: dict = json.loads(self._rt.manifest)
+        self.device, self.precision, self.heatmaps_enabled = device, precision, bool(heatmaps)
+
+    @property
+    def backend(self) -> str:
+        """Which library, version and execution provider run the network."""
+        return self._rt.backend
+
+    @property
+    def region_names(self) -> list[str]:
+        return list(self._rt.region_names)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.manifest["input"]["height"], self.manifest["input"]["width"]
+
+    def predict(self, images, *, on_error: str = "raise") -> Results:
+        """Judges one image or a batch (see the class doc for shapes). on_error="raise" raises
+        ValueError when an image itself is unusable (dtype, channels, size the bundle refuses),
+        naming it; on_error="review" returns such images as "review" with the reason in
+        ``errors``. Images the runtime could not judge for other reasons (non-finite score, a
+        kernel refusing the features) are always returned as "review" with the reason."""
+        if on_error not in ("raise", "review"):
+            raise ValueError(f"on_error: expected 'raise' or 'review', got {on_error!r}")
+        items, _ = _as_image_list(images)
+        raw = self._rt.predict(items)
+        if on_error == "raise":
+            bad = [e for e, inv in zip(raw["errors"], raw["invalid_input"]) if inv]
+            if bad:
+                raise ValueError("; ".join(bad))
+        heat = None
+        if self.heatmaps_enabled:
+            maps = raw["heatmaps"]
+            shapes = {m.shape for m in maps if m is not None}
+            heat = np.stack(maps) if maps and all(m is not None for m in maps) and len(shapes) == 1 else maps
+        regions = None
+        if self.region_names:
+            regions = RegionResults(self.region_names, raw["region_scores"], raw["region_normalized"],
+                                    _VERDICT_NAMES[raw["region_verdicts"]])
+        codes = raw["verdicts"]
+        return Results(scores=raw["scores"], normalized=raw["normalized"], verdicts=_VERDICT_NAMES[codes],
+                       verdict_codes=codes, heatmaps=heat, regions=regions, errors=list(raw["errors"]),
+                       times=dict(raw["times"]))
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (f"Runtime({str(self.path)!r}, model={m['model']['type']}, input={self.input_size}, "
+                f"device={self.device!r}, precision={self.precision!r}, backend={self.backend!r})")
+
+
+def available_backends() -> list[str]:
+    """Network backends compiled into this build ("onnxruntime" when its headers were found)."""
+    return list(_core.available_backends())
