@@ -48,7 +48,7 @@ typedef enum edge_status {
   EDGE_E_BUFFER_TOO_SMALL = 3, /* an output buffer is smaller than needed (size reported) */
   EDGE_E_BUNDLE = 4,           /* bundle missing, corrupt, wrong checksum, inconsistent */
   EDGE_E_BACKEND = 5,          /* ONNX Runtime missing/too old, provider unavailable, inference failed */
-  EDGE_E_UNSUPPORTED = 6,      /* device/backend/precision not available in this build or bundle */
+  EDGE_E_UNSUPPORTED = 6,      /* backend not available in this build, or library ABI too old */
   EDGE_E_IMAGE = 7,            /* an image cannot be used (null data, size, channels, dtype) */
   EDGE_E_NUMERIC = 8,          /* the model produced a non-finite score */
   EDGE_E_DEADLINE = 9,         /* the cycle's deadline passed before the image was judged */
@@ -102,10 +102,13 @@ typedef struct edge_open_options {
                                       EDGE_SDK_ONNXRUNTIME_LIB, the onnxruntime wheel, the loader path) */
   int32_t threads;                 /* intra-op threads of each context's network; 0 = library default */
   int32_t contexts;                /* execution contexts = edge_run calls that run in parallel; 0 = 1 */
-  int32_t max_batch;               /* images per network call (0 = 1). A batch is judged in order, in
-                                      chunks of max_batch; a finished chunk keeps its verdicts when the
-                                      deadline passes, so 1 gives the finest deadline granularity. */
-  int32_t reserved0;
+  int32_t max_batch;               /* images (frames) per chunk, 0 = 1. A batch is judged in order, in
+                                      chunks of max_batch images, each one network call of
+                                      max_batch * max(1, region_count) units; a finished chunk keeps its
+                                      verdicts when the deadline passes, so 1 gives the finest deadline
+                                      granularity and larger values the best throughput on a GPU. */
+  int32_t heatmaps;                /* 1: compute heatmaps (needed to pass outputs->heatmaps); 0 (default):
+                                      scores and verdicts only, faster */
   double deadline_ms;              /* default cycle budget of edge_run; 0 = no deadline */
   double review_band;              /* half-width of the review band around the threshold in normalized
                                       score units (threshold = 0.5); < 0 = the bundle's value */
@@ -146,7 +149,7 @@ typedef struct edge_output_spec {
   int32_t frame_width, frame_height;     /* with regions: the frame size they are cut from */
   double threshold;                      /* raw-score decision threshold (score >= threshold rejects) */
   double review_band;                    /* effective band half-width (normalized units) */
-  int32_t contexts, max_batch;           /* as opened */
+  int32_t contexts, max_batch, heatmaps; /* as opened */
   double deadline_ms;                    /* default deadline as opened (0 = none) */
 } edge_output_spec;
 
@@ -189,7 +192,7 @@ typedef struct edge_image_result {
   int32_t verdict;  /* edge_verdict */
   int32_t status;   /* EDGE_OK, or why the image was not judged (EDGE_E_IMAGE, EDGE_E_DEADLINE, ...) */
   uint32_t review;  /* EDGE_REVIEW_* flags when verdict is review */
-  int32_t heatmap_height, heatmap_width; /* this image's heatmap (0 x 0 when none was written) */
+  int32_t heatmap_height, heatmap_width; /* this image's heatmap (0 x 0 when heatmaps were not asked for) */
   uint32_t reserved;
   int64_t heatmap_offset; /* floats from outputs->heatmaps to this image's heatmap (row-major) */
 } edge_image_result;
@@ -206,8 +209,10 @@ typedef struct edge_batch_outputs {
   /* Caller-owned buffers. results is required; regions and heatmaps may be NULL (not wanted). */
   edge_image_result* results;  size_t results_capacity;  /* >= count */
   edge_region_result* regions; size_t regions_capacity;  /* >= count * region_count, image-major */
-  float* heatmaps;             size_t heatmaps_capacity; /* floats, >= edge_heatmap_floats(); NaN for
-                                                            images not judged */
+  float* heatmaps;             size_t heatmaps_capacity; /* floats, >= edge_heatmap_floats(); needs a
+                                                            runtime opened with heatmaps = 1. Each image's
+                                                            raw anomaly map at its own size (offset and size
+                                                            in its result); NaN where not judged. */
   /* Written by edge_run: */
   double elapsed_ms;          /* wall time of the call */
   uint32_t judged;            /* images with a model verdict (accept, reject or band review) */

@@ -58,7 +58,8 @@ struct Options {
   std::string onnxruntime_library;  // "" = search
   int threads = 0;               // intra-op threads per context; 0 = default
   int contexts = 1;              // calls that run in parallel
-  int max_batch = 1;             // images per network call (deadline granularity)
+  int max_batch = 1;             // images per chunk = network call (deadline granularity)
+  bool heatmaps = false;         // compute heatmaps (needed for run(..., heatmaps = true))
   double deadline_ms = 0;        // default cycle budget; 0 = none
   double review_band = -1;       // < 0 = the bundle's
 };
@@ -136,6 +137,7 @@ class Runtime {
     o.threads = options.threads;
     o.contexts = options.contexts;
     o.max_batch = options.max_batch;
+    o.heatmaps = options.heatmaps ? 1 : 0;
     o.deadline_ms = options.deadline_ms;
     o.review_band = options.review_band;
     detail::check(edge_open(bundle.c_str(), &o, &handle_));
@@ -199,6 +201,10 @@ class Runtime {
   const Cycle& run(const edge_image* images, size_t count, Cycle& cycle, double deadline_ms = -1,
                    bool heatmaps = false, bool regions = true) const {
     const size_t n_regions = static_cast<size_t>(output_.region_count);
+    edge_batch_outputs& o = cycle.out_;
+    edge_batch_outputs_init(&o);
+    cycle.status_ = EDGE_E_INVALID_ARGUMENT;
+    cycle.count_ = 0;
     if (cycle.results_.size() < count) cycle.results_.resize(count);
     // Review until the library says otherwise, so that even a call that throws leaves no accept.
     for (size_t i = 0; i < count; ++i) cycle.results_[i] = edge_image_result{};
@@ -210,8 +216,6 @@ class Runtime {
     }
     const bool want_regions = regions && n_regions > 0;
     if (want_regions && cycle.regions_.size() < count * n_regions) cycle.regions_.resize(count * n_regions);
-    edge_batch_outputs& o = cycle.out_;
-    edge_batch_outputs_init(&o);
     o.results = cycle.results_.data();
     o.results_capacity = cycle.results_.size();
     o.regions = want_regions ? cycle.regions_.data() : nullptr;

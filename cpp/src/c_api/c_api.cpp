@@ -8,6 +8,7 @@
 #include <string>
 
 #include "bundle_cache.hpp"
+#include "edge_sdk/common.hpp"
 #include "edge_sdk/runtime/backend.hpp"
 #include "handles.hpp"
 #include "inspector.hpp"
@@ -35,13 +36,12 @@ void check_out(const void* p, const char* what) {
 
 edge_status copy_string(const std::string& s, char* buffer, size_t capacity, size_t* length) {
   if (length) *length = s.size();
+  if (!buffer && capacity > 0) throw StatusError(EDGE_E_INVALID_ARGUMENT, "buffer: null pointer with capacity " + std::to_string(capacity));
   if (capacity <= s.size()) {
     if (capacity > 0 && buffer) buffer[0] = '\0';
-    if (buffer == nullptr && capacity == 0 && length) return EDGE_E_BUFFER_TOO_SMALL;
     throw StatusError(EDGE_E_BUFFER_TOO_SMALL, "buffer: capacity " + std::to_string(capacity) + " bytes, " +
                                                   std::to_string(s.size() + 1) + " needed (length + NUL)");
   }
-  if (!buffer) throw StatusError(EDGE_E_INVALID_ARGUMENT, "buffer: null pointer with capacity " + std::to_string(capacity));
   std::memcpy(buffer, s.data(), s.size());
   buffer[s.size()] = '\0';
   return EDGE_OK;

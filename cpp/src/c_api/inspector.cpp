@@ -257,7 +257,13 @@ void Context::record_chunk(size_t k) {
       // A frame with a region that failed can still be rejected by another region: keep that
       // verdict (the unit is diverted either way); anything else is review.
       const int32_t verdict = to_c(r.verdict) == EDGE_VERDICT_REJECT ? EDGE_VERDICT_REJECT : EDGE_VERDICT_REVIEW;
-      const std::string message = r.error.rfind("image ", 0) == 0 ? r.error : std::string(head) + r.error;
+      // The runtime numbers images within the chunk ("image 0: ..."): name the cycle's index.
+      size_t skip = 0;
+      if (r.error.rfind("image ", 0) == 0) {
+        const size_t colon = r.error.find(": ");
+        if (colon != std::string::npos && r.error.find_first_not_of("0123456789", 6) == colon) skip = colon + 2;
+      }
+      const std::string message = head + r.error.substr(skip);
       set_image_failure(i, s, s == EDGE_E_NUMERIC ? EDGE_REVIEW_NONFINITE : EDGE_REVIEW_ERROR, message);
       o.verdict = verdict;
       if (verdict == EDGE_VERDICT_REJECT) o.review = 0;
@@ -292,8 +298,9 @@ void Context::record_chunk(size_t k) {
       if (o.verdict == EDGE_VERDICT_ACCEPT && (!finite(o.score) || !finite(o.normalized) || region_review))
         o.verdict = EDGE_VERDICT_REVIEW;
       if (o.verdict == EDGE_VERDICT_REVIEW) {
-        if (nr > 0) o.review = EDGE_REVIEW_REGION | (region_nonfinite ? EDGE_REVIEW_NONFINITE : 0u);
-        else o.review = finite(o.score) ? EDGE_REVIEW_BAND : EDGE_REVIEW_NONFINITE;
+        const uint32_t band = EDGE_REVIEW_BAND, nonfinite = EDGE_REVIEW_NONFINITE, region = EDGE_REVIEW_REGION;
+        if (nr > 0) o.review = region | (region_nonfinite ? nonfinite : 0u);
+        else o.review = finite(o.score) ? band : nonfinite;
       }
     }
 
