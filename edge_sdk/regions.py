@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 __all__ = ["Region", "RegionLayout", "RegionError", "RegionPatches", "calibrate_region_thresholds", "decide",
-           "evaluate_decisions", "k_of_n_correct"]
+           "evaluate_decisions", "evaluate_region_patches", "k_of_n_correct", "product_ids"]
 
 SCHEMA_VERSION = 1
 
@@ -362,3 +363,37 @@ def evaluate_decisions(scores, labels, thresholds, region_names, *, products=Non
                       "tpr": float(correct[lab].mean()) if pos else float("nan"),
                       "tnr": float(correct[~lab].mean()) if neg else float("nan")}
     return out
+
+
+_ACQUISITION = re.compile(r"^p(\d+)_a(\d+)$")
+
+
+def product_ids(paths) -> np.ndarray | None:
+    """Product id of each frame from file names ``p<product>_a<acquisition>.<ext>`` (the vial-strip
+    set's naming), or None when any name does not follow it."""
+    ids = []
+    for p in paths:
+        m = _ACQUISITION.match(os.path.splitext(os.path.basename(p))[0])
+        if m is None:
+            return None
+        ids.append(int(m.group(1)))
+    return np.asarray(ids, dtype=np.int64)
+
+
+def evaluate_region_patches(scores, patches: RegionPatches, thresholds, *, k: int = 7, labels=None) -> dict:
+    """`evaluate_decisions` for scores of all patches of a `RegionPatches` (in its order): frames are
+    the strips, products come from the file names (`product_ids`) when they follow the
+    acquisition naming. `labels` (patch labels) are read from the masks when not given."""
+    r = len(patches.layout)
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != (len(patches),):
+        raise ValueError(f"scores: expected one per patch ({len(patches)}), got shape {s.shape}")
+    y = patches.labels if labels is None else np.asarray(labels)
+    paths = getattr(patches.dataset, "paths", None)
+    products = product_ids(paths) if paths else None
+    if products is not None:
+        counts = np.unique(products, return_counts=True)[1]
+        if counts.min() < k:
+            products = None  # too few acquisitions per product for the k-of-n rule
+    return evaluate_decisions(s.reshape(-1, r), y.reshape(-1, r), thresholds, patches.layout.names,
+                              products=products, k=k)

@@ -22,6 +22,9 @@ $PY -m pip install -q --no-deps "tensorrt-stubs==10.13.0.35.1"
 echo "== ONNX Runtime headers"
 bash scripts/fetch_onnxruntime_headers.sh
 
+echo "== TensorRT headers (compile check of the TensorRT backend)"
+bash scripts/fetch_tensorrt_headers.sh
+
 echo "== build (in place)"
 cmake -S . -B build -G Ninja -DEDGE_SDK_CUDA="${EDGE_SDK_CUDA:-AUTO}" >/dev/null
 cmake --build build

@@ -1,5 +1,10 @@
-"""Marks for tests that need a CUDA device. They skip here (no GPU) with that reason; on a GPU
-machine benchmarks/gpu_check runs them together."""
+"""Marks for tests that need a CUDA device.
+
+``requires_cuda`` is the ``gpu`` marker: use it as a decorator (``@requires_cuda``), in
+``pytestmark = requires_cuda`` or in ``pytest.param(..., marks=requires_cuda)``. Every test carrying
+it is selected by ``pytest -m gpu`` (benchmarks/gpu_check runs exactly those on a GPU machine) and,
+on a machine without a CUDA device, is skipped with the reason below (tests/conftest.py).
+"""
 
 import pytest
 
@@ -10,7 +15,6 @@ def has_cuda_device() -> bool:
     return any(d["kind"] == "cuda" for d in edge_sdk.devices())
 
 
-requires_cuda = pytest.mark.skipif(
-    not has_cuda_device(),
-    reason="needs a CUDA device (none on this machine); benchmarks/gpu_check runs these on a GPU",
-)
+NO_CUDA_REASON = "needs a CUDA device (none on this machine); benchmarks/gpu_check runs these on a GPU"
+
+requires_cuda = pytest.mark.gpu

@@ -60,11 +60,14 @@ def test_resize_accepts_numpy_ints_and_thread_count_independent(rng):
     try:
         edge_sdk.set_num_threads(1)
         one = kernels.resize_bilinear(x, (np.int64(255), 257))
+        blur_one = kernels.gaussian_blur(x[:, :61, :47].copy(), 2.7)
         edge_sdk.set_num_threads(3)
         three = kernels.resize_bilinear(x, (255, 257))
+        blur_three = kernels.gaussian_blur(x[:, :61, :47].copy(), 2.7)
     finally:
         edge_sdk.set_num_threads(before)
     np.testing.assert_array_equal(one, three)
+    np.testing.assert_array_equal(blur_one, blur_three)
 
 
 # ---- gaussian_blur -----------------------------------------------------------------------------

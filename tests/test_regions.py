@@ -158,3 +158,25 @@ def test_evaluate_patch_strip_and_k_of_n():
     assert kn[2] == (False, 7, 10, True) and kn[3] == (False, 6, 10, False)
     with pytest.raises(ValueError, match="both good and defective"):
         k_of_n_correct([0, 1], [0, 0], [0, 0], k=1)
+
+
+def test_product_ids_and_region_patch_evaluation(tmp_path):
+    from edge_sdk.data import load_dataset
+    from edge_sdk.data.vial_strip import make_vial_strip_dataset
+    from edge_sdk.regions import evaluate_region_patches, product_ids
+
+    assert product_ids(["/a/p0003_a07.png", "p12_a00.jpg"]).tolist() == [3, 12]
+    assert product_ids(["/a/p0003_a07.png", "x.png"]) is None
+    root = make_vial_strip_dataset(str(tmp_path), count=1, products=2, acquisitions=7, region_size=16, seed=0,
+                                   progress=False)
+    test = load_dataset(root, "mvtec", "test", gray=True)
+    patches = RegionPatches(test, RegionLayout.load(root))
+    y = patches.labels
+    # a perfect scorer: score = label; thresholds 0.5 everywhere
+    res = evaluate_region_patches(y.astype(float), patches, np.full(20, 0.5), k=7)
+    assert res["strip"]["accuracy"] == 1.0 and res["patch"]["all"]["accuracy"] == 1.0
+    assert res["run"]["products"] == 2 and res["run"]["accuracy"] == 1.0
+    res = evaluate_region_patches(np.zeros(len(patches)), patches, np.full(20, 0.5), k=7)
+    assert res["run"]["tpr"] == 0.0 and res["run"]["tnr"] == 1.0
+    with pytest.raises(ValueError, match="one per patch"):
+        evaluate_region_patches(np.zeros(3), patches, np.full(20, 0.5))

@@ -13,11 +13,17 @@ from edge_sdk.kernels.heatmap import (
     minmax_normalize,
     resize_bilinear,
 )
+from edge_sdk.kernels.knn import knn
+from edge_sdk.kernels.mahalanobis import local_nearest, mahalanobis, whiten
 from edge_sdk.kernels.preprocess import preprocess
 from edge_sdk.kernels.ssim import ssim
 
 __all__ = [
     "ssim",
+    "knn",
+    "mahalanobis",
+    "whiten",
+    "local_nearest",
     "resize_bilinear",
     "gaussian_blur",
     "abs_diff",

@@ -30,7 +30,8 @@ def gaussian_blur(x: np.ndarray, sigma: float = 4.0, *, device: str = "cpu") -> 
     Equal to ``scipy.ndimage.gaussian_filter(x[i], sigma, mode="reflect", truncate=4.0)``:
     separable kernel of radius ``int(4 * sigma + 0.5)`` (size 2 * radius + 1), border reflected
     about the edge (d c b a | a b c d | d c b a). Images smaller than the radius are reflected
-    repeatedly, as scipy does, so any size gives scipy's result. 0 < sigma <= 31.9.
+    repeatedly, as scipy does, so any size gives scipy's result. 0 < sigma < 32.125
+    (radius at most 128).
     """
     return _core.gaussian_blur(x, as_float(sigma, "sigma"), as_device(device))
 

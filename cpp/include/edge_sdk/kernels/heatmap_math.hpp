@@ -94,7 +94,7 @@ EDGE_HD float bilinear_sample(const T* img, int64_t w, int64_t c, int64_t ch, fl
 // scipy's truncate=4.0: radius int(4 * sigma + 0.5), taps exp(-x^2 / (2 sigma^2)) normalized.
 constexpr double kBlurTruncate = 4.0;
 // Taps travel to the GPU inside the kernel arguments, so their count has a fixed upper bound:
-// radius <= 128 allows sigma up to about 31.9 (heatmaps are blurred with sigma around 4).
+// radius <= 128 allows sigma below 32.125 (heatmaps are blurred with sigma around 4).
 constexpr int kMaxBlurRadius = 128;
 
 EDGE_HD int64_t blur_radius_unchecked(double sigma) {

@@ -1,0 +1,61 @@
+"""Shared pieces of the benchmark scripts: thread pinning, timing, and the JSON record.
+
+Timings are taken side by side in one run of a script; each method is warmed up once and then
+timed `repeats` times, and the median is reported (the machine may be shared)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def pin_threads(threads: int) -> None:
+    """Same thread count for every contender: our pool, torch intra-op, BLAS/OpenMP."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    import edge_sdk
+
+    torch.set_num_threads(threads)
+    edge_sdk.set_num_threads(threads)
+
+
+def median_seconds(fn, repeats: int = 3) -> float:
+    fn()  # warm-up (allocations, thread start, lazy initialisation)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def cuda_device() -> str | None:
+    import edge_sdk
+
+    return "cuda:0" if any(d["kind"] == "cuda" for d in edge_sdk.devices()) else None
+
+
+def write_json(path: Path, record: dict) -> None:
+    """Atomic write (temp + rename) of the results with the machine description."""
+    record = dict(record)
+    record["machine"] = {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"results written to {path}")

@@ -1,0 +1,268 @@
+"""Reconstruction models on the vial line: accuracy and speed.
+
+1. Synthetic vial-strip set (`edge-sdk synth vial-strip`): ResGANAD and GRD-Net (preset small) and,
+   when available, PatchCore are trained on the region patches of good strips. Test products are
+   split in two halves (stratified by defect kind): per-region thresholds are calibrated on the
+   first (max accuracy where a region has defects, else the 99 % quantile of good scores) and
+   decisions are evaluated on the second at patch, strip and run level (k-of-n, 7 of 10).
+   Image AUROC is reported per patch (all regions) and per defect kind.
+2. Magnetic Tile Defect (../shared/datasets/magnetic_tile or $EDGE_SDK_MTD), when present: image
+   AUROC of the same models (DifferNet protocol split of the data layer).
+3. Speed: a batch of 60 x 1 x 256 x 256 uint8 patches through `predict` (kernels.preprocess ->
+   torch network -> SSIM / mask kernels) with the small configuration: p50 / p99 per batch.
+4. FLOPs per 256 x 256 patch of the full configuration (torch.utils.flop_counter), for the GPU
+   estimate.
+
+Run once, at the end, on a quiet machine if possible; data are cached in out/bench_recon/, results
+go to benchmarks/results/bench_recon.json.
+    python benchmarks/bench_recon.py [--quick] [--epochs N] [--threads T] [--skip mtd,patchcore,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from pathlib import Path
+
+from _common import REPO, pin_threads, write_json
+
+ROOT = str(REPO)
+
+import torch  # noqa: E402
+
+import edge_sdk  # noqa: E402
+from edge_sdk import metrics  # noqa: E402
+from edge_sdk.data import load_dataset  # noqa: E402
+from edge_sdk.data.vial_strip import make_vial_strip_dataset  # noqa: E402
+from edge_sdk.models.grdnet import GRDNet  # noqa: E402
+from edge_sdk.models.resganad import ResGANAD, make_config  # noqa: E402
+from edge_sdk.regions import (RegionLayout, RegionPatches, calibrate_region_thresholds,  # noqa: E402
+                              evaluate_decisions, product_ids)
+
+
+class Subset:
+    """Frames `indices` of a data set (keeps `paths` for product ids)."""
+
+    def __init__(self, ds, indices):
+        self.ds, self.indices = ds, list(indices)
+        self.paths = [ds.paths[i] for i in self.indices]
+        self.labels = ds.labels[self.indices]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.ds[self.indices[i]]
+
+
+def split_products(test) -> tuple[list[int], list[int]]:
+    """Frame indices of two halves of the test products, stratified by defect type."""
+    prods = product_ids(test.paths)
+    kinds = test.defect_types
+    by_kind: dict[str, list[int]] = {}
+    for p, k in dict.fromkeys(zip(prods.tolist(), kinds)):
+        by_kind.setdefault(k, []).append(p)
+    cal = {p for ps in by_kind.values() for p in ps[0::2]}
+    a = [i for i, p in enumerate(prods) if p in cal]
+    b = [i for i, p in enumerate(prods) if p not in cal]
+    return a, b
+
+
+def score(model, patches, desc):
+    t = time.perf_counter()
+    res = model.score_dataset(patches, progress=True, desc=desc)
+    return res["scores"].astype(np.float64), time.perf_counter() - t
+
+
+def vial_benchmark(models, root, args, results):
+    lay = RegionLayout.load(root)
+    train = RegionPatches(load_dataset(root, "mvtec", "train", gray=True), lay)
+    test = load_dataset(root, "mvtec", "test", gray=True)
+    cal_idx, ev_idx = split_products(test)
+    cal, ev = RegionPatches(Subset(test, cal_idx), lay), RegionPatches(Subset(test, ev_idx), lay)
+    cal_y, ev_y = cal.labels, ev.labels
+    ev_kind = np.array([test.defect_types[ev_idx[f]] for f in ev.frame_index])
+    r = len(lay)
+    print(f"vial strips: {len(train)} training patches, calibration {len(cal)} patches "
+          f"({int(cal_y.sum())} defective), evaluation {len(ev)} patches ({int(ev_y.sum())} defective)")
+    out = {}
+    for name, make in models.items():
+        t0 = time.perf_counter()
+        model = make()
+        model.fit(train, progress=True)
+        fit_s = time.perf_counter() - t0
+        s_cal, _ = score(model, cal, f"{name} calibration")
+        s_ev, ev_s = score(model, ev, f"{name} evaluation")
+        thr, used = calibrate_region_thresholds(s_cal, cal_y, cal.region_names, method="auto", quantile=0.99,
+                                                names=lay.names)
+        t = np.array([thr[n] for n in lay.names])
+        dec = evaluate_decisions(s_ev.reshape(-1, r), ev_y.reshape(-1, r), t, lay.names,
+                                 products=product_ids(ev.dataset.paths), k=7)
+        # scores of different regions live on different scales (that is why thresholds are per
+        # region): AUROC over all patches is given raw and with each region's scores standardized
+        # by the mean / std of its good calibration patches.
+        z_ev = np.empty_like(s_ev)
+        cal_names, ev_names = np.array(cal.region_names), np.array(ev.region_names)
+        for n in lay.names:
+            good = s_cal[(cal_names == n) & (cal_y == 0)]
+            sel = ev_names == n
+            z_ev[sel] = (s_ev[sel] - good.mean()) / max(good.std(), 1e-12)
+        per_kind = {}
+        for k in sorted(set(ev_kind[ev_y == 1])):
+            sel = (ev_y == 0) | (ev_kind == k)
+            per_kind[k] = metrics.image_auroc(ev_y[sel], z_ev[sel])
+        parts = {}
+        for part in ("cap", "neck", "body", "bottom"):
+            sel = np.array([n.endswith("_" + part) for n in ev.region_names])
+            reg = [dec["patch"]["regions"][n] for n in lay.names if n.endswith("_" + part)]
+            parts[part] = {m: float(np.nanmean([x[m] for x in reg])) if any(np.isfinite(x[m]) for x in reg)
+                           else None for m in ("accuracy", "tpr", "tnr")}
+            if ev_y[sel].any():
+                parts[part]["auroc"] = metrics.image_auroc(ev_y[sel], s_ev[sel])
+        out[name] = {"fit_seconds": round(fit_s, 1), "ms_per_patch_eval": round(1000 * ev_s / len(ev), 3),
+                     "patch_auroc_raw": metrics.image_auroc(ev_y, s_ev),
+                     "patch_auroc": metrics.image_auroc(ev_y, z_ev), "auroc_per_defect": per_kind,
+                     "per_part": parts, "decisions": dec, "threshold_methods": used}
+        print(f"{name}: patch AUROC {out[name]['patch_auroc']:.3f} (region-standardized; raw "
+              f"{out[name]['patch_auroc_raw']:.3f})  per defect "
+              + ", ".join(f"{k} {v:.3f}" for k, v in per_kind.items()))
+        print(f"  patch acc {dec['patch']['all']['accuracy']:.3f} TPR {dec['patch']['all']['tpr']:.3f} "
+              f"TNR {dec['patch']['all']['tnr']:.3f} | strip acc {dec['strip']['accuracy']:.3f} TPR "
+              f"{dec['strip']['tpr']:.3f} TNR {dec['strip']['tnr']:.3f} | run (7/10) acc {dec['run']['accuracy']:.3f} "
+              f"TPR {dec['run']['tpr']:.3f} TNR {dec['run']['tnr']:.3f}")
+        for part, v in parts.items():
+            print(f"  {part:7s} " + " ".join(f"{k} {x:.3f}" if x is not None else f"{k} -" for k, x in v.items()))
+    results["vial_strip"] = out
+
+
+def mtd_benchmark(models, args, results):
+    path = os.environ.get("EDGE_SDK_MTD") or os.path.join(ROOT, "..", "shared", "datasets", "magnetic_tile")
+    if not os.path.isdir(path):
+        print(f"MTD: skipped (not found at {path})")
+        results["mtd"] = {"skipped": f"not found at {path}"}
+        return
+    train = load_dataset(path, "mtd", "train", gray=True)
+    test = load_dataset(path, "mtd", "test", gray=True)
+    out = {}
+    for name, make in models.items():
+        t0 = time.perf_counter()
+        model = make()
+        model.fit(train, progress=True)
+        fit_s = time.perf_counter() - t0
+        res = model.score_dataset(test, progress=True, desc=f"{name} MTD")
+        y, s = res["labels"], res["scores"]
+        thr = model.calibration["threshold"]
+        out[name] = {"fit_seconds": round(fit_s, 1), "image_auroc": metrics.image_auroc(y, s),
+                     "at_calibrated_threshold": metrics.threshold_metrics(y, s, thr)}
+        print(f"MTD {name}: image AUROC {out[name]['image_auroc']:.3f}  "
+              + " ".join(f"{k} {v:.3f}" for k, v in out[name]["at_calibrated_threshold"].items()))
+    results["mtd"] = {"train_images": len(train), "test_images": len(test), "models": out}
+
+
+def speed_benchmark(args, results):
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, (60, 256, 256), dtype=np.uint8)
+    out = {}
+    for cls in (ResGANAD, GRDNet):
+        model = cls("small", seed=0)
+        model._fitted = True  # untrained weights time the same as trained ones
+        for m in model._trainable() + [model.discriminator]:
+            m.eval()
+        model.predict(batch)  # warm-up
+        times = []
+        for _ in range(args.speed_runs):
+            t = time.perf_counter()
+            model.predict(batch)
+            times.append(time.perf_counter() - t)
+        times = np.array(times) * 1000
+        out[cls.name] = {"batch": "60 x 1 x 256 x 256 uint8", "input_size": model.config.size,
+                         "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
+                         "runs": args.speed_runs, "torch_threads": torch.get_num_threads(),
+                         "kernel_threads": edge_sdk.get_num_threads()}
+        print(f"speed {cls.name} (small, {model.config.size}x{model.config.size} input): 60 patches "
+              f"p50 {out[cls.name]['p50_ms']:.1f} ms, p99 {out[cls.name]['p99_ms']:.1f} ms per batch")
+    results["speed"] = out
+
+
+def flops(results):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from edge_sdk.models.recon_nets import Decoder, Encoder, MaskHead, MaskUNet, Reconstructor
+
+    c = make_config("full")
+    kw = dict(channels=1, size=c.size, filters=c.filters, stages=c.stages, blocks=c.blocks, latent=c.latent)
+    out = {}
+    with torch.device("meta"):
+        rec = Reconstructor(Encoder(**kw), Decoder(**kw))
+        head = MaskHead(MaskUNet(1, c.unet_filters, c.unet_depth))
+        x = torch.empty(1, 1, c.size, c.size)
+        with FlopCounterMode(display=False) as fc:
+            y = rec(x)
+        out["resganad_full_reconstructor"] = fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            head(x, y)
+        out["grdnet_full_mask_unet"] = fc.get_total_flops()
+    out["grdnet_full_total"] = out["resganad_full_reconstructor"] + out["grdnet_full_mask_unet"]
+    params = {}
+    rec_cpu = Reconstructor(Encoder(**kw), Decoder(**kw))
+    params["resganad_full_reconstructor"] = sum(p.numel() for p in rec_cpu.parameters())
+    params["grdnet_full_mask_unet"] = sum(p.numel() for p in MaskUNet(1, c.unet_filters, c.unet_depth).parameters())
+    for k, v in out.items():
+        print(f"FLOPs per 256x256 patch, {k}: {v / 1e9:.2f} GFLOP (x60 per cycle: {60 * v / 1e12:.2f} TFLOP)")
+    results["flops_per_patch"] = out
+    results["params"] = params
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny data and 2 epochs (smoke test of this script)")
+    ap.add_argument("--epochs", type=int, help="training epochs (default: the small preset's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch and kernel threads (default: all)")
+    ap.add_argument("--speed-runs", type=int, default=30)
+    ap.add_argument("--data", default=os.path.join(ROOT, "out", "bench_recon"))
+    ap.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/bench_recon.json)")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: vial,mtd,speed,flops,patchcore")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    if args.threads:
+        pin_threads(args.threads)
+    results = {"note": "shared machine (up to 8 jobs on 2 cores): timings are indicative",
+               "load_average_at_start": os.getloadavg(), "torch": torch.__version__}
+    epochs = 2 if args.quick else args.epochs
+    kw = {"epochs": epochs} if epochs else {}
+    models = {"resganad": lambda: ResGANAD("small", seed=0, **kw), "grdnet": lambda: GRDNet("small", seed=0, **kw)}
+    if "patchcore" not in skip:
+        try:
+            from edge_sdk.models.patchcore import PatchCore
+            models["patchcore"] = lambda: PatchCore(input_size=128, seed=0)
+        except ImportError as exc:
+            print(f"PatchCore: not available ({exc}); compared models: ResGANAD, GRD-Net")
+    results["epochs"] = epochs or make_config("small").epochs
+    if "vial" not in skip:
+        sizes = dict(count=4, products=16, acquisitions=10, region_size=64) if args.quick else \
+            dict(count=60, products=32, acquisitions=10, region_size=128)
+        folder = os.path.join(args.data, "quick" if args.quick else "full")
+        root = os.path.join(folder, "vial_strip")
+        if not os.path.isdir(root):
+            make_vial_strip_dataset(folder, seed=0, **sizes)
+        results["vial_strip_set"] = sizes
+        vial_benchmark(models, root, args, results)
+    if "mtd" not in skip and not args.quick:
+        mtd_benchmark(models, args, results)
+    if "speed" not in skip:
+        speed_benchmark(args, results)
+    if "flops" not in skip:
+        flops(results)
+    out = args.out or REPO / "benchmarks" / "results" / ("bench_recon_quick.json" if args.quick else "bench_recon.json")
+    write_json(out, json.loads(json.dumps(results, default=float)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

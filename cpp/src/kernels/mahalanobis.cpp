@@ -1,0 +1,538 @@
+#include "edge_sdk/kernels/mahalanobis.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edge_sdk/devices.hpp"
+#include "edge_sdk/kernels/mahalanobis_math.hpp"
+
+#if defined(__GNUC__)
+#define EDGE_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define EDGE_ALWAYS_INLINE inline
+#endif
+
+// x86-64 builds carry AVX-512 and AVX2 clones of the hot loops, picked at run time; elsewhere
+// (aarch64 edge devices) the portable vector code is compiled for the target's own SIMD unit.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define EDGE_X86_CLONES 1
+#define EDGE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#define EDGE_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define EDGE_X86_CLONES 0
+#endif
+
+namespace edge {
+
+void validate_mahalanobis_sizes(int64_t n, int64_t l, int64_t c) {
+  if (n < 1 || l < 1 || c < 1)
+    throw ArgumentError("features: empty, (n, l, c) = (" + std::to_string(n) + ", " +
+                        std::to_string(l) + ", " + std::to_string(c) +
+                        "); expected at least one vector, location and channel");
+}
+
+void validate_local_nearest_sizes(int64_t n, int64_t l, int64_t k, int64_t c) {
+  if (n < 1 || l < 1 || c < 1)
+    throw ArgumentError("z: empty, (n, l, c) = (" + std::to_string(n) + ", " + std::to_string(l) +
+                        ", " + std::to_string(c) +
+                        "); expected at least one vector, location and channel");
+  if (k < 1)
+    throw ArgumentError("centroids: no centroids (k = " + std::to_string(k) +
+                        "); expected at least one per location");
+}
+
+namespace {
+
+std::string num(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+  return buf;
+}
+
+std::string at(std::initializer_list<int64_t> idx) {
+  std::string s = "[";
+  bool first = true;
+  for (int64_t i : idx) {
+    s += (first ? "" : ", ") + std::to_string(i);
+    first = false;
+  }
+  return s + "]";
+}
+
+// ---- which code path --------------------------------------------------------------------------
+
+enum class Isa { Generic, Avx2, Avx512 };
+
+Isa detect_isa() {
+  Isa best = Isa::Generic;
+#if EDGE_X86_CLONES
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::Avx2;
+  if (best == Isa::Avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+    best = Isa::Avx512;
+#endif
+  if (const char* env = std::getenv("EDGE_SDK_CPU_ISA")) {
+    if (std::strcmp(env, "generic") == 0) best = Isa::Generic;
+    if (std::strcmp(env, "avx2") == 0 && best == Isa::Avx512) best = Isa::Avx2;
+  }
+  return best;
+}
+
+Isa cpu_isa() {
+  static const Isa isa = detect_isa();
+  return isa;
+}
+
+// Vectors per tile of the batched solve: one register of floats on each path.
+int tile_width(Isa isa) { return isa == Isa::Avx512 ? 16 : isa == Isa::Avx2 ? 8 : 4; }
+
+template <int W>
+struct VecOf;
+template <>
+struct VecOf<16> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<8> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<4> {
+  typedef float type __attribute__((vector_size(16)));
+};
+
+// 64-byte aligned scratch floats.
+class Scratch {
+ public:
+  explicit Scratch(size_t count) : raw_(new float[count + 16]) {
+    const auto addr = reinterpret_cast<uintptr_t>(raw_.get());
+    ptr_ = reinterpret_cast<float*>((addr + 63) & ~static_cast<uintptr_t>(63));
+  }
+  float* get() const { return ptr_; }
+
+ private:
+  std::unique_ptr<float[]> raw_;
+  float* ptr_;
+};
+
+// ---- Mahalanobis distance and whitening ------------------------------------------------------
+
+struct SolveJob {
+  const float* x;
+  const float* mu;
+  const float* chol;
+  int64_t n, l, c;
+  float* dist;  // n x l or nullptr
+  float* z;     // n x l x c or nullptr
+  std::atomic<uint8_t>* flags;
+};
+
+// How the n vectors of one location are split: `full` tiles of W vectors, then the rest as one
+// zero-padded tile, or alone when it is a single vector (a tile costs about as much as two
+// vectors solved one by one). Depends on n and W only; results do not depend on it.
+struct Split {
+  int64_t full, rest, units;
+  bool rest_tiled;
+  Split(int64_t n, int w)
+      : full(n / w), rest(n % w), units(n / w + (n % w ? 1 : 0)),
+        rest_tiled(n % w >= 2) {}
+};
+
+EDGE_ALWAYS_INLINE bool diagonal_ok(const float* chol, int64_t c) {
+  for (int64_t i = 0; i < c; ++i)
+    if (!valid_cholesky_diagonal(chol[i * c + i])) return false;
+  return true;
+}
+
+template <class V>
+EDGE_ALWAYS_INLINE void combine8(const V* p, V& out) {
+  out = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+// Solves chol z = x - mu for `nv` <= W vectors at once. The tile holds the vectors as columns
+// (c rows of W floats): a substitution row is W-wide FMAs with chol_ij broadcast, in the lane
+// grouping of substitution_row (term j into lane j % 8, increasing j), so each column rounds
+// exactly as that function does. Rows go in pairs that share the loads of z_j, j < i; the one
+// term of row i+1 that needs z_i is added to its lane afterwards, which keeps the order.
+template <int W>
+EDGE_ALWAYS_INLINE void solve_tile(const SolveJob& a, int64_t loc, int64_t n0, int64_t nv,
+                                   float* tile) {
+  using V = typename VecOf<W>::type;
+  static_assert(kMahaLanes == 8, "solve_tile unrolls 8 lanes");
+  const int64_t c = a.c, L = a.l;
+  const float* mu = a.mu + loc * c;
+  const float* chol = a.chol + loc * c * c;
+  for (int64_t w = 0; w < nv; ++w) {
+    const float* xv = a.x + ((n0 + w) * L + loc) * c;
+    for (int64_t i = 0; i < c; ++i) tile[i * W + w] = xv[i] - mu[i];
+  }
+  for (int64_t w = nv; w < W; ++w)
+    for (int64_t i = 0; i < c; ++i) tile[i * W + w] = 0.0f;
+
+  V norm = {}, probe = {};
+  int64_t i = 0;
+  for (; i + 1 < c; i += 2) {
+    const float* r0 = chol + i * c;
+    const float* r1 = r0 + c;
+    V p[8], q[8], s;
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) p[k] = q[k] = V{};
+    int64_t j = 0;
+    for (; j + 8 <= i; j += 8) {
+      const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {
+        const V tk = t[k];
+        p[k] += r0[j + k] * tk;
+        q[k] += r1[j + k] * tk;
+      }
+    }
+    const int64_t left = i - j;  // 0..7 terms below i not yet added
+    const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+    for (int k = 0; k < 7; ++k)
+      if (k < left) {
+        const V tk = t[k];
+        p[k] += r0[j + k] * tk;
+        q[k] += r1[j + k] * tk;
+      }
+    V* t0 = reinterpret_cast<V*>(tile + i * W);
+    combine8(p, s);
+    const V z0 = (*t0 - s) / r0[i];
+    *t0 = z0;
+    norm += z0 * z0;
+    probe += z0 * 0.0f;  // NaN in a lane iff one of its z values is NaN or infinite
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k)
+      if (k == left) q[k] += r1[i] * z0;
+    V* t1 = reinterpret_cast<V*>(tile + (i + 1) * W);
+    combine8(q, s);
+    const V z1 = (*t1 - s) / r1[i + 1];
+    *t1 = z1;
+    norm += z1 * z1;
+    probe += z1 * 0.0f;
+  }
+  if (i < c) {  // odd c: the last row alone
+    const float* r0 = chol + i * c;
+    V p[8], s;
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) p[k] = V{};
+    int64_t j = 0;
+    for (; j + 8 <= i; j += 8) {
+      const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) p[k] += r0[j + k] * t[k];
+    }
+    const int64_t left = i - j;
+    const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+    for (int k = 0; k < 7; ++k)
+      if (k < left) p[k] += r0[j + k] * t[k];
+    V* t0 = reinterpret_cast<V*>(tile + i * W);
+    combine8(p, s);
+    const V z0 = (*t0 - s) / r0[i];
+    *t0 = z0;
+    norm += z0 * z0;
+    probe += z0 * 0.0f;
+  }
+
+  bool bad = false;
+  for (int64_t w = 0; w < nv; ++w) {
+    bad |= !(probe[w] == 0.0f);
+    if (a.dist) {
+      bad |= !is_finite_value(norm[w]);
+      a.dist[(n0 + w) * L + loc] = std::sqrt(norm[w]);
+    }
+  }
+  if (a.z)
+    for (int64_t w = 0; w < nv; ++w) {
+      float* zo = a.z + ((n0 + w) * L + loc) * c;
+      for (int64_t i2 = 0; i2 < c; ++i2) zo[i2] = tile[i2 * W + w];
+    }
+  if (bad) a.flags[loc].store(1, std::memory_order_relaxed);
+}
+
+struct BufferAt {
+  const float* buf;
+  EDGE_ALWAYS_INLINE float operator()(int64_t j) const { return buf[j]; }
+};
+
+// One vector: the shared per-row function directly (vectorized along j by the compiler).
+EDGE_ALWAYS_INLINE void solve_one(const SolveJob& a, int64_t loc, int64_t v, float* buf) {
+  const int64_t c = a.c, L = a.l;
+  const float* mu = a.mu + loc * c;
+  const float* chol = a.chol + loc * c * c;
+  const float* xv = a.x + (v * L + loc) * c;
+  for (int64_t i = 0; i < c; ++i) buf[i] = xv[i] - mu[i];
+  float norm = 0.0f, probe = 0.0f;
+  for (int64_t i = 0; i < c; ++i) {
+    const float zi = substitution_row(chol + i * c, i, buf[i], BufferAt{buf});
+    buf[i] = zi;
+    norm += zi * zi;
+    probe += zi * 0.0f;
+  }
+  bool bad = !(probe == 0.0f);
+  if (a.dist) {
+    bad |= !is_finite_value(norm);
+    a.dist[v * L + loc] = std::sqrt(norm);
+  }
+  if (a.z) std::memcpy(a.z + (v * L + loc) * c, buf, static_cast<size_t>(c) * sizeof(float));
+  if (bad) a.flags[loc].store(1, std::memory_order_relaxed);
+}
+
+// Work units [u0, u1): unit t is split part t % units of location t / units.
+template <int W>
+EDGE_ALWAYS_INLINE void solve_units(const SolveJob& a, int64_t u0, int64_t u1) {
+  const Split s(a.n, W);
+  Scratch scratch(static_cast<size_t>(a.c * W));
+  float* tile = scratch.get();
+  for (int64_t t = u0; t < u1; ++t) {
+    const int64_t loc = t / s.units, u = t % s.units;
+    if (!diagonal_ok(a.chol + loc * a.c * a.c, a.c)) {
+      a.flags[loc].store(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (u < s.full)
+      solve_tile<W>(a, loc, u * W, W, tile);
+    else if (s.rest_tiled)
+      solve_tile<W>(a, loc, s.full * W, s.rest, tile);
+    else
+      for (int64_t v = s.full * W; v < a.n; ++v) solve_one(a, loc, v, tile);
+  }
+}
+
+void solve_units_generic(const SolveJob& a, int64_t u0, int64_t u1) { solve_units<4>(a, u0, u1); }
+#if EDGE_X86_CLONES
+EDGE_TARGET_AVX2 void solve_units_avx2(const SolveJob& a, int64_t u0, int64_t u1) {
+  solve_units<8>(a, u0, u1);
+}
+EDGE_TARGET_AVX512 void solve_units_avx512(const SolveJob& a, int64_t u0, int64_t u1) {
+  solve_units<16>(a, u0, u1);
+}
+#endif
+
+void solve_units_dispatch(Isa isa, const SolveJob& a, int64_t u0, int64_t u1) {
+#if EDGE_X86_CLONES
+  if (isa == Isa::Avx512) return solve_units_avx512(a, u0, u1);
+  if (isa == Isa::Avx2) return solve_units_avx2(a, u0, u1);
+#endif
+  (void)isa;
+  solve_units_generic(a, u0, u1);
+}
+
+// ---- nearest local centroid -------------------------------------------------------------------
+
+struct NearestJob {
+  const float* z;
+  const float* centroids;
+  int64_t n, l, k, c;
+  float* dist;
+  std::atomic<uint8_t>* flags;
+};
+
+// Units [t0, t1): unit t is vector t % n at location t / n (the centroids of a location stay hot).
+EDGE_ALWAYS_INLINE void nearest_units(const NearestJob& a, int64_t t0, int64_t t1) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t loc = t / a.n, v = t % a.n;
+    const float* zv = a.z + (v * a.l + loc) * a.c;
+    const float* cl = a.centroids + loc * a.k * a.c;
+    float best = INFINITY;
+    bool bad = false;
+    for (int64_t j = 0; j < a.k; ++j) {
+      const float s = squared_distance(zv, cl + j * a.c, a.c);
+      bad |= !is_finite_value(s);
+      best = s < best ? s : best;
+    }
+    a.dist[v * a.l + loc] = std::sqrt(best);
+    if (bad) a.flags[loc].store(1, std::memory_order_relaxed);
+  }
+}
+
+void nearest_units_generic(const NearestJob& a, int64_t t0, int64_t t1) { nearest_units(a, t0, t1); }
+#if EDGE_X86_CLONES
+EDGE_TARGET_AVX2 void nearest_units_avx2(const NearestJob& a, int64_t t0, int64_t t1) {
+  nearest_units(a, t0, t1);
+}
+EDGE_TARGET_AVX512 void nearest_units_avx512(const NearestJob& a, int64_t t0, int64_t t1) {
+  nearest_units(a, t0, t1);
+}
+#endif
+
+void nearest_units_dispatch(Isa isa, const NearestJob& a, int64_t t0, int64_t t1) {
+#if EDGE_X86_CLONES
+  if (isa == Isa::Avx512) return nearest_units_avx512(a, t0, t1);
+  if (isa == Isa::Avx2) return nearest_units_avx2(a, t0, t1);
+#endif
+  (void)isa;
+  nearest_units_generic(a, t0, t1);
+}
+
+// Units per parallel chunk so that a chunk holds at least ~64k multiply-adds.
+int64_t grain_for(int64_t work_per_unit) {
+  return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, work_per_unit));
+}
+
+}  // namespace
+
+const char* mahalanobis_cpu_isa() {
+  switch (cpu_isa()) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    default: return "generic";
+  }
+}
+
+// ---- explaining a flagged location -------------------------------------------------------------
+
+void explain_mahalanobis_failure(const float* features, const float* mean, const float* chol,
+                                 int64_t n, int64_t l, int64_t c, int64_t loc, const float* dist,
+                                 const float* z) {
+  const std::string where = "location " + std::to_string(loc) + ": ";
+  const float* ch = chol + loc * c * c;
+  for (int64_t i = 0; i < c; ++i) {
+    const float d = ch[i * c + i];
+    if (!valid_cholesky_diagonal(d))
+      throw ArgumentError(
+          "chol: " + where + "diagonal entry " + at({loc, i, i}) + " is " + num(d) +
+          "; expected a finite value > 0 (chol must hold the lower Cholesky factor of a positive "
+          "definite covariance; regularize the covariance, e.g. cov + eps*I, before factorizing)");
+  }
+  for (int64_t i = 0; i < c; ++i)
+    for (int64_t j = 0; j < i; ++j)
+      if (!is_finite_value(ch[i * c + j]))
+        throw ArgumentError("chol: " + where + "entry " + at({loc, i, j}) + " is " +
+                            num(ch[i * c + j]) + "; expected finite values in the lower triangle");
+  for (int64_t i = 0; i < c; ++i)
+    if (!is_finite_value(mean[loc * c + i]))
+      throw ArgumentError("mean: " + where + "entry " + at({loc, i}) + " is " +
+                          num(mean[loc * c + i]) + "; expected finite values");
+  for (int64_t v = 0; v < n; ++v)
+    for (int64_t i = 0; i < c; ++i) {
+      const float x = features[(v * l + loc) * c + i];
+      if (!is_finite_value(x))
+        throw ArgumentError("features: " + where + "entry " + at({v, loc, i}) + " is " + num(x) +
+                            "; expected finite values (contains NaN or infinity)");
+    }
+  for (int64_t v = 0; v < n && dist; ++v)
+    if (!is_finite_value(dist[v * l + loc]))
+      throw ArgumentError("features: " + where + "the Mahalanobis distance at " + at({v, loc}) +
+                          " overflows float32 (the features are too far from mean for the "
+                          "covariance given by chol)");
+  for (int64_t v = 0; v < n && z; ++v)
+    for (int64_t i = 0; i < c; ++i)
+      if (!is_finite_value(z[(v * l + loc) * c + i]))
+        throw ArgumentError("features: " + where + "the whitened value at " + at({v, loc, i}) +
+                            " overflows float32 (the features are too far from mean for the "
+                            "covariance given by chol)");
+}
+
+void explain_local_nearest_failure(const float* z, const float* centroids, int64_t n, int64_t l,
+                                   int64_t k, int64_t c, int64_t loc, const float* dist) {
+  const std::string where = "location " + std::to_string(loc) + ": ";
+  for (int64_t j = 0; j < k; ++j)
+    for (int64_t i = 0; i < c; ++i) {
+      const float v = centroids[(loc * k + j) * c + i];
+      if (!is_finite_value(v))
+        throw ArgumentError("centroids: " + where + "entry " + at({loc, j, i}) + " is " + num(v) +
+                            "; expected finite values (contains NaN or infinity)");
+    }
+  for (int64_t v = 0; v < n; ++v)
+    for (int64_t i = 0; i < c; ++i) {
+      const float x = z[(v * l + loc) * c + i];
+      if (!is_finite_value(x))
+        throw ArgumentError("z: " + where + "entry " + at({v, loc, i}) + " is " + num(x) +
+                            "; expected finite values (contains NaN or infinity)");
+    }
+  // Finite inputs: a candidate distance may have overflowed; only a non-finite nearest one is
+  // an error.
+  for (int64_t v = 0; v < n; ++v)
+    if (!is_finite_value(dist[v * l + loc]))
+      throw ArgumentError("z: " + where + "the distance to the nearest centroid at " + at({v, loc}) +
+                          " overflows float32");
+}
+
+// ---- CPU entry points --------------------------------------------------------------------------
+
+void mahalanobis_whiten_cpu(const float* features, const float* mean, const float* chol,
+                            int64_t n, int64_t l, int64_t c, float* dist, float* z,
+                            ThreadPool& pool) {
+  validate_mahalanobis_sizes(n, l, c);
+  if (!dist && !z) throw ArgumentError("dist, z: expected at least one output");
+  std::vector<std::atomic<uint8_t>> flags(static_cast<size_t>(l));
+  for (auto& f : flags) f.store(0, std::memory_order_relaxed);
+  const SolveJob job{features, mean, chol, n, l, c, dist, z, flags.data()};
+  const Isa isa = cpu_isa();
+  const int w = tile_width(isa);
+  const Split split(n, w);
+  pool.parallel_for(
+      l * split.units, [&](int64_t u0, int64_t u1) { solve_units_dispatch(isa, job, u0, u1); },
+      grain_for(c * c / 2 * w + c * w));
+  for (int64_t loc = 0; loc < l; ++loc)
+    if (flags[static_cast<size_t>(loc)].load(std::memory_order_relaxed))
+      explain_mahalanobis_failure(features, mean, chol, n, l, c, loc, dist, z);
+}
+
+void local_nearest_cpu(const float* z, const float* centroids, int64_t n, int64_t l, int64_t k,
+                       int64_t c, float* dist, ThreadPool& pool) {
+  validate_local_nearest_sizes(n, l, k, c);
+  std::vector<std::atomic<uint8_t>> flags(static_cast<size_t>(l));
+  for (auto& f : flags) f.store(0, std::memory_order_relaxed);
+  const NearestJob job{z, centroids, n, l, k, c, dist, flags.data()};
+  const Isa isa = cpu_isa();
+  pool.parallel_for(
+      n * l, [&](int64_t t0, int64_t t1) { nearest_units_dispatch(isa, job, t0, t1); },
+      grain_for(k * c));
+  for (int64_t loc = 0; loc < l; ++loc)
+    if (flags[static_cast<size_t>(loc)].load(std::memory_order_relaxed))
+      explain_local_nearest_failure(z, centroids, n, l, k, c, loc, dist);
+}
+
+void mahalanobis(const float* features, const float* mean, const float* chol, int64_t n, int64_t l,
+                 int64_t c, float* dist, const Device& device) {
+  validate_mahalanobis_sizes(n, l, c);
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    mahalanobis_whiten_cuda_host(features, mean, chol, n, l, c, dist, nullptr, device.index);
+    return;
+#endif
+  }
+  mahalanobis_whiten_cpu(features, mean, chol, n, l, c, dist, nullptr, default_pool());
+}
+
+void whiten(const float* features, const float* mean, const float* chol, int64_t n, int64_t l,
+            int64_t c, float* z, const Device& device) {
+  validate_mahalanobis_sizes(n, l, c);
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    mahalanobis_whiten_cuda_host(features, mean, chol, n, l, c, nullptr, z, device.index);
+    return;
+#endif
+  }
+  mahalanobis_whiten_cpu(features, mean, chol, n, l, c, nullptr, z, default_pool());
+}
+
+void local_nearest(const float* z, const float* centroids, int64_t n, int64_t l, int64_t k,
+                   int64_t c, float* dist, const Device& device) {
+  validate_local_nearest_sizes(n, l, k, c);
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    local_nearest_cuda_host(z, centroids, n, l, k, c, dist, device.index);
+    return;
+#endif
+  }
+  local_nearest_cpu(z, centroids, n, l, k, c, dist, default_pool());
+}
+
+}  // namespace edge

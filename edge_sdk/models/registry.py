@@ -1,0 +1,106 @@
+"""Reconstruction models (ResGANAD, GRD-Net) for the command line: their names, their training
+options and the region-layout handling that `edge-sdk train` / `edge-sdk eval` share.
+
+The commands stay model-agnostic: they ask `is_recon(name)`, add `add_train_arguments(parser)`,
+build with `build_model(args)` and pass data sets through `with_regions(dataset, args)`, which
+turns a data set of frames with a region layout (regions.json next to train/ and test/, or
+--regions) into a data set of region patches (`edge_sdk.regions.RegionPatches`).
+"""
+
+from __future__ import annotations
+
+import os
+
+RECON_MODELS = {"resganad": "edge_sdk.models.resganad:ResGANAD", "grdnet": "edge_sdk.models.grdnet:GRDNet"}
+
+
+def is_recon(name: str) -> bool:
+    return name in RECON_MODELS
+
+
+def add_train_arguments(p) -> None:
+    g = p.add_argument_group("resganad / grdnet")
+    g.add_argument("--preset", choices=("small", "full"), default="small",
+                   help="small: trains in minutes on 2 CPU cores (64 x 64 input, few filters); "
+                        "full: the published configuration (256 x 256, 16x16x1024 encoder, GPU)")
+    g.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
+    g.add_argument("--filters", type=int, help="base filters of the generator (default: the preset's)")
+    g.add_argument("--bottleneck", choices=("dense", "conv"), help="dense 64 (default) or convolutional 32xh/32xw/32")
+    g.add_argument("--roi", help="grdnet: region-of-interest mask image (nonzero = inspect), resized to the input")
+    add_region_arguments(p)
+
+
+def add_region_arguments(p) -> None:
+    g = p.add_argument_group("regions")
+    g.add_argument("--regions", help="region layout (regions.json) cutting each frame into patches "
+                                     "(default: regions.json found with the data set)")
+    g.add_argument("--no-regions", action="store_true", help="ignore any region layout: whole images are the patches")
+
+
+def _roi(path: str, size: int):
+    import numpy as np
+    from PIL import Image
+
+    from edge_sdk.cli import UserError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L").resize((size, size), Image.NEAREST)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--roi {path}: cannot read the mask image ({exc})") from exc
+    return (np.asarray(im) > 0).astype(np.float32)
+
+
+def build_model(args):
+    """A ResGANAD / GRD-Net from parsed `edge-sdk train` arguments."""
+    import importlib
+
+    module, cls = RECON_MODELS[args.model].split(":")
+    model_cls = getattr(importlib.import_module(module), cls)
+    settings = {}
+    if getattr(args, "input_size", None) is not None:
+        settings["size"] = args.input_size
+    for key in ("epochs", "filters", "bottleneck"):
+        if getattr(args, key, None) is not None:
+            settings[key] = getattr(args, key)
+    if args.model == "grdnet":
+        model = model_cls(args.preset, seed=args.seed, **settings)
+        if getattr(args, "roi", None):
+            model.set_roi(_roi(args.roi, model.config.size))
+        return model
+    if getattr(args, "roi", None):
+        from edge_sdk.cli import UserError
+        raise UserError("--roi applies to grdnet only")
+    return model_cls(args.preset, seed=args.seed, **settings)
+
+
+def find_layout_file(dataset, data_root: str) -> str | None:
+    """regions.json in the folder of the data set's images or any parent up to `data_root`."""
+    paths = getattr(dataset, "paths", None) or []
+    if not paths:
+        return None
+    root = os.path.abspath(data_root)
+    d = os.path.dirname(os.path.abspath(paths[0]))
+    while True:
+        cand = os.path.join(d, "regions.json")
+        if os.path.isfile(cand):
+            return cand
+        if d == root or os.path.dirname(d) == d or not d.startswith(root):
+            return None
+        d = os.path.dirname(d)
+
+
+def with_regions(dataset, args):
+    """`dataset` as region patches when a layout applies (see module doc), else unchanged."""
+    from edge_sdk.cli import UserError
+    from edge_sdk.regions import RegionError, RegionLayout, RegionPatches
+
+    if getattr(args, "no_regions", False):
+        return dataset
+    path = getattr(args, "regions", None) or find_layout_file(dataset, args.data)
+    if path is None:
+        return dataset
+    try:
+        return RegionPatches(dataset, RegionLayout.load(path))
+    except RegionError as exc:
+        raise UserError(str(exc)) from exc

@@ -1,0 +1,581 @@
+"""ResGANAD: residual GAN autoencoder for anomaly detection on good patches only.
+
+Scoring path (the runtime reproduces it from `export_parts`, postprocess kind "ssim"):
+
+    uint8 patch -> kernels.preprocess (bilinear resize to size x size, x / 255, mean 0, std 1)
+    -> X (N, C, S, S) -> reconstructor network (encoder + decoder) -> X^ (N, C, S, S)
+    -> score = 1 - kernels.ssim(X, X^) (window 11, sigma 1.5, k1 0.01, k2 0.03, range 1, valid)
+    -> map = channel mean of kernels.abs_diff(X, X^) (N, S, S) -> kernels.resize_bilinear to each
+       input's own size -> kernels.gaussian_blur(blur_sigma) when blur_sigma > 0
+    -> display heatmap = kernels.minmax_normalize(map) (per patch)
+
+Training (good patches only): rotation within +-pi/8 and vertical flips, Perlin anomalies with
+probability q = 0.75 (X* = (1-M)X + (1-b)MX + bN, b ~ U(0.5, 1)); the generator reconstructs X
+from X*. Losses: adversarial = L2 between discriminator features of X and X^; contextual =
+w_huber * Huber(X, X^) + w_ssim * (1 - SSIM(X, X^)) with the kernel's SSIM definition; encoder =
+L1(z, z^); noise = L2 on the perturbed pixels; generator loss = w_adv * adv + w_con * con +
+w_enc * enc + w_noise * noise (1, 50, 1, 3; 2 and 1 inside con). Adam (lr 1.5e-4, betas 0.5,
+0.999), cosine decay with warm restarts each peaking at a third of the previous, batch 32.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edge_sdk import kernels
+from edge_sdk.models import storage
+from edge_sdk.models.export_parts import ExportParts
+from edge_sdk.models.recon_nets import Discriminator, Generator, Reconstructor
+from edge_sdk.models.recon_train import augment_geometry, masked_l2, perlin_perturb, restart_factor
+from edge_sdk.models.ssim_loss import SSIMLoss
+
+__all__ = ["ReconConfig", "PRESETS", "ResGANAD", "Prediction"]
+
+
+@dataclass
+class ReconConfig:
+    # architecture
+    size: int = 64
+    channels: int = 1
+    filters: int = 4
+    stages: int = 4
+    blocks: int = 1
+    latent: int = 64
+    bottleneck: str = "dense"
+    disc_filters: int = 8
+    # losses
+    w_adv: float = 1.0
+    w_con: float = 50.0
+    w_enc: float = 1.0
+    w_noise: float = 3.0
+    w_huber: float = 2.0
+    w_ssim: float = 1.0
+    huber_delta: float = 1.0
+    # optimization
+    lr: float = 1.5e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 32
+    epochs: int = 40
+    cycle_epochs: int = 10
+    restart_decay: float = 1.0 / 3.0
+    # augmentation
+    perlin_probability: float = 0.75
+    perlin_scale_range: tuple = (0, 6)
+    perlin_octaves: int = 1
+    perlin_threshold: float = 0.5
+    perlin_beta: tuple = (0.5, 1.0)
+    rotation: float = math.pi / 8
+    vflip: float = 0.5
+    # scoring (SSIM exactly as the kernel / runtime)
+    ssim_window: int = 11
+    ssim_sigma: float = 1.5
+    ssim_k1: float = 0.01
+    ssim_k2: float = 0.03
+    blur_sigma: float = 0.0
+    # GRD-Net only (ignored by ResGANAD)
+    unet_filters: int = 8
+    unet_depth: int = 3
+    focal_gamma: float = 2.0
+    w_focal: float = 1.0
+    mask_blur_sigma: float = 4.0
+
+    def validate(self) -> "ReconConfig":
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels: expected 1 or 3, got {self.channels}")
+        for name in ("size", "filters", "stages", "blocks", "latent", "disc_filters", "batch_size", "epochs",
+                     "cycle_epochs", "unet_filters", "unet_depth"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if self.bottleneck not in ("dense", "conv"):
+            raise ValueError(f"bottleneck: expected 'dense' or 'conv', got {self.bottleneck!r}")
+        if self.size < self.ssim_window:
+            raise ValueError(f"size: {self.size} is smaller than ssim_window={self.ssim_window}")
+        if not 0 <= self.perlin_probability <= 1 or not 0 <= self.vflip <= 1:
+            raise ValueError("perlin_probability and vflip: expected probabilities in [0, 1]")
+        if not 0 <= self.rotation <= math.pi / 2:
+            raise ValueError(f"rotation: expected 0..pi/2 (larger rotations are defects on this product), got {self.rotation}")
+        if self.blur_sigma < 0 or self.mask_blur_sigma < 0:
+            raise ValueError("blur_sigma, mask_blur_sigma: expected >= 0")
+        return self
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+# "small" trains in minutes on 2 CPU cores; "full" is the published configuration (GPU).
+PRESETS = {
+    "small": dict(size=64, filters=4, blocks=1, disc_filters=8, unet_filters=8, unet_depth=3, epochs=40,
+                  cycle_epochs=10),
+    "full": dict(size=256, filters=32, blocks=3, disc_filters=64, unet_filters=64, unet_depth=4, epochs=300,
+                 cycle_epochs=50),
+}
+
+
+def make_config(preset: str = "small", **overrides) -> ReconConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+    known = {f.name for f in fields(ReconConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+    return ReconConfig(**{**PRESETS[preset], **overrides}).validate()
+
+
+def _prediction_class():
+    try:
+        from edge_sdk.models.base import Prediction
+    except ImportError:  # the embedding models' base not present: same fields
+        from dataclasses import make_dataclass
+        Prediction = make_dataclass("Prediction", [("scores", np.ndarray), ("maps", object)])
+    return Prediction
+
+
+Prediction = _prediction_class()
+
+
+def as_gray_or_rgb(images, channels: int) -> list[np.ndarray]:
+    """uint8 (N, H, W), (N, H, W, C) or a list of (H, W[, C]) -> list of (H, W, C') uint8 with C' = 1
+    for gray models (an RGB image whose channels are equal is taken as gray; a colour one is refused)."""
+    if isinstance(images, np.ndarray):
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.ndim != 4:
+            raise ValueError(f"images: expected (N, H, W) or (N, H, W, C), got shape {images.shape}")
+        items = list(images)
+    elif isinstance(images, (list, tuple)):
+        items = list(images)
+    else:
+        raise TypeError(f"images: expected a numpy array or a list of arrays, got {type(images).__name__}")
+    if not items:
+        raise ValueError("images: empty batch")
+    out = []
+    for i, img in enumerate(items):
+        img = np.asarray(img)
+        if img.dtype != np.uint8:
+            raise TypeError(f"images[{i}]: expected uint8, got {img.dtype}")
+        if img.ndim == 2:
+            img = img[..., None]
+        if img.ndim != 3 or img.shape[2] not in (1, 3) or min(img.shape[:2]) < 1:
+            raise ValueError(f"images[{i}]: expected (H, W), (H, W, 1) or (H, W, 3), got {img.shape}")
+        if channels == 1 and img.shape[2] == 3:
+            if not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])):
+                raise ValueError(f"images[{i}]: colour image for a grayscale model (channels=1); "
+                                 "load the data set with gray=True or train with channels=3")
+            img = img[..., :1]
+        out.append(np.ascontiguousarray(img))
+    return out
+
+
+class ResGANAD:
+    """ResGANAD (see module doc). `ResGANAD(preset="small", seed=0, **settings)`; settings are the
+    fields of `ReconConfig`."""
+
+    name = "resganad"
+    kind = "ssim"
+
+    def __init__(self, preset: str = "small", *, seed: int = 0, device: str = "cpu", **settings):
+        self.preset = preset
+        self.config = make_config(preset, **settings)
+        self.seed = int(seed)
+        self.device = device
+        self.calibration: dict | None = None
+        self.regions: dict | None = None  # RegionLayout.to_dict() with per-region thresholds
+        self.region_methods: dict = {}
+        self.metrics: dict = {}
+        self.training_info: dict = {}
+        self.history: list[dict] = []
+        torch.manual_seed(self.seed)
+        self._build()
+
+    # -- networks -------------------------------------------------------------------------------
+    def _net_kwargs(self) -> dict:
+        c = self.config
+        return dict(channels=c.channels, size=c.size, filters=c.filters, stages=c.stages, blocks=c.blocks,
+                    latent=c.latent, bottleneck=c.bottleneck)
+
+    def _build(self) -> None:
+        c = self.config
+        self.generator = Generator(**self._net_kwargs()).to(self.device)
+        self.discriminator = Discriminator(c.channels, c.size, c.disc_filters).to(self.device)
+        self._fitted = False
+
+    def _trainable(self) -> list[torch.nn.Module]:
+        """Modules optimized with the generator loss."""
+        return [self.generator]
+
+    def reconstructor(self) -> Reconstructor:
+        return Reconstructor(self.generator.encoder, self.generator.decoder).eval()
+
+    # -- input ----------------------------------------------------------------------------------
+    def preprocess(self, items: list[np.ndarray]) -> np.ndarray:
+        """(N, C, S, S) float32 in [0, 1]: kernels.preprocess with mean 0, std 1, scale 1/255."""
+        c = self.config
+        kw = dict(mean=[0.0] * c.channels, std=[1.0] * c.channels, channels=c.channels, scale=1.0 / 255.0)
+        shapes = {a.shape for a in items}
+        if len(shapes) == 1:
+            return kernels.preprocess(np.stack(items), (c.size, c.size), **kw)
+        out = np.empty((len(items), c.channels, c.size, c.size), np.float32)
+        for shape in shapes:
+            idx = [i for i, a in enumerate(items) if a.shape == shape]
+            out[idx] = kernels.preprocess(np.stack([items[i] for i in idx]), (c.size, c.size), **kw)
+        return out
+
+    def _load_training(self, dataset, indices, progress: bool) -> torch.Tensor:
+        chunks, batch = [], []
+        it = indices
+        if progress:
+            from tqdm import tqdm
+            it = tqdm(indices, desc="loading patches", unit="img")
+        for i in it:
+            s = dataset[i]
+            if int(s.label) != 0:
+                raise ValueError(f"training data must contain good images only; sample {i} ({s.path}) is anomalous")
+            batch.append(s.image)
+            if len(batch) == 256:
+                chunks.append(self.preprocess(as_gray_or_rgb(batch, self.config.channels)))
+                batch = []
+        if batch:
+            chunks.append(self.preprocess(as_gray_or_rgb(batch, self.config.channels)))
+        return torch.from_numpy(np.concatenate(chunks))
+
+    # -- training -------------------------------------------------------------------------------
+    def _extra_generator_loss(self, x: torch.Tensor, x_star: torch.Tensor, x_hat: torch.Tensor,
+                              mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        return x.new_zeros(()), {}
+
+    def train_patches(self, x_all: torch.Tensor, *, epochs: int | None = None, progress: bool = True) -> list[dict]:
+        """Adversarial training on preprocessed good patches (N, C, S, S) in [0, 1]."""
+        c = self.config
+        epochs = int(epochs or c.epochs)
+        n = x_all.shape[0]
+        if n == 0:
+            raise ValueError("training data set is empty")
+        torch.manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        g_params = [p for m in self._trainable() for p in m.parameters()]
+        opt_g = torch.optim.Adam(g_params, lr=c.lr, betas=(c.beta1, c.beta2))
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
+        steps = math.ceil(n / c.batch_size)
+        cycle = c.cycle_epochs * steps
+        lam = lambda t: restart_factor(t, cycle, c.restart_decay)  # noqa: E731
+        sched = [torch.optim.lr_scheduler.LambdaLR(o, lam) for o in (opt_g, opt_d)]
+        ssim = SSIMLoss(c.ssim_window, c.ssim_sigma, c.ssim_k1, c.ssim_k2, 1.0)
+        for m in self._trainable() + [self.discriminator]:
+            m.train()
+        bar = range(epochs)
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(bar, desc=f"train {self.name}", unit="epoch")
+        history = []
+        for epoch in bar:
+            perm = torch.randperm(n, generator=gen)
+            sums: dict[str, float] = {}
+            for b in range(steps):
+                idx = perm[b * c.batch_size:(b + 1) * c.batch_size]
+                x = augment_geometry(x_all[idx].to(self.device), gen, c.rotation, c.vflip)
+                x_star, mask = perlin_perturb(x, rng, c)
+                x_hat, z, z_hat = self.generator(x_star)
+                # discriminator: real patches vs reconstructions
+                real, _ = self.discriminator(x)
+                fake, _ = self.discriminator(x_hat.detach())
+                loss_d = 0.5 * (F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) +
+                                F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                # generator
+                _, f_real = self.discriminator(x)
+                _, f_fake = self.discriminator(x_hat)
+                l_adv = F.mse_loss(f_fake, f_real.detach())
+                l_con = c.w_huber * F.huber_loss(x_hat, x, delta=c.huber_delta) + c.w_ssim * ssim(x_hat, x)
+                l_enc = F.l1_loss(z_hat, z)
+                l_noise = masked_l2(x_hat, x, mask)
+                extra, extra_logs = self._extra_generator_loss(x, x_star, x_hat, mask)
+                loss_g = c.w_adv * l_adv + c.w_con * l_con + c.w_enc * l_enc + c.w_noise * l_noise + extra
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+                for s in sched:
+                    s.step()
+                if loss_d.item() < 1e-5:  # collapsed discriminator: start it again (GANomaly)
+                    for mod in self.discriminator.modules():
+                        if hasattr(mod, "reset_parameters"):
+                            mod.reset_parameters()
+                logs = {"d": loss_d.item(), "g": loss_g.item(), "adv": l_adv.item(), "con": l_con.item(),
+                        "enc": l_enc.item(), "noise": l_noise.item(), **extra_logs}
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v / steps
+            history.append({"epoch": epoch, **{k: round(v, 6) for k, v in sums.items()},
+                            "lr": float(opt_g.param_groups[0]["lr"])})
+            if progress:
+                bar.set_postfix(g=f"{sums['g']:.3f}", d=f"{sums['d']:.3f}", con=f"{sums['con']:.4f}")
+        for m in self._trainable() + [self.discriminator]:
+            m.eval()
+        self._fitted = True
+        self.history += history
+        return history
+
+    def fit(self, dataset, *, val_dataset=None, val_fraction: float = 0.1, threshold_method: str | None = None,
+            quantile: float = 0.99, epochs: int | None = None, progress: bool = True) -> "ResGANAD":
+        """Trains on the good images of `dataset` (Samples; a `edge_sdk.regions.RegionPatches` for
+        region layouts, which also gives per-region thresholds), then calibrates on `val_dataset`
+        or a held-out `val_fraction` of the training images (quantile of their scores)."""
+        n = len(dataset)
+        if n == 0:
+            raise ValueError("training data set is empty")
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        order = np.random.default_rng(self.seed).permutation(n).tolist()
+        held_out: list[int] = []
+        if val_dataset is None and val_fraction > 0 and n >= 10:
+            n_val = max(1, int(round(val_fraction * n)))
+            held_out, order = order[:n_val], order[n_val:]
+        x_all = self._load_training(dataset, order, progress)
+        t0 = time.perf_counter()
+        self.train_patches(x_all, epochs=epochs, progress=progress)
+        self.training_info = {"train_images": len(order), "fit_seconds": round(time.perf_counter() - t0, 3),
+                              "seed": self.seed, "epochs": int(epochs or self.config.epochs),
+                              "final_losses": self.history[-1] if self.history else {}}
+        if val_dataset is not None:
+            self.calibrate(val_dataset, range(len(val_dataset)), threshold_method, quantile, progress, "validation")
+        elif held_out:
+            self.calibrate(dataset, held_out, threshold_method, quantile, progress, "held_out_train")
+        else:
+            self.calibrate(dataset, order, threshold_method, quantile, progress, "train")
+        return self
+
+    # -- scoring --------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise RuntimeError(f"{type(self).__name__} is not trained: call fit() or load()")
+
+    def is_fitted(self) -> bool:
+        return self._fitted
+
+    def reconstruct(self, images) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+        """(X, X^, sizes): preprocessed inputs and reconstructions (N, C, S, S) float32, input sizes."""
+        self._check_fitted()
+        items = as_gray_or_rgb(images, self.config.channels)
+        x = self.preprocess(items)
+        net = self.reconstructor()
+        with torch.inference_mode():
+            x_hat = net(torch.from_numpy(x).to(self.device)).cpu().numpy()
+        return x, np.ascontiguousarray(x_hat, dtype=np.float32), [a.shape[:2] for a in items]
+
+    def ssim_params(self) -> dict:
+        c = self.config
+        return dict(window=c.ssim_window, sigma=c.ssim_sigma, k1=c.ssim_k1, k2=c.ssim_k2, data_range=1.0)
+
+    def _maps_to_sizes(self, grid: np.ndarray, sizes, sigma: float) -> list[np.ndarray]:
+        """(N, S, S) -> maps at each input's size (bilinear), then Gaussian blur when sigma > 0."""
+        out: list = [None] * len(sizes)
+        groups: dict = {}
+        for i, s in enumerate(sizes):
+            groups.setdefault(tuple(s), []).append(i)
+        for size, idx in groups.items():
+            m = np.ascontiguousarray(grid[idx])
+            if size != m.shape[1:]:
+                m = kernels.resize_bilinear(m, size)
+            if sigma > 0:
+                m = kernels.gaussian_blur(m, sigma)
+            for j, i in enumerate(idx):
+                out[i] = m[j]
+        return out
+
+    @staticmethod
+    def _stack(maps: list[np.ndarray]):
+        return np.stack(maps) if len({m.shape for m in maps}) == 1 else maps
+
+    def predict(self, images):
+        """Prediction(scores (N,) = 1 - mean SSIM, maps = |X - X^| at each input's size)."""
+        x, x_hat, sizes = self.reconstruct(images)
+        scores = 1.0 - kernels.ssim(x, x_hat, **self.ssim_params())
+        diff = kernels.abs_diff(x, x_hat).mean(axis=1, dtype=np.float32)
+        maps = self._maps_to_sizes(np.ascontiguousarray(diff), sizes, self.config.blur_sigma)
+        return Prediction(scores=scores.astype(np.float32), maps=self._stack(maps))
+
+    def heatmaps(self, images):
+        """Display heatmaps: each map min-max normalized to [0, 1] per patch (kernels.minmax_normalize)."""
+        maps = self.predict(images).maps
+        if isinstance(maps, list):
+            return [kernels.minmax_normalize(np.ascontiguousarray(m[None]))[0] for m in maps]
+        return kernels.minmax_normalize(np.ascontiguousarray(maps))
+
+    def score_dataset(self, dataset, indices=None, *, progress: bool = True, desc: str = "scoring",
+                      keep_maps: bool = False, batch_size: int = 64) -> dict:
+        """scores (N,), labels (N,), indices (N,) of the given samples, in batches; with keep_maps
+        also maps and masks (all-zero masks for good samples), as the embedding models return them."""
+        indices = list(range(len(dataset))) if indices is None else list(indices)
+        scores, labels, maps, masks = [], [], [], []
+        batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+        if progress:
+            from tqdm import tqdm
+            batches = tqdm(batches, desc=desc, unit="batch")
+        for b in batches:
+            samples = [dataset[i] for i in b]
+            pred = self.predict([s.image for s in samples])
+            scores.append(pred.scores)
+            labels += [int(s.label) for s in samples]
+            if keep_maps:
+                for s, m in zip(samples, list(pred.maps)):
+                    mask = s.mask if s.mask is not None else np.zeros(m.shape, dtype=np.uint8)
+                    if mask.shape != m.shape:
+                        raise ValueError(f"mask of {s.path} has shape {mask.shape}, its image {m.shape}")
+                    maps.append(m)
+                    masks.append(mask)
+        out = {"scores": np.concatenate(scores).astype(np.float32), "labels": np.asarray(labels, np.int64),
+               "indices": np.asarray(indices, np.int64)}
+        if keep_maps:
+            out["maps"], out["masks"] = maps, masks
+        return out
+
+    def calibrate(self, dataset, indices, threshold_method: str | None = None, quantile: float = 0.99,
+                  progress: bool = True, source: str = "validation") -> dict:
+        """Image threshold + normalization statistics on the given samples; per-region thresholds
+        too when `dataset` is a RegionPatches (max accuracy where a region has defects, else the
+        quantile of its good scores)."""
+        from edge_sdk import calibration, metrics
+        from edge_sdk.regions import calibrate_region_thresholds
+
+        res = self.score_dataset(dataset, list(indices), progress=progress, desc="calibrating")
+        scores, labels = res["scores"], res["labels"]
+        both = bool((labels == 1).any() and (labels == 0).any())
+        method = threshold_method or ("f1" if both else "quantile")
+        if method in ("f1", "accuracy") and not both:
+            raise ValueError(f"threshold method {method!r} needs validation data with good and anomalous images")
+        threshold = calibration.choose_threshold(scores, labels if both else None, method=method, quantile=quantile)
+        normal = scores[labels == 0] if (labels == 0).any() else scores
+        stats = calibration.normalization_stats(normal, threshold)
+        self.calibration = {"threshold": float(stats["threshold"]), "min": float(stats["min"]),
+                            "max": float(stats["max"]), "method": method,
+                            "quantile": quantile if method == "quantile" else None, "source": source,
+                            "images": int(len(scores))}
+        self.metrics = {}
+        if both:
+            self.metrics = {"image_auroc": float(metrics.image_auroc(labels, scores)),
+                            **{k: float(v) for k, v in metrics.threshold_metrics(labels, scores, threshold).items()},
+                            "source": source}
+        layout = getattr(dataset, "layout", None)
+        if layout is not None and hasattr(dataset, "region_names"):
+            names = [dataset.region_names[i] for i in res["indices"]]
+            region_method = {"f1": "auto", "accuracy": "auto", "quantile": "quantile"}.get(method, "auto")
+            thr, used = calibrate_region_thresholds(scores, labels, names, method=region_method, quantile=quantile,
+                                                    names=[n for n in layout.names if n in set(names)])
+            missing = [n for n in layout.names if n not in thr]
+            for n in missing:  # a region absent from the calibration patches keeps the image threshold
+                thr[n], used[n] = float(threshold), "image_threshold"
+            self.regions = layout.with_thresholds(thr).to_dict()
+            self.region_methods = used
+        return self.calibration
+
+    def region_layout(self):
+        from edge_sdk.regions import RegionLayout
+
+        return None if self.regions is None else RegionLayout.from_dict(self.regions, source=f"{self.name} regions")
+
+    def predict_frames(self, frames) -> dict:
+        """Frames of the region layout -> per-region scores (N, R), region rejects (N, R) and
+        product rejects (N,) (reject when any region's score >= its threshold)."""
+        from edge_sdk.regions import decide
+
+        layout = self.region_layout()
+        if layout is None:
+            raise RuntimeError(f"{self.name}: no region layout (train on RegionPatches to get one)")
+        frames = list(frames) if not isinstance(frames, np.ndarray) or frames.ndim > 2 else [frames]
+        patches = [p for i, f in enumerate(frames) for p in layout.cut(f, what=f"frames[{i}]")]
+        scores = self.predict(patches).scores.reshape(len(frames), len(layout))
+        region_rejects, product_rejects = decide(scores, layout.thresholds())
+        return {"scores": scores, "region_rejects": region_rejects, "product_rejects": product_rejects,
+                "regions": layout.names}
+
+    # -- saving ---------------------------------------------------------------------------------
+    def _state(self) -> dict[str, dict[str, np.ndarray]]:
+        def arrays(m):
+            return {k: v.detach().cpu().contiguous().numpy() for k, v in m.state_dict().items()}
+        return {"generator": arrays(self.generator), "discriminator": arrays(self.discriminator)}
+
+    def _restore_state(self, tensors: dict[str, dict[str, np.ndarray]]) -> None:
+        def load(m, arrays, what):
+            try:
+                m.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=True)
+            except RuntimeError as exc:
+                raise storage.ModelFormatError(f"{what}: weights do not fit the configured network ({exc})") from None
+        load(self.generator, tensors["generator"], "generator.safetensors")
+        load(self.discriminator, tensors["discriminator"], "discriminator.safetensors")
+
+    def save(self, model_dir) -> Path:
+        """config.json + generator/discriminator(/unet).safetensors, atomically, checksummed."""
+        self._check_fitted()
+        config = {"model": self.name, "preset": self.preset, "seed": self.seed, "settings": self.config.to_json(),
+                  "calibration": self.calibration, "regions": self.regions, "region_methods": self.region_methods,
+                  "metrics": self.metrics, "training": self.training_info}
+        return storage.write_model_dir(model_dir, config, self._state())
+
+    @classmethod
+    def load(cls, model_dir, *, device: str = "cpu") -> "ResGANAD":
+        config = storage.read_config(model_dir)
+        if config.get("model") != cls.name:
+            raise storage.ModelFormatError(f"{model_dir}: holds a {config.get('model')!r} model, not {cls.name!r}")
+        settings = dict(config["settings"])
+        for k in ("perlin_scale_range", "perlin_beta"):
+            settings[k] = tuple(settings[k])
+        model = cls(config.get("preset", "small"), seed=int(config.get("seed", 0)), device=device, **settings)
+        tensors = {stem[:-len(".safetensors")]: storage.read_tensors(model_dir, config, stem[:-len(".safetensors")])
+                   for stem in config["files"]}
+        model._restore_state(tensors)
+        for m in model._trainable() + [model.discriminator]:
+            m.eval()
+        model.calibration = config.get("calibration")
+        model.regions = config.get("regions")
+        model.region_methods = config.get("region_methods") or {}
+        model.metrics = config.get("metrics") or {}
+        model.training_info = config.get("training") or {}
+        model._fitted = True
+        return model
+
+    # -- export ---------------------------------------------------------------------------------
+    def _postprocess(self) -> dict:
+        return {"kind": "ssim", "arrays": {}, "network": "reconstructor", "input": "input", "reconstruction_output": "reconstruction",
+                "ssim": self.ssim_params(), "image_score": "one_minus_mean_ssim",
+                "map": "abs_diff_channel_mean", "map_upsample": "bilinear", "map_size": "input",
+                "blur_sigma": float(self.config.blur_sigma), "heatmap": "minmax_per_patch"}
+
+    def _networks(self) -> dict:
+        return {"reconstructor": (self.reconstructor(), ["input"], ["reconstruction"])}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def export_parts(self) -> ExportParts:
+        """Encoder + decoder (the second encoder and the discriminator are training-only), and the
+        post-processing recipe of the module doc."""
+        self._check_fitted()
+        if self.calibration is None:
+            raise RuntimeError("model is not calibrated (fit() calibrates; or call calibrate())")
+        c = self.config
+        post = self._postprocess()
+        layout = self.region_layout()
+        if layout is not None:
+            post["frame"] = {"width": layout.frame_width, "height": layout.frame_height}
+        parts = ExportParts(
+            networks=self._networks(),
+            arrays=self._arrays(),
+            preprocess={"height": c.size, "width": c.size, "channels": c.channels, "mean": [0.0] * c.channels,
+                        "std": [1.0] * c.channels, "scale": 1.0 / 255.0, "resize": "bilinear", "antialias": False},
+            postprocess=post,
+            calibration={k: self.calibration[k] for k in ("threshold", "min", "max")},
+            regions=layout.bundle_regions() if layout is not None else None,
+            metadata={"model": self.name, "preset": self.preset, "settings": c.to_json(), "metrics": self.metrics},
+        )
+        return parts.validate()
