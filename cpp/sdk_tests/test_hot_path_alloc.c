@@ -26,7 +26,7 @@ extern void* __libc_realloc(void*, size_t);
 extern void* __libc_memalign(size_t, size_t);
 extern void __libc_free(void*);
 
-enum { kMaxEvents = 4096, kFrames = 24 };
+enum { kMaxEvents = 16384, kFrames = 24 };
 
 static int g_counting = 0;            /* read/written with __atomic builtins */
 static long g_count = 0;
@@ -107,7 +107,7 @@ static long attribute(long cycles, const char* what) {
     }
   }
   printf("%s: %ld allocations in %ld cycles: libedge_sdk %ld, onnxruntime %ld (%.1f per cycle), other %ld%s\n", what, n,
-         cycles, ours, ort, (double)ort / (double)cycles, other, n > kMaxEvents ? " (stacks of the first 4096 only)" : "");
+         cycles, ours, ort, (double)ort / (double)cycles, other, n > kMaxEvents ? " (stacks of the first 16384 only)" : "");
   for (s = 0; s < n_sites; ++s)
     printf("  libedge_sdk allocation site +0x%lx: %ld (addr2line -f -C -e libedge_sdk.so 0x%lx)\n", (unsigned long)sites[s],
            site_count[s], (unsigned long)sites[s]);
