@@ -69,6 +69,23 @@ class ExportReport:
         return "\n".join(lines)
 
 
+def _fix_output_shapes(model, shapes: Mapping[str, Sequence[int]]) -> None:
+    """Declares each graph output's dimensions after the batch axis as the sizes PyTorch produced:
+    the exporter leaves them symbolic behind reshapes, and the runtime sizes its buffers from them."""
+    for out in model.graph.output:
+        if out.name not in shapes:
+            continue
+        dims = out.type.tensor_type.shape.dim
+        want = list(shapes[out.name])
+        del dims[:]
+        for i, d in enumerate(want):
+            dim = dims.add()
+            if i == 0:
+                dim.dim_param = "batch"
+            else:
+                dim.dim_value = int(d)
+
+
 def export_onnx(
     module: Any,
     example: Sequence[Any],
@@ -78,7 +95,8 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
 ) -> bytes:
     """Exports ``module`` (eval mode, no grad) to a serialized ONNX model with a dynamic batch
-    axis on every input and output, checked with ``onnx.checker`` (full check)."""
+    axis on every input and output and every other output dimension fixed to what the module
+    produces on ``example``; checked with ``onnx.checker`` (full check, with shape inference)."""
     import onnx
     import torch
 
@@ -97,13 +115,21 @@ def export_onnx(
                               do_constant_folding=True)
         except Exception as exc:  # the exporter raises many types; name the network's I/O
             raise ExportError(f"torch.onnx.export failed for inputs {list(input_names)}: {exc}") from exc
-    data = buf.getvalue()
-    model = onnx.load_from_string(data)
+    with torch.no_grad():
+        outs = module(*example)
+    if isinstance(outs, torch.Tensor):
+        outs = (outs,)
+    if isinstance(outs, Mapping):
+        outs = [outs[o] for o in output_names]
+    if len(outs) != len(output_names):
+        raise ExportError(f"the module returns {len(outs)} tensor(s), output names {list(output_names)}")
+    model = onnx.load_from_string(buf.getvalue())
+    _fix_output_shapes(model, {n: tuple(t.shape) for n, t in zip(output_names, outs)})
     try:
         onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ExportError(f"onnx.checker refused the exported graph: {exc}") from exc
-    return data
+    return model.SerializeToString()
 
 
 def _session(model_bytes: bytes):

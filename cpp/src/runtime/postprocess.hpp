@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,22 +14,33 @@
 
 namespace edge {
 
+// A tensor of the current batch: unit k's values start at data + k * per_item.
+struct TensorRef {
+  const float* data = nullptr;
+  int64_t per_item = 0;
+  const float* item(int64_t k) const { return data + k * per_item; }
+};
+// The preprocessed image (under the name of every network input that no network produces) and
+// every network output, by tensor name.
+using TensorMap = std::map<std::string, TensorRef>;
+
 class PostProcessor {
  public:
   virtual ~PostProcessor() = default;
 
-  // Network the post-processing reads (name of manifest networks[].name).
-  virtual const std::string& network() const = 0;
+  // Networks to run, in order (manifest networks[].name). Each network's inputs are the
+  // preprocessed image or outputs of networks before it.
+  virtual const std::vector<std::string>& networks() const = 0;
 
-  // Raw scores of units [0, n) of the batch. input: the preprocessed network input (n x C x H x
-  // W); outputs: the network outputs in manifest order. May keep per-batch state (grids) for
-  // map(). Throws ArgumentError when a kernel refuses the data (e.g. non-finite features).
-  virtual void scores(int64_t n, const float* input, const std::vector<const float*>& outputs, float* scores) = 0;
+  // Raw scores of units [first, first + n) of the batch into scores[0, n). Keeps per-unit state
+  // (grids) for map(). Throws ArgumentError when a kernel refuses the data (non-finite features).
+  virtual void scores(int64_t first, int64_t n, const TensorMap& t, float* scores) = 0;
 
-  // Raw anomaly map of unit i of the last scores() batch at h x w (the unit's own size).
+  // Raw anomaly map of unit i of the batch (after scores() covered it) at h x w, its own size.
   virtual void map(int64_t i, int64_t h, int64_t w, float* out) = 0;
 
-  // True when the image score is the maximum of the map (then map() is needed for every unit).
+  // True when the image score is the maximum of the map at the unit's size (then map() is
+  // needed for every unit, heatmaps or not).
   virtual bool score_from_map() const = 0;
 };
 

@@ -2,12 +2,8 @@
 // preprocessed input X as X^.
 //   score = 1 - SSIM(X, X^)  (kernels ssim: Gaussian window, "valid" map, mean over map then channels)
 //   map   = channel mean of |X - X^| -> bilinear resize to the unit's size -> Gaussian blur (sigma > 0)
-#include <cmath>
-
-#include "edge_sdk/kernels/heatmap.hpp"
 #include "edge_sdk/kernels/ssim.hpp"
-#include "edge_sdk/runtime/fields.hpp"
-#include "postprocess.hpp"
+#include "post_common.hpp"
 #include "postprocess_registry.hpp"
 
 namespace edge {
@@ -17,22 +13,22 @@ class SsimPost final : public PostProcessor {
  public:
   SsimPost(const Bundle& b, int64_t max_batch, ThreadPool& pool) : pool_(pool) {
     const Manifest& m = b.manifest;
-    const std::string src = b.path + "/manifest.json";
-    Fields pp(m.postprocess, src, "postprocess");
-    network_ = pp.str("network");
-    const NetworkSpec* net = m.network(network_, "fp32");
-    if (!net) pp.fail("network", "no network named \"" + network_ + "\" in networks");
-    const std::string out_name = pp.str("reconstruction_output");
-    const TensorSpec* out = net->find_output(out_name);
-    if (!out) pp.fail("reconstruction_output", "network \"" + network_ + "\" has no output \"" + out_name + "\"");
-    for (size_t i = 0; i < net->outputs.size(); ++i)
-      if (net->outputs[i].name == out_name) out_index_ = i;
+    Fields pp(m.postprocess, b.path + "/manifest.json", "postprocess");
+    const std::string net_name = pp.str("network");
+    const NetworkSpec& net = require_network(m, pp, "network", net_name);
+    networks_ = {net_name};
+    input_ = pp.str("input");
+    bool is_input = false;
+    for (const auto& t : net.inputs) is_input |= t.name == input_;
+    if (!is_input) pp.fail("input", "network \"" + net_name + "\" has no input \"" + input_ + "\"");
+    recon_ = pp.str("reconstruction_output");
+    const TensorSpec& out = require_output(net, pp, "reconstruction_output", recon_);
     c_ = m.input.channels;
     h_ = m.input.height;
     w_ = m.input.width;
-    if (out->shape != std::vector<int64_t>{-1, c_, h_, w_})
-      pp.fail("reconstruction_output", "output \"" + out_name + "\" must have the input's shape [-1, " +
-                                           std::to_string(c_) + ", " + std::to_string(h_) + ", " + std::to_string(w_) + "]");
+    if (out.shape != std::vector<int64_t>{-1, c_, h_, w_})
+      pp.fail("reconstruction_output", "output \"" + recon_ + "\" must have the input's shape " +
+                                           shape_text({-1, c_, h_, w_}) + ", has " + shape_text(out.shape));
     Fields s = pp.object("ssim");
     params_.window = static_cast<int>(s.integer("window", 1, 63));
     params_.sigma = static_cast<float>(s.positive("sigma"));
@@ -48,58 +44,45 @@ class SsimPost final : public PostProcessor {
     pp.one_of("map", {"abs_diff_channel_mean"});
     pp.one_of("map_upsample", {"bilinear"});
     pp.one_of("map_size", {"input"});
-    sigma_ = pp.number("blur_sigma");
-    if (!(sigma_ >= 0.0)) pp.fail("blur_sigma", "expected a number >= 0");
-    if (sigma_ > 0) {
-      try {
-        gaussian_radius(sigma_);
-      } catch (const ArgumentError& e) {
-        pp.fail("blur_sigma", e.what());
-      }
-    }
+    sigma_ = blur_sigma_field(pp, "blur_sigma");
     mean_.resize(static_cast<size_t>(max_batch));
-    diff_.resize(static_cast<size_t>(max_batch * c_ * h_ * w_));
+    diff_.resize(static_cast<size_t>(c_ * h_ * w_));
     grid_.resize(static_cast<size_t>(max_batch * h_ * w_));
   }
 
-  const std::string& network() const override { return network_; }
+  const std::vector<std::string>& networks() const override { return networks_; }
   bool score_from_map() const override { return false; }
 
-  void scores(int64_t n, const float* input, const std::vector<const float*>& outputs, float* scores) override {
-    const float* rec = outputs[out_index_];
-    ssim_cpu(input, rec, n, c_, h_, w_, params_, mean_.data(), nullptr, pool_);
-    for (int64_t i = 0; i < n; ++i) scores[i] = 1.0f - mean_[static_cast<size_t>(i)];
-    // The map's source: channel mean of |X - X^| in float32, channels added in order (as NumPy's
-    // mean(axis=1, dtype=float32) over a few channels).
+  void scores(int64_t first, int64_t n, const TensorMap& t, float* scores) override {
+    const TensorRef& x = t.at(input_);
+    const TensorRef& rec = t.at(recon_);
+    ssim_cpu(x.item(first), rec.item(first), n, c_, h_, w_, params_, mean_.data(), nullptr, pool_);
     const int64_t plane = h_ * w_;
-    abs_diff_cpu(input, rec, n * c_ * plane, diff_.data(), pool_);
-    for (int64_t i = 0; i < n; ++i) {
-      float* g = grid_.data() + i * plane;
-      const float* d = diff_.data() + i * c_ * plane;
+    for (int64_t k = 0; k < n; ++k) {
+      scores[k] = 1.0f - mean_[static_cast<size_t>(k)];
+      // The map's source: channel mean of |X - X^| in float32, channels added in order (as
+      // NumPy's mean(axis=1, dtype=float32) over a few channels).
+      abs_diff_cpu(x.item(first + k), rec.item(first + k), c_ * plane, diff_.data(), pool_);
+      float* g = grid_.data() + (first + k) * plane;
+      const float* d = diff_.data();
       for (int64_t p = 0; p < plane; ++p) g[p] = d[p];
       for (int64_t ch = 1; ch < c_; ++ch)
         for (int64_t p = 0; p < plane; ++p) g[p] += d[ch * plane + p];
-      const float inv = static_cast<float>(c_);
-      if (c_ > 1)
+      if (c_ > 1) {
+        const float inv = static_cast<float>(c_);
         for (int64_t p = 0; p < plane; ++p) g[p] /= inv;
+      }
     }
   }
 
   void map(int64_t i, int64_t h, int64_t w, float* out) override {
-    const float* g = grid_.data() + i * h_ * w_;
-    if (sigma_ > 0) {
-      if (tmp_.size() < static_cast<size_t>(h * w)) tmp_.resize(static_cast<size_t>(h * w));
-      resize_bilinear_cpu(g, 1, h_, w_, h, w, tmp_.data(), pool_);
-      gaussian_blur_cpu(tmp_.data(), 1, h, w, sigma_, out, pool_);
-    } else {
-      resize_bilinear_cpu(g, 1, h_, w_, h, w, out, pool_);
-    }
+    grid_to_map(grid_.data() + i * h_ * w_, h_, w_, h, w, sigma_, out, tmp_, pool_);
   }
 
  private:
   ThreadPool& pool_;
-  std::string network_;
-  size_t out_index_ = 0;
+  std::vector<std::string> networks_;
+  std::string input_, recon_;
   int64_t c_ = 0, h_ = 0, w_ = 0;
   SsimParams params_;
   double sigma_ = 0.0;

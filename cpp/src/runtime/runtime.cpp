@@ -12,6 +12,7 @@
 #include "edge_sdk/kernels/heatmap_math.hpp"
 #include "edge_sdk/kernels/preprocess.hpp"
 #include "edge_sdk/runtime/errors.hpp"
+#include "edge_sdk/runtime/fields.hpp"
 #include "postprocess.hpp"
 
 namespace edge {
@@ -83,17 +84,6 @@ class RuntimeImpl final : public Runtime {
     max_batch_ = opt_.max_batch;
     post_ = make_postprocessor(bundle_, max_batch_, *pool_);
 
-    net_ = m.network(post_->network(), opt_.precision);
-    if (!net_) {
-      std::string have;
-      for (const auto& p : m.precisions()) have += (have.empty() ? "" : ", ") + p;
-      throw ArgumentError("precision: the bundle has no \"" + opt_.precision + "\" variant of network \"" +
-                          post_->network() + "\" (it has: " + have + "; a variant that failed the accuracy gate is absent)");
-    }
-    if (net_->inputs.size() != 1)
-      throw BundleError(path + "/manifest.json: networks \"" + net_->name + "\": the runtime feeds one input (the "
-                        "preprocessed image), the network declares " + std::to_string(net_->inputs.size()));
-
     const InputSpec& in = m.input;
     pre_.out_h = in.height;
     pre_.out_w = in.width;
@@ -105,18 +95,47 @@ class RuntimeImpl final : public Runtime {
     }
     in_plane_ = in.channels * in.height * in.width;
     input_.allocate(static_cast<size_t>(max_batch_ * in_plane_));
-    std::vector<float*> outs;
-    for (const auto& o : net_->outputs) {
-      int64_t per = 1;
-      for (size_t k = 1; k < o.shape.size(); ++k) per *= o.shape[k];
-      out_sizes_.push_back(per);
-      outputs_.emplace_back();
-      outputs_.back().allocate(static_cast<size_t>(max_batch_ * per));
-      outs.push_back(outputs_.back().data());
+    const std::vector<int64_t> image_shape{-1, in.channels, in.height, in.width};
+
+    // The networks the post-processing needs, in order. An input that no earlier network
+    // produces is the preprocessed image; the others are bound to the producer's buffer.
+    for (const std::string& name : post_->networks()) {
+      const NetworkSpec* net = m.network(name, opt_.precision);
+      if (!net) {
+        std::string have;
+        for (const auto& p : m.precisions()) have += (have.empty() ? "" : ", ") + p;
+        throw ArgumentError("precision: the bundle has no \"" + opt_.precision + "\" variant of network \"" + name +
+                            "\" (it has: " + have + "; a variant that failed the accuracy gate is absent)");
+      }
+      std::vector<const float*> ins;
+      for (const auto& t : net->inputs) {
+        auto it = tensors_.find(t.name);
+        if (it != tensors_.end() && it->second.data != input_.data()) {
+          ins.push_back(it->second.data);
+          continue;
+        }
+        if (t.shape != image_shape)
+          throw BundleError(path + "/manifest.json: networks \"" + name + "\" input \"" + t.name +
+                            "\" is neither the preprocessed image (shape [-1, " + std::to_string(in.channels) + ", " +
+                            std::to_string(in.height) + ", " + std::to_string(in.width) +
+                            "]) nor an output of an earlier network");
+        tensors_[t.name] = TensorRef{input_.data(), in_plane_};
+        ins.push_back(input_.data());
+      }
+      std::vector<float*> outs;
+      for (const auto& o : net->outputs) {
+        int64_t per = 1;
+        for (size_t k = 1; k < o.shape.size(); ++k) per *= o.shape[k];
+        outputs_.emplace_back();
+        outputs_.back().allocate(static_cast<size_t>(max_batch_ * per));
+        outs.push_back(outputs_.back().data());
+        if (tensors_.count(o.name))
+          throw BundleError(path + "/manifest.json: tensor name \"" + o.name + "\" is produced twice");
+        tensors_[o.name] = TensorRef{outputs_.back().data(), per};
+      }
+      backends_.push_back(make_backend(bundle_, *net, bo));
+      backends_.back()->bind(max_batch_, ins, outs);
     }
-    backend_ = make_backend(bundle_, *net_, bo);
-    backend_->bind(max_batch_, {input_.data()}, outs);
-    out_ptrs_.resize(outs.size());
 
     regions_ = m.regions;
     frame_w_ = m.frame_width;
@@ -131,7 +150,7 @@ class RuntimeImpl final : public Runtime {
 
   const Manifest& manifest() const override { return bundle_.manifest; }
   const RuntimeOptions& options() const override { return opt_; }
-  std::string backend_description() const override { return backend_->description(); }
+  std::string backend_description() const override { return backends_.front()->description(); }
   std::vector<std::string> region_names() const override {
     std::vector<std::string> out;
     for (const auto& r : regions_) out.push_back(r.name);
@@ -289,24 +308,23 @@ class RuntimeImpl final : public Runtime {
     out.times.preprocess += ms_since(t);
 
     t = Clock::now();
-    try {
-      backend_->run(nb);
-    } catch (const std::exception& e) {
-      out.times.network += ms_since(t);
-      for (auto& u : units_)
-        if (u.error.empty()) u.error = std::string("network failed: ") + e.what();
-      return;
+    for (auto& backend : backends_) {
+      try {
+        backend->run(nb);
+      } catch (const std::exception& e) {
+        out.times.network += ms_since(t);
+        for (auto& u : units_)
+          if (u.error.empty()) u.error = std::string("network failed: ") + e.what();
+        return;
+      }
     }
     out.times.network += ms_since(t);
 
     t = Clock::now();
-    float scores[1];
-    std::vector<const float*>& ptrs = out_ptrs_;
-    for (size_t o = 0; o < outputs_.size(); ++o) ptrs[o] = outputs_[o].data();
     if (unit_scores_.size() < static_cast<size_t>(nb)) unit_scores_.resize(static_cast<size_t>(max_batch_));
     bool batch_ok = true;
     try {
-      post_->scores(nb, input_.data(), ptrs, unit_scores_.data());
+      post_->scores(0, nb, tensors_, unit_scores_.data());
     } catch (const std::exception&) {
       batch_ok = false;
     }
@@ -318,11 +336,10 @@ class RuntimeImpl final : public Runtime {
       for (int64_t k = 0; k < nb; ++k) {
         Unit& u = units_[static_cast<size_t>(k)];
         if (!u.error.empty()) continue;
-        for (size_t o = 0; o < outputs_.size(); ++o) ptrs[o] = outputs_[o].data() + k * out_sizes_[o];
         try {
-          post_->scores(1, input_.data() + k * in_plane_, ptrs, scores);
-          u.score = scores[0];
-          maps_single(k, out);
+          post_->scores(k, 1, tensors_, unit_scores_.data() + k);
+          u.score = unit_scores_[static_cast<size_t>(k)];
+          maps(k, k + 1, out);
         } catch (const std::exception& e) {
           u.error = std::string("post-processing failed: ") + e.what();
         }
@@ -334,14 +351,10 @@ class RuntimeImpl final : public Runtime {
   // Heatmaps (and map-based scores) of units [k0, k1) of the current batch.
   void maps(int64_t k0, int64_t k1, Results& out) {
     if (!opt_.heatmaps && !post_->score_from_map()) return;
-    for (int64_t k = k0; k < k1; ++k) map_unit(k, k, out);
-  }
-  void maps_single(int64_t k, Results& out) {
-    if (!opt_.heatmaps && !post_->score_from_map()) return;
-    map_unit(k, 0, out);  // after a single-unit scores() call the unit is index 0
+    for (int64_t k = k0; k < k1; ++k) map_unit(k, out);
   }
 
-  void map_unit(int64_t k, int64_t index_in_batch, Results& out) {
+  void map_unit(int64_t k, Results& out) {
     Unit& u = units_[static_cast<size_t>(k)];
     if (!u.error.empty()) return;
     const ImageResult& r = out.images[static_cast<size_t>(u.image)];
@@ -354,7 +367,7 @@ class RuntimeImpl final : public Runtime {
       if (map_.size() < static_cast<size_t>(area)) map_.resize(static_cast<size_t>(area));
       dst = map_.data();
     }
-    post_->map(index_in_batch, u.height, u.width, dst);
+    post_->map(k, u.height, u.width, dst);
     if (post_->score_from_map()) {
       float mx = -std::numeric_limits<float>::infinity();
       bool nan = false;
@@ -471,14 +484,12 @@ class RuntimeImpl final : public Runtime {
   RuntimeOptions opt_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<PostProcessor> post_;
-  std::unique_ptr<Backend> backend_;
-  const NetworkSpec* net_ = nullptr;
+  std::vector<std::unique_ptr<Backend>> backends_;
+  TensorMap tensors_;
   PreprocessParams pre_;
   int64_t max_batch_ = 1, in_plane_ = 0;
   Floats input_;
   std::vector<Floats> outputs_;
-  std::vector<int64_t> out_sizes_;
-  std::vector<const float*> out_ptrs_;
   std::vector<float> unit_scores_, map_, warm_f32_;
   std::vector<uint8_t> crop_;
   std::vector<Unit> units_;

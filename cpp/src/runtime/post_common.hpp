@@ -1,0 +1,78 @@
+// Helpers shared by the post-processing kinds: manifest field checks and the map path
+// (bilinear resize of a grid to the unit's size, then Gaussian blur).
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "edge_sdk/kernels/heatmap.hpp"
+#include "edge_sdk/runtime/errors.hpp"
+#include "edge_sdk/runtime/fields.hpp"
+#include "postprocess.hpp"
+
+namespace edge {
+
+// The fp32 entry of network `name` (the manifest field `field` names it), or a BundleError.
+inline const NetworkSpec& require_network(const Manifest& m, const Fields& pp, const std::string& field,
+                                          const std::string& name) {
+  const NetworkSpec* n = m.network(name, "fp32");
+  if (!n) pp.fail(field, "no network named \"" + name + "\" in networks");
+  return *n;
+}
+
+inline const TensorSpec& require_output(const NetworkSpec& net, const Fields& pp, const std::string& field,
+                                        const std::string& name) {
+  const TensorSpec* t = net.find_output(name);
+  if (!t) pp.fail(field, "network \"" + net.name + "\" has no output \"" + name + "\"");
+  return *t;
+}
+
+inline std::string shape_text(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// The array a postprocess.arrays role names, with the expected dtype and shape.
+inline const Tensor& require_array(const Bundle& b, const Fields& pp, const std::string& role, DType dtype,
+                                   const std::vector<int64_t>& shape) {
+  Fields arrays = pp.object("arrays");
+  const std::string name = arrays.str(role);
+  auto it = b.arrays.tensors.find(name);
+  if (it == b.arrays.tensors.end())
+    arrays.fail(role, "names array \"" + name + "\", which arrays.safetensors does not hold");
+  const Tensor& t = it->second;
+  if (t.dtype != dtype || t.shape != shape)
+    arrays.fail(role, "array \"" + name + "\" is " + dtype_name(t.dtype) + " " + shape_text(t.shape) + ", expected " +
+                          dtype_name(dtype) + " " + shape_text(shape));
+  return t;
+}
+
+inline double blur_sigma_field(const Fields& pp, const std::string& key) {
+  const double s = pp.number(key);
+  if (!(s >= 0.0)) pp.fail(key, "expected a number >= 0");
+  if (s > 0) {
+    try {
+      gaussian_radius(s);
+    } catch (const ArgumentError& e) {
+      pp.fail(key, e.what());
+    }
+  }
+  return s;
+}
+
+// grid (gh x gw) -> out (h x w): bilinear resize, then Gaussian blur when sigma > 0 (tmp holds
+// the resized plane). Equal to the models' kernels.resize_bilinear + kernels.gaussian_blur.
+inline void grid_to_map(const float* grid, int64_t gh, int64_t gw, int64_t h, int64_t w, double sigma, float* out,
+                        std::vector<float>& tmp, ThreadPool& pool) {
+  if (sigma > 0) {
+    if (tmp.size() < static_cast<size_t>(h * w)) tmp.resize(static_cast<size_t>(h * w));
+    resize_bilinear_cpu(grid, 1, gh, gw, h, w, tmp.data(), pool);
+    gaussian_blur_cpu(tmp.data(), 1, h, w, sigma, out, pool);
+  } else {
+    resize_bilinear_cpu(grid, 1, gh, gw, h, w, out, pool);
+  }
+}
+
+}  // namespace edge

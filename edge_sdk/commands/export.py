@@ -1,0 +1,85 @@
+"""`edge-sdk export MODEL_DIR --out BUNDLE`: a trained model -> ONNX network(s) + bundle."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a trained model directory into a bundle (ONNX + arrays + manifest)",
+                       description="Reopens the model saved in MODEL_DIR, exports its network(s) to ONNX "
+                                   "(opset >= 17, dynamic batch), checks them against PyTorch on random inputs "
+                                   "and on real images (--data), refuses a graph outside the tolerance, and "
+                                   "writes the bundle atomically. Prints the parity report.")
+    p.add_argument("model_dir", help="directory written by the model's save() (edge-sdk train --out)")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--archive", help="also pack the bundle into this single file (uncompressed tar)")
+    p.add_argument("--data", help="data set root: its first images are the real inputs of the parity check")
+    p.add_argument("--layout", default="mvtec", choices=("mvtec", "folder", "mtd"), help="data set layout")
+    p.add_argument("--category", help="category folder (mvtec layout)")
+    p.add_argument("--real", type=int, default=8, metavar="N", help="real images compared (default 8)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="largest accepted max|onnx - torch| / max|torch| per output (default 1e-4)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    p.add_argument("--on-size-mismatch", choices=("resize", "reject"), default="resize",
+                   help="what the runtime does with images of another size than the input (default resize)")
+    p.add_argument("--review-band", type=float, default=0.0,
+                   help="normalized scores within this distance of 0.5 are judged 'review' (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    p.set_defaults(func=run)
+
+
+def real_images(data: str, layout: str, category: str | None, n: int, gray: bool):
+    """The first n good training images of a data set (uint8 HWC / HW)."""
+    import numpy as np
+
+    from edge_sdk.data import load_dataset
+
+    ds = load_dataset(data, layout, "train", category=category, gray=gray)
+    k = min(n, len(ds))
+    return [np.ascontiguousarray(ds[i].image) for i in range(k)]
+
+
+def run(args) -> int:
+    from converters import ExportError, export_bundle
+    from converters.model_dirs import load_trained_model
+    from converters.onnx_export import DEFAULT_TOLERANCE
+    from edge_sdk.bundle import BundleError, pack_bundle
+    from edge_sdk.cli import UserError
+
+    try:
+        model = load_trained_model(args.model_dir)
+        parts = model.export_parts()
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise UserError(f"{args.model_dir}: {exc}") from exc
+    real = None
+    if args.data:
+        gray = int(parts.preprocess["channels"]) == 1
+        imgs = real_images(args.data, args.layout, args.category, args.real, gray)
+        real = _preprocessed(imgs, parts.preprocess)
+    try:
+        report = export_bundle(parts, args.out, model_type=getattr(model, "name", type(model).__name__.lower()),
+                               real_images=real, tolerance=args.tolerance or DEFAULT_TOLERANCE, opset=args.opset,
+                               on_size_mismatch=args.on_size_mismatch, review_band=args.review_band,
+                               overwrite=args.overwrite, extra=getattr(parts, "metadata", None) or None)
+    except (ExportError, BundleError) as exc:
+        raise UserError(str(exc)) from exc
+    print(report)
+    if real is None:
+        print("  real inputs: none compared (give --data to check the graph on real images)")
+    if args.archive:
+        print(f"archive: {pack_bundle(args.out, args.archive, overwrite=args.overwrite)}")
+    return 0
+
+
+def _preprocessed(images, pre):
+    """Images of any sizes -> (N, C, H, W) float32 through THE preprocessing, one call per image."""
+    import numpy as np
+
+    from edge_sdk import kernels
+
+    out = []
+    for img in images:
+        img = img if img.ndim == 3 else img[..., None]
+        out.append(kernels.preprocess(np.ascontiguousarray(img[None]), (pre["height"], pre["width"]),
+                                      mean=pre["mean"], std=pre["std"], channels=pre["channels"],
+                                      scale=pre.get("scale", 1 / 255))[0])
+    return np.stack(out)

@@ -1,0 +1,156 @@
+"""`edge-sdk predict BUNDLE IMAGES... [--heatmaps DIR]`: verdicts of image files through the C++ runtime."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="judge image files with a bundle (C++ runtime); verdicts as CSV/JSON, "
+                                       "heatmap overlays as PNG",
+                       description="Runs the images (files, or folders searched for image files) through the "
+                                   "C++ runtime and writes one row per image: path, score, normalized score, "
+                                   "verdict (accept / reject / review), error, and per-region results. Images "
+                                   "the runtime cannot judge are 'review' with the reason.")
+    p.add_argument("bundle", help="bundle directory or archive")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--out", default="verdicts.csv", help="results file, .csv or .json (default verdicts.csv)")
+    p.add_argument("--heatmaps", metavar="DIR", help="write a heatmap overlay PNG per image into DIR")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--precision", default="fp32")
+    p.add_argument("--batch", type=int, default=16, help="images per runtime call (default 16)")
+    p.set_defaults(func=run)
+
+
+def _files(items: list[str]) -> list[str]:
+    from edge_sdk.cli import UserError
+    from edge_sdk.data.imageio import is_image_file
+
+    out = []
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(d, f) for d, _, fs in os.walk(item) for f in fs if is_image_file(f))
+            if not found:
+                raise UserError(f"{item}: no image files in this folder")
+            out += found
+        elif os.path.isfile(item):
+            out.append(item)
+        else:
+            raise UserError(f"{item}: no such image file or folder")
+    return out
+
+
+def display_heatmap(raw, manifest: dict):
+    """Raw map -> [0, 1] the way the bundle's model displays it: "minmax_per_patch" per map,
+    "raw" as is (already probabilities), otherwise the calibration (0.5 = decision threshold)."""
+    import numpy as np
+
+    from edge_sdk import kernels
+
+    raw = np.ascontiguousarray(raw, dtype=np.float32)
+    mode = manifest["postprocess"].get("heatmap")
+    if mode == "minmax_per_patch":
+        return kernels.minmax_normalize(raw[None])[0]
+    if mode == "raw":
+        return np.clip(raw, 0.0, 1.0)
+    c = manifest["calibration"]
+    return kernels.calibrated_normalize(raw, c["threshold"], c["min"], c["max"])
+
+
+def overlay_png(image, heat01, path: str, caption: str) -> None:
+    """Image | heatmap blended over it (jet palette), with a caption; written atomically."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    v = np.clip(heat01, 0.0, 1.0)
+    jet = np.stack([np.clip(1.5 - np.abs(4.0 * v - k), 0.0, 1.0) for k in (3.0, 2.0, 1.0)], axis=-1) * 255.0
+    rgb = image if image.ndim == 3 and image.shape[2] == 3 else np.repeat(image.reshape(*image.shape[:2], 1), 3, 2)
+    over = (0.5 * rgb.astype(np.float32) + 0.5 * jet).astype(np.uint8)
+    h, w = rgb.shape[:2]
+    sheet = Image.new("RGB", (2 * w, h + 14), (255, 255, 255))
+    sheet.paste(Image.fromarray(rgb), (0, 14))
+    sheet.paste(Image.fromarray(over), (w, 14))
+    ImageDraw.Draw(sheet).text((3, 1), caption, fill=(0, 0, 0))
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        sheet.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _write_atomic(path: str, text: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d)
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    import edge_sdk
+    from edge_sdk.bundle import BundleError
+    from edge_sdk.cli import UserError
+    from edge_sdk.data import DataError
+    from edge_sdk.data.imageio import read_image
+
+    files = _files(args.images)
+    try:
+        rt = edge_sdk.Runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision,
+                              heatmaps=bool(args.heatmaps))
+    except (BundleError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+    gray = rt.manifest["input"]["channels"] == 1
+    if args.heatmaps:
+        os.makedirs(args.heatmaps, exist_ok=True)
+    rows = []
+    counts = {"accept": 0, "reject": 0, "review": 0}
+    for b in range(0, len(files), args.batch):
+        chunk = files[b:b + args.batch]
+        images, read_errors = [], {}
+        for i, path in enumerate(chunk):
+            try:
+                images.append(read_image(path, gray=gray))
+            except (DataError, OSError, ValueError) as exc:
+                read_errors[i] = f"cannot read the image: {exc}"
+                images.append(np.zeros((1, 1, 5), np.uint8))  # judged "review" by the runtime, never accepted
+        res = rt.predict(images, on_error="review")
+        for i, path in enumerate(chunk):
+            r = res[i]
+            error = read_errors.get(i, r.error)
+            row = {"path": path, "score": r.score, "normalized": r.normalized, "verdict": r.verdict,
+                   "error": error or ""}
+            for name, reg in (r.regions or {}).items():
+                row[f"{name}.score"] = reg["score"]
+                row[f"{name}.verdict"] = reg["verdict"]
+            rows.append(row)
+            counts[r.verdict] += 1
+            if args.heatmaps and r.heatmap is not None and i not in read_errors:
+                stem = os.path.splitext(os.path.basename(path))[0]
+                out = os.path.join(args.heatmaps, f"{b + i:05d}_{stem}.png")
+                overlay_png(images[i], display_heatmap(r.heatmap, rt.manifest), out,
+                            f"{r.verdict}  score {r.score:.4g}  normalized {r.normalized:.3f}")
+    if args.out.endswith(".json"):
+        clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]
+        _write_atomic(args.out, json.dumps({"bundle": str(args.bundle), "backend": rt.backend, "results": clean},
+                                           indent=2, allow_nan=False) + "\n")
+    else:
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+        _write_atomic(args.out, buf.getvalue())
+    print(f"{len(rows)} image(s): {counts['accept']} accept, {counts['reject']} reject, {counts['review']} review"
+          f" -> {args.out}" + (f", heatmaps in {args.heatmaps}" if args.heatmaps else ""))
+    return 0

@@ -1,0 +1,63 @@
+"""`edge-sdk verify BUNDLE --against MODEL_DIR --data PATH --layout ...`: runtime vs PyTorch parity."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("verify", help="compare a bundle run by the C++ runtime with its PyTorch model on a data set",
+                       description="Runs the bundle through the C++ runtime and the model of MODEL_DIR through "
+                                   "PyTorch on the same images and reports the score differences, the verdict "
+                                   "agreement and the heatmap differences (after the bundle's normalization). "
+                                   "Exit status 1 when a figure is outside the runtime's tolerances.")
+    p.add_argument("bundle", help="bundle directory or archive")
+    p.add_argument("--against", required=True, metavar="MODEL_DIR", help="the trained model directory")
+    p.add_argument("--data", required=True, help="data set root")
+    p.add_argument("--layout", required=True, choices=("mvtec", "folder", "mtd"), help="data set layout")
+    p.add_argument("--category", help="category folder (mvtec layout)")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="data set split (default test)")
+    p.add_argument("--limit", type=int, help="compare only the first N images")
+    p.add_argument("--precision", default="fp32", help="network variant of the bundle (default fp32)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="write the figures to this JSON file")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import os
+    import tempfile
+
+    import numpy as np
+
+    import edge_sdk
+    from converters.model_dirs import load_trained_model
+    from converters.verify import compare
+    from edge_sdk.bundle import BundleError
+    from edge_sdk.cli import UserError
+    from edge_sdk.data import load_dataset
+
+    try:
+        rt = edge_sdk.Runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision)
+        model = load_trained_model(args.against)
+    except (BundleError, ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from exc
+    gray = rt.manifest["input"]["channels"] == 1
+    ds = load_dataset(args.data, args.layout, args.split, category=args.category, gray=gray)
+    n = len(ds) if args.limit is None else min(len(ds), args.limit)
+    images = [np.ascontiguousarray(ds[i].image) for i in range(n)]
+    fig = compare(rt, model, images, progress=True)
+    fig.update({"bundle": str(args.bundle), "model_dir": str(args.against), "data": str(args.data),
+                "layout": args.layout, "split": args.split})
+    for k in ("images", "units", "max_score_rel_diff", "verdict_agreement", "max_heatmap_abs_diff",
+              "max_heatmap_raw_abs_diff", "unjudged", "passed"):
+        print(f"{k}: {fig[k]}")
+    if args.json_out:
+        d = os.path.dirname(os.path.abspath(args.json_out))
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".json", dir=d)
+        with os.fdopen(fd, "w") as f:
+            json.dump(fig, f, indent=2)
+        os.replace(tmp, args.json_out)
+    return 0 if fig["passed"] else 1
