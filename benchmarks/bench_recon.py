@@ -345,7 +345,7 @@ def main() -> int:
     results["epochs"] = epochs or make_config("small").epochs
     if "vial" not in skip:
         sizes = dict(count=4, products=16, acquisitions=10, region_size=64) if args.quick else \
-            dict(count=60, products=32, acquisitions=10, region_size=128)
+            dict(count=40, products=32, acquisitions=10, region_size=128)
         folder = os.path.join(args.data, "quick" if args.quick else "full")
         root = os.path.join(folder, "vial_strip")
         if not os.path.isdir(root):
