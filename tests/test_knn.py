@@ -179,6 +179,8 @@ def test_bad_inputs_name_the_argument(rng):
         kernels.knn(q, bad.astype(np.float16))
     with pytest.raises(ValueError, match="bank: contains NaN or infinity, or values too large"):
         kernels.knn(q, b * np.float32(1e30))
+    with pytest.raises(ValueError, match="queries: row 0 contains NaN or infinity, or values too large"):
+        kernels.knn(q * np.float32(1e30), b)
     with pytest.raises(ValueError, match="device"):
         kernels.knn(q, b, device="tpu")
     with pytest.raises(ValueError, match="isa"):

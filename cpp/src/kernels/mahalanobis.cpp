@@ -153,6 +153,21 @@ EDGE_ALWAYS_INLINE bool diagonal_ok(const float* chol, int64_t c) {
   return true;
 }
 
+// Asks for the lower triangle of rows i and i+1 of a factor ahead of use (into L2): spread over
+// the rows of the current location, this overlaps loading the next location's factor with the
+// arithmetic on this one (the scan of chol is the main memory traffic).
+EDGE_ALWAYS_INLINE void prefetch_rows(const float* chol, int64_t c, int64_t i) {
+#if defined(__GNUC__)
+  for (int64_t r = i; r < i + 2 && r < c; ++r) {
+    const float* row = chol + r * c;
+    for (int64_t j = 0; j <= r; j += 16) __builtin_prefetch(row + j, 0, 2);
+    __builtin_prefetch(row + r, 0, 2);
+  }
+#else
+  (void)chol, (void)c, (void)i;
+#endif
+}
+
 template <class V>
 EDGE_ALWAYS_INLINE void combine8(const V* p, V& out) {
   out = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
@@ -165,7 +180,7 @@ EDGE_ALWAYS_INLINE void combine8(const V* p, V& out) {
 // term of row i+1 that needs z_i is added to its lane afterwards, which keeps the order.
 template <int W>
 EDGE_ALWAYS_INLINE void solve_tile(const SolveJob& a, int64_t loc, int64_t n0, int64_t nv,
-                                   float* tile) {
+                                   float* tile, const float* next_chol) {
   using V = typename VecOf<W>::type;
   static_assert(kMahaLanes == 8, "solve_tile unrolls 8 lanes");
   const int64_t c = a.c, L = a.l;
@@ -181,6 +196,7 @@ EDGE_ALWAYS_INLINE void solve_tile(const SolveJob& a, int64_t loc, int64_t n0, i
   V norm = {}, probe = {};
   int64_t i = 0;
   for (; i + 1 < c; i += 2) {
+    if (next_chol) prefetch_rows(next_chol, c, i);
     const float* r0 = chol + i * c;
     const float* r1 = r0 + c;
     V p[8], q[8], s;
@@ -222,6 +238,7 @@ EDGE_ALWAYS_INLINE void solve_tile(const SolveJob& a, int64_t loc, int64_t n0, i
     probe += z1 * 0.0f;
   }
   if (i < c) {  // odd c: the last row alone
+    if (next_chol) prefetch_rows(next_chol, c, i);
     const float* r0 = chol + i * c;
     V p[8], s;
 #pragma GCC unroll 8
@@ -267,7 +284,8 @@ struct BufferAt {
 };
 
 // One vector: the shared per-row function directly (vectorized along j by the compiler).
-EDGE_ALWAYS_INLINE void solve_one(const SolveJob& a, int64_t loc, int64_t v, float* buf) {
+EDGE_ALWAYS_INLINE void solve_one(const SolveJob& a, int64_t loc, int64_t v, float* buf,
+                                  const float* next_chol) {
   const int64_t c = a.c, L = a.l;
   const float* mu = a.mu + loc * c;
   const float* chol = a.chol + loc * c * c;
@@ -275,6 +293,7 @@ EDGE_ALWAYS_INLINE void solve_one(const SolveJob& a, int64_t loc, int64_t v, flo
   for (int64_t i = 0; i < c; ++i) buf[i] = xv[i] - mu[i];
   float norm = 0.0f, probe = 0.0f;
   for (int64_t i = 0; i < c; ++i) {
+    if (next_chol && i % 2 == 0) prefetch_rows(next_chol, c, i);
     const float zi = substitution_row(chol + i * c, i, buf[i], BufferAt{buf});
     buf[i] = zi;
     norm += zi * zi;
@@ -301,12 +320,14 @@ EDGE_ALWAYS_INLINE void solve_units(const SolveJob& a, int64_t u0, int64_t u1) {
       a.flags[loc].store(1, std::memory_order_relaxed);
       continue;
     }
+    // the last unit of a location fetches the next location's factor
+    const float* next = u == s.units - 1 && loc + 1 < a.l ? a.chol + (loc + 1) * a.c * a.c : nullptr;
     if (u < s.full)
-      solve_tile<W>(a, loc, u * W, W, tile);
+      solve_tile<W>(a, loc, u * W, W, tile, next);
     else if (s.rest_tiled)
-      solve_tile<W>(a, loc, s.full * W, s.rest, tile);
+      solve_tile<W>(a, loc, s.full * W, s.rest, tile, next);
     else
-      for (int64_t v = s.full * W; v < a.n; ++v) solve_one(a, loc, v, tile);
+      for (int64_t v = s.full * W; v < a.n; ++v) solve_one(a, loc, v, tile, v == a.n - 1 ? next : nullptr);
   }
 }
 
