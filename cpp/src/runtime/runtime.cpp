@@ -152,6 +152,9 @@ class RuntimeImpl final : public Runtime {
   const Manifest& manifest() const override { return bundle_.manifest; }
   const RuntimeOptions& options() const override { return opt_; }
   std::string backend_description() const override { return backends_.front()->description(); }
+  void cancel() noexcept override {
+    for (auto& b : backends_) b->cancel();
+  }
   std::vector<std::string> region_names() const override {
     std::vector<std::string> out;
     for (const auto& r : regions_) out.push_back(r.name);
