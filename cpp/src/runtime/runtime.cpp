@@ -64,7 +64,8 @@ struct Unit {
 
 class RuntimeImpl final : public Runtime {
  public:
-  RuntimeImpl(const std::string& path, const RuntimeOptions& options) : opt_(options) {
+  RuntimeImpl(std::shared_ptr<const Bundle> bundle, const RuntimeOptions& options)
+      : shared_bundle_(std::move(bundle)), bundle_(*shared_bundle_), opt_(options) {
     if (opt_.max_batch < 1 || opt_.max_batch > 4096)
       throw ArgumentError("max_batch: expected 1..4096, got " + std::to_string(opt_.max_batch));
     if (opt_.threads < 0) throw ArgumentError("threads: expected >= 0 (0 = all cores), got " + std::to_string(opt_.threads));
@@ -78,7 +79,7 @@ class RuntimeImpl final : public Runtime {
     bo.library = opt_.onnxruntime_library;
     bo.precision = opt_.precision;
 
-    bundle_ = load_bundle(path);
+    const std::string& path = bundle_.path;
     const Manifest& m = bundle_.manifest;
     pool_ = std::make_unique<ThreadPool>(opt_.threads > 0 ? opt_.threads : get_num_threads());
     max_batch_ = opt_.max_batch;
@@ -154,6 +155,9 @@ class RuntimeImpl final : public Runtime {
   const Manifest& manifest() const override { return bundle_.manifest; }
   const RuntimeOptions& options() const override { return opt_; }
   std::string backend_description() const override { return backends_.front()->description(); }
+  void cancel() noexcept override {
+    for (auto& b : backends_) b->cancel();
+  }
   std::vector<std::string> region_names() const override {
     std::vector<std::string> out;
     for (const auto& r : regions_) out.push_back(r.name);
@@ -182,6 +186,7 @@ class RuntimeImpl final : public Runtime {
       r.error.clear();
       check_image(images[i], i, r.error);
       r.invalid_input = !r.error.empty();
+      r.failed = false;
       r.heatmap_offset = heat_total;
       r.heatmap_height = r.heatmap_width = 0;
       if (r.error.empty() && opt_.heatmaps) {
@@ -398,9 +403,10 @@ class RuntimeImpl final : public Runtime {
       ImageResult& r = out.images[static_cast<size_t>(u.image)];
       if (u.region < 0) {
         r.score = u.error.empty() ? u.score : kNaN;
-        if (!u.error.empty()) r.error = u.error;
+        if (!u.error.empty()) r.error = u.error, r.failed = true;
       } else {
         out.regions[static_cast<size_t>(u.image * nr + u.region)].score = u.error.empty() ? u.score : kNaN;
+        if (!u.error.empty()) r.failed = true;
         if (!u.error.empty())
           r.error += (r.error.empty() ? "" : "; ") + std::string("region ") + regions_[static_cast<size_t>(u.region)].name +
                      ": " + u.error;
@@ -418,7 +424,7 @@ class RuntimeImpl final : public Runtime {
       return;
     }
     normalized = calibrated_value(score, static_cast<float>(threshold), static_cast<float>(c.max - c.min));
-    const double band = bundle_.manifest.decision.review_band;
+    const double band = opt_.review_band >= 0 ? opt_.review_band : bundle_.manifest.decision.review_band;
     if (band > 0 && std::fabs(static_cast<double>(normalized) - 0.5) < band)
       verdict = Verdict::Review;
     else
@@ -484,7 +490,8 @@ class RuntimeImpl final : public Runtime {
     predict(&v, 1, r);
   }
 
-  Bundle bundle_;
+  std::shared_ptr<const Bundle> shared_bundle_;  // read-only, shared by the runtimes opened from it
+  const Bundle& bundle_;
   RuntimeOptions opt_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<PostProcessor> post_;
@@ -505,7 +512,12 @@ class RuntimeImpl final : public Runtime {
 }  // namespace
 
 std::unique_ptr<Runtime> Runtime::open(const std::string& bundle_path, const RuntimeOptions& options) {
-  return std::make_unique<RuntimeImpl>(bundle_path, options);
+  return open(std::make_shared<const Bundle>(load_bundle(bundle_path)), options);
+}
+
+std::unique_ptr<Runtime> Runtime::open(std::shared_ptr<const Bundle> bundle, const RuntimeOptions& options) {
+  if (!bundle) throw ArgumentError("bundle: null");
+  return std::make_unique<RuntimeImpl>(std::move(bundle), options);
 }
 
 }  // namespace edge
