@@ -326,6 +326,7 @@ def main() -> int:
     ap.add_argument("--speed-runs", type=int, default=30)
     ap.add_argument("--data", default=os.path.join(ROOT, "out", "bench_recon"))
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/bench_recon.json)")
+    ap.add_argument("--models", default="resganad,grdnet,patchcore", help="comma list of models to compare")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: vial,mtd,speed,flops,patchcore")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -342,6 +343,8 @@ def main() -> int:
             models["patchcore"] = lambda: PatchCore(input_size=128, seed=0)
         except ImportError as exc:
             print(f"PatchCore: not available ({exc}); compared models: ResGANAD, GRD-Net")
+    wanted = set(filter(None, args.models.split(",")))
+    models = {k: v for k, v in models.items() if k in wanted}
     results["epochs"] = epochs or make_config("small").epochs
     if "vial" not in skip:
         sizes = dict(count=4, products=16, acquisitions=10, region_size=64) if args.quick else \
