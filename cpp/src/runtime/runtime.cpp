@@ -138,9 +138,6 @@ class RuntimeImpl final : public Runtime {
       backends_.back()->bind(max_batch_, ins, outs);
     }
 
-    // The sessions hold their own copy of the graphs.
-    bundle_.contents.clear();
-
     regions_ = m.regions;
     frame_w_ = m.frame_width;
     frame_h_ = m.frame_height;
