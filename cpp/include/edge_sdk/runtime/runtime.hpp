@@ -100,6 +100,11 @@ class Runtime {
   // are judged. Throws ArgumentError only for an unusable call (null pointer). Calls on one
   // Runtime are serialized (one Runtime per thread runs them in parallel).
   virtual void predict(const ImageView* images, int64_t n, Results& out) = 0;
+
+  // Called from another thread: the network call of a predict() in progress stops soon (where the
+  // backend can interrupt it: ONNX Runtime between graph nodes); that call's images are then
+  // "review" with a "network failed" error. Used by the C ABI when a cycle's deadline has passed.
+  virtual void cancel() noexcept = 0;
 };
 
 }  // namespace edge
