@@ -138,9 +138,6 @@ class RuntimeImpl final : public Runtime {
       backends_.back()->bind(max_batch_, ins, outs);
     }
 
-    // The sessions hold their own copy of the graphs.
-    bundle_.contents.clear();
-
     regions_ = m.regions;
     frame_w_ = m.frame_width;
     frame_h_ = m.frame_height;
@@ -339,7 +336,9 @@ class RuntimeImpl final : public Runtime {
     }
     if (batch_ok) {
       for (int64_t k = 0; k < nb; ++k) units_[static_cast<size_t>(k)].score = unit_scores_[static_cast<size_t>(k)];
+      const auto t_maps = Clock::now();
       maps(0, nb, out);
+      out.times.maps += ms_since(t_maps);
     } else {
       // Find which units the kernels refuse (e.g. non-finite features) and judge the others.
       for (int64_t k = 0; k < nb; ++k) {

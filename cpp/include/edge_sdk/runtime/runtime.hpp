@@ -61,10 +61,12 @@ struct ImageResult {
 };
 
 // Wall-clock milliseconds per stage of the last call (monotonic clock; on the CPU path the
-// host<->device copies are 0).
+// host<->device copies are 0). `maps` is the part of `postprocess` spent resizing and blurring
+// each unit's anomaly map (heatmaps, and map-based image scores); the rest of `postprocess` is the
+// model's scoring kernels (SSIM, Mahalanobis, k-NN, ...).
 struct StageTimes {
   double preprocess = 0, host_to_device = 0, network = 0, postprocess = 0, device_to_host = 0, decision = 0,
-         total = 0;
+         total = 0, maps = 0;
 };
 
 struct Results {
