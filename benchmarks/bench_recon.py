@@ -80,6 +80,37 @@ def score(model, patches, desc):
     return res["scores"].astype(np.float64), time.perf_counter() - t
 
 
+def frame_panel(model, frames, masks, lay, thresholds, path):
+    """PNG: per frame, the strip with region boxes (red = rejected, green = accepted) and the defect
+    outline (yellow), next to its heatmap (each region's map min-max normalized, pasted in place)."""
+    from PIL import Image
+    from scipy import ndimage
+
+    from edge_sdk import kernels
+
+    rows = []
+    for frame, mask in zip(frames, masks):
+        patches = lay.cut(frame)
+        pred = model.predict(patches)
+        maps = np.stack(pred.maps) if isinstance(pred.maps, list) else pred.maps
+        heat = np.zeros(frame.shape[:2], np.float32)
+        norm = kernels.minmax_normalize(np.ascontiguousarray(maps, dtype=np.float32))
+        rgb = np.repeat(frame[..., None], 3, axis=2).copy()
+        for k, r in enumerate(lay.regions):
+            heat[r.y:r.y + r.height, r.x:r.x + r.width] = norm[k]
+            colour = (220, 30, 30) if pred.scores[k] >= thresholds[k] else (30, 180, 30)
+            rgb[r.y:r.y + r.height, [r.x, r.x + r.width - 1]] = colour
+            rgb[[r.y, r.y + r.height - 1], r.x:r.x + r.width] = colour
+        if mask is not None:
+            edge = ndimage.binary_dilation(mask > 0, iterations=2) & ~(mask > 0)
+            rgb[edge] = (255, 220, 0)
+        hot = (np.stack([heat, heat ** 2, heat ** 4], axis=-1) * 255).astype(np.uint8)
+        rows.append(np.concatenate([rgb, np.full((rgb.shape[0], 8, 3), 255, np.uint8), hot], axis=1))
+        rows.append(np.full((8, rows[-1].shape[1], 3), 255, np.uint8))
+    Image.fromarray(np.concatenate(rows[:-1], axis=0)).save(path, optimize=True)
+    return path
+
+
 def vial_benchmark(models, root, args, results):
     lay = RegionLayout.load(root)
     train = RegionPatches(load_dataset(root, "mvtec", "train", gray=True), lay)
@@ -138,6 +169,16 @@ def vial_benchmark(models, root, args, results):
               f"TPR {dec['run']['tpr']:.3f} TNR {dec['run']['tnr']:.3f}")
         for part, v in parts.items():
             print(f"  {part:7s} " + " ".join(f"{k} {x:.3f}" if x is not None else f"{k} -" for k, x in v.items()))
+        # one evaluation frame per defect kind (first acquisition), as a picture
+        picks = {}
+        for j, i in enumerate(ev_idx):
+            picks.setdefault(test.defect_types[i], j)
+        sub = ev.dataset
+        chosen = [sub[j] for j in picks.values()]
+        png = REPO / "benchmarks" / "results" / f"bench_recon_{name}_frames.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
+        out[name]["frames_png"] = str(frame_panel(model, [c.image for c in chosen], [c.mask for c in chosen],
+                                                  lay, t, png))
     results["vial_strip"] = out
 
 

@@ -22,16 +22,14 @@ class EngineSelectionError(ValueError):
 
 
 def _manifest(bundle: Path) -> dict[str, Any]:
-    path = bundle / "manifest.json"
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: not found; {bundle} is not a bundle directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("networks"), list) or not isinstance(doc.get("files"), dict):
-        raise ValueError(f"{path}: expected an object with 'networks' (array) and 'files' (object)")
-    return doc
+    """The manifest of a bundle checked by THE validator (edge_sdk.bundle, i.e. edge::load_bundle):
+    an engine is only as trustworthy as the bundle it claims to come from."""
+    from edge_sdk.bundle import validate_bundle
+
+    if not (bundle / "manifest.json").is_file():
+        raise ValueError(f"{bundle / 'manifest.json'}: not found; {bundle} is not a bundle directory")
+    manifest: dict[str, Any] = validate_bundle(bundle)
+    return manifest
 
 
 def network_files(bundle: str | os.PathLike[str], precision: str) -> list[tuple[str, Path]]:

@@ -151,12 +151,17 @@ def make_int8(
     *,
     method: str = "minmax",
     op_types: Sequence[str] = INT8_OP_TYPES,
+    input_range: tuple[float, float] | None = None,
 ) -> Path:
     """Writes the explicitly quantized (Q/DQ) int8 variant of the fp32 ONNX ``src`` to ``dst``.
 
     ``calibration``: batches of the network's preprocessed input, float32 (N,C,H,W): good training
     images through ``edge_sdk.kernels.preprocess`` (see :func:`calibration_batches`).
     ``method``: activation range estimator, "minmax", "percentile" (99.999th) or "entropy".
+    ``input_range``: (min, max) of the preprocessed input over every possible pixel value (see
+    :func:`input_value_range`). Calibrating on good images alone would fit the input's int8 range to
+    them and clip exactly the out-of-range pixels a defect produces; with input_range the input
+    quantizer covers the whole range instead.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -197,6 +202,9 @@ def make_int8(
             weight_type=QuantType.QInt8,
             calibrate_method=methods[method],
             extra_options={
+                **({"TensorQuantOverrides": {inputs[0].name: [{"rmin": np.float32(input_range[0]),
+                                                               "rmax": np.float32(input_range[1])}]}}
+                   if input_range is not None else {}),
                 "ActivationSymmetric": True,
                 "WeightSymmetric": True,
                 "QuantizeBias": False,
@@ -280,6 +288,15 @@ def calibration_batches(images: Sequence[np.ndarray] | np.ndarray, preprocess: d
         yield _preprocess(x, (int(preprocess["height"]), int(preprocess["width"])),
                           mean=preprocess["mean"], std=preprocess["std"],
                           channels=int(preprocess["channels"]), scale=float(preprocess.get("scale", 1 / 255)))
+
+
+def input_value_range(preprocess: dict) -> tuple[float, float]:
+    """(min, max) of the preprocessed network input over the whole raw pixel range: the bundle's
+    ``input`` section (value_range, scale, mean, std) or an ExportParts preprocess dict."""
+    lo, hi = preprocess.get("value_range", (0.0, 255.0))
+    scale = float(preprocess.get("scale", 1 / 255))
+    ends = [(v * scale - m) / sd for m, sd in zip(preprocess["mean"], preprocess["std"]) for v in (lo, hi)]
+    return float(min(ends)), float(max(ends))
 
 
 def run_onnx(model: str | os.PathLike, inputs: np.ndarray, *, threads: int | None = None) -> list[np.ndarray]:

@@ -63,28 +63,38 @@ def test_read_manifest_errors(tmp_path):
         em.read_manifest(engine)
 
 
-def _bundle(tmp_path, precisions=("fp32", "fp16")):
-    """A bundle directory as far as engine selection reads it: manifest networks + file checksums."""
-    b = tmp_path / "bundle"
-    b.mkdir(parents=True)
-    nets, files = [], {}
+def _bundle(tmp_path, precisions=("fp32", "fp16"), seed=0):
+    """A real bundle (tests/bundle_helpers.ssim_parts) whose extra precision entries reuse the fp32
+    graph: engine selection only reads the entries and the checksums."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import onnx
+
+    from converters import export_bundle
+    from edge_sdk.bundle import add_networks, read_bundle
+    from tests.bundle_helpers import ssim_parts
+
+    b = export_bundle(ssim_parts(seed=seed), tmp_path / "bundle", model_type="resganad", overwrite=True).bundle
+    fp32 = read_bundle(b)
+    entry = fp32.network("reconstructor")
+    extra = {}
     for p in precisions:
-        f = f"backbone.{p}.onnx" if p != "fp32" else "backbone.onnx"
-        (b / f).write_bytes(f"onnx bytes {p}".encode())
-        nets.append({"name": "backbone", "precision": p, "file": f})
-        files[f] = {"sha256": em.sha256_file(b / f)}
-    (b / "manifest.json").write_text(json.dumps({"schema_version": 1, "networks": nets, "files": files}))
+        if p != "fp32":
+            extra[f"reconstructor.{p}.onnx"] = ({**entry, "precision": p, "file": f"reconstructor.{p}.onnx"},
+                                                onnx.load_from_string(fp32.networks[entry["file"]]))
+    if extra:
+        add_networks(b, extra)
     return b
 
 
 def _engine(bundle, precision, machine_overrides=None, name="sm86"):
     folder = bundle / "engines"
     folder.mkdir(exist_ok=True)
-    engine = folder / f"backbone.{precision}.{name}.engine"
+    engine = folder / f"reconstructor.{precision}.{name}.engine"
     engine.write_bytes(b"serialized " + name.encode())
     m = copy.deepcopy(CASES["manifest"])
-    src = "backbone.onnx" if precision == "fp32" else f"backbone.{precision}.onnx"
-    m.update(precision=precision, source_onnx=src, source_onnx_sha256=em.sha256_file(bundle / src),
+    src = "reconstructor.onnx" if precision == "fp32" else f"reconstructor.{precision}.onnx"
+    m.update(network="reconstructor", precision=precision, source_onnx=src, source_onnx_sha256=em.sha256_file(bundle / src),
              engine_file=engine.name, engine_sha256=em.sha256_file(engine))
     m.update(machine_overrides or {})
     em.write_json_atomic(em.manifest_path(engine), m)
@@ -99,30 +109,31 @@ def test_find_engine_picks_the_matching_one(tmp_path):
     b = _bundle(tmp_path)
     _engine(b, "fp16", {"gpu": {"name": "NVIDIA H100 80GB HBM3", "compute_capability": [9, 0]}}, name="sm90")
     good = _engine(b, "fp16")
-    assert eb.find_engine(b, "backbone", "fp16", A4500, max_batch=60) == good
-    assert eb.network_files(b, "fp16") == [("backbone", b / "backbone.fp16.onnx")]
+    assert eb.find_engine(b, "reconstructor", "fp16", A4500, max_batch=60) == good
+    assert eb.network_files(b, "fp16") == [("reconstructor", b / "reconstructor.fp16.onnx")]
 
 
 def test_find_engine_refuses_with_reasons(tmp_path):
     b = _bundle(tmp_path)
     _engine(b, "fp16", {"tensorrt_version": "10.13.0.35"})
     with pytest.raises(eb.EngineSelectionError, match=r"(?s)tensorrt_version.*10\.13\.0\.35.*build-engine"):
-        eb.find_engine(b, "backbone", "fp16", A4500, max_batch=8)
-    # The bundle's ONNX changed after the engine was built.
+        eb.find_engine(b, "reconstructor", "fp16", A4500, max_batch=8)
+    # The bundle was re-exported (other weights) after the engine was built.
     b2 = _bundle(tmp_path / "two")
     _engine(b2, "fp16")
-    (b2 / "backbone.fp16.onnx").write_bytes(b"re-exported")
-    doc = json.loads((b2 / "manifest.json").read_text())
-    doc["files"]["backbone.fp16.onnx"]["sha256"] = em.sha256_file(b2 / "backbone.fp16.onnx")
-    (b2 / "manifest.json").write_text(json.dumps(doc))
+    import shutil
+
+    shutil.copytree(b2 / "engines", tmp_path / "kept")  # a re-export replaces the whole directory
+    _bundle(tmp_path / "two", seed=1)
+    shutil.copytree(tmp_path / "kept", b2 / "engines")
     with pytest.raises(eb.EngineSelectionError, match="source_onnx_sha256"):
-        eb.find_engine(b2, "backbone", "fp16", A4500, max_batch=8)
+        eb.find_engine(b2, "reconstructor", "fp16", A4500, max_batch=8)
     # A corrupt engine file.
     b3 = _bundle(tmp_path / "three")
     e = _engine(b3, "fp16")
     e.write_bytes(b"truncated")
     with pytest.raises(eb.EngineSelectionError, match="engine_sha256"):
-        eb.find_engine(b3, "backbone", "fp16", A4500, max_batch=8)
+        eb.find_engine(b3, "reconstructor", "fp16", A4500, max_batch=8)
 
 
 def test_missing_variant_and_missing_engine_are_clear_errors(tmp_path):
@@ -130,7 +141,7 @@ def test_missing_variant_and_missing_engine_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"no int8 variant.*fp16, fp32.*accuracy gate"):
         eb.network_files(b, "int8")
     with pytest.raises(eb.EngineSelectionError, match="no fp16 engine.*build-engine"):
-        eb.find_engine(b, "backbone", "fp16", A4500, max_batch=8)
+        eb.find_engine(b, "reconstructor", "fp16", A4500, max_batch=8)
 
 
 def test_rebuild_without_tensorrt_says_so(tmp_path):
@@ -143,4 +154,4 @@ def test_rebuild_without_tensorrt_says_so(tmp_path):
         pass
     b = _bundle(tmp_path)
     with pytest.raises(tb.TensorRTUnavailable, match="TensorRT"):
-        eb.find_engine(b, "backbone", "fp16", A4500, max_batch=8, rebuild=True)
+        eb.find_engine(b, "reconstructor", "fp16", A4500, max_batch=8, rebuild=True)

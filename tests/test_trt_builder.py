@@ -33,8 +33,9 @@ def test_builder_type_checks_against_tensorrt_stubs(tmp_path):
         pytest.skip("tensorrt-stubs not installed (scripts/setup.sh installs it)")
     assert stubs.returncode == 0, stubs.stderr
     env = dict(os.environ, MYPYPATH=str(tmp_path / "stubs"))
-    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"),
-                        "converters/trt_builder.py", "converters/engine_manifest.py", "converters/engine_bundle.py"],
+    # --follow-imports=silent: strict on these modules only, not on the rest of edge_sdk they import.
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-incremental",
+                        "--cache-dir", str(tmp_path / "cache"), "converters/trt_builder.py", "converters/engine_manifest.py", "converters/engine_bundle.py"],
                        cwd=ROOT, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 

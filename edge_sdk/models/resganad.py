@@ -327,10 +327,12 @@ class ResGANAD:
         return history
 
     def fit(self, dataset, *, val_dataset=None, val_fraction: float = 0.1, threshold_method: str | None = None,
-            quantile: float = 0.99, epochs: int | None = None, progress: bool = True) -> "ResGANAD":
+            quantile: float = 0.99, calibrate: bool = True, epochs: int | None = None,
+            progress: bool = True) -> "ResGANAD":
         """Trains on the good images of `dataset` (Samples; a `edge_sdk.regions.RegionPatches` for
         region layouts, which also gives per-region thresholds), then calibrates on `val_dataset`
-        or a held-out `val_fraction` of the training images (quantile of their scores)."""
+        or a held-out `val_fraction` of the training images (quantile of their scores).
+        `calibrate=False` skips calibration (call `calibrate` later; export needs it)."""
         n = len(dataset)
         if n == 0:
             raise ValueError("training data set is empty")
@@ -338,7 +340,7 @@ class ResGANAD:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         order = np.random.default_rng(self.seed).permutation(n).tolist()
         held_out: list[int] = []
-        if val_dataset is None and val_fraction > 0 and n >= 10:
+        if calibrate and val_dataset is None and val_fraction > 0 and n >= 10:
             n_val = max(1, int(round(val_fraction * n)))
             held_out, order = order[:n_val], order[n_val:]
         x_all = self._load_training(dataset, order, progress)
@@ -347,6 +349,8 @@ class ResGANAD:
         self.training_info = {"train_images": len(order), "fit_seconds": round(time.perf_counter() - t0, 3),
                               "seed": self.seed, "epochs": int(epochs or self.config.epochs),
                               "final_losses": self.history[-1] if self.history else {}}
+        if not calibrate:
+            return self
         if val_dataset is not None:
             self.calibrate(val_dataset, range(len(val_dataset)), threshold_method, quantile, progress, "validation")
         elif held_out:

@@ -58,7 +58,8 @@ def write_model_dir(path: str | os.PathLike, config: dict, tensors: dict[str, di
         files = {}
         for stem, arrays in tensors.items():
             fname = f"{stem}.safetensors"
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / fname))
+            # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
+            save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, str(tmp / fname))
             _fsync_file(tmp / fname)
             files[fname] = _sha256(tmp / fname)
         full = {"format": FORMAT, "version": VERSION, **config, "files": files}

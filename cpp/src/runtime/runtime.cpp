@@ -64,7 +64,8 @@ struct Unit {
 
 class RuntimeImpl final : public Runtime {
  public:
-  RuntimeImpl(const std::string& path, const RuntimeOptions& options) : opt_(options) {
+  RuntimeImpl(std::shared_ptr<const Bundle> bundle, const RuntimeOptions& options)
+      : shared_bundle_(std::move(bundle)), bundle_(*shared_bundle_), opt_(options) {
     if (opt_.max_batch < 1 || opt_.max_batch > 4096)
       throw ArgumentError("max_batch: expected 1..4096, got " + std::to_string(opt_.max_batch));
     if (opt_.threads < 0) throw ArgumentError("threads: expected >= 0 (0 = all cores), got " + std::to_string(opt_.threads));
@@ -78,7 +79,7 @@ class RuntimeImpl final : public Runtime {
     bo.library = opt_.onnxruntime_library;
     bo.precision = opt_.precision;
 
-    bundle_ = load_bundle(path);
+    const std::string& path = bundle_.path;
     const Manifest& m = bundle_.manifest;
     pool_ = std::make_unique<ThreadPool>(opt_.threads > 0 ? opt_.threads : get_num_threads());
     max_batch_ = opt_.max_batch;
@@ -137,6 +138,9 @@ class RuntimeImpl final : public Runtime {
       backends_.back()->bind(max_batch_, ins, outs);
     }
 
+    // The sessions hold their own copy of the graphs.
+    bundle_.contents.clear();
+
     regions_ = m.regions;
     frame_w_ = m.frame_width;
     frame_h_ = m.frame_height;
@@ -151,6 +155,9 @@ class RuntimeImpl final : public Runtime {
   const Manifest& manifest() const override { return bundle_.manifest; }
   const RuntimeOptions& options() const override { return opt_; }
   std::string backend_description() const override { return backends_.front()->description(); }
+  void cancel() noexcept override {
+    for (auto& b : backends_) b->cancel();
+  }
   std::vector<std::string> region_names() const override {
     std::vector<std::string> out;
     for (const auto& r : regions_) out.push_back(r.name);
@@ -179,6 +186,7 @@ class RuntimeImpl final : public Runtime {
       r.error.clear();
       check_image(images[i], i, r.error);
       r.invalid_input = !r.error.empty();
+      r.failed = false;
       r.heatmap_offset = heat_total;
       r.heatmap_height = r.heatmap_width = 0;
       if (r.error.empty() && opt_.heatmaps) {
@@ -234,43 +242,44 @@ class RuntimeImpl final : public Runtime {
  private:
   void check_image(const ImageView& im, int64_t i, std::string& err) const {
     const InputSpec& in = bundle_.manifest.input;
-    const std::string who = "image " + std::to_string(i) + ": ";
+    // Built only on the error path (no allocation for good images).
+    auto who = [i] { return "image " + std::to_string(i) + ": "; };
     if (!im.data) {
-      err = who + "no data (null pointer)";
+      err = who() + "no data (null pointer)";
       return;
     }
     if (im.dtype != DType::U8 && im.dtype != DType::F32) {
-      err = who + "dtype " + dtype_name(im.dtype) + " is not supported (uint8 or float32)";
+      err = who() + "dtype " + dtype_name(im.dtype) + " is not supported (uint8 or float32)";
       return;
     }
     if (!in.accepts(dtype_name(im.dtype))) {
       std::string list;
       for (const auto& d : in.dtypes) list += (list.empty() ? "" : ", ") + d;
-      err = who + "dtype " + dtype_name(im.dtype) + " is not accepted by this bundle (input.dtypes: " + list + ")";
+      err = who() + "dtype " + dtype_name(im.dtype) + " is not accepted by this bundle (input.dtypes: " + list + ")";
       return;
     }
     if (im.height < 1 || im.width < 1 || im.height > (1 << 15) || im.width > (1 << 15)) {
-      err = who + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " outside 1..32768";
+      err = who() + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " outside 1..32768";
       return;
     }
     if (im.channels != 1 && im.channels != 3) {
-      err = who + std::to_string(im.channels) + " channels; expected 1 (gray) or 3 (RGB), HWC layout";
+      err = who() + std::to_string(im.channels) + " channels; expected 1 (gray) or 3 (RGB), HWC layout";
       return;
     }
     if (in.channels == 1 && im.channels != 1) {
-      err = who + "3 channels, but the model takes single-channel (GRAY) images (input.channels = 1; convert "
+      err = who() + "3 channels, but the model takes single-channel (GRAY) images (input.channels = 1; convert "
                   "to gray the way the training images were)";
       return;
     }
     if (!regions_.empty()) {
       if (im.height != frame_h_ || im.width != frame_w_)
-        err = who + "frame of " + std::to_string(im.height) + "x" + std::to_string(im.width) +
+        err = who() + "frame of " + std::to_string(im.height) + "x" + std::to_string(im.width) +
               " (height x width), the bundle's regions are laid out on " + std::to_string(frame_h_) + "x" +
               std::to_string(frame_w_) + " frames (frame)";
       return;
     }
     if (in.on_size_mismatch == "reject" && (im.height != in.height || im.width != in.width))
-      err = who + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " differs from the input size " +
+      err = who() + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " differs from the input size " +
             std::to_string(in.height) + "x" + std::to_string(in.width) + " and input.on_size_mismatch is \"reject\"";
   }
 
@@ -394,9 +403,10 @@ class RuntimeImpl final : public Runtime {
       ImageResult& r = out.images[static_cast<size_t>(u.image)];
       if (u.region < 0) {
         r.score = u.error.empty() ? u.score : kNaN;
-        if (!u.error.empty()) r.error = u.error;
+        if (!u.error.empty()) r.error = u.error, r.failed = true;
       } else {
         out.regions[static_cast<size_t>(u.image * nr + u.region)].score = u.error.empty() ? u.score : kNaN;
+        if (!u.error.empty()) r.failed = true;
         if (!u.error.empty())
           r.error += (r.error.empty() ? "" : "; ") + std::string("region ") + regions_[static_cast<size_t>(u.region)].name +
                      ": " + u.error;
@@ -414,7 +424,7 @@ class RuntimeImpl final : public Runtime {
       return;
     }
     normalized = calibrated_value(score, static_cast<float>(threshold), static_cast<float>(c.max - c.min));
-    const double band = bundle_.manifest.decision.review_band;
+    const double band = opt_.review_band >= 0 ? opt_.review_band : bundle_.manifest.decision.review_band;
     if (band > 0 && std::fabs(static_cast<double>(normalized) - 0.5) < band)
       verdict = Verdict::Review;
     else
@@ -480,7 +490,8 @@ class RuntimeImpl final : public Runtime {
     predict(&v, 1, r);
   }
 
-  Bundle bundle_;
+  std::shared_ptr<const Bundle> shared_bundle_;  // read-only, shared by the runtimes opened from it
+  const Bundle& bundle_;
   RuntimeOptions opt_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<PostProcessor> post_;
@@ -501,7 +512,12 @@ class RuntimeImpl final : public Runtime {
 }  // namespace
 
 std::unique_ptr<Runtime> Runtime::open(const std::string& bundle_path, const RuntimeOptions& options) {
-  return std::make_unique<RuntimeImpl>(bundle_path, options);
+  return open(std::make_shared<const Bundle>(load_bundle(bundle_path)), options);
+}
+
+std::unique_ptr<Runtime> Runtime::open(std::shared_ptr<const Bundle> bundle, const RuntimeOptions& options) {
+  if (!bundle) throw ArgumentError("bundle: null");
+  return std::make_unique<RuntimeImpl>(std::move(bundle), options);
 }
 
 }  // namespace edge

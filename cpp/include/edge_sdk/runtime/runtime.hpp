@@ -33,6 +33,7 @@ struct RuntimeOptions {
   int64_t max_batch = 16;            // network batch; larger calls run in chunks of this size
   bool heatmaps = true;              // compute and return heatmaps
   int warmup = 1;                    // warm-up runs at load
+  double review_band = -1.0;         // half-width of the review band (normalized units); < 0 = the bundle's
 };
 
 // One image: HWC, contiguous rows, RGB or single channel. dtype "uint8" or "float32" (float
@@ -54,6 +55,8 @@ struct ImageResult {
   Verdict verdict = Verdict::Review;
   std::string error;        // why the image was not judged ("" when it was)
   bool invalid_input = false;  // the error is the image's own (dtype, channels, size), not the runtime's
+  bool failed = false;         // the network or a kernel failed on it (error says which); neither flag:
+                               // the pipeline ran but the score is not finite
   int64_t heatmap_offset = 0, heatmap_height = 0, heatmap_width = 0;  // into Results::heatmaps
 };
 
@@ -77,6 +80,10 @@ class Runtime {
   // Loads and validates the bundle (load_bundle), creates the backend, allocates buffers and
   // warms up. Throws BundleError / BackendError / ArgumentError naming the file, field or option.
   static std::unique_ptr<Runtime> open(const std::string& bundle_path, const RuntimeOptions& options = {});
+  // Over an already loaded (validated) bundle, shared read-only with other runtimes: the C ABI's
+  // contexts, and runtimes opened twice from the same bundle, keep one copy of its arrays and
+  // network bytes.
+  static std::unique_ptr<Runtime> open(std::shared_ptr<const Bundle> bundle, const RuntimeOptions& options = {});
   virtual ~Runtime() = default;
 
   virtual const Manifest& manifest() const = 0;
@@ -91,6 +98,11 @@ class Runtime {
   // are judged. Throws ArgumentError only for an unusable call (null pointer). Calls on one
   // Runtime are serialized (one Runtime per thread runs them in parallel).
   virtual void predict(const ImageView* images, int64_t n, Results& out) = 0;
+
+  // Called from another thread: the network call of a predict() in progress stops soon (where the
+  // backend can interrupt it: ONNX Runtime between graph nodes); that call's images are then
+  // "review" with a "network failed" error. Used by the C ABI when a cycle's deadline has passed.
+  virtual void cancel() noexcept = 0;
 };
 
 }  // namespace edge

@@ -1,0 +1,148 @@
+"""`edge-sdk train`: trains PaDiM, PatchCore or MhBC-PatchCore on the good images of a data set."""
+
+from __future__ import annotations
+
+import json
+import time
+
+MODELS = ("padim", "patchcore", "mhbc", "resganad", "grdnet")
+LAYOUTS = ("mvtec", "folder", "mtd")
+
+
+def add_data_arguments(p, *, required: bool = True) -> None:
+    """--data/--layout/--category and the layout options, shared with `edge-sdk eval`."""
+    p.add_argument("--data", required=required, help="data set root folder")
+    p.add_argument("--layout", required=required, choices=LAYOUTS, help="how the data set is organised")
+    p.add_argument("--category", help="MVTec category folder (when the root holds several)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the train/test split of good images (folder, mtd layouts; default 0)")
+    p.add_argument("--test-fraction", type=float, default=None,
+                   help="share of good images kept for testing (folder, mtd layouts; default 0.2)")
+    p.add_argument("--normal-dir", help="folder layout: folder of good images (default 'good')")
+    p.add_argument("--abnormal-dir", help="folder layout: folder of anomalous images")
+    p.add_argument("--mask-dir", help="folder layout: folder of masks of the anomalous images")
+
+
+def open_dataset(args, split: str):
+    """load_dataset from the parsed arguments; data errors become UserError."""
+    from edge_sdk.cli import UserError
+    from edge_sdk.data import DataError, load_dataset
+
+    options = {}
+    if args.test_fraction is not None:
+        if args.layout == "mvtec":
+            raise UserError("--test-fraction applies to the folder and mtd layouts only")
+        options["test_fraction"] = args.test_fraction
+    for name in ("normal_dir", "abnormal_dir", "mask_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            if args.layout != "folder":
+                raise UserError(f"--{name.replace('_', '-')} applies to the folder layout only")
+            options[name] = value
+    try:
+        ds = load_dataset(args.data, args.layout, split, category=args.category, seed=args.split_seed, **options)
+    except (DataError, FileNotFoundError, NotADirectoryError) as exc:
+        raise UserError(str(exc)) from exc
+    if len(ds) == 0:
+        raise UserError(f"{args.data}: the {split} split is empty")
+    return ds
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    import torch
+
+    import edge_sdk
+
+    torch.set_num_threads(threads)
+    edge_sdk.set_num_threads(threads)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model (PaDiM, PatchCore, MhBC, ResGANAD, GRD-Net) on good images",
+                       description="Trains on the train split (good images only), calibrates the threshold "
+                                   "and writes a model directory (config.json + safetensors).")
+    p.add_argument("--model", required=True, choices=MODELS)
+    add_data_arguments(p)
+    p.add_argument("--out", required=True, help="model directory to write (replaced if it holds a model)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="square network input size (default 256; resganad/grdnet: the preset's)")
+    p.add_argument("--layers", help="comma-separated EfficientNet-Lite0 taps, e.g. stride8,stride16 "
+                                    "(default: stride4,stride8,stride16 for padim, stride8,stride16 otherwise)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0, help="seed of everything random in training (default 0)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch and the kernels")
+    p.add_argument("--blur-sigma", type=float, default=4.0, help="Gaussian blur of the anomaly map (default 4)")
+    p.add_argument("--image-score", choices=("max_raw", "max_blurred"),
+                   help="image score: max of the raw location scores or of the blurred map "
+                        "(default: max_blurred for padim, max_raw otherwise)")
+    g = p.add_argument_group("calibration")
+    g.add_argument("--val-data", help="labelled validation set (same layout/category, its test split) for the "
+                                      "threshold; default: hold out --val-fraction of the training images")
+    g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument("--threshold", choices=("f1", "accuracy", "quantile"),
+                   help="threshold rule (default: f1 with labelled anomalies, else quantile)")
+    g.add_argument("--quantile", type=float, default=0.99, help="quantile of normal scores (default 0.99)")
+    g = p.add_argument_group("padim / mhbc")
+    g.add_argument("--d", type=int, default=100, help="padim: random channel subset size (default 100)")
+    g.add_argument("--eps", type=float, default=0.01, help="covariance regularization eps*I (default 0.01)")
+    g.add_argument("--k", type=int, default=4, help="mhbc: centroids per location (default 4)")
+    g = p.add_argument_group("patchcore / mhbc")
+    g.add_argument("--coreset-ratio", type=float, default=0.1, help="patchcore: memory bank share (default 0.1)")
+    g.add_argument("--projection-dim", type=int, help="fixed random projection of the patch features")
+    g.add_argument("--reweight", action="store_true", help="patchcore: the paper's image-score re-weighting")
+    from edge_sdk.models import registry
+
+    registry.add_train_arguments(p)  # resganad / grdnet options and region layouts
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def build_model(args):
+    from edge_sdk.models import model_class, registry
+
+    if registry.is_recon(args.model):
+        return registry.build_model(args)
+    kw = dict(input_size=args.input_size or 256, batch_size=args.batch_size, seed=args.seed, blur_sigma=args.blur_sigma,
+              image_score=args.image_score)
+    if args.layers:
+        kw["layers"] = [s.strip() for s in args.layers.split(",") if s.strip()]
+    if args.model == "padim":
+        kw.update(d=args.d, eps=args.eps)
+    elif args.model == "patchcore":
+        kw.update(coreset_ratio=args.coreset_ratio, projection_dim=args.projection_dim, reweight=args.reweight)
+    else:
+        kw.update(k=args.k, eps=args.eps, projection_dim=args.projection_dim)
+    return model_class(args.model)(**kw)
+
+
+def run(args) -> int:
+    from edge_sdk.cli import UserError
+
+    from edge_sdk.models.registry import with_regions
+
+    set_threads(args.threads)
+    # with a region layout (regions.json beside the data, or --regions) models train on region patches
+    train = with_regions(open_dataset(args, "train"), args)
+    val = None
+    if args.val_data:
+        val_args = type(args)(**{**vars(args), "data": args.val_data})
+        val = with_regions(open_dataset(val_args, "test"), val_args)
+    try:
+        model = build_model(args)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    t0 = time.perf_counter()
+    try:
+        model.fit(train, val_dataset=val, val_fraction=args.val_fraction, threshold_method=args.threshold,
+                  quantile=args.quantile, progress=not args.no_progress)
+    except ValueError as exc:  # includes DataError raised while reading images
+        raise UserError(str(exc)) from exc
+    out = model.save(args.out)
+    from edge_sdk.models.base import model_size_bytes
+
+    print(json.dumps({"model": args.model, "out": str(out), "train_images": model.training_info["train_images"],
+                      "seconds": round(time.perf_counter() - t0, 2), "model_bytes": model_size_bytes(out),
+                      "calibration": model.calibration}, indent=2))
+    return 0
