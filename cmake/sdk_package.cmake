@@ -66,7 +66,8 @@ install(FILES ${PROJECT_BINARY_DIR}/sdk/edge_sdkConfig.cmake ${PROJECT_BINARY_DI
 # In-place build: a package config beside the in-place library so that the source tree works as an
 # SDK too (`edge-sdk config --cmake-dir` from a checkout). It points at the build outputs and at
 # cpp/include (which also holds the internal headers: use an installed SDK for a clean interface).
-if(NOT SKBUILD)
+# Only for the build that writes the in-place library (see EDGE_SDK_INPLACE_DIR in CMakeLists.txt).
+if(NOT SKBUILD AND EDGE_SDK_INPLACE_DIR)
   set(_inplace_cmake ${EDGE_SDK_INPLACE_DIR}/share/cmake/edge_sdk)
   export(EXPORT edge_sdkTargets NAMESPACE edge_sdk:: FILE ${_inplace_cmake}/edge_sdkTargets.cmake)
   configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/edge_sdkConfig.cmake.in

@@ -74,7 +74,7 @@ class Results:
     judged); None when heatmaps are off. regions: RegionResults for bundles with regions, else
     None. errors: per image, why it was not judged (None when it was). times: milliseconds per
     stage of the call (preprocess, host_to_device, network, postprocess, device_to_host, decision,
-    total).
+    total), and maps: the part of postprocess spent resizing/blurring anomaly maps.
     """
 
     scores: np.ndarray

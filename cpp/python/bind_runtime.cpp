@@ -156,6 +156,7 @@ EDGE_PY_BINDER(runtime) {
             times["device_to_host"] = r.times.device_to_host;
             times["decision"] = r.times.decision;
             times["total"] = r.times.total;
+            times["maps"] = r.times.maps;
             py::dict out;
             out["scores"] = scores;
             out["normalized"] = normalized;

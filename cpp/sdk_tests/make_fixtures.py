@@ -54,12 +54,11 @@ def _heavy_parts(size: int):
     from tests.bundle_helpers import ssim_parts
 
     torch.manual_seed(1)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 48, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(48, 48, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(48, 48, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(48, 3, 3, padding=1), torch.nn.Sigmoid(),
-    ).eval()
+    # Many similar layers: a cancelled network call stops between nodes, each a small part of it.
+    layers = [torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU()]
+    for _ in range(6):
+        layers += [torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers, torch.nn.Conv2d(32, 3, 3, padding=1), torch.nn.Sigmoid()).eval()
     parts = ssim_parts(size=size, channels=3)
     parts.networks = {"reconstructor": (net, ["input"], ["reconstruction"])}
     return parts

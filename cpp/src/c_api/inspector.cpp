@@ -361,6 +361,9 @@ bool Context::wait_and_collect(bool has_deadline, Clock::time_point deadline, ed
     // context to the worker.
     abandoned_ = true;
     copy_out(done_, out);
+    // Stop the network call in progress (between graph nodes) so the context is free again soon;
+    // without it the worker would finish its chunk first.
+    runtime_->cancel();
   } else {
     lock.unlock();
     copy_out(count_, out);

@@ -141,6 +141,9 @@ class RuntimeImpl final : public Runtime {
       backends_.back()->bind(max_batch_, ins, outs);
     }
 
+    // bundle_.contents (the ONNX bytes) stay: the bundle is shared read-only with the other
+    // runtimes opened from it (C ABI contexts), which create their own sessions from them.
+
     // TensorRT backend: the whole cycle on the GPU for chunks of same-size uint8 images.
     if (m.regions.empty()) device_ = make_device_cycle(bundle_, opt_, backends_, max_batch_);
     device_views_.reserve(static_cast<size_t>(max_batch_));
@@ -160,6 +163,9 @@ class RuntimeImpl final : public Runtime {
   const RuntimeOptions& options() const override { return opt_; }
   std::string backend_description() const override {
     return backends_.front()->description() + (device_ ? ", whole cycle on the device" : "");
+  }
+  void cancel() noexcept override {
+    for (auto& b : backends_) b->cancel();
   }
   std::vector<std::string> region_names() const override {
     std::vector<std::string> out;
@@ -245,43 +251,44 @@ class RuntimeImpl final : public Runtime {
  private:
   void check_image(const ImageView& im, int64_t i, std::string& err) const {
     const InputSpec& in = bundle_.manifest.input;
-    const std::string who = "image " + std::to_string(i) + ": ";
+    // Built only on the error path (no allocation for good images).
+    auto who = [i] { return "image " + std::to_string(i) + ": "; };
     if (!im.data) {
-      err = who + "no data (null pointer)";
+      err = who() + "no data (null pointer)";
       return;
     }
     if (im.dtype != DType::U8 && im.dtype != DType::F32) {
-      err = who + "dtype " + dtype_name(im.dtype) + " is not supported (uint8 or float32)";
+      err = who() + "dtype " + dtype_name(im.dtype) + " is not supported (uint8 or float32)";
       return;
     }
     if (!in.accepts(dtype_name(im.dtype))) {
       std::string list;
       for (const auto& d : in.dtypes) list += (list.empty() ? "" : ", ") + d;
-      err = who + "dtype " + dtype_name(im.dtype) + " is not accepted by this bundle (input.dtypes: " + list + ")";
+      err = who() + "dtype " + dtype_name(im.dtype) + " is not accepted by this bundle (input.dtypes: " + list + ")";
       return;
     }
     if (im.height < 1 || im.width < 1 || im.height > (1 << 15) || im.width > (1 << 15)) {
-      err = who + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " outside 1..32768";
+      err = who() + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " outside 1..32768";
       return;
     }
     if (im.channels != 1 && im.channels != 3) {
-      err = who + std::to_string(im.channels) + " channels; expected 1 (gray) or 3 (RGB), HWC layout";
+      err = who() + std::to_string(im.channels) + " channels; expected 1 (gray) or 3 (RGB), HWC layout";
       return;
     }
     if (in.channels == 1 && im.channels != 1) {
-      err = who + "3 channels, but the model takes single-channel (GRAY) images (input.channels = 1; convert "
+      err = who() + "3 channels, but the model takes single-channel (GRAY) images (input.channels = 1; convert "
                   "to gray the way the training images were)";
       return;
     }
     if (!regions_.empty()) {
       if (im.height != frame_h_ || im.width != frame_w_)
-        err = who + "frame of " + std::to_string(im.height) + "x" + std::to_string(im.width) +
+        err = who() + "frame of " + std::to_string(im.height) + "x" + std::to_string(im.width) +
               " (height x width), the bundle's regions are laid out on " + std::to_string(frame_h_) + "x" +
               std::to_string(frame_w_) + " frames (frame)";
       return;
     }
     if (in.on_size_mismatch == "reject" && (im.height != in.height || im.width != in.width))
-      err = who + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " differs from the input size " +
+      err = who() + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " differs from the input size " +
             std::to_string(in.height) + "x" + std::to_string(in.width) + " and input.on_size_mismatch is \"reject\"";
   }
 
@@ -363,7 +370,9 @@ class RuntimeImpl final : public Runtime {
     }
     if (batch_ok) {
       for (int64_t k = 0; k < nb; ++k) units_[static_cast<size_t>(k)].score = unit_scores_[static_cast<size_t>(k)];
+      const auto t_maps = Clock::now();
       maps(0, nb, out);
+      out.times.maps += ms_since(t_maps);
     } else {
       // Find which units the kernels refuse (e.g. non-finite features) and judge the others.
       for (int64_t k = 0; k < nb; ++k) {

@@ -41,6 +41,9 @@ class Backend {
   // Runs the first `batch` items (1 <= batch <= max_batch) of the bound buffers. After the first
   // call for a given batch size no heap allocation is made by the backend itself.
   virtual void run(int64_t batch) = 0;
+  // Called from another thread: asks a run() in progress to stop soon (it then throws
+  // BackendError). A run() that starts later clears the request. Default: not interruptible.
+  virtual void cancel() noexcept {}
 };
 
 // Throws BackendError (library missing or too old, provider unavailable, session creation failed)

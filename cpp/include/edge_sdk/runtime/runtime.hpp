@@ -64,10 +64,12 @@ struct ImageResult {
 };
 
 // Wall-clock milliseconds per stage of the last call (monotonic clock; on the CPU path the
-// host<->device copies are 0).
+// host<->device copies are 0). `maps` is the part of `postprocess` spent resizing and blurring
+// each unit's anomaly map (heatmaps, and map-based image scores); the rest of `postprocess` is the
+// model's scoring kernels (SSIM, Mahalanobis, k-NN, ...).
 struct StageTimes {
   double preprocess = 0, host_to_device = 0, network = 0, postprocess = 0, device_to_host = 0, decision = 0,
-         total = 0;
+         total = 0, maps = 0;
 };
 
 struct Results {
@@ -101,6 +103,11 @@ class Runtime {
   // are judged. Throws ArgumentError only for an unusable call (null pointer). Calls on one
   // Runtime are serialized (one Runtime per thread runs them in parallel).
   virtual void predict(const ImageView* images, int64_t n, Results& out) = 0;
+
+  // Called from another thread: the network call of a predict() in progress stops soon (where the
+  // backend can interrupt it: ONNX Runtime between graph nodes); that call's images are then
+  // "review" with a "network failed" error. Used by the C ABI when a cycle's deadline has passed.
+  virtual void cancel() noexcept = 0;
 };
 
 }  // namespace edge
