@@ -141,9 +141,6 @@ class RuntimeImpl final : public Runtime {
       backends_.back()->bind(max_batch_, ins, outs);
     }
 
-    // bundle_.contents (the ONNX bytes) stay: the bundle is shared read-only with the other
-    // runtimes opened from it (C ABI contexts), which create their own sessions from them.
-
     // TensorRT backend: the whole cycle on the GPU for chunks of same-size uint8 images.
     if (m.regions.empty()) device_ = make_device_cycle(bundle_, opt_, backends_, max_batch_);
     device_views_.reserve(static_cast<size_t>(max_batch_));
