@@ -85,6 +85,11 @@ def test_figures_recomputed_from_samples(record):
         total = np.array(st["total"])[sizes == b]
         outside = (total - np.array(st["network"])[sizes == b]).sum() / total.sum()
         assert r["outside_network_fraction"] == pytest.approx(outside, rel=1e-3, abs=1e-6)
+        bd = r["breakdown"]
+        assert bd["postprocess_scoring"]["mean_ms"] + bd["postprocess_maps"]["mean_ms"] == \
+            pytest.approx(bd["postprocess"]["mean_ms"], rel=1e-6, abs=1e-6)
+        assert bd["postprocess_maps"]["mean_ms"] > 0  # heatmaps on
+        assert r["outside_network_and_scoring_fraction"] <= r["outside_network_fraction"]
         assert r["memory"]["peak_rss_bytes"] > 10 * 2**20 and r["memory"]["peak_device_bytes"] is None
 
 

@@ -51,9 +51,18 @@ def _full_calls(result: dict, key: str | None = None) -> np.ndarray | None:
     s = result.get("samples")
     if not s:
         return None
+    if key is not None and key not in s["stages_ms"]:
+        return None
     mask = np.asarray(s["call_images"]) == result["batch"]
     v = np.asarray(s["call_ms"] if key is None else s["stages_ms"][key], np.float64)
     return v[mask] if mask.any() else None
+
+
+def _stage_p50(result: dict, stage: str) -> float | None:
+    if stage == "total":
+        return result["latency_ms"]["runtime_total_per_batch"]["p50"]
+    key = "postprocess_maps" if stage == "maps" else stage
+    return result["breakdown"].get(key, {}).get("p50_ms")
 
 
 def _row(batch, metric, unit, a, b, lower_is_better, ci=None, significant=None) -> Row:
@@ -104,12 +113,12 @@ def compare_records(a: dict, b: dict, *, seed: int = 0) -> dict:
             rows.append(_row(batch, "throughput", "images/s", ta, tb, False, (lo, hi), not (lo <= 1.0 <= hi)))
         else:
             rows.append(_row(batch, "throughput", "images/s", ta, tb, False))
-        for stage in (*STAGES, "total"):
+        for stage in (*STAGES, "maps", "total"):
             sa, sb = _full_calls(x, stage), _full_calls(y, stage)
-            va = float(np.median(sa)) if sa is not None else (x["breakdown"].get(stage, {}).get("p50_ms") if stage != "total"
-                                                              else x["latency_ms"]["runtime_total_per_batch"]["p50"])
-            vb = float(np.median(sb)) if sb is not None else (y["breakdown"].get(stage, {}).get("p50_ms") if stage != "total"
-                                                              else y["latency_ms"]["runtime_total_per_batch"]["p50"])
+            va = float(np.median(sa)) if sa is not None else _stage_p50(x, stage)
+            vb = float(np.median(sb)) if sb is not None else _stage_p50(y, stage)
+            if va is None or vb is None:
+                continue
             if not va and not vb:
                 continue  # stage absent on both paths (host<->device copies on the CPU)
             label = "runtime total" if stage == "total" else f"stage {stage}"

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 STAGE_COLOURS = {
-    "preprocess": "#4c72b0", "host_to_device": "#8172b3", "network": "#dd8452", "postprocess": "#55a868",
+    "preprocess": "#4c72b0", "host_to_device": "#8172b3", "network": "#dd8452", "postprocess_scoring": "#55a868",
+    "postprocess_maps": "#a6d96a",
     "device_to_host": "#937860", "decision": "#c44e52", "runtime_other": "#8c8c8c", "binding": "#cccccc",
 }
 STAGE_LABELS = {
     "preprocess": "preprocess", "host_to_device": "host->device", "network": "network",
-    "postprocess": "post-processing", "device_to_host": "device->host", "decision": "decision",
+    "postprocess_scoring": "scoring kernels", "postprocess_maps": "anomaly maps", "device_to_host": "device->host", "decision": "decision",
     "runtime_other": "runtime other", "binding": "Python binding",
 }
 
@@ -132,7 +133,13 @@ def breakdown(record: dict, path: Path) -> Path:
     y = np.arange(len(results))
     left = np.zeros(len(results))
     for stage, colour in STAGE_COLOURS.items():
-        v = np.array([max(r["breakdown"][stage]["mean_ms"], 0.0) / r["batch"] for r in results])
+        def mean_ms(r, stage=stage):
+            bd = r["breakdown"]
+            if stage == "postprocess_scoring" and stage not in bd:  # records without the split
+                stage = "postprocess"
+            return max(bd.get(stage, {}).get("mean_ms", 0.0), 0.0)
+
+        v = np.array([mean_ms(r) / r["batch"] for r in results])
         if not np.any(v > 0):
             continue
         ax.barh(y, v, left=left, color=colour, label=STAGE_LABELS[stage], edgecolor="white", linewidth=0.5)

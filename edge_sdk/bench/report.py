@@ -82,14 +82,20 @@ def markdown(record: dict) -> str:
               "Peak RSS: " + record["results"][0]["memory"]["peak_rss_scope"] + " peak of the process. Device memory: "
               + record["results"][0]["memory"]["device_memory_note"] + ".", "",
               "## Breakdown (mean ms per batch; share of the runtime's total)", "",
-              "| batch | " + " | ".join(STAGES) + " | runtime other | binding | outside network |",
-              "|---:|" + "---:|" * (len(STAGES) + 3)]
+              "| batch | " + " | ".join(STAGES) + " | (scoring / maps) | runtime other | binding | outside network "
+              "(without scoring) |",
+              "|---:|" + "---:|" * (len(STAGES) + 4)]
     for r in record["results"]:
         bd = r["breakdown"]
         cells = [f"{bd[s]['mean_ms']:.3f} ({100 * bd[s]['fraction_of_runtime_total']:.0f} %)" for s in STAGES]
-        lines.append(f"| {r['batch']} | " + " | ".join(cells) + f" | {bd['runtime_other']['mean_ms']:.3f} | "
-                     f"{bd['binding']['mean_ms']:.3f} | {100 * r['outside_network_fraction']:.1f} % |")
-    lines += ["", "Stages: " + record["timing"]["stages"] + ".", ""]
+        split = (f"{bd['postprocess_scoring']['mean_ms']:.3f} / {bd['postprocess_maps']['mean_ms']:.3f}"
+                 if "postprocess_maps" in bd else "-")
+        lines.append(f"| {r['batch']} | " + " | ".join(cells) + f" | {split} | {bd['runtime_other']['mean_ms']:.3f} | "
+                     f"{bd['binding']['mean_ms']:.3f} | {100 * r['outside_network_fraction']:.1f} % "
+                     f"({100 * r.get('outside_network_and_scoring_fraction', float('nan')):.1f} %) |")
+    lines += ["", "Stages: " + record["timing"]["stages"] + ". Post-processing = the model's scoring kernels "
+              "(k-NN, Mahalanobis, SSIM, ...) + anomaly maps (resize + blur). Outside network = (total - network) / "
+              "total; without scoring: also minus the scoring kernels (preprocessing, maps, decision, glue).", ""]
     if any(r.get("budget") for r in record["results"]):
         lines += ["## Cycle budget", "",
                   "| batch | units/cycle | calls/cycle | cycle p50 | cycle p99 | cycle max (ms) | within budget | verdict | "

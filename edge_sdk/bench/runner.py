@@ -73,7 +73,7 @@ def _measure_batch(config: BenchConfig, pool: InputPool, batch: int, progress: b
 
     call_ms: list[float] = []
     call_images: list[int] = []
-    stage_ms: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
+    stage_ms: dict[str, list[float]] = {s: [] for s in (*STAGES, "total", "maps")}
     cycle_ms: list[float] = []
     stopped_early = False
     bar = None
@@ -143,6 +143,13 @@ def _summarize_batch(config: BenchConfig, batch: int, call_ms, call_images, stag
     binding = wall_full - total_full
     breakdown["runtime_other"] = {"mean_ms": float(other.mean()), "p50_ms": float(np.median(other))}
     breakdown["binding"] = {"mean_ms": float(binding.mean()), "p50_ms": float(np.median(binding))}
+    # Post-processing split: the model's scoring kernels (k-NN, Mahalanobis, SSIM, ...) and the
+    # anomaly maps (resize + blur; heatmaps and map-based scores).
+    maps = stages["maps"][full]
+    scoring = stages["postprocess"][full] - maps
+    for name, v in (("postprocess_scoring", scoring), ("postprocess_maps", maps)):
+        breakdown[name] = {"mean_ms": float(v.mean()), "p50_ms": float(np.median(v)),
+                           "fraction_of_runtime_total": float(v.sum() / total_full.sum()) if total_full.sum() > 0 else 0.0}
     outside = total_full - stages["network"][full]
     result = {
         "batch": batch,
@@ -160,6 +167,9 @@ def _summarize_batch(config: BenchConfig, batch: int, call_ms, call_images, stag
         "throughput_images_per_s": float(n_img.sum() / (call.sum() / 1e3)),
         "breakdown": breakdown,
         "outside_network_fraction": float(outside.sum() / total_full.sum()) if total_full.sum() > 0 else 0.0,
+        # ... and without the model's scoring kernels: preprocessing, maps, decision, glue.
+        "outside_network_and_scoring_fraction": (float((outside - scoring).sum() / total_full.sum())
+                                                 if total_full.sum() > 0 else 0.0),
         "cycle_ms": summarize(cycle_ms, "cycle time"),
         "memory": mem,
         "budget": (budget_verdict(cycle_ms, config.budget_ms, int(sum(config.call_sizes(batch))), config.required_fraction)
