@@ -22,6 +22,9 @@ export PYTHONPATH="$work/site"
 cmake_dir=$(cd "$work" && $PY -m edge_sdk.cli config --cmake-dir)
 case "$cmake_dir" in "$work/site/"*) ;; *) echo "FAIL: config --cmake-dir gave $cmake_dir, not the unpacked wheel"; exit 1 ;; esac
 echo "== edge-sdk config --cmake-dir: $cmake_dir"
+# The config must be the installed (relocatable) one, pointing into the wheel, not a build tree's.
+grep -q '${_IMPORT_PREFIX}/edge_sdk/libedge_sdk.so' "$cmake_dir"/edge_sdkTargets-*.cmake \
+  || { echo "FAIL: the wheel's CMake config does not point at the wheel's library"; exit 1; }
 $PY cpp/sdk_tests/make_fixtures.py "$work/fixtures" > /dev/null
 cmake -S cpp/examples/host -B "$work/host" -G Ninja -Dedge_sdk_DIR="$cmake_dir" > /dev/null
 cmake --build "$work/host" > /dev/null
