@@ -124,7 +124,7 @@ def test_mhbc_with_one_centroid_is_mahalanobis(synth):
     from edge_sdk import kernels
 
     maha = kernels.mahalanobis(feats, model.mean, model.chol)
-    got = model._patch_scores(feats)
+    got = model.location_scores(feats)
     # the only centroid is the mean of the whitened training features, i.e. 0 up to rounding
     assert np.abs(model.centroids).max() < 1e-3
     np.testing.assert_allclose(got, maha, rtol=1e-3, atol=1e-3)

@@ -69,9 +69,9 @@ class MhBC(EmbeddingModel):
     def is_fitted(self) -> bool:
         return self.centroids is not None
 
-    def _patch_scores(self, feats: np.ndarray) -> np.ndarray:
+    def _patch_scores(self, feats: np.ndarray):
         z = kernels.whiten(feats, self.mean, self.chol, device=self.device)
-        return kernels.local_nearest(z, self.centroids, device=self.device)
+        return kernels.local_nearest(z, self.centroids, device=self.device), None
 
     def _settings(self) -> dict:
         return {"k": self.k, "eps": self.eps, "projection_dim": self.projection_dim}

@@ -58,8 +58,8 @@ class PaDiM(EmbeddingModel):
     def is_fitted(self) -> bool:
         return self.mean is not None and self.chol is not None
 
-    def _patch_scores(self, feats: np.ndarray) -> np.ndarray:
-        return kernels.mahalanobis(feats, self.mean, self.chol, device=self.device)
+    def _patch_scores(self, feats: np.ndarray):
+        return kernels.mahalanobis(feats, self.mean, self.chol, device=self.device), None
 
     def _settings(self) -> dict:
         return {"d": self.d, "eps": self.eps}

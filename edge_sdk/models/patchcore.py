@@ -71,12 +71,12 @@ class PatchCore(EmbeddingModel):
         q = np.ascontiguousarray(feats.reshape(-1, feats.shape[-1]))
         return kernels.knn(q, self.bank, k=k, device=self.device)
 
-    def _patch_scores(self, feats: np.ndarray) -> np.ndarray:
+    def _patch_scores(self, feats: np.ndarray):
         dist, idx = self._nearest(feats)
-        self._last_nn = idx[:, 0].reshape(feats.shape[0], -1)
-        return dist[:, 0].reshape(feats.shape[0], -1)
+        n = feats.shape[0]
+        return dist[:, 0].reshape(n, -1), idx[:, 0].reshape(n, -1)
 
-    def _raw_image_scores(self, grid: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    def _raw_image_scores(self, grid: np.ndarray, feats: np.ndarray, nearest: np.ndarray) -> np.ndarray:
         n = grid.shape[0]
         flat = grid.reshape(n, -1)
         best = flat.argmax(axis=1)
@@ -84,7 +84,7 @@ class PatchCore(EmbeddingModel):
         if not self.reweight:
             return scores
         b = min(self.num_neighbors, self.bank.shape[0])
-        nn_index = self._last_nn[np.arange(n), best]
+        nn_index = nearest[np.arange(n), best]
         # Support set: the b bank entries nearest to m* (m* itself first), through the kernel.
         _, support = kernels.knn(np.ascontiguousarray(self.bank[nn_index]), self.bank, k=b, device=self.device)
         for i in range(n):
