@@ -80,6 +80,72 @@ def score(model, patches, desc):
     return res["scores"].astype(np.float64), time.perf_counter() - t
 
 
+def frame_panel(model, frames, masks, lay, thresholds, path):
+    """PNG: per frame, the strip with region boxes (red = rejected, green = accepted) and the defect
+    outline (yellow), next to its heatmap (each region's map min-max normalized, pasted in place)."""
+    from PIL import Image
+    from scipy import ndimage
+
+    from edge_sdk import kernels
+
+    rows = []
+    for frame, mask in zip(frames, masks):
+        patches = lay.cut(frame)
+        pred = model.predict(patches)
+        maps = np.stack(pred.maps) if isinstance(pred.maps, list) else pred.maps
+        heat = np.zeros(frame.shape[:2], np.float32)
+        norm = kernels.minmax_normalize(np.ascontiguousarray(maps, dtype=np.float32))
+        rgb = np.repeat(frame[..., None], 3, axis=2).copy()
+        for k, r in enumerate(lay.regions):
+            heat[r.y:r.y + r.height, r.x:r.x + r.width] = norm[k]
+            colour = (220, 30, 30) if pred.scores[k] >= thresholds[k] else (30, 180, 30)
+            rgb[r.y:r.y + r.height, [r.x, r.x + r.width - 1]] = colour
+            rgb[[r.y, r.y + r.height - 1], r.x:r.x + r.width] = colour
+        if mask is not None:
+            edge = ndimage.binary_dilation(mask > 0, iterations=2) & ~(mask > 0)
+            rgb[edge] = (255, 220, 0)
+        hot = (np.stack([heat, heat ** 2, heat ** 4], axis=-1) * 255).astype(np.uint8)
+        rows.append(np.concatenate([rgb, np.full((rgb.shape[0], 8, 3), 255, np.uint8), hot], axis=1))
+        rows.append(np.full((8, rows[-1].shape[1], 3), 255, np.uint8))
+    Image.fromarray(np.concatenate(rows[:-1], axis=0)).save(path, optimize=True)
+    return path
+
+
+class PastedFrames:
+    """Good calibration frames with one real defect pasted into each (defect pasting): a labelled
+    calibration set made from few real defects (the library: first acquisition of each defective
+    calibration product)."""
+
+    def __init__(self, test, cal_idx, seed=0):
+        from edge_sdk.data import Sample
+        from edge_sdk.synthesis import DefectLibrary, paste_defect
+
+        prods = product_ids(test.paths)
+        first = {}
+        for i in cal_idx:
+            first.setdefault(prods[i], i)
+        lib_frames = [test[i] for i in first.values() if test.labels[i] == 1]
+        library = DefectLibrary.from_images([f.image for f in lib_frames], [f.mask for f in lib_frames],
+                                            [f.defect_type for f in lib_frames], margin=3)
+        rng = np.random.default_rng(seed)
+        self.samples, self.paths = [], []
+        for i in cal_idx:
+            if test.labels[i] == 1:
+                continue
+            good = test[i]
+            img, mask, d = paste_defect(good.image, library, rng, position="near", jitter=6, match="multiplicative")
+            self.samples.append(Sample(image=img, mask=mask, label=1, defect_type=d.kind, path=None))
+            self.paths.append(test.paths[i])
+        self.library_size = len(library)
+        self.labels = np.ones(len(self.samples), np.int64)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return self.samples[i]
+
+
 def vial_benchmark(models, root, args, results):
     lay = RegionLayout.load(root)
     train = RegionPatches(load_dataset(root, "mvtec", "train", gray=True), lay)
@@ -89,8 +155,13 @@ def vial_benchmark(models, root, args, results):
     cal_y, ev_y = cal.labels, ev.labels
     ev_kind = np.array([test.defect_types[ev_idx[f]] for f in ev.frame_index])
     r = len(lay)
+    pasted = RegionPatches(PastedFrames(test, cal_idx), lay)
+    pasted_y = pasted.labels
+    cal_good = cal_y == 0
     print(f"vial strips: {len(train)} training patches, calibration {len(cal)} patches "
-          f"({int(cal_y.sum())} defective), evaluation {len(ev)} patches ({int(ev_y.sum())} defective)")
+          f"({int(cal_y.sum())} defective), evaluation {len(ev)} patches ({int(ev_y.sum())} defective); "
+          f"pasted calibration: {len(pasted.dataset)} good calibration frames with a pasted defect "
+          f"({int(pasted_y.sum())} defective patches, library of {pasted.dataset.library_size} real defects)")
     out = {}
     for name, make in models.items():
         t0 = time.perf_counter()
@@ -104,6 +175,17 @@ def vial_benchmark(models, root, args, results):
         t = np.array([thr[n] for n in lay.names])
         dec = evaluate_decisions(s_ev.reshape(-1, r), ev_y.reshape(-1, r), t, lay.names,
                                  products=product_ids(ev.dataset.paths), k=7)
+        # the same, with thresholds from pasted defects (good calibration patches + pasted ones)
+        s_pasted, _ = score(model, pasted, f"{name} pasted")
+        keep = pasted_y == 1
+        thr_p, _ = calibrate_region_thresholds(np.concatenate([s_cal[cal_good], s_pasted[keep]]),
+                                               np.concatenate([cal_y[cal_good], pasted_y[keep]]),
+                                               list(np.array(cal.region_names)[cal_good]) +
+                                               list(np.array(pasted.region_names)[keep]),
+                                               method="auto", quantile=0.99, names=lay.names)
+        dec_pasted = evaluate_decisions(s_ev.reshape(-1, r), ev_y.reshape(-1, r),
+                                        np.array([thr_p[n] for n in lay.names]), lay.names,
+                                        products=product_ids(ev.dataset.paths), k=7)
         # scores of different regions live on different scales (that is why thresholds are per
         # region): AUROC over all patches is given raw and with each region's scores standardized
         # by the mean / std of its good calibration patches.
@@ -128,7 +210,9 @@ def vial_benchmark(models, root, args, results):
         out[name] = {"fit_seconds": round(fit_s, 1), "ms_per_patch_eval": round(1000 * ev_s / len(ev), 3),
                      "patch_auroc_raw": metrics.image_auroc(ev_y, s_ev),
                      "patch_auroc": metrics.image_auroc(ev_y, z_ev), "auroc_per_defect": per_kind,
-                     "per_part": parts, "decisions": dec, "threshold_methods": used}
+                     "per_part": parts, "decisions": dec, "threshold_methods": used,
+                     "decisions_pasted_calibration": {k: dec_pasted[k] for k in ("strip", "run")} |
+                     {"patch_all": dec_pasted["patch"]["all"]}}
         print(f"{name}: patch AUROC {out[name]['patch_auroc']:.3f} (region-standardized; raw "
               f"{out[name]['patch_auroc_raw']:.3f})  per defect "
               + ", ".join(f"{k} {v:.3f}" for k, v in per_kind.items()))
@@ -136,8 +220,23 @@ def vial_benchmark(models, root, args, results):
               f"TNR {dec['patch']['all']['tnr']:.3f} | strip acc {dec['strip']['accuracy']:.3f} TPR "
               f"{dec['strip']['tpr']:.3f} TNR {dec['strip']['tnr']:.3f} | run (7/10) acc {dec['run']['accuracy']:.3f} "
               f"TPR {dec['run']['tpr']:.3f} TNR {dec['run']['tnr']:.3f}")
+        dp = dec_pasted
+        print(f"  thresholds from pasted defects: patch acc {dp['patch']['all']['accuracy']:.3f} TPR "
+              f"{dp['patch']['all']['tpr']:.3f} TNR {dp['patch']['all']['tnr']:.3f} | strip acc "
+              f"{dp['strip']['accuracy']:.3f} | run (7/10) acc {dp['run']['accuracy']:.3f} TPR {dp['run']['tpr']:.3f} "
+              f"TNR {dp['run']['tnr']:.3f}")
         for part, v in parts.items():
             print(f"  {part:7s} " + " ".join(f"{k} {x:.3f}" if x is not None else f"{k} -" for k, x in v.items()))
+        # one evaluation frame per defect kind (first acquisition), as a picture
+        picks = {}
+        for j, i in enumerate(ev_idx):
+            picks.setdefault(test.defect_types[i], j)
+        sub = ev.dataset
+        chosen = [sub[j] for j in picks.values()]
+        png = REPO / "benchmarks" / "results" / f"bench_recon_{name}_frames.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
+        out[name]["frames_png"] = str(frame_panel(model, [c.image for c in chosen], [c.mask for c in chosen],
+                                                  lay, t, png))
     results["vial_strip"] = out
 
 
@@ -246,7 +345,7 @@ def main() -> int:
     results["epochs"] = epochs or make_config("small").epochs
     if "vial" not in skip:
         sizes = dict(count=4, products=16, acquisitions=10, region_size=64) if args.quick else \
-            dict(count=60, products=32, acquisitions=10, region_size=128)
+            dict(count=40, products=32, acquisitions=10, region_size=128)
         folder = os.path.join(args.data, "quick" if args.quick else "full")
         root = os.path.join(folder, "vial_strip")
         if not os.path.isdir(root):

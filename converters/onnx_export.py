@@ -181,17 +181,23 @@ def onnx_vs_torch(
             for o in output_names]
 
 
-def _preprocess_real(images: np.ndarray, pre: Mapping[str, Any]) -> np.ndarray:
-    """Real images through THE preprocessing (edge_sdk.kernels.preprocess), as the runtime does."""
+def preprocess_images(images: Any, pre: Mapping[str, Any]) -> np.ndarray:
+    """Real images through THE preprocessing (edge_sdk.kernels.preprocess), as the runtime does:
+    a list of (H, W[, C]) images of any sizes or an (N, H, W, C) array -> (N, C, H, W) float32.
+    An (N, C, H, W) float32 array of the input size is taken as already preprocessed."""
     from edge_sdk import kernels
 
-    if images.ndim == 4 and images.shape[1] == pre["channels"] and images.dtype == np.float32 and \
-            images.shape[2:] == (pre["height"], pre["width"]):
-        return images  # already preprocessed (N, C, H, W)
-    if not hasattr(kernels, "preprocess"):
-        raise ExportError("real inputs given as images but edge_sdk.kernels.preprocess is not available")
-    return kernels.preprocess(np.ascontiguousarray(images), (pre["height"], pre["width"]), mean=pre["mean"],
-                              std=pre["std"], channels=pre["channels"], scale=pre.get("scale", 1.0 / 255.0))
+    c, h, w = int(pre["channels"]), int(pre["height"]), int(pre["width"])
+    if isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.float32 and \
+            images.shape[1:] == (c, h, w):
+        return images
+    out = []
+    for img in images:
+        img = np.asarray(img)
+        img = img if img.ndim == 3 else img[..., None]
+        out.append(kernels.preprocess(np.ascontiguousarray(img[None]), (h, w), mean=pre["mean"], std=pre["std"],
+                                      channels=c, scale=pre.get("scale", 1.0 / 255.0))[0])
+    return np.stack(out)
 
 
 def export_bundle(
@@ -215,7 +221,7 @@ def export_bundle(
 
     Each network is exported (:func:`export_onnx`) and compared with PyTorch on ``random_count``
     standard-normal inputs of the preprocessed shape and, when ``real_images`` is given (uint8 or
-    float32 HWC images, or already preprocessed NCHW float32), on those. If any output differs
+    float32 HWC images of any sizes, or already preprocessed NCHW float32), on those. If any output differs
     by more than ``tolerance`` (relative to its largest magnitude) ExportError is raised and
     nothing is written. Returns the report (bundle path, opset, parity figures).
     """
@@ -223,7 +229,7 @@ def export_bundle(
     c, h, w = int(pre["channels"]), int(pre["height"]), int(pre["width"])
     rng = np.random.default_rng(seed)
     random_inputs = rng.standard_normal((random_count, c, h, w)).astype(np.float32)
-    real = _preprocess_real(np.asarray(real_images), pre) if real_images is not None else None
+    real = preprocess_images(real_images, pre) if real_images is not None else None
     meanings = dict(meanings or {})
 
     report = ExportReport(bundle=None, opset=opset)

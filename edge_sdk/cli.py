@@ -36,4 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m edge_sdk.cli`: run the imported module's main, so that the UserError the
+    # commands raise (edge_sdk.cli.UserError) is the class caught there, not __main__'s copy.
+    from edge_sdk.cli import main as _main
+
+    sys.exit(_main())

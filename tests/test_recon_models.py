@@ -333,7 +333,9 @@ def test_regions_calibrated_and_decided(tmp_path):
 def test_presets_documented():
     assert set(PRESETS) == {"small", "full"}
     small = make_config("small")
-    assert small.size <= 128 and small.filters <= 8
+    assert small.size <= 128 and small.filters <= 8 and small.lr == 1e-3
+    full = make_config("full")
+    assert full.lr == 1.5e-4 and full.batch_size == 32 and full.restart_decay == pytest.approx(1 / 3)
 
 
 def test_registry_builds_models_and_finds_region_layouts(tmp_path):

@@ -57,8 +57,9 @@ def test_ssim_kind_matches_reference(rt, ssim_bundle, rng):
     np.testing.assert_allclose(res.normalized, want_norm, atol=1e-5)
     assert res.errors == [None] * 6
     assert set(res.times) == {"preprocess", "host_to_device", "network", "postprocess", "device_to_host", "decision",
-                              "total"}
+                              "total", "maps"}
     assert res.times["total"] >= res.times["network"] > 0
+    assert res.times["postprocess"] >= res.times["maps"] > 0  # maps: the heatmap part of post-processing
 
 
 def test_batch_chunks_and_float_input_agree(ssim_bundle, rng):

@@ -38,8 +38,11 @@ static std::string lib_path() {
 EDGE_TEST(missing_library_is_a_clear_error) {
   expect_error<edge::BackendError>([] { edge::load_onnxruntime("/nonexistent/libonnxruntime.so.1"); },
                                    "/nonexistent/libonnxruntime.so.1");
-  expect_error<edge::BackendError>([] { edge::load_onnxruntime("/usr/lib/x86_64-linux-gnu/libc.so.6"); },
+  expect_error<edge::BackendError>([] { edge::load_onnxruntime("libm.so.6"); },
                                    "no symbol OrtGetApiBase");
+  // A library older than the headers: refused with both versions named.
+  expect_error<edge::BackendError>([] { edge::load_onnxruntime(EDGE_TEST_FAKE_ORT); },
+                                   "is version 1.10.0, older than the headers this SDK was built with (API version");
 }
 
 EDGE_TEST(loads_and_reports_version) {

@@ -22,6 +22,11 @@ def register(sub) -> None:
     p.add_argument("--heatmaps", help="folder for heatmap PNGs of a few test images")
     p.add_argument("--num-heatmaps", type=int, default=8, help="how many heatmap PNGs (default 8)")
     p.add_argument("--threads", type=int, help="CPU threads for torch and the kernels")
+    p.add_argument("--k-of-n", type=int, default=7, metavar="K",
+                   help="run level with a region layout: a product is right when K of its acquisitions are (default 7)")
+    from edge_sdk.models import registry
+
+    registry.add_region_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -106,11 +111,16 @@ def run(args) -> int:
         model = load_model(args.model_dir)
     except (ModelFormatError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
-    test = open_dataset(args, "test")
+    from edge_sdk.models.registry import region_report, with_regions
+
+    test = with_regions(open_dataset(args, "test"), args)
     try:
         out, res = evaluate(model, test, progress=not args.no_progress)
+        report = region_report(model, test, res, k=args.k_of_n)
     except ValueError as exc:  # DataError (unreadable image, mask size) is a ValueError
         raise UserError(str(exc)) from exc
+    if report is not None:
+        out["regions"] = report
     if args.heatmaps:
         out["heatmaps"] = write_heatmaps(model, test, res, args.heatmaps, args.num_heatmaps)
     write_json(out, args.json)

@@ -48,7 +48,7 @@ def real_images(data: str, layout: str, category: str | None, n: int, gray: bool
 def run(args) -> int:
     from converters import ExportError, export_bundle
     from converters.model_dirs import load_trained_model
-    from converters.onnx_export import DEFAULT_TOLERANCE
+    from converters.onnx_export import DEFAULT_TOLERANCE, preprocess_images
     from edge_sdk.bundle import BundleError, pack_bundle
     from edge_sdk.cli import UserError
 
@@ -61,7 +61,7 @@ def run(args) -> int:
     if args.data:
         gray = int(parts.preprocess["channels"]) == 1
         imgs = real_images(args.data, args.layout, args.category, args.real, gray)
-        real = _preprocessed(imgs, parts.preprocess)
+        real = preprocess_images(imgs, parts.preprocess)
     try:
         report = export_bundle(parts, args.out, model_type=getattr(model, "name", type(model).__name__.lower()),
                                real_images=real, tolerance=args.tolerance or DEFAULT_TOLERANCE, opset=args.opset,
@@ -111,17 +111,3 @@ def _add_variants(args, parts) -> None:
     if refused:
         print(f"precision: refused (absent from the bundle): {', '.join(refused)}")
 
-
-def _preprocessed(images, pre):
-    """Images of any sizes -> (N, C, H, W) float32 through THE preprocessing, one call per image."""
-    import numpy as np
-
-    from edge_sdk import kernels
-
-    out = []
-    for img in images:
-        img = img if img.ndim == 3 else img[..., None]
-        out.append(kernels.preprocess(np.ascontiguousarray(img[None]), (pre["height"], pre["width"]),
-                                      mean=pre["mean"], std=pre["std"], channels=pre["channels"],
-                                      scale=pre.get("scale", 1 / 255))[0])
-    return np.stack(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-MODELS = ("padim", "patchcore", "mhbc")
+MODELS = ("padim", "patchcore", "mhbc", "resganad", "grdnet")
 LAYOUTS = ("mvtec", "folder", "mtd")
 
 
@@ -60,13 +60,14 @@ def set_threads(threads: int | None) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train an embedding model (PaDiM, PatchCore, MhBC) on good images",
+    p = sub.add_parser("train", help="train a model (PaDiM, PatchCore, MhBC, ResGANAD, GRD-Net) on good images",
                        description="Trains on the train split (good images only), calibrates the threshold "
                                    "and writes a model directory (config.json + safetensors).")
     p.add_argument("--model", required=True, choices=MODELS)
     add_data_arguments(p)
     p.add_argument("--out", required=True, help="model directory to write (replaced if it holds a model)")
-    p.add_argument("--input-size", type=int, default=256, help="square network input size (default 256)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="square network input size (default 256; resganad/grdnet: the preset's)")
     p.add_argument("--layers", help="comma-separated EfficientNet-Lite0 taps, e.g. stride8,stride16 "
                                     "(default: stride4,stride8,stride16 for padim, stride8,stride16 otherwise)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -91,14 +92,19 @@ def register(sub) -> None:
     g.add_argument("--coreset-ratio", type=float, default=0.1, help="patchcore: memory bank share (default 0.1)")
     g.add_argument("--projection-dim", type=int, help="fixed random projection of the patch features")
     g.add_argument("--reweight", action="store_true", help="patchcore: the paper's image-score re-weighting")
+    from edge_sdk.models import registry
+
+    registry.add_train_arguments(p)  # resganad / grdnet options and region layouts
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def build_model(args):
-    from edge_sdk.models import model_class
+    from edge_sdk.models import model_class, registry
 
-    kw = dict(input_size=args.input_size, batch_size=args.batch_size, seed=args.seed, blur_sigma=args.blur_sigma,
+    if registry.is_recon(args.model):
+        return registry.build_model(args)
+    kw = dict(input_size=args.input_size or 256, batch_size=args.batch_size, seed=args.seed, blur_sigma=args.blur_sigma,
               image_score=args.image_score)
     if args.layers:
         kw["layers"] = [s.strip() for s in args.layers.split(",") if s.strip()]
@@ -114,12 +120,15 @@ def build_model(args):
 def run(args) -> int:
     from edge_sdk.cli import UserError
 
+    from edge_sdk.models.registry import with_regions
+
     set_threads(args.threads)
-    train = open_dataset(args, "train")
+    # with a region layout (regions.json beside the data, or --regions) models train on region patches
+    train = with_regions(open_dataset(args, "train"), args)
     val = None
     if args.val_data:
         val_args = type(args)(**{**vars(args), "data": args.val_data})
-        val = open_dataset(val_args, "test")
+        val = with_regions(open_dataset(val_args, "test"), val_args)
     try:
         model = build_model(args)
     except ValueError as exc:

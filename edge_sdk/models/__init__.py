@@ -18,6 +18,10 @@ MODEL_CLASSES = {
     "patchcore": "edge_sdk.models.patchcore:PatchCore",
     "mhbc": "edge_sdk.models.mhbc:MhBC",
 }
+# reconstruction models (ResGANAD, GRD-Net): names kept in registry.py with their CLI options
+from edge_sdk.models.registry import RECON_MODELS  # noqa: E402
+
+MODEL_CLASSES.update(RECON_MODELS)
 
 
 def model_class(name: str):
@@ -35,7 +39,7 @@ def load_model(model_dir, **kw):
 
 
 def __getattr__(name):
-    lazy = {"PaDiM": "padim", "PatchCore": "patchcore", "MhBC": "mhbc"}
+    lazy = {"PaDiM": "padim", "PatchCore": "patchcore", "MhBC": "mhbc", "ResGANAD": "resganad", "GRDNet": "grdnet"}
     if name in lazy:
         return model_class(lazy[name])
     if name == "Prediction":
@@ -45,4 +49,5 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["ExportParts", "MODEL_CLASSES", "model_class", "load_model", "PaDiM", "PatchCore", "MhBC", "Prediction"]
+__all__ = ["ExportParts", "MODEL_CLASSES", "model_class", "load_model", "PaDiM", "PatchCore", "MhBC", "ResGANAD",
+           "GRDNet", "Prediction"]

@@ -104,3 +104,23 @@ def with_regions(dataset, args):
         return RegionPatches(dataset, RegionLayout.load(path))
     except RegionError as exc:
         raise UserError(str(exc)) from exc
+
+
+def region_report(model, dataset, res: dict, *, k: int = 7) -> dict | None:
+    """Patch / strip / run (k-of-n) decisions of `edge-sdk eval` on region patches, with the
+    model's per-region thresholds (or its image threshold for every region when it has none);
+    None when the data set is not cut into regions or the model is not calibrated."""
+    import numpy as np
+
+    from edge_sdk.regions import RegionPatches, evaluate_region_patches
+
+    if not isinstance(dataset, RegionPatches) or not (model.calibration or {}).get("threshold") is not None:
+        return None
+    layout = model.region_layout() if hasattr(model, "region_layout") else None
+    if layout is not None and layout.names == dataset.layout.names:
+        thresholds, source = layout.thresholds(), "per_region"
+    else:
+        thresholds, source = np.full(len(dataset.layout), model.calibration["threshold"]), "image_threshold"
+    out = evaluate_region_patches(res["scores"], dataset, thresholds, k=k, labels=res["labels"])
+    out["thresholds"] = source
+    return out

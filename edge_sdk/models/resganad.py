@@ -14,8 +14,9 @@ probability q = 0.75 (X* = (1-M)X + (1-b)MX + bN, b ~ U(0.5, 1)); the generator 
 from X*. Losses: adversarial = L2 between discriminator features of X and X^; contextual =
 w_huber * Huber(X, X^) + w_ssim * (1 - SSIM(X, X^)) with the kernel's SSIM definition; encoder =
 L1(z, z^); noise = L2 on the perturbed pixels; generator loss = w_adv * adv + w_con * con +
-w_enc * enc + w_noise * noise (1, 50, 1, 3; 2 and 1 inside con). Adam (lr 1.5e-4, betas 0.5,
-0.999), cosine decay with warm restarts each peaking at a third of the previous, batch 32.
+w_enc * enc + w_noise * noise (1, 50, 1, 3; 2 and 1 inside con). Adam (lr 1.5e-4 in the full
+preset, 1e-3 in the small one; betas 0.5, 0.999), cosine decay with warm restarts each peaking at
+a third of the previous, batch 32.
 """
 
 from __future__ import annotations
@@ -112,12 +113,14 @@ class ReconConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-# "small" trains in minutes on 2 CPU cores; "full" is the published configuration (GPU).
+# "small" trains in minutes on 2 CPU cores: 64 x 64 input, 4 filters, one block a stage, and a
+# larger learning rate (1e-3: at 1.5e-4 the generator and the U-Net are far from converged after
+# the few epochs a CPU affords); "full" is the published configuration (GPU).
 PRESETS = {
-    "small": dict(size=64, filters=4, blocks=1, disc_filters=8, unet_filters=8, unet_depth=3, epochs=40,
-                  cycle_epochs=10),
+    "small": dict(size=64, filters=4, blocks=1, disc_filters=8, unet_filters=8, unet_depth=3, epochs=20,
+                  cycle_epochs=10, lr=1e-3),
     "full": dict(size=256, filters=32, blocks=3, disc_filters=64, unet_filters=64, unet_depth=4, epochs=300,
-                 cycle_epochs=50),
+                 cycle_epochs=50, lr=1.5e-4),
 }
 
 
@@ -327,10 +330,12 @@ class ResGANAD:
         return history
 
     def fit(self, dataset, *, val_dataset=None, val_fraction: float = 0.1, threshold_method: str | None = None,
-            quantile: float = 0.99, epochs: int | None = None, progress: bool = True) -> "ResGANAD":
+            quantile: float = 0.99, calibrate: bool = True, epochs: int | None = None,
+            progress: bool = True) -> "ResGANAD":
         """Trains on the good images of `dataset` (Samples; a `edge_sdk.regions.RegionPatches` for
         region layouts, which also gives per-region thresholds), then calibrates on `val_dataset`
-        or a held-out `val_fraction` of the training images (quantile of their scores)."""
+        or a held-out `val_fraction` of the training images (quantile of their scores).
+        `calibrate=False` skips calibration (call `calibrate` later; export needs it)."""
         n = len(dataset)
         if n == 0:
             raise ValueError("training data set is empty")
@@ -338,7 +343,7 @@ class ResGANAD:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         order = np.random.default_rng(self.seed).permutation(n).tolist()
         held_out: list[int] = []
-        if val_dataset is None and val_fraction > 0 and n >= 10:
+        if calibrate and val_dataset is None and val_fraction > 0 and n >= 10:
             n_val = max(1, int(round(val_fraction * n)))
             held_out, order = order[:n_val], order[n_val:]
         x_all = self._load_training(dataset, order, progress)
@@ -347,6 +352,8 @@ class ResGANAD:
         self.training_info = {"train_images": len(order), "fit_seconds": round(time.perf_counter() - t0, 3),
                               "seed": self.seed, "epochs": int(epochs or self.config.epochs),
                               "final_losses": self.history[-1] if self.history else {}}
+        if not calibrate:
+            return self
         if val_dataset is not None:
             self.calibrate(val_dataset, range(len(val_dataset)), threshold_method, quantile, progress, "validation")
         elif held_out:

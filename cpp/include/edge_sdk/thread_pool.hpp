@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace edge {
@@ -23,10 +24,24 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls fn(begin, end) on disjoint chunks covering [0, n), at least `grain` items per chunk,
-  // and returns when all are done. The first exception thrown by fn is rethrown here.
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
+  // and returns when all are done. The first exception thrown by fn is rethrown here. fn is
+  // called through a non-owning reference, never copied: no heap allocation per call (a
+  // std::function built from a lambda with a large capture would allocate each time).
+  template <class F>
+  void parallel_for(int64_t n, F&& fn, int64_t grain = 1) {
+    using Fn = std::remove_reference_t<F>;
+    const ChunkFn ref{const_cast<void*>(static_cast<const void*>(&fn)),
+                      [](void* f, int64_t b, int64_t e) { (*static_cast<Fn*>(f))(b, e); }};
+    run(n, ref, grain);
+  }
 
  private:
+  struct ChunkFn {
+    void* object;
+    void (*call)(void*, int64_t, int64_t);
+    void operator()(int64_t b, int64_t e) const { call(object, b, e); }
+  };
+  void run(int64_t n, const ChunkFn& fn, int64_t grain);
   void worker_loop();
   void run_chunks();
 
@@ -37,7 +52,7 @@ class ThreadPool {
   uint64_t generation_ = 0;
   bool stop_ = false;
   // current job
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  const ChunkFn* fn_ = nullptr;
   int64_t n_ = 0, chunk_ = 1, next_ = 0, chunks_left_ = 0;
   int active_ = 0;
   std::exception_ptr error_;

@@ -8,12 +8,14 @@
 #include <vector>
 
 #include "edge_sdk/kernels/heatmap_math.hpp"
+#include "edge_sdk/scratch.hpp"
 
 namespace edge {
 namespace detail {
 
-inline std::vector<LinearTap> linear_taps(int64_t in, int64_t out) {
-  std::vector<LinearTap> taps(static_cast<size_t>(out));
+// Fills `taps` (reused storage: no allocation once it is large enough) and returns it.
+inline const std::vector<LinearTap>& linear_taps(int64_t in, int64_t out, std::vector<LinearTap>& taps) {
+  taps.resize(static_cast<size_t>(out));
   for (int64_t o = 0; o < out; ++o) taps[static_cast<size_t>(o)] = linear_tap(o, in, out);
   return taps;
 }
@@ -24,8 +26,8 @@ class BilinearRows {
   // img: one interleaved image (h rows of w pixels of c channels); channel ch is resampled.
   BilinearRows(const T* img, int64_t w, int64_t c, int64_t ch, float scale,
                const std::vector<LinearTap>& xtaps)
-      : img_(img), w_(w), c_(c), ch_(ch), scale_(scale), xtaps_(xtaps) {
-    for (auto& b : buf_) b.resize(xtaps.size());
+      : img_(img), w_(w), c_(c), ch_(ch), scale_(scale), xtaps_(xtaps), buf_(thread_buffers()) {
+    for (int k = 0; k < 2; ++k) buf_[k].resize(xtaps.size());
   }
 
   // Writes the output row whose vertical tap is ty into dst (xtaps.size() values).
@@ -58,8 +60,15 @@ class BilinearRows {
   const T* img_;
   int64_t w_, c_, ch_;
   float scale_;
+  // The two row buffers live in thread-local storage (no allocation per task once warm): a
+  // BilinearRows is a per-task local, so one thread never has two alive at once.
+  static std::vector<float>* thread_buffers() {
+    thread_local std::vector<float> buffers[2];
+    return buffers;
+  }
+
   const std::vector<LinearTap>& xtaps_;
-  std::vector<float> buf_[2];
+  std::vector<float>* buf_;
   int64_t tag_[2] = {-1, -1};
 };
 

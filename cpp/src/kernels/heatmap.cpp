@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bilinear_rows.hpp"
+#include "edge_sdk/scratch.hpp"
 #include "edge_sdk/devices.hpp"
 #include "edge_sdk/kernels/heatmap_math.hpp"
 
@@ -47,8 +48,9 @@ void validate_resize(int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out
 void resize_bilinear_cpu(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h,
                          int64_t out_w, float* out, ThreadPool& pool) {
   validate_resize(n, h, w, out_h, out_w);
-  const auto xtaps = detail::linear_taps(w, out_w);
-  const auto ytaps = detail::linear_taps(h, out_h);
+  thread_local std::vector<LinearTap> xtaps_buf, ytaps_buf;
+  const auto& xtaps = detail::linear_taps(w, out_w, xtaps_buf);
+  const auto& ytaps = detail::linear_taps(h, out_h, ytaps_buf);
   const int64_t blocks = (out_h + kRowsPerTask - 1) / kRowsPerTask;
   pool.parallel_for(n * blocks, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -146,17 +148,21 @@ void gaussian_blur_cpu(const float* x, int64_t n, int64_t h, int64_t w, double s
                        ThreadPool& pool) {
   validate_blur(n, h, w, sigma);
   const int r = gaussian_radius(sigma);
-  std::vector<float> taps(static_cast<size_t>(2 * r + 1));
+  struct TapsTag;
+  struct RowsTag;
+  struct ColsTag;
+  struct PaddedTag;
+  std::vector<float>& taps = thread_scratch<TapsTag, float>(static_cast<size_t>(2 * r + 1));
   blur_taps(sigma, r, taps.data());
   const float* mid = taps.data() + r;  // mid[k] == mid[-k]
-  std::vector<int64_t> row_src(static_cast<size_t>(h + 2 * r));
+  std::vector<int64_t>& row_src = thread_scratch<RowsTag, int64_t>(static_cast<size_t>(h + 2 * r));
   for (int64_t i = 0; i < h + 2 * r; ++i) row_src[static_cast<size_t>(i)] = reflect_index(i - r, h);
-  std::vector<int64_t> col_src(static_cast<size_t>(w + 2 * r));
+  std::vector<int64_t>& col_src = thread_scratch<ColsTag, int64_t>(static_cast<size_t>(w + 2 * r));
   for (int64_t i = 0; i < w + 2 * r; ++i) col_src[static_cast<size_t>(i)] = reflect_index(i - r, w);
   const int64_t blocks = (h + kRowsPerTask - 1) / kRowsPerTask;
 
   pool.parallel_for(n * blocks, [&](int64_t t0, int64_t t1) {
-    std::vector<float> padded(static_cast<size_t>(w + 2 * r));
+    std::vector<float>& padded = thread_scratch<PaddedTag, float>(static_cast<size_t>(w + 2 * r));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t img = t / blocks, blk = t % blocks;
       const float* src = x + img * h * w;
@@ -241,8 +247,12 @@ void check_plane_range(int64_t i, float lo, float hi, bool has_nan) {
 
 void minmax_normalize_cpu(const float* x, int64_t n, int64_t plane, float* out, ThreadPool& pool) {
   validate_minmax(n, plane);
-  std::vector<float> lo(static_cast<size_t>(n)), hi(static_cast<size_t>(n));
-  std::vector<char> nan(static_cast<size_t>(n));
+  struct LoTag;
+  struct HiTag;
+  struct NanTag;
+  std::vector<float>& lo = thread_scratch<LoTag, float>(static_cast<size_t>(n));
+  std::vector<float>& hi = thread_scratch<HiTag, float>(static_cast<size_t>(n));
+  std::vector<char>& nan = thread_scratch<NanTag, char>(static_cast<size_t>(n));
   pool.parallel_for(n, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const float* p = x + i * plane;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bilinear_rows.hpp"
+#include "edge_sdk/scratch.hpp"
 #include "edge_sdk/devices.hpp"
 #include "edge_sdk/kernels/heatmap.hpp"
 #include "edge_sdk/kernels/preprocess_math.hpp"
@@ -61,12 +62,14 @@ void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64
                          const PreprocessParams& p, float* out, ThreadPool& pool) {
   validate_preprocess(p, n, h, w, c);
   const int64_t oh = p.out_h, ow = p.out_w, oc = p.channels;
-  const auto xtaps = detail::linear_taps(w, ow);
-  const auto ytaps = detail::linear_taps(h, oh);
+  thread_local std::vector<LinearTap> xtaps_buf, ytaps_buf;
+  const auto& xtaps = detail::linear_taps(w, ow, xtaps_buf);
+  const auto& ytaps = detail::linear_taps(h, oh, ytaps_buf);
   const int64_t src_channels = std::min<int64_t>(c, oc);
   const int64_t blocks = (oh + kRowsPerTask - 1) / kRowsPerTask;
   pool.parallel_for(n * src_channels * blocks, [&](int64_t t0, int64_t t1) {
-    std::vector<float> row(static_cast<size_t>(ow));
+    struct RowTag;
+    std::vector<float>& row = thread_scratch<RowTag, float>(static_cast<size_t>(ow));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t blk = t % blocks;
       const int64_t sc = (t / blocks) % src_channels;

@@ -7,6 +7,7 @@
 
 #include "edge_sdk/devices.hpp"
 #include "edge_sdk/kernels/ssim_math.hpp"
+#include "edge_sdk/scratch.hpp"
 
 namespace edge {
 
@@ -45,14 +46,19 @@ void ssim_cpu(const float* a, const float* b, int64_t n, int64_t c, int64_t h, i
   const int64_t mh = ssim_map_height(p, h), mw = ssim_map_width(p, w);
   const int64_t planes = n * c;
   const int64_t blocks = (mh + kRowsPerTask - 1) / kRowsPerTask;
-  std::vector<double> partial(static_cast<size_t>(planes * blocks), 0.0);
+  struct PartialTag;
+  std::vector<double>& partial = thread_scratch<PartialTag, double>(static_cast<size_t>(planes * blocks), 0.0);
 
   pool.parallel_for(planes * blocks, [&](int64_t t0, int64_t t1) {
     const int64_t rows_in = kRowsPerTask + win - 1;
-    std::vector<float> hbuf(static_cast<size_t>(5 * rows_in * mw));
-    std::vector<float> src(static_cast<size_t>(5 * w));
-    std::vector<float> acc(static_cast<size_t>(5 * mw));
-    std::vector<float> out_row(static_cast<size_t>(mw));
+    struct HbufTag;
+    struct SrcTag;
+    struct AccTag;
+    struct OutRowTag;
+    std::vector<float>& hbuf = thread_scratch<HbufTag, float>(static_cast<size_t>(5 * rows_in * mw));
+    std::vector<float>& src = thread_scratch<SrcTag, float>(static_cast<size_t>(5 * w));
+    std::vector<float>& acc = thread_scratch<AccTag, float>(static_cast<size_t>(5 * mw));
+    std::vector<float>& out_row = thread_scratch<OutRowTag, float>(static_cast<size_t>(mw));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t plane = t / blocks, blk = t % blocks;
       const int64_t r0 = blk * kRowsPerTask, r1 = std::min(mh, r0 + kRowsPerTask);

@@ -13,6 +13,7 @@
 #include "edge_sdk/kernels/preprocess.hpp"
 #include "edge_sdk/runtime/errors.hpp"
 #include "edge_sdk/runtime/fields.hpp"
+#include "device_cycle.hpp"
 #include "postprocess.hpp"
 
 namespace edge {
@@ -64,7 +65,8 @@ struct Unit {
 
 class RuntimeImpl final : public Runtime {
  public:
-  RuntimeImpl(const std::string& path, const RuntimeOptions& options) : opt_(options) {
+  RuntimeImpl(std::shared_ptr<const Bundle> bundle, const RuntimeOptions& options)
+      : shared_bundle_(std::move(bundle)), bundle_(*shared_bundle_), opt_(options) {
     if (opt_.max_batch < 1 || opt_.max_batch > 4096)
       throw ArgumentError("max_batch: expected 1..4096, got " + std::to_string(opt_.max_batch));
     if (opt_.threads < 0) throw ArgumentError("threads: expected >= 0 (0 = all cores), got " + std::to_string(opt_.threads));
@@ -77,8 +79,10 @@ class RuntimeImpl final : public Runtime {
     bo.threads = opt_.threads;
     bo.library = opt_.onnxruntime_library;
     bo.precision = opt_.precision;
+    bo.trt_cache_dir = opt_.trt_cache_dir;
+    bo.engines_dir = opt_.engines_dir;
 
-    bundle_ = load_bundle(path);
+    const std::string& path = bundle_.path;
     const Manifest& m = bundle_.manifest;
     pool_ = std::make_unique<ThreadPool>(opt_.threads > 0 ? opt_.threads : get_num_threads());
     max_batch_ = opt_.max_batch;
@@ -137,6 +141,10 @@ class RuntimeImpl final : public Runtime {
       backends_.back()->bind(max_batch_, ins, outs);
     }
 
+    // TensorRT backend: the whole cycle on the GPU for chunks of same-size uint8 images.
+    if (m.regions.empty()) device_ = make_device_cycle(bundle_, opt_, backends_, max_batch_);
+    device_views_.reserve(static_cast<size_t>(max_batch_));
+
     regions_ = m.regions;
     frame_w_ = m.frame_width;
     frame_h_ = m.frame_height;
@@ -150,7 +158,12 @@ class RuntimeImpl final : public Runtime {
 
   const Manifest& manifest() const override { return bundle_.manifest; }
   const RuntimeOptions& options() const override { return opt_; }
-  std::string backend_description() const override { return backends_.front()->description(); }
+  std::string backend_description() const override {
+    return backends_.front()->description() + (device_ ? ", whole cycle on the device" : "");
+  }
+  void cancel() noexcept override {
+    for (auto& b : backends_) b->cancel();
+  }
   std::vector<std::string> region_names() const override {
     std::vector<std::string> out;
     for (const auto& r : regions_) out.push_back(r.name);
@@ -179,6 +192,7 @@ class RuntimeImpl final : public Runtime {
       r.error.clear();
       check_image(images[i], i, r.error);
       r.invalid_input = !r.error.empty();
+      r.failed = false;
       r.heatmap_offset = heat_total;
       r.heatmap_height = r.heatmap_width = 0;
       if (r.error.empty() && opt_.heatmaps) {
@@ -234,43 +248,44 @@ class RuntimeImpl final : public Runtime {
  private:
   void check_image(const ImageView& im, int64_t i, std::string& err) const {
     const InputSpec& in = bundle_.manifest.input;
-    const std::string who = "image " + std::to_string(i) + ": ";
+    // Built only on the error path (no allocation for good images).
+    auto who = [i] { return "image " + std::to_string(i) + ": "; };
     if (!im.data) {
-      err = who + "no data (null pointer)";
+      err = who() + "no data (null pointer)";
       return;
     }
     if (im.dtype != DType::U8 && im.dtype != DType::F32) {
-      err = who + "dtype " + dtype_name(im.dtype) + " is not supported (uint8 or float32)";
+      err = who() + "dtype " + dtype_name(im.dtype) + " is not supported (uint8 or float32)";
       return;
     }
     if (!in.accepts(dtype_name(im.dtype))) {
       std::string list;
       for (const auto& d : in.dtypes) list += (list.empty() ? "" : ", ") + d;
-      err = who + "dtype " + dtype_name(im.dtype) + " is not accepted by this bundle (input.dtypes: " + list + ")";
+      err = who() + "dtype " + dtype_name(im.dtype) + " is not accepted by this bundle (input.dtypes: " + list + ")";
       return;
     }
     if (im.height < 1 || im.width < 1 || im.height > (1 << 15) || im.width > (1 << 15)) {
-      err = who + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " outside 1..32768";
+      err = who() + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " outside 1..32768";
       return;
     }
     if (im.channels != 1 && im.channels != 3) {
-      err = who + std::to_string(im.channels) + " channels; expected 1 (gray) or 3 (RGB), HWC layout";
+      err = who() + std::to_string(im.channels) + " channels; expected 1 (gray) or 3 (RGB), HWC layout";
       return;
     }
     if (in.channels == 1 && im.channels != 1) {
-      err = who + "3 channels, but the model takes single-channel (GRAY) images (input.channels = 1; convert "
+      err = who() + "3 channels, but the model takes single-channel (GRAY) images (input.channels = 1; convert "
                   "to gray the way the training images were)";
       return;
     }
     if (!regions_.empty()) {
       if (im.height != frame_h_ || im.width != frame_w_)
-        err = who + "frame of " + std::to_string(im.height) + "x" + std::to_string(im.width) +
+        err = who() + "frame of " + std::to_string(im.height) + "x" + std::to_string(im.width) +
               " (height x width), the bundle's regions are laid out on " + std::to_string(frame_h_) + "x" +
               std::to_string(frame_w_) + " frames (frame)";
       return;
     }
     if (in.on_size_mismatch == "reject" && (im.height != in.height || im.width != in.width))
-      err = who + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " differs from the input size " +
+      err = who() + "size " + std::to_string(im.height) + "x" + std::to_string(im.width) + " differs from the input size " +
             std::to_string(in.height) + "x" + std::to_string(in.width) + " and input.on_size_mismatch is \"reject\"";
   }
 
@@ -293,7 +308,29 @@ class RuntimeImpl final : public Runtime {
       preprocess_cpu(static_cast<const float*>(src), 1, u.height, u.width, im.channels, pre_, dst, *pool_);
   }
 
+  // The device cycle (device_cycle.hpp) takes the chunk when it can: scores and maps straight
+  // into the units and the heatmaps (whole images of one size are laid out one after the other).
+  bool run_on_device(const ImageView* images, Results& out) {
+    if (!device_) return false;
+    const int64_t nb = static_cast<int64_t>(units_.size());
+    device_views_.clear();
+    for (const Unit& u : units_) device_views_.push_back(images[u.image]);
+    if (unit_scores_.size() < static_cast<size_t>(nb)) unit_scores_.resize(static_cast<size_t>(max_batch_));
+    float* maps = opt_.heatmaps ? out.heatmaps.data() + out.images[static_cast<size_t>(units_[0].image)].heatmap_offset : nullptr;
+    bool ran = false;
+    try {
+      ran = device_->run(device_views_.data(), nb, unit_scores_.data(), maps, out.times);
+    } catch (const std::exception& e) {
+      for (Unit& u : units_) u.error = std::string("device pipeline failed: ") + e.what();
+      return true;
+    }
+    if (ran)
+      for (int64_t k = 0; k < nb; ++k) units_[static_cast<size_t>(k)].score = unit_scores_[static_cast<size_t>(k)];
+    return ran;
+  }
+
   void run_chunk(const ImageView* images, Results& out) {
+    if (run_on_device(images, out)) return;
     const int64_t nb = static_cast<int64_t>(units_.size());
     auto t = Clock::now();
     for (int64_t k = 0; k < nb; ++k) {
@@ -330,7 +367,9 @@ class RuntimeImpl final : public Runtime {
     }
     if (batch_ok) {
       for (int64_t k = 0; k < nb; ++k) units_[static_cast<size_t>(k)].score = unit_scores_[static_cast<size_t>(k)];
+      const auto t_maps = Clock::now();
       maps(0, nb, out);
+      out.times.maps += ms_since(t_maps);
     } else {
       // Find which units the kernels refuse (e.g. non-finite features) and judge the others.
       for (int64_t k = 0; k < nb; ++k) {
@@ -394,9 +433,10 @@ class RuntimeImpl final : public Runtime {
       ImageResult& r = out.images[static_cast<size_t>(u.image)];
       if (u.region < 0) {
         r.score = u.error.empty() ? u.score : kNaN;
-        if (!u.error.empty()) r.error = u.error;
+        if (!u.error.empty()) r.error = u.error, r.failed = true;
       } else {
         out.regions[static_cast<size_t>(u.image * nr + u.region)].score = u.error.empty() ? u.score : kNaN;
+        if (!u.error.empty()) r.failed = true;
         if (!u.error.empty())
           r.error += (r.error.empty() ? "" : "; ") + std::string("region ") + regions_[static_cast<size_t>(u.region)].name +
                      ": " + u.error;
@@ -414,7 +454,7 @@ class RuntimeImpl final : public Runtime {
       return;
     }
     normalized = calibrated_value(score, static_cast<float>(threshold), static_cast<float>(c.max - c.min));
-    const double band = bundle_.manifest.decision.review_band;
+    const double band = opt_.review_band >= 0 ? opt_.review_band : bundle_.manifest.decision.review_band;
     if (band > 0 && std::fabs(static_cast<double>(normalized) - 0.5) < band)
       verdict = Verdict::Review;
     else
@@ -480,11 +520,14 @@ class RuntimeImpl final : public Runtime {
     predict(&v, 1, r);
   }
 
-  Bundle bundle_;
+  std::shared_ptr<const Bundle> shared_bundle_;  // read-only, shared by the runtimes opened from it
+  const Bundle& bundle_;
   RuntimeOptions opt_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<PostProcessor> post_;
   std::vector<std::unique_ptr<Backend>> backends_;
+  std::unique_ptr<DeviceCycle> device_;  // nullptr: host path only
+  std::vector<ImageView> device_views_;
   TensorMap tensors_;
   PreprocessParams pre_;
   int64_t max_batch_ = 1, in_plane_ = 0;
@@ -501,7 +544,12 @@ class RuntimeImpl final : public Runtime {
 }  // namespace
 
 std::unique_ptr<Runtime> Runtime::open(const std::string& bundle_path, const RuntimeOptions& options) {
-  return std::make_unique<RuntimeImpl>(bundle_path, options);
+  return open(std::make_shared<const Bundle>(load_bundle(bundle_path)), options);
+}
+
+std::unique_ptr<Runtime> Runtime::open(std::shared_ptr<const Bundle> bundle, const RuntimeOptions& options) {
+  if (!bundle) throw ArgumentError("bundle: null");
+  return std::make_unique<RuntimeImpl>(std::move(bundle), options);
 }
 
 }  // namespace edge

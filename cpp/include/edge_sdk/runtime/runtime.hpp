@@ -25,7 +25,7 @@ const char* verdict_name(Verdict v);  // "accept", "reject", "review"
 
 struct RuntimeOptions {
   std::string device = "cpu";        // "cpu", or "cuda[:N]" (network on ONNX Runtime's CUDA provider)
-  std::string backend = "onnxruntime";
+  std::string backend = "onnxruntime";  // or "tensorrt" / "auto" (backend.hpp)
   std::string provider;              // ONNX Runtime provider; "" = from device ("cpu" / "cuda"), or "tensorrt"
   int threads = 0;                   // CPU threads for the kernels and the network; 0 = all cores
   std::string precision = "fp32";    // network variant of the bundle
@@ -33,6 +33,10 @@ struct RuntimeOptions {
   int64_t max_batch = 16;            // network batch; larger calls run in chunks of this size
   bool heatmaps = true;              // compute and return heatmaps
   int warmup = 1;                    // warm-up runs at load
+  double review_band = -1.0;         // half-width of the review band (normalized units); < 0 = the bundle's
+  std::string engines_dir;           // TensorRT backend: engine folder ("" = BUNDLE/engines)
+  bool cuda_graph = false;           // TensorRT backend: replay the device cycle as a CUDA graph
+  std::string trt_cache_dir;         // ONNX Runtime's TensorRT provider: engine cache folder ("" = none)
 };
 
 // One image: HWC, contiguous rows, RGB or single channel. dtype "uint8" or "float32" (float
@@ -54,14 +58,18 @@ struct ImageResult {
   Verdict verdict = Verdict::Review;
   std::string error;        // why the image was not judged ("" when it was)
   bool invalid_input = false;  // the error is the image's own (dtype, channels, size), not the runtime's
+  bool failed = false;         // the network or a kernel failed on it (error says which); neither flag:
+                               // the pipeline ran but the score is not finite
   int64_t heatmap_offset = 0, heatmap_height = 0, heatmap_width = 0;  // into Results::heatmaps
 };
 
 // Wall-clock milliseconds per stage of the last call (monotonic clock; on the CPU path the
-// host<->device copies are 0).
+// host<->device copies are 0). `maps` is the part of `postprocess` spent resizing and blurring
+// each unit's anomaly map (heatmaps, and map-based image scores); the rest of `postprocess` is the
+// model's scoring kernels (SSIM, Mahalanobis, k-NN, ...).
 struct StageTimes {
   double preprocess = 0, host_to_device = 0, network = 0, postprocess = 0, device_to_host = 0, decision = 0,
-         total = 0;
+         total = 0, maps = 0;
 };
 
 struct Results {
@@ -77,6 +85,10 @@ class Runtime {
   // Loads and validates the bundle (load_bundle), creates the backend, allocates buffers and
   // warms up. Throws BundleError / BackendError / ArgumentError naming the file, field or option.
   static std::unique_ptr<Runtime> open(const std::string& bundle_path, const RuntimeOptions& options = {});
+  // Over an already loaded (validated) bundle, shared read-only with other runtimes: the C ABI's
+  // contexts, and runtimes opened twice from the same bundle, keep one copy of its arrays and
+  // network bytes.
+  static std::unique_ptr<Runtime> open(std::shared_ptr<const Bundle> bundle, const RuntimeOptions& options = {});
   virtual ~Runtime() = default;
 
   virtual const Manifest& manifest() const = 0;
@@ -91,6 +103,11 @@ class Runtime {
   // are judged. Throws ArgumentError only for an unusable call (null pointer). Calls on one
   // Runtime are serialized (one Runtime per thread runs them in parallel).
   virtual void predict(const ImageView* images, int64_t n, Results& out) = 0;
+
+  // Called from another thread: the network call of a predict() in progress stops soon (where the
+  // backend can interrupt it: ONNX Runtime between graph nodes); that call's images are then
+  // "review" with a "network failed" error. Used by the C ABI when a cycle's deadline has passed.
+  virtual void cancel() noexcept = 0;
 };
 
 }  // namespace edge

@@ -87,6 +87,14 @@ class OrtBackend final : public Backend {
 
   std::string description() const override { return lib_desc_ + ", " + provider_; }
 
+  // ONNX Runtime checks the flag between graph nodes: the run ends within one node's time.
+  void cancel() noexcept override {
+    try {
+      run_options_->SetTerminate();
+    } catch (...) {
+    }
+  }
+
   void bind(int64_t max_batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs) override {
     if (inputs.size() != net_.inputs.size() || outputs.size() != net_.outputs.size())
       throw ArgumentError("backend bind: buffer count does not match the network's inputs/outputs");
@@ -103,6 +111,7 @@ class OrtBackend final : public Backend {
     auto& vals = values_[static_cast<size_t>(batch)];
     if (vals.empty()) make_values(batch, vals);
     try {
+      run_options_->UnsetTerminate();  // a cancel() of an earlier run does not carry over
       session_->Run(*run_options_, in_names_.data(), vals.data(), in_names_.size(), out_names_.data(),
                     vals.data() + in_names_.size(), out_names_.size());
     } catch (const Ort::Exception& e) {

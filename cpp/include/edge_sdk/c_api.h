@@ -1,0 +1,254 @@
+/* edge-sdk C ABI: the stable interface for embedding the runtime in machine-control software.
+ *
+ * Rules of the boundary (see docs/C_API.md for the full contract):
+ * - Plain C: no C++ exceptions, STL types or ownership transfer cross it. Every function returns an
+ *   edge_status; on failure a message naming the argument, file or field is available from
+ *   edge_last_error() on the same thread.
+ * - Handles are opaque tokens, not addresses: a closed, never-opened or corrupted handle gives
+ *   EDGE_E_INVALID_HANDLE, never a crash, and a stale handle never aliases a newer runtime.
+ * - Output buffers are owned by the caller; the library never returns memory the caller must free.
+ * - Structs passed by pointer start with `struct_size` (set it to sizeof, e.g. with the *_init
+ *   helpers below), so later minor versions can add fields at the end. The element types of arrays
+ *   (edge_image, edge_image_result, edge_region_result) are frozen for ABI major version 1.
+ * - Fail-safe: every image of a batch gets a verdict; an image the runtime could not judge (error,
+ *   non-finite score, deadline) is EDGE_VERDICT_REVIEW, never accept. EDGE_VERDICT_REVIEW is 0, so
+ *   zero-initialized result memory reads as "review".
+ */
+#ifndef EDGE_SDK_C_API_H
+#define EDGE_SDK_C_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(_WIN32)
+#if defined(EDGE_SDK_BUILDING_LIBRARY)
+#define EDGE_API __declspec(dllexport)
+#else
+#define EDGE_API __declspec(dllimport)
+#endif
+#else
+#define EDGE_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ABI version: major << 16 | minor. A program built against headers of minor version m runs with
+ * a library of the same major version and minor >= m. */
+#define EDGE_ABI_VERSION_MAJOR 1
+#define EDGE_ABI_VERSION_MINOR 0
+#define EDGE_ABI_VERSION ((EDGE_ABI_VERSION_MAJOR << 16) | EDGE_ABI_VERSION_MINOR)
+
+typedef enum edge_status {
+  EDGE_OK = 0,
+  EDGE_E_INVALID_ARGUMENT = 1, /* null pointer, wrong size or struct_size, bad option value */
+  EDGE_E_INVALID_HANDLE = 2,   /* closed, never opened, or not an edge_runtime */
+  EDGE_E_BUFFER_TOO_SMALL = 3, /* an output buffer is smaller than needed (size reported) */
+  EDGE_E_BUNDLE = 4,           /* bundle missing, corrupt, wrong checksum, inconsistent */
+  EDGE_E_BACKEND = 5,          /* ONNX Runtime missing/too old, provider unavailable, inference failed */
+  EDGE_E_UNSUPPORTED = 6,      /* backend not available in this build, or library ABI too old */
+  EDGE_E_IMAGE = 7,            /* an image cannot be used (null data, size, channels, dtype) */
+  EDGE_E_NUMERIC = 8,          /* the model produced a non-finite score */
+  EDGE_E_DEADLINE = 9,         /* the cycle's deadline passed before the image was judged */
+  EDGE_E_OUT_OF_MEMORY = 10,
+  EDGE_E_INTERNAL = 11         /* a bug: please report with the message */
+} edge_status;
+
+/* Zero is review: memory the library did not write never reads as accept. */
+typedef enum edge_verdict {
+  EDGE_VERDICT_REVIEW = 0, /* not judged, or too close to the threshold to decide: divert/recheck */
+  EDGE_VERDICT_ACCEPT = 1, /* judged good */
+  EDGE_VERDICT_REJECT = 2  /* judged anomalous */
+} edge_verdict;
+
+/* Why a verdict is review (bit flags; 0 when the verdict is accept or reject). */
+enum {
+  EDGE_REVIEW_ERROR = 1u << 0,     /* the image could not be processed (see the result's status) */
+  EDGE_REVIEW_NONFINITE = 1u << 1, /* the score (or a region score) is NaN or infinite */
+  EDGE_REVIEW_BAND = 1u << 2,      /* the normalized score lies inside the uncertainty band */
+  EDGE_REVIEW_DEADLINE = 1u << 3,  /* not judged before the cycle's deadline */
+  EDGE_REVIEW_REGION = 1u << 4     /* a region was review and no region was reject */
+};
+
+typedef enum edge_dtype { EDGE_DTYPE_UINT8 = 1, EDGE_DTYPE_FLOAT32 = 2 } edge_dtype;
+
+/* An opened bundle with its execution contexts. Safe to use from several threads at once. */
+typedef struct edge_runtime edge_runtime;
+
+/* ---- library ------------------------------------------------------------------------------- */
+
+/* EDGE_ABI_VERSION of the loaded library. */
+EDGE_API uint32_t edge_abi_version(void);
+/* SDK version string, e.g. "0.1.0" (static storage). */
+EDGE_API const char* edge_sdk_version(void);
+/* Message of the last failed call on this thread ("" when the last call succeeded). Valid until the
+ * next edge_* call on this thread; copy it to keep it. Never NULL. */
+EDGE_API const char* edge_last_error(void);
+/* "EDGE_OK", "EDGE_E_BUNDLE", ... (static storage; "unknown status" for other values). */
+EDGE_API const char* edge_status_name(int status);
+/* "review", "accept", "reject" (static storage; "invalid" for other values). */
+EDGE_API const char* edge_verdict_name(int verdict);
+
+/* ---- open / close ---------------------------------------------------------------------------- */
+
+typedef struct edge_open_options {
+  uint32_t struct_size;            /* sizeof(edge_open_options) */
+  const char* device;              /* "cpu" (NULL = "cpu"), "cuda" or "cuda:N" */
+  const char* backend;             /* "onnxruntime" (NULL = default) or "tensorrt" */
+  const char* precision;           /* network variant: "fp32" (NULL), "fp16", "int8" */
+  const char* onnxruntime_library; /* path of libonnxruntime.so; NULL = search (env
+                                      EDGE_SDK_ONNXRUNTIME_LIB, the onnxruntime wheel, the loader path) */
+  int32_t threads;                 /* intra-op threads of each context's network; 0 = library default */
+  int32_t contexts;                /* execution contexts = edge_run calls that run in parallel; 0 = 1 */
+  int32_t max_batch;               /* images (frames) per chunk, 0 = 1. A batch is judged in order, in
+                                      chunks of max_batch images, each one network call of
+                                      max_batch * max(1, region_count) units; a finished chunk keeps its
+                                      verdicts when the deadline passes, so 1 gives the finest deadline
+                                      granularity and larger values the best throughput on a GPU. */
+  int32_t heatmaps;                /* 1: compute heatmaps (needed to pass outputs->heatmaps); 0 (default):
+                                      scores and verdicts only, faster */
+  double deadline_ms;              /* default cycle budget of edge_run; 0 = no deadline */
+  double review_band;              /* half-width of the review band around the threshold in normalized
+                                      score units (threshold = 0.5); < 0 = the bundle's value */
+} edge_open_options;
+
+static inline void edge_open_options_init(edge_open_options* o) {
+  memset(o, 0, sizeof(*o));
+  o->struct_size = (uint32_t)sizeof(*o);
+  o->review_band = -1.0;
+}
+
+/* Loads and validates the bundle (a directory or an uncompressed .tar of one), creates the
+ * contexts and warms them up. options may be NULL (defaults). On failure *out is set to NULL.
+ * Opening the same bundle again shares its read-only data (arrays, network bytes) with the
+ * runtimes already open. */
+EDGE_API edge_status edge_open(const char* bundle_path, const edge_open_options* options, edge_runtime** out);
+
+/* Closes a runtime: later calls with the handle give EDGE_E_INVALID_HANDLE. Waits for edge_run calls
+ * in progress on other threads to return (each returns within its deadline) and for the contexts'
+ * workers to finish the network call they are in (at most one chunk). NULL is accepted (no-op). */
+EDGE_API edge_status edge_close(edge_runtime* rt);
+
+/* ---- specifications ---------------------------------------------------------------------------- */
+
+typedef struct edge_input_spec {
+  uint32_t struct_size;
+  int32_t height, width, channels; /* network input size; channels 3 = RGB, 1 = gray */
+  int32_t accepts_uint8, accepts_float32;
+  int32_t resize_on_mismatch;      /* 1: other image sizes are resized; 0: they are an error */
+  float scale;                     /* raw pixel * scale, then (v - mean[c]) / std[c] */
+  float mean[3], std[3];
+  double value_min, value_max;     /* expected range of raw pixel values */
+} edge_input_spec;
+
+typedef struct edge_output_spec {
+  uint32_t struct_size;
+  int32_t region_count;                  /* region results per image (0 when the bundle has none) */
+  int32_t frame_width, frame_height;     /* with regions: the frame size they are cut from */
+  double threshold;                      /* raw-score decision threshold (score >= threshold rejects) */
+  double review_band;                    /* effective band half-width (normalized units) */
+  int32_t contexts, max_batch, heatmaps; /* as opened */
+  double deadline_ms;                    /* default deadline as opened (0 = none) */
+} edge_output_spec;
+
+typedef struct edge_region_spec {
+  uint32_t struct_size;
+  int32_t x, y, width, height; /* rectangle of the frame, in frame pixels; cut out by the runtime,
+                                  resized to the network input and judged on its own */
+  double threshold;            /* raw-score threshold of the region */
+} edge_region_spec;
+
+static inline void edge_input_spec_init(edge_input_spec* s) { memset(s, 0, sizeof(*s)); s->struct_size = (uint32_t)sizeof(*s); }
+static inline void edge_output_spec_init(edge_output_spec* s) { memset(s, 0, sizeof(*s)); s->struct_size = (uint32_t)sizeof(*s); }
+static inline void edge_region_spec_init(edge_region_spec* s) { memset(s, 0, sizeof(*s)); s->struct_size = (uint32_t)sizeof(*s); }
+
+EDGE_API edge_status edge_input_spec_get(const edge_runtime* rt, edge_input_spec* out);
+EDGE_API edge_status edge_output_spec_get(const edge_runtime* rt, edge_output_spec* out);
+EDGE_API edge_status edge_region_spec_get(const edge_runtime* rt, int32_t index, edge_region_spec* out);
+
+/* Strings are copied into caller buffers, NUL-terminated. *length (if not NULL) receives the length
+ * without the NUL; when capacity <= length the call returns EDGE_E_BUFFER_TOO_SMALL and writes
+ * nothing but *length, so a first call with capacity 0 sizes the buffer. */
+EDGE_API edge_status edge_region_name(const edge_runtime* rt, int32_t index, char* buffer, size_t capacity, size_t* length);
+/* JSON object: sdk_version, abi_version, bundle, model_type, model_name, backend (a description of the
+ * network backend and execution provider), device, precision. */
+EDGE_API edge_status edge_describe(const edge_runtime* rt, char* buffer, size_t capacity, size_t* length);
+
+/* ---- running a cycle --------------------------------------------------------------------------- */
+
+typedef struct edge_image {
+  const void* data;  /* pixel (row 0, column 0); channels interleaved (HWC), RGB order */
+  int32_t height, width, channels; /* channels 1 or 3 */
+  int32_t dtype;     /* edge_dtype */
+  int64_t row_stride; /* bytes from one row to the next; 0 = packed. A region of a larger frame is
+                         passed without copying: data = &frame[y][x], row_stride = the frame's. */
+} edge_image;
+
+typedef struct edge_image_result {
+  float score;      /* raw anomaly score; NaN when not judged */
+  float normalized; /* calibrated score in [0, 1], 0.5 = threshold; NaN when not judged */
+  int32_t verdict;  /* edge_verdict */
+  int32_t status;   /* EDGE_OK, or why the image was not judged (EDGE_E_IMAGE, EDGE_E_DEADLINE, ...) */
+  uint32_t review;  /* EDGE_REVIEW_* flags when verdict is review */
+  int32_t heatmap_height, heatmap_width; /* this image's heatmap (0 x 0 when heatmaps were not asked for) */
+  uint32_t reserved;
+  int64_t heatmap_offset; /* floats from outputs->heatmaps to this image's heatmap (row-major) */
+} edge_image_result;
+
+typedef struct edge_region_result {
+  float score;      /* the region's raw score; NaN when not judged */
+  float normalized; /* normalized against the region's threshold (0.5 = threshold); NaN when not judged */
+  int32_t verdict;
+  uint32_t review;
+} edge_region_result;
+
+typedef struct edge_batch_outputs {
+  uint32_t struct_size;
+  /* Caller-owned buffers. results is required; regions and heatmaps may be NULL (not wanted). */
+  edge_image_result* results;  size_t results_capacity;  /* >= count */
+  edge_region_result* regions; size_t regions_capacity;  /* >= count * region_count, image-major */
+  float* heatmaps;             size_t heatmaps_capacity; /* floats, >= edge_heatmap_floats(); needs a
+                                                            runtime opened with heatmaps = 1. Each image's
+                                                            raw anomaly map at its own size (offset and size
+                                                            in its result); NaN where not judged. */
+  /* Written by edge_run: */
+  double elapsed_ms;          /* wall time of the call */
+  uint32_t judged;            /* images with a model verdict (accept, reject or band review) */
+  uint32_t not_judged;        /* images marked review because of an error or the deadline */
+  int32_t deadline_exceeded;  /* 1 when the deadline passed before every image was judged */
+  int32_t reserved;
+} edge_batch_outputs;
+
+/* Floats the heatmaps of these images need (raw anomaly maps at each image's own size, one after
+ * the other in image order). */
+EDGE_API edge_status edge_heatmap_floats(const edge_runtime* rt, const edge_image* images, size_t count, size_t* floats);
+
+static inline void edge_batch_outputs_init(edge_batch_outputs* o) { memset(o, 0, sizeof(*o)); o->struct_size = (uint32_t)sizeof(*o); }
+
+/* Judges `count` images (count >= 1) in order and writes one result per image.
+ *
+ * deadline_ms: the cycle budget, measured from entry: < 0 uses the runtime's default (options), 0
+ * means none, > 0 milliseconds. With a deadline the call returns by then (plus the time to copy the
+ * results out and the operating system's wake-up latency) even when the network is still running:
+ * finished images keep their verdicts, the others are review with status EDGE_E_DEADLINE, and the call
+ * returns EDGE_E_DEADLINE. Without a deadline it returns when every image is judged.
+ *
+ * Return value: EDGE_OK when every image was judged. Otherwise the first problem: EDGE_E_DEADLINE,
+ * or the status of the first image not judged (EDGE_E_IMAGE, EDGE_E_NUMERIC, EDGE_E_BACKEND, ...),
+ * with the message in edge_last_error(); each result's status says which images were affected.
+ * Whenever outputs->results is usable (not NULL, capacity >= count) every entry is written, also on
+ * errors of the call itself (e.g. a NULL images pointer): verdict review, never accept.
+ *
+ * Thread safety: any number of threads may call edge_run on the same runtime at once. Up to
+ * `contexts` calls run in parallel; more wait for a free context (the wait counts against the
+ * deadline). Results do not depend on which context ran a call or on concurrency. */
+EDGE_API edge_status edge_run(edge_runtime* rt, const edge_image* images, size_t count, double deadline_ms,
+                              edge_batch_outputs* outputs);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* EDGE_SDK_C_API_H */

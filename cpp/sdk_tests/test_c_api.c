@@ -1,0 +1,575 @@
+/* The C ABI from a plain C99 program built against the installed SDK: versions, open/close,
+ * specifications, cycles with per-image and per-region results and heatmaps, strided region
+ * views, the fail-safe verdicts, deadlines, and bad input of every kind (null pointers, wrong
+ * sizes, closed or invented handles, corrupt bundles): a status and a message, never a crash.
+ *
+ * usage: test_c_api FIXTURES_DIR OUT_DIR
+ *   FIXTURES_DIR from make_fixtures.py; OUT_DIR receives c_results_*.txt, which check_results.py
+ *   compares with the Python API on the same images. */
+#include <math.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common.h"
+
+static char g_dir[2048];
+
+static const char* bundle(const char* name) {
+  static char path[4096];
+  snprintf(path, sizeof path, "%s/%s", g_dir, name);
+  return path;
+}
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static edge_runtime* open_plain(int heatmaps, int max_batch, int contexts) {
+  edge_open_options o;
+  edge_runtime* rt = NULL;
+  edge_open_options_init(&o);
+  o.threads = 1;
+  o.heatmaps = heatmaps;
+  o.max_batch = max_batch;
+  o.contexts = contexts;
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_OK);
+  CHECK(rt != NULL);
+  return rt;
+}
+
+static void test_library(void) {
+  CHECK(edge_abi_version() == EDGE_ABI_VERSION);
+  CHECK(strcmp(edge_sdk_version(), "") != 0);
+  CHECK(strcmp(edge_status_name(EDGE_E_DEADLINE), "EDGE_E_DEADLINE") == 0);
+  CHECK(strcmp(edge_status_name(12345), "unknown status") == 0);
+  CHECK(strcmp(edge_verdict_name(EDGE_VERDICT_REVIEW), "review") == 0);
+  CHECK(strcmp(edge_verdict_name(-1), "invalid") == 0);
+  CHECK(EDGE_VERDICT_REVIEW == 0); /* zeroed memory reads as review */
+}
+
+static void test_open_errors(void) {
+  edge_runtime* rt = (edge_runtime*)(uintptr_t)1;
+  edge_open_options o;
+
+  CHECK_STATUS(edge_open(NULL, NULL, &rt), EDGE_E_INVALID_ARGUMENT);
+  CHECK(rt == NULL);
+  CHECK(strstr(edge_last_error(), "bundle_path") != NULL);
+  CHECK_STATUS(edge_open(bundle("plain"), NULL, NULL), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "out") != NULL);
+
+  CHECK_STATUS(edge_open(bundle("no_such_bundle"), NULL, &rt), EDGE_E_BUNDLE);
+  CHECK(strstr(edge_last_error(), "no_such_bundle") != NULL);
+  CHECK(rt == NULL);
+
+  /* A flipped byte in the ONNX file: the checksum names the file. */
+  CHECK_STATUS(edge_open(bundle("corrupt"), NULL, &rt), EDGE_E_BUNDLE);
+  CHECK(strstr(edge_last_error(), ".onnx") != NULL);
+  CHECK(rt == NULL);
+
+  edge_open_options_init(&o);
+  o.struct_size = 8;
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "struct_size") != NULL);
+
+  edge_open_options_init(&o);
+  o.device = "gpu7";
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "device") != NULL);
+
+  edge_open_options_init(&o);
+  o.backend = "tensorrt";
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_UNSUPPORTED);
+  CHECK(strstr(edge_last_error(), "tensorrt") != NULL);
+
+  edge_open_options_init(&o);
+  o.precision = "int8";
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "precision") != NULL);
+
+  edge_open_options_init(&o);
+  o.contexts = -2;
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
+  edge_open_options_init(&o);
+  o.deadline_ms = -5;
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
+  edge_open_options_init(&o);
+  o.review_band = 0.7;
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "review_band") != NULL);
+
+  edge_open_options_init(&o);
+  o.onnxruntime_library = "/nonexistent/libonnxruntime.so";
+  /* The library is loaded once per process: after the first open this names the conflict,
+   * before it the missing file. Either way: a backend error, no crash. */
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_BACKEND);
+  CHECK(strstr(edge_last_error(), "libonnxruntime") != NULL);
+}
+
+static void test_specs(void) {
+  edge_runtime* rt = open_plain(0, 0, 1);
+  edge_input_spec in;
+  edge_output_spec out;
+  edge_region_spec reg;
+  char small[4];
+  char* text;
+  size_t len = 0;
+
+  edge_input_spec_init(&in);
+  CHECK_STATUS(edge_input_spec_get(rt, &in), EDGE_OK);
+  CHECK(in.height == 32 && in.width == 32 && in.channels == 3);
+  CHECK(in.accepts_uint8 == 1);
+  CHECK(fabsf(in.scale - 1.0f / 255.0f) < 1e-9f);
+  edge_output_spec_init(&out);
+  CHECK_STATUS(edge_output_spec_get(rt, &out), EDGE_OK);
+  CHECK(out.region_count == 0 && out.contexts == 1 && out.max_batch == 1 && out.heatmaps == 0);
+  CHECK(isfinite(out.threshold));
+
+  edge_input_spec_init(&in);
+  in.struct_size = 3;
+  CHECK_STATUS(edge_input_spec_get(rt, &in), EDGE_E_INVALID_ARGUMENT);
+  CHECK_STATUS(edge_input_spec_get(rt, NULL), EDGE_E_INVALID_ARGUMENT);
+  edge_region_spec_init(&reg);
+  CHECK_STATUS(edge_region_spec_get(rt, 0, &reg), EDGE_E_INVALID_ARGUMENT); /* no regions */
+
+  CHECK_STATUS(edge_describe(rt, NULL, 0, &len), EDGE_E_BUFFER_TOO_SMALL);
+  CHECK(len > 20);
+  CHECK_STATUS(edge_describe(rt, small, sizeof small, &len), EDGE_E_BUFFER_TOO_SMALL);
+  CHECK(small[0] == '\0');
+  text = (char*)malloc(len + 1);
+  CHECK_STATUS(edge_describe(rt, text, len + 1, &len), EDGE_OK);
+  CHECK(strlen(text) == len && text[0] == '{' && strstr(text, "\"model_type\"") && strstr(text, "onnxruntime"));
+  free(text);
+  CHECK_STATUS(edge_describe(rt, NULL, 10, &len), EDGE_E_INVALID_ARGUMENT);
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+}
+
+static void test_regions_specs(void) {
+  edge_runtime* rt = NULL;
+  edge_output_spec out;
+  edge_region_spec reg;
+  char name[64];
+  size_t len = 0;
+  CHECK_STATUS(edge_open(bundle("regions"), NULL, &rt), EDGE_OK);
+  edge_output_spec_init(&out);
+  CHECK_STATUS(edge_output_spec_get(rt, &out), EDGE_OK);
+  CHECK(out.region_count == 3 && out.frame_width == 120 && out.frame_height == 40);
+  edge_region_spec_init(&reg);
+  CHECK_STATUS(edge_region_spec_get(rt, 1, &reg), EDGE_OK);
+  CHECK(reg.x == 40 && reg.y == 4 && reg.width == 40 && reg.height == 32);
+  CHECK_STATUS(edge_region_spec_get(rt, 3, &reg), EDGE_E_INVALID_ARGUMENT);
+  CHECK_STATUS(edge_region_spec_get(rt, -1, &reg), EDGE_E_INVALID_ARGUMENT);
+  CHECK_STATUS(edge_region_name(rt, 2, name, sizeof name, &len), EDGE_OK);
+  CHECK(strcmp(name, "right") == 0 && len == 5);
+  CHECK_STATUS(edge_region_name(rt, 2, name, 5, &len), EDGE_E_BUFFER_TOO_SMALL);
+  CHECK(len == 5);
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+}
+
+/* All images in one batch, then each alone, then with row strides: identical results. Writes
+ * the results for check_results.py. */
+static void test_run_plain(const fixture_images* fx, const char* out_dir) {
+  edge_runtime* rt = open_plain(1, 0, 1);
+  edge_image* images = (edge_image*)calloc((size_t)fx->n, sizeof(edge_image));
+  edge_image_result* batch = (edge_image_result*)calloc((size_t)fx->n, sizeof(edge_image_result));
+  edge_image_result single;
+  edge_batch_outputs o;
+  size_t floats = 0, one_floats = (size_t)fx->h * (size_t)fx->w;
+  float* heat;
+  float* heat_one = (float*)malloc(one_floats * sizeof(float));
+  int i, accepts = 0, rejects = 0;
+  char path[4096];
+  FILE* f;
+
+  for (i = 0; i < fx->n; ++i) images[i] = fixture_image(fx, i);
+  CHECK_STATUS(edge_heatmap_floats(rt, images, (size_t)fx->n, &floats), EDGE_OK);
+  CHECK(floats == (size_t)fx->n * one_floats);
+  heat = (float*)malloc(floats * sizeof(float));
+
+  edge_batch_outputs_init(&o);
+  o.results = batch;
+  o.results_capacity = (size_t)fx->n;
+  o.heatmaps = heat;
+  o.heatmaps_capacity = floats;
+  CHECK_STATUS(edge_run(rt, images, (size_t)fx->n, 0, &o), EDGE_OK);
+  CHECK(o.judged == (uint32_t)fx->n && o.not_judged == 0 && o.deadline_exceeded == 0 && o.elapsed_ms > 0);
+  for (i = 0; i < fx->n; ++i) {
+    const edge_image_result* r = &batch[i];
+    CHECK(r->status == EDGE_OK && isfinite(r->score) && r->normalized >= 0 && r->normalized <= 1);
+    CHECK(r->verdict == EDGE_VERDICT_ACCEPT || r->verdict == EDGE_VERDICT_REJECT || r->verdict == EDGE_VERDICT_REVIEW);
+    CHECK(r->verdict != EDGE_VERDICT_REVIEW || r->review == EDGE_REVIEW_BAND);
+    CHECK(r->heatmap_height == fx->h && r->heatmap_width == fx->w && r->heatmap_offset == (int64_t)i * (int64_t)one_floats);
+    accepts += r->verdict == EDGE_VERDICT_ACCEPT;
+    rejects += r->verdict == EDGE_VERDICT_REJECT;
+  }
+  CHECK(accepts > 0 && rejects > 0); /* the fixture's threshold splits the set */
+  for (i = 0; i < (int)floats; ++i)
+    if (!isfinite(heat[i])) {
+      CHECK(!"heatmap values are finite");
+      break;
+    }
+
+  /* Each image alone gives the same bits (chunks of one image either way). */
+  for (i = 0; i < fx->n; ++i) {
+    edge_batch_outputs_init(&o);
+    o.results = &single;
+    o.results_capacity = 1;
+    o.heatmaps = heat_one;
+    o.heatmaps_capacity = one_floats;
+    CHECK_STATUS(edge_run(rt, &images[i], 1, -1, &o), EDGE_OK);
+    CHECK(same_result(&single, &batch[i]));
+    CHECK(memcmp(heat_one, heat + (size_t)i * one_floats, one_floats * sizeof(float)) == 0);
+  }
+
+  /* A region of a larger frame, passed with the frame's row stride, equals the packed image. */
+  {
+    const int pad = 7;
+    const int fw = fx->w + 2 * pad, fh = fx->h + 3;
+    unsigned char* frame = (unsigned char*)malloc((size_t)fh * (size_t)fw * 3);
+    const unsigned char* src = (const unsigned char*)images[2].data;
+    edge_image view;
+    int y;
+    memset(frame, 99, (size_t)fh * (size_t)fw * 3);
+    for (y = 0; y < fx->h; ++y) memcpy(frame + ((size_t)(y + 2) * fw + pad) * 3, src + (size_t)y * fx->w * 3, (size_t)fx->w * 3);
+    view = images[2];
+    view.data = frame + ((size_t)2 * fw + pad) * 3;
+    view.row_stride = (int64_t)fw * 3;
+    edge_batch_outputs_init(&o);
+    o.results = &single;
+    o.results_capacity = 1;
+    CHECK_STATUS(edge_run(rt, &view, 1, 0, &o), EDGE_OK);
+    CHECK(same_result(&single, &batch[2]));
+    CHECK(single.heatmap_height == 0); /* no heatmaps asked for */
+    free(frame);
+  }
+
+  snprintf(path, sizeof path, "%s/c_results_plain.txt", out_dir);
+  f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (f) {
+    for (i = 0; i < fx->n; ++i)
+      fprintf(f, "%.9g %.9g %s\n", batch[i].score, batch[i].normalized, edge_verdict_name(batch[i].verdict));
+    fclose(f);
+  }
+  free(images);
+  free(batch);
+  free(heat);
+  free(heat_one);
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+}
+
+/* A wider review band (option) turns uncertain verdicts into review, flagged as such. */
+static void test_review_band(const fixture_images* fx) {
+  edge_runtime* rt = NULL;
+  edge_open_options opt;
+  edge_image* images = (edge_image*)calloc((size_t)fx->n, sizeof(edge_image));
+  edge_image_result* ref = (edge_image_result*)calloc((size_t)fx->n, sizeof(edge_image_result));
+  edge_image_result* res = (edge_image_result*)calloc((size_t)fx->n, sizeof(edge_image_result));
+  edge_batch_outputs o;
+  edge_output_spec spec;
+  int i, reviews = 0;
+  edge_runtime* plain = open_plain(0, 0, 1);
+  for (i = 0; i < fx->n; ++i) images[i] = fixture_image(fx, i);
+  edge_batch_outputs_init(&o);
+  o.results = ref;
+  o.results_capacity = (size_t)fx->n;
+  CHECK_STATUS(edge_run(plain, images, (size_t)fx->n, 0, &o), EDGE_OK);
+  CHECK_STATUS(edge_close(plain), EDGE_OK);
+
+  edge_open_options_init(&opt);
+  opt.threads = 1;
+  opt.review_band = 0.2;
+  CHECK_STATUS(edge_open(bundle("plain"), &opt, &rt), EDGE_OK);
+  edge_output_spec_init(&spec);
+  CHECK_STATUS(edge_output_spec_get(rt, &spec), EDGE_OK);
+  CHECK(spec.review_band == 0.2);
+  o.results = res;
+  CHECK_STATUS(edge_run(rt, images, (size_t)fx->n, 0, &o), EDGE_OK); /* band review is a judgement, not an error */
+  for (i = 0; i < fx->n; ++i) {
+    const int inside = fabs((double)ref[i].normalized - 0.5) < 0.2;
+    CHECK(same_float(res[i].score, ref[i].score));
+    if (inside) {
+      ++reviews;
+      CHECK(res[i].verdict == EDGE_VERDICT_REVIEW && res[i].review == EDGE_REVIEW_BAND && res[i].status == EDGE_OK);
+    } else {
+      CHECK(res[i].verdict == ref[i].verdict);
+    }
+  }
+  CHECK(reviews > 0 && reviews < fx->n);
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+  free(images);
+  free(ref);
+  free(res);
+}
+
+/* Frames with regions: per-region results, the product verdict rule, frame-size heatmaps. */
+static void test_run_regions(const fixture_images* frames, const char* out_dir) {
+  edge_runtime* rt = NULL;
+  edge_open_options opt;
+  edge_image* images = (edge_image*)calloc((size_t)frames->n, sizeof(edge_image));
+  edge_image_result* res = (edge_image_result*)calloc((size_t)frames->n, sizeof(edge_image_result));
+  edge_region_result* reg = (edge_region_result*)calloc((size_t)frames->n * 3, sizeof(edge_region_result));
+  edge_batch_outputs o;
+  char path[4096];
+  FILE* f;
+  int i, k;
+
+  edge_open_options_init(&opt);
+  opt.threads = 1;
+  CHECK_STATUS(edge_open(bundle("regions"), &opt, &rt), EDGE_OK);
+  for (i = 0; i < frames->n; ++i) images[i] = fixture_image(frames, i);
+  edge_batch_outputs_init(&o);
+  o.results = res;
+  o.results_capacity = (size_t)frames->n;
+  o.regions = reg;
+  o.regions_capacity = (size_t)frames->n * 2; /* too small */
+  CHECK_STATUS(edge_run(rt, images, (size_t)frames->n, 0, &o), EDGE_E_BUFFER_TOO_SMALL);
+  CHECK(res[0].verdict == EDGE_VERDICT_REVIEW && res[0].status == EDGE_E_BUFFER_TOO_SMALL);
+  o.regions_capacity = (size_t)frames->n * 3;
+  CHECK_STATUS(edge_run(rt, images, (size_t)frames->n, 0, &o), EDGE_OK);
+  for (i = 0; i < frames->n; ++i) {
+    int any_reject = 0, any_review = 0;
+    for (k = 0; k < 3; ++k) {
+      const edge_region_result* r = &reg[i * 3 + k];
+      CHECK(isfinite(r->score));
+      any_reject |= r->verdict == EDGE_VERDICT_REJECT;
+      any_review |= r->verdict == EDGE_VERDICT_REVIEW;
+    }
+    CHECK(res[i].verdict == (any_reject ? EDGE_VERDICT_REJECT : any_review ? EDGE_VERDICT_REVIEW : EDGE_VERDICT_ACCEPT));
+    CHECK(res[i].status == EDGE_OK);
+  }
+  snprintf(path, sizeof path, "%s/c_results_frames.txt", out_dir);
+  f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (f) {
+    for (i = 0; i < frames->n; ++i) {
+      fprintf(f, "%.9g %.9g %s", res[i].score, res[i].normalized, edge_verdict_name(res[i].verdict));
+      for (k = 0; k < 3; ++k) fprintf(f, " %.9g %s", reg[i * 3 + k].score, edge_verdict_name(reg[i * 3 + k].verdict));
+      fprintf(f, "\n");
+    }
+    fclose(f);
+  }
+  /* A frame of the wrong size: that frame is review with EDGE_E_IMAGE, the others are judged. */
+  images[1].width = frames->w - 8;
+  images[1].row_stride = (int64_t)frames->w * 3;
+  CHECK_STATUS(edge_run(rt, images, (size_t)frames->n, 0, &o), EDGE_E_IMAGE);
+  CHECK(res[1].verdict == EDGE_VERDICT_REVIEW && res[1].status == EDGE_E_IMAGE && (res[1].review & EDGE_REVIEW_ERROR));
+  CHECK(reg[3].verdict == EDGE_VERDICT_REVIEW && isnan(reg[3].score));
+  CHECK(strstr(edge_last_error(), "image 1") != NULL);
+  CHECK(res[0].status == EDGE_OK && o.judged == (uint32_t)frames->n - 1 && o.not_judged == 1);
+  free(images);
+  free(res);
+  free(reg);
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+}
+
+/* Bad images inside a batch are review, with the others judged as usual. */
+static void test_bad_images(const fixture_images* fx) {
+  edge_runtime* rt = open_plain(0, 0, 1);
+  edge_image images[6];
+  edge_image_result ref[6], res[6];
+  edge_batch_outputs o;
+  float fpix[32 * 32 * 3];
+  int i;
+  for (i = 0; i < 6; ++i) images[i] = fixture_image(fx, i);
+  edge_batch_outputs_init(&o);
+  o.results = ref;
+  o.results_capacity = 6;
+  CHECK_STATUS(edge_run(rt, images, 6, 0, &o), EDGE_OK);
+
+  images[1].data = NULL;                 /* null pixels */
+  images[2].channels = 2;                /* unsupported channel count */
+  images[3].dtype = 77;                  /* unknown dtype */
+  images[4].row_stride = 5;              /* stride shorter than a row */
+  for (i = 0; i < 32 * 32 * 3; ++i) fpix[i] = NAN;
+  images[5] = fixture_image(fx, 5);
+  images[5].data = fpix;                 /* float image full of NaN: the model cannot judge it */
+  images[5].dtype = EDGE_DTYPE_FLOAT32;
+  memset(res, 0x7f, sizeof res);
+  o.results = res;
+  CHECK_STATUS(edge_run(rt, images, 6, 0, &o), EDGE_E_IMAGE);
+  CHECK(strstr(edge_last_error(), "image 1") != NULL);
+  CHECK(same_result(&res[0], &ref[0]));
+  for (i = 1; i < 5; ++i) {
+    CHECK(res[i].verdict == EDGE_VERDICT_REVIEW && res[i].status == EDGE_E_IMAGE && res[i].review == EDGE_REVIEW_ERROR);
+    CHECK(isnan(res[i].score));
+  }
+  /* NaN pixels: whichever way it fails (refused dtype, or a non-finite score), never accept. */
+  CHECK(res[5].verdict == EDGE_VERDICT_REVIEW && res[5].status != EDGE_OK);
+  CHECK(o.judged == 1 && o.not_judged == 5);
+
+  /* The call itself unusable: results written as review where possible. */
+  memset(res, 0x7f, sizeof res);
+  CHECK_STATUS(edge_run(rt, NULL, 6, 0, &o), EDGE_E_INVALID_ARGUMENT);
+  for (i = 0; i < 6; ++i) CHECK(res[i].verdict == EDGE_VERDICT_REVIEW && res[i].status == EDGE_E_INVALID_ARGUMENT);
+  CHECK_STATUS(edge_run(rt, images, 6, NAN, &o), EDGE_E_INVALID_ARGUMENT);
+  o.results_capacity = 2;
+  CHECK_STATUS(edge_run(rt, images, 6, 0, &o), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "results") != NULL);
+  o.results_capacity = 6;
+  o.struct_size = 4;
+  CHECK_STATUS(edge_run(rt, images, 6, 0, &o), EDGE_E_INVALID_ARGUMENT);
+  CHECK_STATUS(edge_run(rt, images, 6, 0, NULL), EDGE_E_INVALID_ARGUMENT);
+  edge_batch_outputs_init(&o);
+  o.results = res;
+  o.results_capacity = 6;
+  o.heatmaps = fpix;
+  o.heatmaps_capacity = 10;
+  CHECK_STATUS(edge_run(rt, images, 1, 0, &o), EDGE_E_INVALID_ARGUMENT); /* opened without heatmaps */
+  CHECK(strstr(edge_last_error(), "heatmaps") != NULL);
+  o.heatmaps = NULL;
+  CHECK_STATUS(edge_run(rt, images, 0, 0, &o), EDGE_OK); /* an empty cycle is a no-op */
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+}
+
+static void test_handles(const fixture_images* fx) {
+  edge_runtime* rt = open_plain(0, 0, 1);
+  edge_runtime* fake = (edge_runtime*)(uintptr_t)0x1234;
+  edge_image im = fixture_image(fx, 0);
+  edge_image_result res;
+  edge_batch_outputs o;
+  edge_output_spec spec;
+  edge_batch_outputs_init(&o);
+  o.results = &res;
+  o.results_capacity = 1;
+  CHECK_STATUS(edge_run(rt, &im, 1, 0, &o), EDGE_OK);
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+  memset(&res, 0x7f, sizeof res);
+  CHECK_STATUS(edge_run(rt, &im, 1, 0, &o), EDGE_E_INVALID_HANDLE);
+  CHECK(res.verdict == EDGE_VERDICT_REVIEW && res.status == EDGE_E_INVALID_HANDLE);
+  CHECK(strstr(edge_last_error(), "closed") != NULL);
+  CHECK_STATUS(edge_close(rt), EDGE_E_INVALID_HANDLE);
+  CHECK_STATUS(edge_close(fake), EDGE_E_INVALID_HANDLE);
+  edge_output_spec_init(&spec);
+  CHECK_STATUS(edge_output_spec_get(fake, &spec), EDGE_E_INVALID_HANDLE);
+  CHECK_STATUS(edge_output_spec_get(NULL, &spec), EDGE_E_INVALID_HANDLE);
+  CHECK_STATUS(edge_run(NULL, &im, 1, 0, &o), EDGE_E_INVALID_HANDLE);
+  CHECK_STATUS(edge_close(NULL), EDGE_OK);
+  /* A handle opened after the close is a different token. */
+  {
+    edge_runtime* again = open_plain(0, 0, 1);
+    CHECK(again != rt);
+    CHECK_STATUS(edge_run(rt, &im, 1, 0, &o), EDGE_E_INVALID_HANDLE);
+    CHECK_STATUS(edge_close(again), EDGE_OK);
+  }
+}
+
+/* Deadlines: a cycle returns on time with review for what was not judged; finished images keep
+ * their verdicts (equal to an unhurried run); the runtime works normally afterwards. */
+static void test_deadline(const fixture_images* slow) {
+  edge_runtime* rt = NULL;
+  edge_open_options opt;
+  enum { N = 6 };
+  edge_image images[N];
+  edge_image_result ref[N], res[N];
+  edge_batch_outputs o;
+  double t0, full_ms, one_ms, deadline, elapsed;
+  int i, judged_prefix, seen_unjudged;
+
+  edge_open_options_init(&opt);
+  opt.threads = 1;
+  opt.max_batch = 1;
+  CHECK_STATUS(edge_open(bundle("slow"), &opt, &rt), EDGE_OK);
+  for (i = 0; i < N; ++i) images[i] = fixture_image(slow, i % slow->n);
+  edge_batch_outputs_init(&o);
+  o.results = ref;
+  o.results_capacity = N;
+  CHECK_STATUS(edge_run(rt, images, 1, 0, &o), EDGE_OK); /* warm */
+  t0 = now_ms();
+  CHECK_STATUS(edge_run(rt, images, N, 0, &o), EDGE_OK);
+  full_ms = now_ms() - t0;
+  one_ms = full_ms / N;
+  printf("slow bundle: %.1f ms per image\n", one_ms);
+
+  /* Budget for about two and a half images. */
+  deadline = 2.5 * one_ms;
+  o.results = res;
+  t0 = now_ms();
+  CHECK_STATUS(edge_run(rt, images, N, deadline, &o), EDGE_E_DEADLINE);
+  elapsed = now_ms() - t0;
+  printf("deadline %.1f ms: returned after %.1f ms (reported %.1f), %u judged, %u review\n", deadline, elapsed,
+         o.elapsed_ms, o.judged, o.not_judged);
+  CHECK(o.deadline_exceeded == 1);
+  CHECK(elapsed < deadline + 100.0); /* copy-out and wake-up latency on a shared machine */
+  CHECK(elapsed < full_ms);
+  CHECK(o.judged < (uint32_t)N && o.judged + o.not_judged == (uint32_t)N);
+  CHECK(strstr(edge_last_error(), "deadline") != NULL);
+  judged_prefix = 1;
+  seen_unjudged = 0;
+  for (i = 0; i < N; ++i) {
+    if (res[i].status == EDGE_OK) {
+      judged_prefix &= !seen_unjudged;
+      CHECK(same_result(&res[i], &ref[i]));
+    } else {
+      seen_unjudged = 1;
+      CHECK(res[i].status == EDGE_E_DEADLINE && res[i].verdict == EDGE_VERDICT_REVIEW &&
+            res[i].review == EDGE_REVIEW_DEADLINE && isnan(res[i].score));
+    }
+  }
+  CHECK(judged_prefix); /* judged in order */
+
+  /* Nothing can be judged in a microsecond. */
+  CHECK_STATUS(edge_run(rt, images, N, 0.001, &o), EDGE_E_DEADLINE);
+  for (i = 0; i < N; ++i) CHECK(res[i].verdict == EDGE_VERDICT_REVIEW);
+
+  /* The next cycle (no deadline) waits for the abandoned work to end, then runs normally. */
+  CHECK_STATUS(edge_run(rt, images, N, 0, &o), EDGE_OK);
+  for (i = 0; i < N; ++i) CHECK(same_result(&res[i], &ref[i]));
+
+  /* An overrun in the middle of a network call cancels that call (ONNX Runtime stops between graph
+   * nodes), so with one context the next cycle starts about at once instead of after the chunk. */
+  o.results = res;
+  CHECK_STATUS(edge_run(rt, images, 1, 0.1 * one_ms, &o), EDGE_E_DEADLINE);
+  t0 = now_ms();
+  CHECK_STATUS(edge_run(rt, images, 1, 0, &o), EDGE_OK);
+  elapsed = now_ms() - t0;
+  printf("cycle right after an overrun at 10%% of a network call: %.1f ms (one image alone: %.1f ms; waiting for "
+         "the abandoned call instead of cancelling it: about %.1f)\n", elapsed, one_ms, 1.9 * one_ms);
+  CHECK(same_result(&res[0], &ref[0]));
+  CHECK(elapsed < 1.6 * one_ms + 20.0); /* loose: the machine is shared */
+
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+
+  /* Closing right after an overrun waits for the worker's chunk; no crash, no leak. */
+  CHECK_STATUS(edge_open(bundle("slow"), &opt, &rt), EDGE_OK);
+  CHECK_STATUS(edge_run(rt, images, N, 1.0, &o), EDGE_E_DEADLINE);
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+}
+
+int main(int argc, char** argv) {
+  fixture_images plain, frames, slow;
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s FIXTURES_DIR OUT_DIR\n", argv[0]);
+    return 2;
+  }
+  snprintf(g_dir, sizeof g_dir, "%s", argv[1]);
+  if (!read_fixture(g_dir, "plain_images", &plain) || !read_fixture(g_dir, "frames", &frames) ||
+      !read_fixture(g_dir, "slow_images", &slow))
+    return 2;
+  test_library();
+  {
+    /* Without ONNX Runtime nothing below can run: say so once instead of failing everywhere. */
+    edge_runtime* rt = NULL;
+    if (edge_open(bundle("plain"), NULL, &rt) != EDGE_OK) {
+      fprintf(stderr, "cannot open %s: %s\n(set EDGE_SDK_ONNXRUNTIME_LIB to libonnxruntime.so: edge-sdk config --onnxruntime-lib)\n",
+              bundle("plain"), edge_last_error());
+      return 1;
+    }
+    edge_close(rt);
+  }
+  test_open_errors();
+  test_specs();
+  test_regions_specs();
+  test_run_plain(&plain, argv[2]);
+  test_review_band(&plain);
+  test_run_regions(&frames, argv[2]);
+  test_bad_images(&plain);
+  test_handles(&plain);
+  test_deadline(&slow);
+  free(plain.data);
+  free(frames.data);
+  free(slow.data);
+  printf("%s: %d failure(s)\n", argv[0], g_failures);
+  return g_failures ? 1 : 0;
+}

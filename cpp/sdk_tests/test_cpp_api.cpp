@@ -1,0 +1,166 @@
+// The header-only C++ layer (edge_sdk.hpp) built against the installed SDK: RAII, exceptions for
+// unusable calls only, cycles that report per-image problems and deadline overruns without
+// throwing, buffer reuse, regions and heatmaps.
+//
+// usage: test_cpp_api FIXTURES_DIR
+#include <edge_sdk/edge_sdk.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+extern "C" {
+#include "common.h"
+}
+
+namespace {
+
+std::string g_dir;
+std::string bundle(const char* name) { return g_dir + "/" + name; }
+
+template <class F>
+edge_status thrown_status(F&& f) {
+  try {
+    f();
+  } catch (const edge_sdk::Error& e) {
+    return e.status();
+  } catch (...) {
+    return EDGE_E_INTERNAL;
+  }
+  return EDGE_OK;
+}
+
+std::vector<edge_image> views(const fixture_images& fx, int n) {
+  std::vector<edge_image> out;
+  for (int i = 0; i < n; ++i) out.push_back(fixture_image(&fx, i));
+  return out;
+}
+
+edge_sdk::Options single_thread() {
+  edge_sdk::Options o;
+  o.threads = 1;
+  return o;
+}
+
+void test_errors_throw() {
+  edge_sdk::check_abi();
+  CHECK(thrown_status([] { edge_sdk::Runtime r(bundle("corrupt")); }) == EDGE_E_BUNDLE);
+  CHECK(thrown_status([] { edge_sdk::Runtime r(bundle("missing")); }) == EDGE_E_BUNDLE);
+  CHECK(thrown_status([] {
+          edge_sdk::Options o;
+          o.device = "tpu";
+          edge_sdk::Runtime r(bundle("plain"), o);
+        }) == EDGE_E_INVALID_ARGUMENT);
+  try {
+    edge_sdk::Runtime r(bundle("corrupt"));
+    CHECK(!"corrupt bundle opened");
+  } catch (const edge_sdk::Error& e) {
+    CHECK(std::strstr(e.what(), "EDGE_E_BUNDLE") && std::strstr(e.what(), ".onnx"));
+  }
+}
+
+void test_cycle(const fixture_images& fx) {
+  edge_sdk::Options o = single_thread();
+  o.heatmaps = true;
+  edge_sdk::Runtime rt(bundle("plain"), o);
+  const edge_input_spec in = rt.input_spec();
+  CHECK(in.height == fx.h && in.width == fx.w && in.channels == 3);
+  CHECK(rt.output_spec().region_count == 0 && rt.regions().empty());
+  const std::string d = rt.describe();
+  CHECK(d.find("\"model_type\": \"resganad\"") != std::string::npos);
+
+  const std::vector<edge_image> images = views(fx, 4);
+  edge_sdk::Cycle c;
+  rt.run(images.data(), images.size(), c, -1, true);
+  CHECK(c.ok() && c.size() == 4 && c.judged() == 4 && !c.deadline_exceeded());
+  const float* first_map = c.heatmap(0);
+  CHECK(first_map != nullptr && c[0].heatmap_height == fx.h && c[0].heatmap_width == fx.w);
+  for (size_t i = 0; i < c.size(); ++i) CHECK(c.verdict(i) != edge_sdk::Verdict::Review || c[i].review == EDGE_REVIEW_BAND);
+  // The same Cycle again: buffers reused (same addresses), same results.
+  const edge_image_result r0 = c[0];
+  rt.run(images.data(), images.size(), c, -1, true);
+  CHECK(c.heatmap(0) == first_map && same_result(&c[0], &r0));
+  // Without heatmaps.
+  edge_sdk::Cycle plain = rt.run(images);
+  CHECK(plain.ok() && plain.heatmap(0) == nullptr && same_result(&plain[0], &r0));
+
+  // A bad image does not throw: the cycle reports it and the image is review.
+  std::vector<edge_image> bad = images;
+  bad[1].channels = 4;
+  rt.run(bad.data(), bad.size(), c);
+  CHECK(c.status() == EDGE_E_IMAGE && c.verdict(1) == edge_sdk::Verdict::Review && c[1].status == EDGE_E_IMAGE);
+  CHECK(c.message().find("image 1") != std::string::npos && c.judged() == 3);
+  CHECK(same_result(&c[0], &r0));
+  // An unusable call throws, and still leaves review behind.
+  CHECK(thrown_status([&] { rt.run(nullptr, 3, c); }) == EDGE_E_INVALID_ARGUMENT);
+  for (size_t i = 0; i < 3; ++i) CHECK(c.verdict(i) == edge_sdk::Verdict::Review);
+
+  // Move: the moved-to runtime works, the moved-from one is closed.
+  edge_sdk::Runtime moved = std::move(rt);
+  CHECK(moved.run(images).ok());
+  CHECK(thrown_status([&] { rt.run(images); }) == EDGE_E_INVALID_HANDLE);
+  moved.close();
+  CHECK(thrown_status([&] { moved.run(images); }) == EDGE_E_INVALID_HANDLE);
+  moved.close();  // closing twice is harmless
+}
+
+void test_regions(const fixture_images& frames) {
+  edge_sdk::Runtime rt(bundle("regions"), single_thread());
+  const std::vector<edge_sdk::Region> regions = rt.regions();
+  CHECK(regions.size() == 3 && regions[0].name == "left" && regions[2].name == "right" && regions[1].x == 40);
+  edge_sdk::Cycle c;
+  const std::vector<edge_image> images = views(frames, frames.n);
+  rt.run(images.data(), images.size(), c);
+  CHECK(c.ok() && c.region_count() == 3);
+  for (size_t i = 0; i < c.size(); ++i) {
+    bool reject = false;
+    for (size_t k = 0; k < 3; ++k) reject |= c.region(i, k).verdict == EDGE_VERDICT_REJECT;
+    CHECK((c.verdict(i) == edge_sdk::Verdict::Reject) == reject);
+  }
+  CHECK(thrown_status([&] { (void)c.region(0, 3); }) == EDGE_E_INTERNAL);  // std::out_of_range
+}
+
+void test_deadline(const fixture_images& slow) {
+  edge_sdk::Options o = single_thread();
+  o.deadline_ms = 1.0;  // the runtime's default budget
+  edge_sdk::Runtime rt(bundle("slow"), o);
+  CHECK(rt.output_spec().deadline_ms == 1.0);
+  const std::vector<edge_image> images = views(slow, slow.n);
+  edge_sdk::Cycle c;
+  rt.run(images.data(), images.size(), c);  // default deadline: overrun, no exception
+  CHECK(c.status() == EDGE_E_DEADLINE && c.deadline_exceeded() && c.not_judged() >= 1);
+  for (size_t i = 0; i < c.size(); ++i) CHECK(c[i].status == EDGE_OK || c.verdict(i) == edge_sdk::Verdict::Review);
+  rt.run(images.data(), images.size(), c, 0);  // no deadline for this cycle
+  CHECK(c.ok() && c.judged() == images.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
+    return 2;
+  }
+  g_dir = argv[1];
+  fixture_images plain, frames, slow;
+  if (!read_fixture(argv[1], "plain_images", &plain) || !read_fixture(argv[1], "frames", &frames) ||
+      !read_fixture(argv[1], "slow_images", &slow))
+    return 2;
+  try {
+    test_errors_throw();
+    test_cycle(plain);
+    test_regions(frames);
+    test_deadline(slow);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "unexpected exception: %s\n", e.what());
+    ++g_failures;
+  }
+  std::free(plain.data);
+  std::free(frames.data);
+  std::free(slow.data);
+  std::printf("%s: %d failure(s)\n", argv[0], g_failures);
+  return g_failures ? 1 : 0;
+}
