@@ -274,7 +274,7 @@ def test_errors_name_the_problem(trained, synth, tmp_path):
     bad = [s for s in test if s.label == 1][:1]
     with pytest.raises(ValueError, match="good images only"):
         make("patchcore").fit(train[:4] + bad, progress=False)
-    with pytest.raises(ValueError, match="d must be in 1..176"):
+    with pytest.raises(ValueError, match="d must be in 1..152"):
         PaDiM(d=500)
     with pytest.raises(ValueError, match="image_score"):
         PatchCore(image_score="mean")

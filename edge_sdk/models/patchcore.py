@@ -33,8 +33,12 @@ class PatchCore(EmbeddingModel):
 
     def __init__(self, *, coreset_ratio: float = 0.1, projection_dim: int | None = None,
                  coreset_chunk: int = 16384, coreset_projection_dim: int | None = 128,
-                 reweight: bool = False, num_neighbors: int = 9, bank_dtype: str = "float32", **kw):
+                 reweight: bool = False, num_neighbors: int = 9, bank_dtype: str = "float32",
+                 neighbourhood: int = 3, **kw):
         super().__init__(**kw)
+        if neighbourhood < 1 or neighbourhood % 2 == 0:
+            raise ValueError(f"neighbourhood must be a positive odd number, got {neighbourhood}")
+        self.neighbourhood = int(neighbourhood)
         if not 0 < coreset_ratio <= 1:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio}")
         if num_neighbors < 1:
@@ -54,7 +58,7 @@ class PatchCore(EmbeddingModel):
         self.bank: np.ndarray | None = None
 
     def _build_network(self):
-        return PatchFeatures(self.backbone, self.projection)
+        return PatchFeatures(self.backbone, self.projection, self.neighbourhood)
 
     def _fit_passes(self, passes: Callable[[str], Iterator[torch.Tensor]], n_images: int) -> None:
         coreset = StreamingCoreset(self.feature_dim, self.coreset_ratio, chunk_size=self.coreset_chunk,
@@ -97,8 +101,8 @@ class PatchCore(EmbeddingModel):
         return scores
 
     def _settings(self) -> dict:
-        return {"coreset_ratio": self.coreset_ratio, "projection_dim": self.projection_dim,
-                "coreset_chunk": self.coreset_chunk, "coreset_projection_dim": self.coreset_projection_dim,
+        return {"neighbourhood": self.neighbourhood, "coreset_ratio": self.coreset_ratio,
+                "projection_dim": self.projection_dim, "coreset_chunk": self.coreset_chunk, "coreset_projection_dim": self.coreset_projection_dim,
                 "reweight": self.reweight, "num_neighbors": self.num_neighbors, "bank_dtype": self.bank_dtype}
 
     def _model_arrays(self) -> dict[str, np.ndarray]:
