@@ -157,7 +157,6 @@ EDGE_PY_BINDER(runtime) {
             times["decision"] = r.times.decision;
             times["total"] = r.times.total;
             times["maps"] = r.times.maps;
-            times["maps"] = r.times.maps;
             py::dict out;
             out["scores"] = scores;
             out["normalized"] = normalized;

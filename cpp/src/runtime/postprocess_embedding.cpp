@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "edge_sdk/kernels/knn.hpp"
 #include "edge_sdk/kernels/mahalanobis.hpp"
@@ -142,6 +143,12 @@ class KnnPost final : public EmbeddingPost {
     bank_ = &it->second;
     type_ = bank_->dtype == DType::F16 ? KnnBankType::F16 : KnnBankType::F32;
     m_ = bank_->shape[0];
+    // Bank mean, norms and packed panels once, at load, instead of on every batch.
+    try {
+      prepared_ = std::make_unique<KnnIndex>(bank_->storage.get(), type_, m_, c_, pool);
+    } catch (const ArgumentError& e) {
+      pp_.fail("arrays.bank", e.what());
+    }
     if (pp_.integer("k", 1, 1, 1) != 1) pp_.fail("k", "only the nearest neighbour (k = 1) is implemented");
     if (pp_.has("reweighting")) {
       Fields rw = pp_.object("reweighting");
@@ -160,7 +167,7 @@ class KnnPost final : public EmbeddingPost {
 
  protected:
   void location_scores(const float* f, int64_t n, float* grid, int64_t first) override {
-    knn_cpu(f, n * l_, bank_->storage.get(), type_, m_, c_, 1, grid, index_.data() + first * l_, pool_);
+    prepared_->search(f, n * l_, 1, grid, index_.data() + first * l_, pool_, &scratch_);
   }
 
   // PatchCore's reweighting (as anomalib and edge_sdk.models.patchcore): the support set is the
@@ -180,7 +187,7 @@ class KnnPost final : public EmbeddingPost {
       const uint16_t* h = reinterpret_cast<const uint16_t*>(bank + static_cast<size_t>(nn) * row);
       for (int64_t i = 0; i < c_; ++i) query_[static_cast<size_t>(i)] = half_to_float(h[i]);
     }
-    knn_cpu(query_.data(), 1, bank, type_, m_, c_, neighbors_, support_dist_.data(), support_index_.data(), pool_);
+    prepared_->search(query_.data(), 1, neighbors_, support_dist_.data(), support_index_.data(), pool_, &scratch_);
     for (int64_t j = 0; j < neighbors_; ++j)
       std::memcpy(support_rows_.data() + static_cast<size_t>(j) * row,
                   bank + static_cast<size_t>(support_index_[static_cast<size_t>(j)]) * row, row);
@@ -221,6 +228,8 @@ class KnnPost final : public EmbeddingPost {
   }
 
   const Tensor* bank_ = nullptr;
+  std::unique_ptr<KnnIndex> prepared_;
+  KnnScratch scratch_;  // calls on a Runtime are serialized: one scratch serves them all
   KnnBankType type_ = KnnBankType::F32;
   int64_t m_ = 0, neighbors_ = 0;
   bool reweight_ = false;

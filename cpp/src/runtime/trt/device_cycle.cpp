@@ -2,6 +2,8 @@
 // post-processing and map buffers) per image size seen, over the engines the backends loaded.
 #include "../device_cycle.hpp"
 
+#include <cuda_runtime_api.h>
+
 #include <cstdio>
 #include <map>
 #include <tuple>
@@ -53,6 +55,9 @@ class TrtDeviceCycle final : public DeviceCycle {
     }
     trt::TrtEngine& first = *engines_.front();
     if (n < first.profile_min_batch()) return false;
+    // The calling thread may not have selected the engine's device yet (C ABI worker threads).
+    const cudaError_t err = cudaSetDevice(first.device_index());
+    if (err != cudaSuccess) throw trt::TrtError(std::string("cudaSetDevice: ") + cudaGetErrorString(err));
     Entry& e = entry(a.height, a.width, a.channels);
     // Every context's input shapes for this batch (a replayed graph assumes them).
     for (trt::TrtEngine* engine : engines_) engine->set_batch(n);

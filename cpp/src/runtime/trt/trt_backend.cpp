@@ -168,6 +168,9 @@ void TrtBackend::bind(int64_t max_batch, const std::vector<const float*>& inputs
 void TrtBackend::run(int64_t batch) {
   if (!engine_) throw ArgumentError("backend run: bind() was not called");
   try {
+    // The calling thread may not have selected the engine's device yet (C ABI worker threads).
+    const cudaError_t err = cudaSetDevice(options_.device_index);
+    if (err != cudaSuccess) throw TrtError(std::string("cudaSetDevice: ") + cudaGetErrorString(err));
     engine_->run_host(batch, inputs_, outputs_);
   } catch (const TrtError& e) {
     throw BackendError(e.what());
