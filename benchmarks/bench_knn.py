@@ -1,18 +1,29 @@
-"""k-NN speed: edge_sdk.kernels.knn vs faiss IndexFlatL2 (exact search over BLAS sgemm).
+"""k-NN speed: edge_sdk.kernels.knn vs faiss IndexFlatL2 (exact search over BLAS sgemm), and
+repeated searches of one bank: knn() per call vs a prepared KnnIndex.
 
-Q=16384 queries, M=65536 bank vectors, D=160, k=1, both with the same thread count (default 2),
-side by side in one run, same data (standard normal float32). Target: faiss time / ours >= 1.0.
-Both results are checked against a float64 brute force on a sample of queries before timing.
-Our time covers the whole call (bank mean and norms, packing, scan, exact re-rank, input checks);
-faiss's covers `search` only (`add` is done once beforehand). A float16 bank is timed too, and the
-CUDA kernel when a device is present (host-pointer call: includes the copies).
+1. vs faiss: Q=16384 queries, M=65536 bank vectors, D=160, k=1, both with the same thread count
+   (default 2), side by side in one run, same data (standard normal float32). Target: faiss time /
+   ours >= 1.0. Both results are checked against a float64 brute force on a sample of queries
+   before timing. Our time covers the whole call (bank mean and norms, packing, scan, exact
+   re-rank, input checks); faiss's covers `search` only (`add` is done once beforehand). A float16
+   bank is timed too, and the CUDA kernel when a device is present (host-pointer call: includes
+   the copies).
+2. repeated search (PatchCore scoring every batch against one memory bank): bank 80,000 x 384
+   (float32 and float16), queries = one batch of 8 images x 1024 locations, k=1; and the
+   reweighting's per-image support query (1 query, k=9). knn(queries, bank) per call vs
+   KnnIndex(bank).search(queries) with the index built once (build time reported apart).
+   Results are checked identical (bit for bit) before timing; the two are timed alternately
+   (median of --repeats each). Reported: ratio and time saved per call.
 
-    python benchmarks/bench_knn.py [--threads 2] [--repeats 3] [--out benchmarks/results/bench_knn.json]
+    python benchmarks/bench_knn.py [--threads 2] [--repeats 3] [--only faiss|repeated]
+                                   [--out benchmarks/results/bench_knn.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +44,74 @@ def exact_reference(queries, bank, k):
     return np.sqrt(np.take_along_axis(d2, idx, 1)), idx
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--queries", type=int, default=16384)
-    ap.add_argument("--bank", type=int, default=65536)
-    ap.add_argument("--dim", type=int, default=160)
-    ap.add_argument("-k", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--sample", type=int, default=64, help="queries checked against float64")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bench_knn.json")
-    args = ap.parse_args()
+def interleaved_medians(fa, fb, repeats: int) -> tuple[float, float]:
+    """Median seconds of fa and fb, timed alternately (a, b, a, b, ...) after one warm-up each,
+    so that a change in the load of a shared machine hits both alike."""
+    fa()
+    fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, times in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
 
-    pin_threads(args.threads)
+
+def repeated_search(args) -> dict:
+    """knn() per call vs a prepared KnnIndex on the same bank, PatchCore-shaped."""
+    from edge_sdk import kernels
+
+    rng = np.random.default_rng(1)
+    nq = args.images * args.locations
+    # post-ReLU-like features: non-negative, away from the origin (what a PatchCore bank holds)
+    bank = np.abs(rng.standard_normal((args.rep_bank, args.rep_dim), dtype=np.float32))
+    queries = np.abs(rng.standard_normal((nq, args.rep_dim), dtype=np.float32))
+    support_query = bank[rng.integers(0, args.rep_bank)][None].copy()
+    out = {"bank": args.rep_bank, "dim": args.rep_dim, "queries": nq,
+           "images": args.images, "locations": args.locations, "cases": {}}
+    print(f"repeated search: bank {args.rep_bank} x {args.rep_dim}, {args.images} images x "
+          f"{args.locations} locations = {nq} queries, {args.threads} threads, median of "
+          f"{args.repeats} alternated calls each (machine may be shared)")
+    for dtype in (np.float32, np.float16):
+        b = bank.astype(dtype)
+        t0 = time.perf_counter()
+        index = kernels.KnnIndex(b)
+        t_build = time.perf_counter() - t0
+        name = np.dtype(dtype).name
+        for label, qs, k in (("batch", queries, 1), ("support_query", support_query, 9)):
+            want = kernels.knn(qs, b, k)
+            got = index.search(qs, k)
+            if not (np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])):
+                raise SystemExit(f"ERROR: KnnIndex.search differs from knn() ({name}, {label})")
+            t_knn, t_index = interleaved_medians(lambda: kernels.knn(qs, b, k),
+                                                 lambda: index.search(qs, k), args.repeats)
+            case = f"{name}_{label}"
+            out["cases"][case] = {
+                "k": k, "queries": int(qs.shape[0]), "knn_per_call_s": t_knn,
+                "index_search_s": t_index, "ratio": t_knn / t_index,
+                "saved_per_call_ms": 1e3 * (t_knn - t_index), "index_build_s": t_build,
+            }
+            print(f"  {case:22s} knn() {1e3 * t_knn:9.1f} ms   KnnIndex.search {1e3 * t_index:9.1f} ms"
+                  f"   ratio {t_knn / t_index:6.2f}   saved {1e3 * (t_knn - t_index):8.1f} ms/call")
+        print(f"  {name} index: built once in {1e3 * t_build:.0f} ms, "
+              f"{index.nbytes / 2**20:.0f} MiB (bank copy + panels)")
+        out["cases"][f"{name}_batch"]["index_mib"] = index.nbytes / 2**20
+    # a PatchCore batch with reweighting = one batch search + one support query per image
+    for name in ("float32", "float16"):
+        c, sq = out["cases"][f"{name}_batch"], out["cases"][f"{name}_support_query"]
+        per_knn = c["knn_per_call_s"] + args.images * sq["knn_per_call_s"]
+        per_index = c["index_search_s"] + args.images * sq["index_search_s"]
+        out["cases"][f"{name}_patchcore_batch_with_reweighting"] = {
+            "knn_per_call_s": per_knn, "index_search_s": per_index, "ratio": per_knn / per_index,
+            "saved_per_call_ms": 1e3 * (per_knn - per_index)}
+        print(f"  {name}: batch + {args.images} reweighting queries: knn() {1e3 * per_knn:.1f} ms, "
+              f"KnnIndex {1e3 * per_index:.1f} ms, ratio {per_knn / per_index:.2f}, "
+              f"saved {1e3 * (per_knn - per_index):.1f} ms per batch")
+    return out
+
+
+def vs_faiss(args, record: dict) -> int:
     import faiss
 
     from edge_sdk import kernels
@@ -97,14 +163,13 @@ def main() -> int:
     t_ours = median_seconds(ours, args.repeats)
     t_half = median_seconds(lambda: ours(bank16), args.repeats)
     t_faiss = median_seconds(theirs, args.repeats)
-    record = {
-        "benchmark": "knn", "queries": args.queries, "bank": args.bank, "dim": args.dim, "k": k,
-        "threads": args.threads,
+    record.update({
+        "queries": args.queries, "bank": args.bank, "dim": args.dim, "k": k,
         "seconds": {"edge_sdk_cpu": t_ours, "edge_sdk_cpu_float16_bank": t_half, "faiss_IndexFlatL2": t_faiss},
         "speedup": {"vs_faiss": t_faiss / t_ours, "float16_bank_vs_faiss": t_faiss / t_half},
         "target_vs_faiss": TARGET_VS_FAISS,
         "sample_max_relative_error": err, "sample_indices_equal": same,
-    }
+    })
     print(f"  edge_sdk (cpu)           {t_ours:8.3f} s  {flops / t_ours / 1e9:6.0f} GFLOP/s")
     print(f"  edge_sdk (cpu, f16 bank) {t_half:8.3f} s  {flops / t_half / 1e9:6.0f} GFLOP/s")
     print(f"  faiss IndexFlatL2        {t_faiss:8.3f} s  {flops / t_faiss / 1e9:6.0f} GFLOP/s")
@@ -120,9 +185,36 @@ def main() -> int:
     ok = t_faiss / t_ours >= TARGET_VS_FAISS
     record["target_met"] = ok
     print(f"  target {'MET' if ok else 'NOT MET'}")
-    write_json(args.out, record)
     return 0
 
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--queries", type=int, default=16384)
+    ap.add_argument("--bank", type=int, default=65536)
+    ap.add_argument("--dim", type=int, default=160)
+    ap.add_argument("-k", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sample", type=int, default=64, help="queries checked against float64")
+    ap.add_argument("--only", choices=("faiss", "repeated"), help="run one of the two comparisons")
+    ap.add_argument("--rep-bank", type=int, default=80_000, help="repeated search: bank rows")
+    ap.add_argument("--rep-dim", type=int, default=384, help="repeated search: feature dimension")
+    ap.add_argument("--images", type=int, default=8, help="repeated search: images per batch")
+    ap.add_argument("--locations", type=int, default=1024, help="repeated search: locations per image")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bench_knn.json")
+    args = ap.parse_args()
+
+    pin_threads(args.threads)
+    record = {"benchmark": "knn", "threads": args.threads}
+    if args.only != "repeated":
+        rc = vs_faiss(args, record)
+        if rc:
+            return rc
+    if args.only != "faiss":
+        record["repeated_search"] = repeated_search(args)
+    write_json(args.out, record)
+    return 0
 
 if __name__ == "__main__":
     raise SystemExit(main())

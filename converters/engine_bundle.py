@@ -122,3 +122,43 @@ def find_engine(
                                "and bundle:\n" + "\n".join(problems) +
                                f"\nRebuild with `edge-sdk build-engine {bundle} --precision {precision}` "
                                "(or allow rebuilding).")
+
+
+def _cuda_index(device: str) -> int:
+    """"cuda" / "cuda:N" -> N; anything else is refused (engines are built on a GPU)."""
+    if device == "cuda":
+        return 0
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    raise ValueError(f"device: TensorRT engines are built and run on a CUDA device ('cuda:N'), got {device!r}")
+
+
+def ensure_engines(
+    bundle: str | os.PathLike[str],
+    precision: str,
+    *,
+    device: str = "cuda:0",
+    max_batch: int = 16,
+    engines_dir: str | os.PathLike[str] | None = None,
+    build_options: Any = None,
+) -> list[Path]:
+    """An engine for every network of the bundle in ``precision`` that matches this machine and the
+    bundle: the one present, or one rebuilt from the bundle's ONNX (TensorRT's Python package and a
+    GPU needed; TensorRTUnavailable says what is missing). Used by ``edge_sdk.Runtime(...,
+    backend="tensorrt", rebuild_engines=True)``."""
+    from converters import trt_builder as tb
+
+    index = _cuda_index(device)
+    tb.require_tensorrt()
+    import tensorrt as trt
+
+    machine = em.machine_info(index, trt.__version__)
+    doc = _manifest(Path(bundle))
+    out: list[Path] = []
+    for name, _ in network_files(bundle, precision):
+        entry = next(n for n in doc["networks"] if n["name"] == name and n["precision"] == precision)
+        shapes: dict[str, Sequence[int]] = {str(t["name"]): [int(d) for d in t["shape"][1:]] for t in entry["inputs"]}
+        options = build_options or tb.BuildOptions(precision=precision, device_index=index)
+        out.append(find_engine(bundle, name, precision, machine, max_batch=max_batch, input_shapes=shapes,
+                               engines_dir=engines_dir, rebuild=True, build_options=options))
+    return out

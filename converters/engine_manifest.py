@@ -5,7 +5,7 @@ A serialized TensorRT engine is specific to the TensorRT version and the GPU it 
 only as right as the ONNX file it came from. The manifest (``<engine>.json``) records those facts;
 :func:`engine_differences` compares it with the machine and with what the bundle expects, and
 returns what differs, one entry per field, so a loader can refuse with a message that names it.
-The C++ TensorRT backend applies the same rules (``cpp/src/runtime/trt/engine_manifest.cpp``); both
+The C++ TensorRT backend applies the same rules (``cpp/src/runtime/engine_manifest.cpp``); both
 are tested on the cases in ``tests/data/engine_manifest_cases.json``.
 
 Rules (an engine is refused when any holds):

@@ -237,27 +237,42 @@ def export_bundle(
     entries = []
     import torch
 
+    # Networks run in order; an input named like an output of an earlier network (GRD-Net's mask
+    # head reads the reconstruction) is fed that output, every other input the preprocessed image.
+    # Each network is compared on the PyTorch values of its inputs, so the figures are its own.
+    sets = {"random": {}, "real": {}} if real is not None else {"random": {}}
+    images = {"random": random_inputs, "real": real}
+    produced: dict[str, str] = {}  # tensor name -> network that produces it
     for name, (module, input_names, output_names) in parts.networks.items():
-        example = [torch.from_numpy(random_inputs[:2]) for _ in input_names]
+        module = module.eval()
+
+        def feed(kind: str) -> list[np.ndarray]:
+            return [sets[kind][i] if i in produced else images[kind] for i in input_names]
+
+        example = [torch.from_numpy(np.ascontiguousarray(x[:2])) for x in feed("random")]
         data = export_onnx(module, example, input_names, output_names, opset=opset)
-        with torch.no_grad():
-            outs = module.eval()(*example)
-        if isinstance(outs, torch.Tensor):
-            outs = (outs,)
-        if isinstance(outs, Mapping):
-            outs = [outs[o] for o in output_names]
-        report.parity += onnx_vs_torch(name, module, data, [random_inputs] * len(input_names), input_names,
-                                       output_names, kind="random", tolerance=tolerance)
-        if real is not None:
-            report.parity += onnx_vs_torch(name, module, data, [real] * len(input_names), input_names,
-                                           output_names, kind="real", tolerance=tolerance)
+        for kind in sets:
+            inputs = feed(kind)
+            report.parity += onnx_vs_torch(name, module, data, inputs, input_names, output_names, kind=kind,
+                                           tolerance=tolerance)
+            with torch.no_grad():
+                outs = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+            if isinstance(outs, torch.Tensor):
+                outs = (outs,)
+            if isinstance(outs, Mapping):
+                outs = [outs[o] for o in output_names]
+            sets[kind].update({o: t.detach().cpu().numpy().astype(np.float32) for o, t in zip(output_names, outs)})
         file = f"{name}.onnx"
         onnx_files[file] = data
+        in_specs = []
+        for i, x in zip(input_names, feed("random")):
+            default = f"output of network {produced[i]}" if i in produced else "preprocessed image (N, C, H, W)"
+            in_specs.append((i, (-1,) + tuple(x.shape[1:]), meanings.get(i, default)))
         entries.append(network_entry(
-            name, file,
-            [(i, (-1, c, h, w), meanings.get(i, "preprocessed image (N, C, H, W)")) for i in input_names],
-            [(o, (-1,) + tuple(t.shape[1:]), meanings.get(o, f"{name} output")) for o, t in zip(output_names, outs)],
+            name, file, in_specs,
+            [(o, (-1,) + tuple(sets["random"][o].shape[1:]), meanings.get(o, f"{name} output")) for o in output_names],
         ))
+        produced.update({o: name for o in output_names})
     failed = [p for p in report.parity if not p.passed]
     if failed:
         raise ExportError("ONNX graph does not match PyTorch within tolerance; nothing written:\n" +

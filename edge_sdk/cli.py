@@ -17,7 +17,8 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge-sdk", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="edge-sdk", description="Industrial visual anomaly detection at the edge: train on good images, "
+                                     "export bundles, run and benchmark them.")
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"edge_sdk.commands.{info.name}")

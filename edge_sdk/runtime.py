@@ -131,20 +131,39 @@ class Runtime:
     variant of the bundle ("fp32", "fp16", "int8"). provider: ONNX Runtime execution provider
     ("cpu", "cuda", "tensorrt"; default from device). max_batch: network batch (larger calls run
     in chunks). heatmaps: compute heatmaps (off is faster when only verdicts are needed).
-    Raises BundleError (bad bundle), BackendError (ONNX Runtime missing or failing), ValueError
-    (bad option), each naming the file, field or option.
+
+    backend: "onnxruntime" (default), "tensorrt" (serialized engines of the bundle's ``engines/``
+    folder, or ``engines_dir``, built for this GPU by ``edge-sdk build-engine``; needs a build with
+    TensorRT and device="cuda:N"; chunks of same-size uint8 images then run the whole cycle on the
+    GPU) or "auto" (TensorRT when the build has it, the device is CUDA and a matching engine is
+    there, else ONNX Runtime). rebuild_engines: with backend "tensorrt", build missing or stale
+    engines first (TensorRT's Python package needed). cuda_graph: replay the TensorRT device
+    cycle as a CUDA graph. trt_cache_dir: engine cache of ONNX Runtime's TensorRT provider
+    (provider="tensorrt"; precision="fp16" gives it the fp16 ONNX file).
+    Raises BundleError (bad bundle), BackendError (ONNX Runtime / TensorRT missing or failing, no
+    matching engine: the message lists each candidate and what differs), ValueError (bad option),
+    each naming the file, field or option.
     """
 
     def __init__(self, bundle: str | os.PathLike, device: str = "cpu", threads: int | None = None,
                  precision: str = "fp32", *, backend: str = "onnxruntime", provider: str | None = None,
                  onnxruntime_library: str | None = None, max_batch: int = 16, heatmaps: bool = True,
-                 warmup: int = 1):
+                 warmup: int = 1, engines_dir: str | os.PathLike | None = None, cuda_graph: bool = False,
+                 trt_cache_dir: str | os.PathLike | None = None, rebuild_engines: bool = False):
         if threads is None:
             threads = int(os.environ.get("EDGE_SDK_NUM_THREADS", "0") or 0)
         library = onnxruntime_library if onnxruntime_library is not None else find_onnxruntime_library()
         self.path = Path(bundle)
+        if rebuild_engines:
+            if backend != "tensorrt":
+                raise ValueError(f"rebuild_engines: only with backend='tensorrt', got backend={backend!r}")
+            from converters.engine_bundle import ensure_engines
+
+            ensure_engines(bundle, precision, device=device, max_batch=int(max_batch), engines_dir=engines_dir)
         self._rt = _core.Runtime(os.fspath(bundle), device, int(threads), precision, backend, provider or "",
-                                 library, int(max_batch), bool(heatmaps), int(warmup))
+                                 library, int(max_batch), bool(heatmaps), int(warmup),
+                                 os.fspath(engines_dir) if engines_dir else "", bool(cuda_graph),
+                                 os.fspath(trt_cache_dir) if trt_cache_dir else "")
         self.manifest: dict = json.loads(self._rt.manifest)
         self.device, self.precision, self.heatmaps_enabled = device, precision, bool(heatmaps)
 
@@ -196,5 +215,6 @@ class Runtime:
 
 
 def available_backends() -> list[str]:
-    """Network backends compiled into this build ("onnxruntime" when its headers were found)."""
+    """Network backends compiled into this build ("onnxruntime" when its headers were found,
+    "tensorrt" when TensorRT's headers and library were)."""
     return list(_core.available_backends())

@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -187,11 +189,136 @@ def test_bad_inputs_name_the_argument(rng):
         _core.knn(q, b, 1, "cpu", isa="sse9")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize(
+    "q,m,d,k",
+    [(1, 1, 1, 1), (37, 101, 13, 5), (10, 17, 5, 17), (130, 513, 33, 32), (300, 2000, 161, 4),
+     (70, 5000, 384, 1), (2000, 4099, 24, 3)],
+)
+def test_index_search_is_identical_to_knn(rng, dtype, q, m, d, k):
+    queries = normal(rng, (q, d), offset=3.0)
+    bank = normal(rng, (m, d), offset=3.0).astype(dtype)
+    index = kernels.KnnIndex(bank)
+    assert (index.rows, index.dim, index.bank.dtype) == (m, d, np.dtype(dtype))
+    dist, idx = index.search(queries, k)
+    want_d, want_i = kernels.knn(queries, bank, k)
+    assert np.array_equal(dist, want_d) and np.array_equal(idx, want_i)
+    if q * m <= 2_000_000:  # and both are right, not equally wrong
+        check_against_reference(queries, bank.astype(np.float32), k, dist, idx)
+
+
+def test_index_repeated_searches_and_every_isa(rng):
+    # clustered near-duplicates: some queries need the certification re-scan
+    bank, centres = clustered(rng, 10, 300, 37, spread=1e-3, offset=20.0)
+    batches = [normal(rng, (n, 37), scale=10.0, offset=20.0) for n in (500, 1, 64)]
+    batches.append((centres[rng.integers(0, 10, 40)] + 1e-3).astype(np.float32))
+    for isa in _core.knn_isas():
+        index = _core.KnnIndex(bank, isa=isa)
+        assert index.isa == isa
+        for k in (1, 7, 3000):
+            for queries in batches:
+                got = index.search(queries, k)
+                want = _core.knn(queries, bank, k, "cpu", isa=isa)
+                assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), (isa, k)
+
+
+def test_index_keeps_its_own_copy_of_the_bank(rng):
+    bank, queries = normal(rng, (500, 16)), normal(rng, (50, 16))
+    index = kernels.KnnIndex(bank)
+    want = kernels.knn(queries, bank.copy(), 3)
+    bank[:] = 0.0  # the caller's array changes: the index must not see it
+    got = index.search(queries, 3)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert not index.bank.flags.writeable
+    with pytest.raises(ValueError):
+        index.bank[0, 0] = 1.0
+    assert index.nbytes >= 2 * 500 * 16 * 4  # the copy and the packed panels
+
+
+def test_index_concurrent_searches_equal_serial(rng):
+    bank = normal(rng, (6000, 48), offset=1.0).astype(np.float16)
+    index = kernels.KnnIndex(bank)
+    jobs = [(normal(rng, (n, 48), offset=1.0), k) for n, k in
+            [(700, 1), (3, 5), (256, 2), (1, 100), (1500, 1), (40, 9), (900, 3), (17, 1)]]
+    serial = [index.search(qs, k) for qs, k in jobs]
+    before = edge_sdk.get_num_threads()
+    try:
+        for threads in (1, 2):
+            edge_sdk.set_num_threads(threads)
+            with ThreadPoolExecutor(max_workers=4) as ex:
+                results = list(ex.map(lambda job: index.search(*job), jobs * 3))
+            for (d, i), (want_d, want_i) in zip(results, serial * 3):
+                assert np.array_equal(d, want_d) and np.array_equal(i, want_i)
+    finally:
+        edge_sdk.set_num_threads(before)
+
+
+def test_index_bad_inputs_name_the_argument(rng):
+    b = normal(rng, (10, 6))
+    with pytest.raises(TypeError, match="bank: expected dtype float32 or float16, got float64"):
+        kernels.KnnIndex(b.astype(np.float64))
+    with pytest.raises(ValueError, match="bank: expected 2 dimensions"):
+        kernels.KnnIndex(b[0])
+    with pytest.raises(ValueError, match="bank: empty"):
+        kernels.KnnIndex(b[:0])
+    with pytest.raises(ValueError, match="bank: expected a C-contiguous"):
+        kernels.KnnIndex(b[:, ::2])
+    bad = b.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="bank: contains NaN"):
+        kernels.KnnIndex(bad)
+    with pytest.raises(ValueError, match="bank: contains NaN"):
+        kernels.KnnIndex(bad.astype(np.float16))
+    with pytest.raises(ValueError, match="bank: contains NaN or infinity, or values too large"):
+        kernels.KnnIndex(b * np.float32(1e30))
+    index = kernels.KnnIndex(b)
+    q = normal(rng, (4, 6))
+    with pytest.raises(TypeError, match="queries: expected dtype float32, got float64"):
+        index.search(q.astype(np.float64))
+    with pytest.raises(ValueError, match="queries: expected 6 columns"):
+        index.search(q[:, :5].copy())
+    with pytest.raises(ValueError, match="queries: empty"):
+        index.search(q[:0])
+    with pytest.raises(ValueError, match="k: expected 1 <= k <= 10"):
+        index.search(q, 11)
+    with pytest.raises(TypeError, match="k: expected an int"):
+        index.search(q, 2.0)
+    q[1, 1] = np.inf
+    with pytest.raises(ValueError, match="queries: contains NaN"):
+        index.search(q)
+    with pytest.raises(ValueError, match="queries: row 0 contains NaN or infinity, or values too large"):
+        index.search(normal(rng, (4, 6)) * np.float32(1e30))
+
+
 def test_cuda_request_without_device_is_clear_error(rng):
     if any(d["kind"] == "cuda" for d in edge_sdk.devices()):
         pytest.skip("a CUDA device is present; covered by the GPU parity test")
     with pytest.raises(ValueError, match="CUDA"):
         kernels.knn(normal(rng, (2, 4)), normal(rng, (5, 4)), device="cuda:0")
+
+
+def test_index_cuda_request_without_device_is_clear_error(rng):
+    if any(d["kind"] == "cuda" for d in edge_sdk.devices()):
+        pytest.skip("a CUDA device is present; covered by test_gpu_index_matches_gpu_knn")
+    with pytest.raises(ValueError, match="CUDA"):
+        kernels.KnnIndex(normal(rng, (5, 4)), device="cuda:0")
+    with pytest.raises(ValueError, match="isa, extra: CPU options"):
+        _core.KnnIndex(normal(rng, (5, 4)), "cuda:0", isa="avx2")
+
+
+@requires_cuda
+@pytest.mark.parametrize("half", [False, True])
+def test_gpu_index_matches_gpu_knn(rng, half):
+    bank = normal(rng, (20_000, 160))
+    if half:
+        bank = bank.astype(np.float16)
+    index = kernels.KnnIndex(bank, device="cuda:0")
+    assert index.device == "cuda:0" and index.isa == "cuda"
+    for q, k in [(1000, 5), (1, 9), (3000, 1)]:
+        queries = normal(rng, (q, 160))
+        d, i = index.search(queries, k)
+        want_d, want_i = kernels.knn(queries, bank, k, device="cuda:0")
+        assert np.array_equal(d, want_d) and np.array_equal(i, want_i)
 
 
 @requires_cuda

@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import edge_sdk
+import edge_sdk.bundle
 from edge_sdk._native import core
 from converters import export_bundle
 
@@ -69,7 +70,13 @@ def test_mask_kind_two_networks(tmp_path, rng):
     imgs = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(4)] + [rng.integers(0, 256, (40, 36, 1), np.uint8)]
     ref_scores, ref_maps = mask_reference(parts, imgs)
     parts.calibration = _calibration(ref_scores)
-    out = export_bundle(parts, tmp_path / "b", model_type="grdnet").bundle
+    report = export_bundle(parts, tmp_path / "b", model_type="grdnet", real_images=imgs[:2])
+    out = report.bundle
+    # each network compared on its own inputs: the mask head on the PyTorch reconstruction
+    assert sorted((p.network, p.inputs) for p in report.parity) == [
+        ("mask_head", "random"), ("mask_head", "real"), ("reconstructor", "random"), ("reconstructor", "real")]
+    head = [n for n in edge_sdk.bundle.validate_bundle(out)["networks"] if n["name"] == "mask_head"][0]
+    assert [i["meaning"] for i in head["inputs"]] == ["preprocessed image (N, C, H, W)", "output of network reconstructor"]
     rt = edge_sdk.Runtime(out, threads=1, max_batch=3)
     res = rt.predict(imgs)
     _check(res, ref_scores, ref_maps, parts)

@@ -70,7 +70,8 @@ EDGE_PY_BINDER(runtime) {
   py::class_<PyRuntime>(m, "Runtime")
       .def(py::init([](const std::string& bundle, const std::string& device, int threads, const std::string& precision,
                        const std::string& backend, const std::string& provider, const std::string& library,
-                       int64_t max_batch, bool heatmaps, int warmup) {
+                       int64_t max_batch, bool heatmaps, int warmup, const std::string& engines_dir,
+                       bool cuda_graph, const std::string& trt_cache_dir) {
              edge::RuntimeOptions o;
              o.device = device;
              o.threads = threads;
@@ -81,6 +82,9 @@ EDGE_PY_BINDER(runtime) {
              o.max_batch = max_batch;
              o.heatmaps = heatmaps;
              o.warmup = warmup;
+             o.engines_dir = engines_dir;
+             o.cuda_graph = cuda_graph;
+             o.trt_cache_dir = trt_cache_dir;
              auto p = std::make_unique<PyRuntime>();
              {
                py::gil_scoped_release release;
@@ -90,7 +94,8 @@ EDGE_PY_BINDER(runtime) {
            }),
            py::arg("bundle"), py::arg("device"), py::arg("threads"), py::arg("precision"), py::arg("backend"),
            py::arg("provider"), py::arg("onnxruntime_library"), py::arg("max_batch"), py::arg("heatmaps"),
-           py::arg("warmup"))
+           py::arg("warmup"), py::arg("engines_dir") = "", py::arg("cuda_graph") = false,
+           py::arg("trt_cache_dir") = "")
       .def_property_readonly("manifest", [](const PyRuntime& p) { return p.rt->manifest().raw.dump(); })
       .def_property_readonly("backend", [](const PyRuntime& p) { return p.rt->backend_description(); })
       .def_property_readonly("region_names", [](const PyRuntime& p) { return p.rt->region_names(); })

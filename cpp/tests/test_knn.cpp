@@ -190,6 +190,67 @@ EDGE_TEST(float16_bank_and_near_duplicates_are_exact) {
   }
 }
 
+// A prepared index answers exactly as knn_cpu, call after call, whatever the order of shapes
+// and k through one scratch (stale heaps or buffers from a larger call must not leak into a
+// smaller one), for both bank types and every instruction set.
+EDGE_TEST(index_search_equals_knn_cpu_across_reused_scratch) {
+  std::mt19937 gen(17);
+  std::normal_distribution<float> g(0.f, 1.f);
+  const int64_t m = 3000, d = 37;
+  std::vector<float> b(m * d), q(700 * d);
+  for (auto& v : b) v = 5.f + g(gen);
+  for (auto& v : q) v = 5.f + g(gen);
+  std::copy_n(b.begin() + 11 * d, d, q.begin() + 3 * d);  // an exact hit
+  std::vector<uint16_t> bh(m * d);
+  for (int64_t i = 0; i < m * d; ++i) {  // binary16 bits of values in [-8, 8)
+    const uint32_t r = static_cast<uint32_t>(gen());
+    bh[i] = static_cast<uint16_t>((r & 0x8000) | ((12 + (r >> 10) % 6) << 10) | (r & 0x3ff));
+  }
+  edge::ThreadPool pool(3);
+  struct Call { int64_t q, k; };
+  const Call calls[] = {{700, 5}, {1, 1}, {64, 40}, {700, 1}, {9, 3000}, {250, 8}};
+  for (auto type : {edge::KnnBankType::F32, edge::KnnBankType::F16}) {
+    const void* bank = type == edge::KnnBankType::F32 ? static_cast<const void*>(b.data()) : bh.data();
+    for (auto isa : isas()) {
+      edge::KnnOptions opt;
+      opt.isa = isa;
+      const edge::KnnIndex index(bank, type, m, d, pool, opt);
+      CHECK(index.rows() == m && index.dim() == d && index.isa() == isa && index.bank_type() == type);
+      CHECK(index.bytes() >= static_cast<size_t>(m * d) * sizeof(float));
+      edge::KnnScratch scratch;
+      for (const Call& c : calls) {
+        std::vector<float> d1(c.q * c.k), d2(c.q * c.k);
+        std::vector<int64_t> i1(c.q * c.k), i2(c.q * c.k);
+        edge::knn_cpu(q.data(), c.q, bank, type, m, d, c.k, d1.data(), i1.data(), pool, opt);
+        index.search(q.data(), c.q, c.k, d2.data(), i2.data(), pool, &scratch);
+        CHECK(std::memcmp(d1.data(), d2.data(), d1.size() * sizeof(float)) == 0);
+        CHECK(i1 == i2);
+      }
+      CHECK(scratch.bytes() > 0);
+    }
+  }
+}
+
+EDGE_TEST(index_rejects_bad_arguments) {
+  std::vector<float> b(8, 1.f), q(8, 0.f);
+  float dist[4];
+  int64_t idx[4];
+  edge::ThreadPool pool(1);
+  CHECK_THROWS(edge::KnnIndex(b.data(), edge::KnnBankType::F32, 0, 2, pool));
+  CHECK_THROWS(edge::KnnIndex(nullptr, edge::KnnBankType::F32, 4, 2, pool));
+  edge::KnnOptions neg;
+  neg.extra = -1;
+  CHECK_THROWS(edge::KnnIndex(b.data(), edge::KnnBankType::F32, 4, 2, pool, neg));
+  b[5] = std::numeric_limits<float>::infinity();
+  CHECK_THROWS(edge::KnnIndex(b.data(), edge::KnnBankType::F32, 4, 2, pool));
+  b[5] = 1.f;
+  const edge::KnnIndex index(b.data(), edge::KnnBankType::F32, 4, 2, pool);
+  CHECK_THROWS(index.search(q.data(), 4, 5, dist, idx, pool));  // k > m
+  CHECK_THROWS(index.search(q.data(), 0, 1, dist, idx, pool));
+  q[1] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS(index.search(q.data(), 4, 1, dist, idx, pool));
+}
+
 EDGE_TEST(rejects_bad_arguments) {
   std::vector<float> q(8, 0.f), b(8, 0.f);
   float dist[4];

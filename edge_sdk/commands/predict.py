@@ -63,27 +63,20 @@ def display_heatmap(raw, manifest: dict):
 
 
 def overlay_png(image, heat01, path: str, caption: str) -> None:
-    """Image | heatmap blended over it (jet palette), with a caption; written atomically."""
+    """Image | heatmap blended over it (the models' jet palette), with a caption; written atomically."""
     import numpy as np
     from PIL import Image, ImageDraw
 
-    v = np.clip(heat01, 0.0, 1.0)
-    jet = np.stack([np.clip(1.5 - np.abs(4.0 * v - k), 0.0, 1.0) for k in (3.0, 2.0, 1.0)], axis=-1) * 255.0
+    from edge_sdk.models.heatmap_png import jet, save_png
+
     rgb = image if image.ndim == 3 and image.shape[2] == 3 else np.repeat(image.reshape(*image.shape[:2], 1), 3, 2)
-    over = (0.5 * rgb.astype(np.float32) + 0.5 * jet).astype(np.uint8)
+    over = (0.5 * rgb.astype(np.float32) + 0.5 * jet(heat01).astype(np.float32)).astype(np.uint8)
     h, w = rgb.shape[:2]
     sheet = Image.new("RGB", (2 * w, h + 14), (255, 255, 255))
     sheet.paste(Image.fromarray(rgb), (0, 14))
     sheet.paste(Image.fromarray(over), (w, 14))
     ImageDraw.Draw(sheet).text((3, 1), caption, fill=(0, 0, 0))
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
-    try:
-        sheet.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    save_png(sheet, path)
 
 
 def _write_atomic(path: str, text: str) -> None:

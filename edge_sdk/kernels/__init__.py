@@ -13,7 +13,7 @@ from edge_sdk.kernels.heatmap import (
     minmax_normalize,
     resize_bilinear,
 )
-from edge_sdk.kernels.knn import knn
+from edge_sdk.kernels.knn import KnnIndex, knn
 from edge_sdk.kernels.mahalanobis import local_nearest, mahalanobis, whiten
 from edge_sdk.kernels.preprocess import preprocess
 from edge_sdk.kernels.ssim import ssim
@@ -21,6 +21,7 @@ from edge_sdk.kernels.ssim import ssim
 __all__ = [
     "ssim",
     "knn",
+    "KnnIndex",
     "mahalanobis",
     "whiten",
     "local_nearest",

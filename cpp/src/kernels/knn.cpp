@@ -1,4 +1,6 @@
 // CPU k-NN: a GEMM-shaped scan with the candidate selection fused in, then an exact re-rank.
+// KnnIndex does step 1 for the bank and prepares its packed panels once; search() does the rest
+// on every call; knn_cpu is build + search.
 //
 // 1. Centre: queries and bank are shifted by the bank mean (distances do not change, norms
 //    shrink, so the expansion below loses less to cancellation).
@@ -18,7 +20,9 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,27 +51,32 @@ using knn_detail::TileKernel;
 constexpr double kUnit = 5.9604644775390625e-08;  // 2^-24, float32 unit roundoff
 constexpr double kMaxSquaredNorm = 1e36;           // keeps every float32 partial sum finite
 constexpr int64_t kQueryPackBytes = 2 << 20;       // packed queries of one task
-constexpr int64_t kBankChunkBytes = 256 << 10;     // packed bank chunk, kept in L2
+constexpr int64_t kBankChunkBytes = 256 << 10;     // bank panels scanned together, kept in L2
 constexpr int64_t kQueryBlockBytes = 32 << 10;     // queries reused across the panels of a chunk
 constexpr int64_t kCandidateBytes = 64 << 20;      // candidate heaps of one batch of queries
 constexpr int64_t kRowsPerStatsTask = 1024;
+constexpr int64_t kPanelsPerPackTask = 64;
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
 
-// 64-byte aligned float buffer (the micro-kernels use aligned loads).
+// 64-byte aligned float buffer (the micro-kernels use aligned loads) that only grows.
 class AlignedFloats {
  public:
-  explicit AlignedFloats(int64_t n) {
+  void reserve(int64_t n) {
+    if (ptr_ && n <= size_) return;
     const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
     ptr_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
     if (!ptr_) throw std::bad_alloc();
+    size_ = n;
   }
   float* get() const { return ptr_.get(); }
+  size_t bytes() const { return ptr_ ? static_cast<size_t>(size_) * sizeof(float) : 0; }
 
  private:
   std::unique_ptr<float, FreeDeleter> ptr_;
+  int64_t size_ = 0;
 };
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -165,60 +174,6 @@ BankStats bank_stats(const Bank& bank, const TileKernel& tk, ThreadPool& pool) {
   return st;
 }
 
-// ||fl(q - mean)||^2 of every query, in double.
-std::vector<double> query_norms(const float* queries, int64_t q, int64_t d, const BankStats& st,
-                                ThreadPool& pool) {
-  std::vector<double> out(static_cast<size_t>(q));
-  pool.parallel_for(q, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      out[static_cast<size_t>(i)] = centred_sq_norm(queries + i * d, st.mean.data(), d);
-  }, 256);
-  for (int64_t i = 0; i < q; ++i)
-    if (!(out[static_cast<size_t>(i)] <= kMaxSquaredNorm))
-      throw ArgumentError("queries: row " + std::to_string(i) +
-                          " contains NaN or infinity, or values too large (squared norm about "
-                          "the bank mean beyond 1e36)");
-  return out;
-}
-
-// How one batch of nq queries is split into tasks: ranges of queries x slices of the bank. Each
-// task packs its queries once and streams its bank slice chunk by chunk.
-struct ScanPlan {
-  int64_t range = 0, nranges = 0;   // queries per task
-  int64_t slice = 0, nslices = 0;   // bank rows per task
-  int64_t kp = 0;                   // heap size per (query, slice)
-  int64_t chunk = 0;                // bank rows packed at a time
-  int64_t block_groups = 0;         // query groups (of mr) per cache block
-};
-
-ScanPlan plan_scan(int64_t nq, int64_t m, int64_t d, int64_t kp, int threads, const TileKernel& tk) {
-  ScanPlan p;
-  const int64_t target = threads > 1 ? 4 * int64_t{threads} : 1;
-  const int64_t max_range = std::max<int64_t>(tk.mr, kQueryPackBytes / (4 * d) / tk.mr * tk.mr);
-  p.nranges = ceil_div(nq, max_range);
-  // More, smaller ranges for parallelism while each still amortizes its bank packing...
-  if (p.nranges < target) p.nranges = std::max(p.nranges, std::min(target, nq / 256));
-  p.range = round_up(ceil_div(nq, std::max<int64_t>(p.nranges, 1)), tk.mr);
-  p.nranges = ceil_div(nq, p.range);
-  // ...then bank slices when there are too few queries to keep every thread busy.
-  p.nslices = 1;
-  if (p.nranges < target)
-    p.nslices = std::max<int64_t>(1, std::min(ceil_div(target, p.nranges), m / 2048));
-  p.slice = ceil_div(m, p.nslices);
-  p.nslices = ceil_div(m, p.slice);
-  p.kp = std::min(kp, p.slice);
-  p.chunk = std::clamp<int64_t>(kBankChunkBytes / (4 * d) / tk.nr * tk.nr, tk.nr, 8192);
-  p.block_groups = std::max<int64_t>(1, kQueryBlockBytes / (4 * d * tk.mr));
-  return p;
-}
-
-// Candidate heaps of a batch: [slice][query][kp] values (approximate ranking values) and
-// indices (-1 = empty).
-struct Candidates {
-  std::vector<float> val;
-  std::vector<int32_t> idx;
-};
-
 // Packs rows [0, n) of `rows` (row-major float32), centred, into panels [d][nr] (zero padding);
 // their squared norms from `norm2`, +inf for padding lanes so those are never admitted.
 void pack_bank(const float* rows, int64_t n, int64_t d, const float* mean, const float* norm2,
@@ -252,47 +207,35 @@ void pack_queries(const float* rows, int64_t n, int64_t d, const float* mean, in
   }
 }
 
-void scan(const float* queries, int64_t nq, const Bank& bank, const BankStats& st,
-          const ScanPlan& p, const TileKernel& tk, ThreadPool& pool, Candidates& out) {
-  const int64_t d = bank.d, mr = tk.mr, nr = tk.nr;
-  const size_t total = static_cast<size_t>(p.nslices * nq * p.kp);
-  out.val.assign(total, std::numeric_limits<float>::infinity());
-  out.idx.assign(total, -1);
-  const float* mean = st.mean.data();
-  pool.parallel_for(p.nranges * p.nslices, [&](int64_t t0, int64_t t1) {
-    AlignedFloats qpack(p.range * d), bpack(p.chunk * d), bnorm(p.chunk);
-    std::vector<float> scratch(bank.type == KnnBankType::F16 ? static_cast<size_t>(p.chunk * d) : 0);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r = t / p.nslices, s = t % p.nslices;
-      const int64_t q0 = r * p.range, nqr = std::min(nq, q0 + p.range) - q0;
-      const int64_t groups = ceil_div(nqr, mr);
-      float* qp = qpack.get();
-      pack_queries(queries + q0 * d, nqr, d, mean, mr, qp);
-      float* hv = out.val.data() + (s * nq + q0) * p.kp;
-      int32_t* hi = out.idx.data() + (s * nq + q0) * p.kp;
-      const int64_t b_end = std::min(bank.m, (s + 1) * p.slice);
-      for (int64_t c0 = s * p.slice; c0 < b_end; c0 += p.chunk) {
-        const int64_t nb = std::min(b_end, c0 + p.chunk) - c0;
-        const int64_t panels = ceil_div(nb, nr);
-        float* bp = bpack.get();
-        float* bn = bnorm.get();
-        pack_bank(bank.rows(c0, nb, scratch.data(), tk), nb, d, mean, st.norm2.data() + c0, nr, bp, bn);
-        // blocks of queries stay in L1/L2 while the panels of the chunk pass over them
-        for (int64_t g0 = 0; g0 < groups; g0 += p.block_groups) {
-          const int64_t g1 = std::min(groups, g0 + p.block_groups);
-          for (int64_t pi = 0; pi < panels; ++pi) {
-            const float* panel = bp + pi * d * nr;
-            const int32_t base = static_cast<int32_t>(c0 + pi * nr);
-            for (int64_t g = g0; g < g1; ++g) {
-              const int valid = static_cast<int>(std::min<int64_t>(mr, nqr - g * mr));
-              tk.tile(qp + g * d * mr, panel, bn + pi * nr, d, valid, base, hv + g * mr * p.kp,
-                      hi + g * mr * p.kp, static_cast<int>(p.kp));
-            }
-          }
-        }
-      }
-    }
-  });
+// How one batch of nq queries is split into tasks: ranges of queries x slices of the bank. Each
+// task packs its queries once and streams its bank slice (whole panels) chunk by chunk.
+struct ScanPlan {
+  int64_t range = 0, nranges = 0;   // queries per task
+  int64_t slice = 0, nslices = 0;   // bank rows per task, a multiple of nr
+  int64_t kp = 0;                   // heap size per (query, slice)
+  int64_t chunk = 0;                // bank rows scanned together, a multiple of nr
+  int64_t block_groups = 0;         // query groups (of mr) per cache block
+};
+
+ScanPlan plan_scan(int64_t nq, int64_t m, int64_t d, int64_t kp, int threads, const TileKernel& tk) {
+  ScanPlan p;
+  const int64_t target = threads > 1 ? 4 * int64_t{threads} : 1;
+  const int64_t max_range = std::max<int64_t>(tk.mr, kQueryPackBytes / (4 * d) / tk.mr * tk.mr);
+  p.nranges = ceil_div(nq, max_range);
+  // More, smaller ranges for parallelism while each still amortizes its query packing...
+  if (p.nranges < target) p.nranges = std::max(p.nranges, std::min(target, nq / 256));
+  p.range = round_up(ceil_div(nq, std::max<int64_t>(p.nranges, 1)), tk.mr);
+  p.nranges = ceil_div(nq, p.range);
+  // ...then bank slices when there are too few queries to keep every thread busy.
+  p.nslices = 1;
+  if (p.nranges < target)
+    p.nslices = std::max<int64_t>(1, std::min(ceil_div(target, p.nranges), m / 2048));
+  p.slice = round_up(ceil_div(m, p.nslices), tk.nr);  // slices start on panel boundaries
+  p.nslices = ceil_div(m, p.slice);
+  p.kp = std::min(kp, p.slice);
+  p.chunk = std::clamp<int64_t>(kBankChunkBytes / (4 * d) / tk.nr * tk.nr, tk.nr, 8192);
+  p.block_groups = std::max<int64_t>(1, kQueryBlockBytes / (4 * d * tk.mr));
+  return p;
 }
 
 // Lower bound on the true distance from a query to any bank row of slice s that the scan left
@@ -309,7 +252,295 @@ double excluded_lower_bound(float root, double qnorm2, double max_norm, int64_t 
   return std::sqrt(s2) - 1.02 * kUnit * (qn + b);
 }
 
+// Buffers of one running chunk of a parallel_for.
+struct Worker {
+  AlignedFloats qpack;                              // packed queries of a scan task
+  std::vector<std::pair<double, int64_t>> found;    // re-ranked candidates of a query
+  std::vector<float> row;                           // a widened float16 bank row
+};
+
+// pool.parallel_for with a std::function holding one pointer (stored in place): a lambda that
+// captures more than two pointers would make std::function allocate on every call.
+template <typename Job>
+void run_parallel(ThreadPool& pool, int64_t n, const Job& job, int64_t grain = 1) {
+  const Job* j = &job;
+  pool.parallel_for(n, [j](int64_t b, int64_t e) { (*j)(b, e); }, grain);
+}
+
 }  // namespace
+
+struct KnnScratch::Impl {
+  std::vector<double> qnorm;
+  std::vector<int64_t> pending, next;
+  std::vector<char> failed;
+  std::vector<float> gathered;
+  std::vector<float> cand_val;    // [slice][query][kp] approximate ranking values
+  std::vector<int32_t> cand_idx;  // their bank rows, -1 = empty
+  std::vector<Worker> workers;
+  std::vector<int> free_workers;
+  std::mutex mutex;
+
+  // At most pool.size() chunks of one parallel_for run at once: one Worker each.
+  void prepare_workers(int n) {
+    if (static_cast<int>(workers.size()) < n) workers.resize(static_cast<size_t>(n));
+    free_workers.resize(workers.size());
+    std::iota(free_workers.begin(), free_workers.end(), 0);
+  }
+  Worker& claim() {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (free_workers.empty())  // more concurrent chunks than pool threads: shared scratch?
+      throw std::logic_error("KnnScratch: used by concurrent searches (one scratch per thread)");
+    const int w = free_workers.back();
+    free_workers.pop_back();
+    return workers[static_cast<size_t>(w)];
+  }
+  void release(Worker& w) {
+    std::lock_guard<std::mutex> lock(mutex);
+    free_workers.push_back(static_cast<int>(&w - workers.data()));
+  }
+};
+
+namespace {
+
+class WorkerLease {
+ public:
+  explicit WorkerLease(KnnScratch::Impl& s) : s_(s), w_(s.claim()) {}
+  ~WorkerLease() { s_.release(w_); }
+  WorkerLease(const WorkerLease&) = delete;
+  WorkerLease& operator=(const WorkerLease&) = delete;
+  Worker* operator->() const { return &w_; }
+
+ private:
+  KnnScratch::Impl& s_;
+  Worker& w_;
+};
+
+}  // namespace
+
+KnnScratch::KnnScratch() : impl_(std::make_unique<Impl>()) {}
+KnnScratch::~KnnScratch() = default;
+KnnScratch::KnnScratch(KnnScratch&&) noexcept = default;
+KnnScratch& KnnScratch::operator=(KnnScratch&&) noexcept = default;
+
+size_t KnnScratch::bytes() const {
+  if (!impl_) return 0;
+  const Impl& s = *impl_;
+  size_t n = s.qnorm.capacity() * sizeof(double) +
+             (s.pending.capacity() + s.next.capacity()) * sizeof(int64_t) + s.failed.capacity() +
+             s.gathered.capacity() * sizeof(float) + s.cand_val.capacity() * sizeof(float) +
+             s.cand_idx.capacity() * sizeof(int32_t);
+  for (const Worker& w : s.workers)
+    n += w.qpack.bytes() + w.found.capacity() * sizeof(w.found[0]) + w.row.capacity() * sizeof(float);
+  return n;
+}
+
+struct KnnIndex::Impl {
+  Bank bank;
+  TileKernel tk;
+  int extra = 0;
+  std::vector<float> mean;
+  double max_norm = 0.0;
+  AlignedFloats panels;  // ceil(m / nr) panels [d][nr], centred, zero-padded
+  AlignedFloats norms;   // ceil(m / nr) * nr squared centred norms, +inf for padding lanes
+
+  // ||fl(q - mean)||^2 of every query, in double, into s.qnorm.
+  void query_norms(const float* queries, int64_t q, ThreadPool& pool, KnnScratch::Impl& s) const;
+  // Candidate heaps of nq contiguous query rows into s.cand_val / s.cand_idx.
+  void scan(const float* queries, int64_t nq, const ScanPlan& p, ThreadPool& pool,
+            KnnScratch::Impl& s) const;
+};
+
+void KnnIndex::Impl::query_norms(const float* queries, int64_t q, ThreadPool& pool,
+                                 KnnScratch::Impl& s) const {
+  const int64_t d = bank.d;
+  s.qnorm.resize(static_cast<size_t>(q));
+  double* out = s.qnorm.data();
+  const float* mu = mean.data();
+  auto job = [queries, d, out, mu](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) out[i] = centred_sq_norm(queries + i * d, mu, d);
+  };
+  run_parallel(pool, q, job, 256);
+  for (int64_t i = 0; i < q; ++i)
+    if (!(out[i] <= kMaxSquaredNorm))
+      throw ArgumentError("queries: row " + std::to_string(i) +
+                          " contains NaN or infinity, or values too large (squared norm about "
+                          "the bank mean beyond 1e36)");
+}
+
+void KnnIndex::Impl::scan(const float* queries, int64_t nq, const ScanPlan& p, ThreadPool& pool,
+                          KnnScratch::Impl& s) const {
+  const int64_t d = bank.d, m = bank.m, mr = tk.mr, nr = tk.nr;
+  const size_t total = static_cast<size_t>(p.nslices * nq * p.kp);
+  s.cand_val.assign(total, std::numeric_limits<float>::infinity());
+  s.cand_idx.assign(total, -1);
+  // every worker sized here, not when claimed: which one a chunk gets varies from call to call
+  for (Worker& w : s.workers) w.qpack.reserve(p.range * d);
+  auto job = [&](int64_t t0, int64_t t1) {
+    WorkerLease w(s);
+    float* qp = w->qpack.get();
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t / p.nslices, sl = t % p.nslices;
+      const int64_t q0 = r * p.range, nqr = std::min(nq, q0 + p.range) - q0;
+      const int64_t groups = ceil_div(nqr, mr);
+      pack_queries(queries + q0 * d, nqr, d, mean.data(), mr, qp);
+      float* hv = s.cand_val.data() + (sl * nq + q0) * p.kp;
+      int32_t* hi = s.cand_idx.data() + (sl * nq + q0) * p.kp;
+      const int64_t b_end = std::min(m, (sl + 1) * p.slice);
+      for (int64_t c0 = sl * p.slice; c0 < b_end; c0 += p.chunk) {
+        // c0 is a multiple of nr: the chunk is whole panels of the prepared bank
+        const int64_t chunk_panels = ceil_div(std::min(b_end, c0 + p.chunk) - c0, nr);
+        const float* bp = panels.get() + c0 * d;
+        const float* bn = norms.get() + c0;
+        // blocks of queries stay in L1/L2 while the panels of the chunk pass over them
+        for (int64_t g0 = 0; g0 < groups; g0 += p.block_groups) {
+          const int64_t g1 = std::min(groups, g0 + p.block_groups);
+          for (int64_t pi = 0; pi < chunk_panels; ++pi) {
+            const float* panel = bp + pi * d * nr;
+            const int32_t base = static_cast<int32_t>(c0 + pi * nr);
+            for (int64_t g = g0; g < g1; ++g) {
+              const int valid = static_cast<int>(std::min<int64_t>(mr, nqr - g * mr));
+              tk.tile(qp + g * d * mr, panel, bn + pi * nr, d, valid, base, hv + g * mr * p.kp,
+                      hi + g * mr * p.kp, static_cast<int>(p.kp));
+            }
+          }
+        }
+      }
+    }
+  };
+  run_parallel(pool, p.nranges * p.nslices, job);
+}
+
+KnnIndex::KnnIndex(const void* bank_data, KnnBankType bank_type, int64_t m, int64_t d,
+                   ThreadPool& pool, const KnnOptions& options) {
+  validate_knn(1, m, d, 1);
+  if (bank_data == nullptr) throw ArgumentError("bank: null pointer");
+  if (options.extra < 0)
+    throw ArgumentError("extra: expected >= 0, got " + std::to_string(options.extra));
+  const KnnIsa isa = options.isa == KnnIsa::Auto ? knn_best_isa() : options.isa;
+  if (!knn_detail::cpu_has(isa))
+    throw ArgumentError(std::string("isa: ") + knn_isa_name(isa) + " is not supported by this CPU");
+  auto ix = std::make_unique<Impl>();
+  ix->bank = Bank{bank_data, bank_type, m, d};
+  ix->tk = knn_detail::tile_kernel(isa);
+  ix->extra = options.extra;
+  BankStats stats = bank_stats(ix->bank, ix->tk, pool);
+  ix->mean = std::move(stats.mean);
+  ix->max_norm = stats.max_norm;
+  const int64_t nr = ix->tk.nr, npanels = ceil_div(m, nr);
+  ix->panels.reserve(npanels * nr * d);
+  ix->norms.reserve(npanels * nr);
+  const Impl& c = *ix;
+  pool.parallel_for(ceil_div(npanels, kPanelsPerPackTask), [&](int64_t t0, int64_t t1) {
+    const int64_t rows_per_task = kPanelsPerPackTask * nr;
+    std::vector<float> scratch(bank_type == KnnBankType::F16 ? static_cast<size_t>(rows_per_task * d) : 0);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r0 = t * rows_per_task, n = std::min(m, r0 + rows_per_task) - r0;
+      pack_bank(c.bank.rows(r0, n, scratch.data(), c.tk), n, d, c.mean.data(),
+                stats.norm2.data() + r0, nr, c.panels.get() + r0 * d, c.norms.get() + r0);
+    }
+  });
+  impl_ = std::move(ix);
+}
+
+KnnIndex::~KnnIndex() = default;
+KnnIndex::KnnIndex(KnnIndex&&) noexcept = default;
+KnnIndex& KnnIndex::operator=(KnnIndex&&) noexcept = default;
+
+int64_t KnnIndex::rows() const { return impl_->bank.m; }
+int64_t KnnIndex::dim() const { return impl_->bank.d; }
+KnnBankType KnnIndex::bank_type() const { return impl_->bank.type; }
+KnnIsa KnnIndex::isa() const { return impl_->tk.isa; }
+size_t KnnIndex::bytes() const {
+  return impl_->panels.bytes() + impl_->norms.bytes() + impl_->mean.capacity() * sizeof(float);
+}
+
+void KnnIndex::search(const float* queries, int64_t q, int64_t k, float* distances,
+                      int64_t* indices, ThreadPool& pool, KnnScratch* scratch) const {
+  const Impl& ix = *impl_;
+  const int64_t m = ix.bank.m, d = ix.bank.d;
+  validate_knn(q, m, d, k);
+  std::unique_ptr<KnnScratch> call_scratch;
+  if (scratch == nullptr || !scratch->impl_) {
+    call_scratch = std::make_unique<KnnScratch>();
+    scratch = call_scratch.get();
+  }
+  KnnScratch::Impl& s = *scratch->impl_;
+  s.prepare_workers(pool.size());
+  ix.query_norms(queries, q, pool, s);
+
+  s.pending.resize(static_cast<size_t>(q));
+  std::iota(s.pending.begin(), s.pending.end(), 0);
+  int64_t kp = std::min<int64_t>(m, k + ix.extra);
+  while (!s.pending.empty()) {
+    const int64_t npending = static_cast<int64_t>(s.pending.size());
+    s.failed.assign(s.pending.size(), 0);
+    const ScanPlan full = plan_scan(npending, m, d, kp, pool.size(), ix.tk);
+    const int64_t batch =
+        std::max<int64_t>(1, std::min<int64_t>(npending, kCandidateBytes / (8 * full.nslices * full.kp)));
+    for (int64_t b0 = 0; b0 < npending; b0 += batch) {
+      const int64_t nb = std::min<int64_t>(npending, b0 + batch) - b0;
+      const int64_t* pend = s.pending.data() + b0;
+      // the batch's query rows, contiguous: in place when they already are
+      const float* qrows;
+      if (pend[nb - 1] - pend[0] == nb - 1) {
+        qrows = queries + pend[0] * d;
+      } else {
+        s.gathered.resize(static_cast<size_t>(nb * d));
+        for (int64_t i = 0; i < nb; ++i) std::copy_n(queries + pend[i] * d, d, s.gathered.data() + i * d);
+        qrows = s.gathered.data();
+      }
+      const ScanPlan plan = plan_scan(nb, m, d, kp, pool.size(), ix.tk);
+      ix.scan(qrows, nb, plan, pool, s);
+
+      char* failed = s.failed.data() + b0;
+      for (Worker& w : s.workers) {
+        w.found.reserve(static_cast<size_t>(plan.nslices * plan.kp));
+        if (ix.bank.type == KnnBankType::F16) w.row.resize(static_cast<size_t>(d));
+      }
+      auto rerank = [&](int64_t i0, int64_t i1) {
+        WorkerLease w(s);
+        auto& found = w->found;
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t qi = pend[i];
+          const float* qv = queries + qi * d;
+          found.clear();
+          for (int64_t sl = 0; sl < plan.nslices; ++sl) {
+            const int32_t* ids = s.cand_idx.data() + (sl * nb + i) * plan.kp;
+            for (int64_t j = 0; j < plan.kp; ++j)
+              if (ids[j] >= 0)
+                found.emplace_back(exact_sq_dist(qv, ix.bank.rows(ids[j], 1, w->row.data(), ix.tk), d), ids[j]);
+          }
+          auto before = [](const std::pair<double, int64_t>& a, const std::pair<double, int64_t>& b) {
+            return neighbour_before(a.first, a.second, b.first, b.second);
+          };
+          std::partial_sort(found.begin(), found.begin() + k, found.end(), before);
+          for (int64_t j = 0; j < k; ++j) {
+            distances[qi * k + j] = static_cast<float>(std::sqrt(found[static_cast<size_t>(j)].first));
+            indices[qi * k + j] = found[static_cast<size_t>(j)].second;
+          }
+          // Certified when every slice either kept all its rows or provably left out only rows
+          // farther than the k-th neighbour (strictly, so ties at the k-th are all in view).
+          const double dk = std::sqrt(found[static_cast<size_t>(k - 1)].first) * (1.0 + 1e-12);
+          for (int64_t sl = 0; sl < plan.nslices; ++sl) {
+            const int64_t rows = std::min(m, (sl + 1) * plan.slice) - sl * plan.slice;
+            if (rows <= plan.kp) continue;
+            const float root = s.cand_val[static_cast<size_t>((sl * nb + i) * plan.kp)];
+            if (!(excluded_lower_bound(root, s.qnorm[static_cast<size_t>(qi)], ix.max_norm, d) > dk)) {
+              failed[i] = 1;
+              break;
+            }
+          }
+        }
+      };
+      run_parallel(pool, nb, rerank, 64);
+    }
+    s.next.clear();
+    for (size_t i = 0; i < s.pending.size(); ++i)
+      if (s.failed[i]) s.next.push_back(s.pending[i]);
+    s.pending.swap(s.next);
+    kp = std::min<int64_t>(m, kp * 4);
+  }
+}
 
 bool knn_isa_supported(KnnIsa isa) { return knn_detail::cpu_has(isa); }
 
@@ -335,88 +566,11 @@ KnnIsa parse_knn_isa(const std::string& name, const char* arg) {
                       name + "\"");
 }
 
-void knn_cpu(const float* queries, int64_t q, const void* bank_data, KnnBankType bank_type,
+void knn_cpu(const float* queries, int64_t q, const void* bank, KnnBankType bank_type,
              int64_t m, int64_t d, int64_t k, float* distances, int64_t* indices, ThreadPool& pool,
              const KnnOptions& options) {
   validate_knn(q, m, d, k);
-  if (options.extra < 0)
-    throw ArgumentError("extra: expected >= 0, got " + std::to_string(options.extra));
-  KnnIsa isa = options.isa == KnnIsa::Auto ? knn_best_isa() : options.isa;
-  if (!knn_detail::cpu_has(isa))
-    throw ArgumentError(std::string("isa: ") + knn_isa_name(isa) + " is not supported by this CPU");
-  const TileKernel tk = knn_detail::tile_kernel(isa);
-  const Bank bank{bank_data, bank_type, m, d};
-  const BankStats stats = bank_stats(bank, tk, pool);
-  const std::vector<double> qnorm = query_norms(queries, q, d, stats, pool);
-
-  std::vector<int64_t> pending(static_cast<size_t>(q));
-  std::iota(pending.begin(), pending.end(), 0);
-  int64_t kp = std::min<int64_t>(m, k + options.extra);
-  std::vector<float> gathered;
-  Candidates cand;
-  while (!pending.empty()) {
-    std::vector<char> failed(pending.size(), 0);
-    const ScanPlan full = plan_scan(static_cast<int64_t>(pending.size()), m, d, kp, pool.size(), tk);
-    const int64_t batch = std::max<int64_t>(
-        1, std::min<int64_t>(static_cast<int64_t>(pending.size()),
-                             kCandidateBytes / (8 * full.nslices * full.kp)));
-    for (int64_t b0 = 0; b0 < static_cast<int64_t>(pending.size()); b0 += batch) {
-      const int64_t nb = std::min<int64_t>(static_cast<int64_t>(pending.size()), b0 + batch) - b0;
-      // the batch's query rows, contiguous: in place when they already are
-      const float* qrows;
-      if (pending[static_cast<size_t>(b0 + nb - 1)] - pending[static_cast<size_t>(b0)] == nb - 1) {
-        qrows = queries + pending[static_cast<size_t>(b0)] * d;
-      } else {
-        gathered.resize(static_cast<size_t>(nb * d));
-        for (int64_t i = 0; i < nb; ++i)
-          std::copy_n(queries + pending[static_cast<size_t>(b0 + i)] * d, d, gathered.data() + i * d);
-        qrows = gathered.data();
-      }
-      const ScanPlan plan = plan_scan(nb, m, d, kp, pool.size(), tk);
-      scan(qrows, nb, bank, stats, plan, tk, pool, cand);
-
-      pool.parallel_for(nb, [&](int64_t i0, int64_t i1) {
-        std::vector<std::pair<double, int64_t>> found;
-        std::vector<float> row(static_cast<size_t>(d));
-        for (int64_t i = i0; i < i1; ++i) {
-          const int64_t qi = pending[static_cast<size_t>(b0 + i)];
-          const float* qv = queries + qi * d;
-          found.clear();
-          for (int64_t s = 0; s < plan.nslices; ++s) {
-            const int32_t* ids = cand.idx.data() + (s * nb + i) * plan.kp;
-            for (int64_t j = 0; j < plan.kp; ++j)
-              if (ids[j] >= 0)
-                found.emplace_back(exact_sq_dist(qv, bank.rows(ids[j], 1, row.data(), tk), d), ids[j]);
-          }
-          auto before = [](const std::pair<double, int64_t>& a, const std::pair<double, int64_t>& b) {
-            return neighbour_before(a.first, a.second, b.first, b.second);
-          };
-          std::partial_sort(found.begin(), found.begin() + k, found.end(), before);
-          for (int64_t j = 0; j < k; ++j) {
-            distances[qi * k + j] = static_cast<float>(std::sqrt(found[static_cast<size_t>(j)].first));
-            indices[qi * k + j] = found[static_cast<size_t>(j)].second;
-          }
-          // Certified when every slice either kept all its rows or provably left out only rows
-          // farther than the k-th neighbour (strictly, so ties at the k-th are all in view).
-          const double dk = std::sqrt(found[static_cast<size_t>(k - 1)].first) * (1.0 + 1e-12);
-          for (int64_t s = 0; s < plan.nslices; ++s) {
-            const int64_t rows = std::min(m, (s + 1) * plan.slice) - s * plan.slice;
-            if (rows <= plan.kp) continue;
-            const float root = cand.val[static_cast<size_t>((s * nb + i) * plan.kp)];
-            if (!(excluded_lower_bound(root, qnorm[static_cast<size_t>(qi)], stats.max_norm, d) > dk)) {
-              failed[static_cast<size_t>(b0 + i)] = 1;
-              break;
-            }
-          }
-        }
-      }, 64);
-    }
-    std::vector<int64_t> next;
-    for (size_t i = 0; i < pending.size(); ++i)
-      if (failed[i]) next.push_back(pending[i]);
-    pending.swap(next);
-    kp = std::min<int64_t>(m, kp * 4);
-  }
+  KnnIndex(bank, bank_type, m, d, pool, options).search(queries, q, k, distances, indices, pool);
 }
 
 void knn(const float* queries, int64_t q, const void* bank, KnnBankType bank_type, int64_t m,

@@ -5,6 +5,7 @@
 // re-ranked in double with exact_sq_dist and ordered by neighbour_before, as on the CPU.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "cuda_util.cuh"
 #include "edge_sdk/kernels/knn.hpp"
@@ -198,30 +199,71 @@ void knn_cuda(const float* queries, int64_t q, const void* bank, KnnBankType ban
     run(queries, q, static_cast<const float*>(bank), m, d, k, distances, indices, workspace, s);
 }
 
+struct KnnCudaIndex::Impl {
+  Impl(const void* host_bank, KnnBankType t, int64_t rows, int64_t cols, int dev)
+      : bank(static_cast<size_t>(rows * cols) * (t == KnnBankType::F16 ? 2 : 4)),
+        type(t), m(rows), d(cols), device(dev) {
+    bank.upload(static_cast<const char*>(host_bank), bank.size());
+  }
+  DeviceBuffer<char> bank;  // m x d float32 or binary16, as given
+  KnnBankType type;
+  int64_t m, d;
+  int device;
+};
+
+KnnCudaIndex::KnnCudaIndex(const void* bank, KnnBankType bank_type, int64_t m, int64_t d,
+                           int device_index) {
+  validate_knn(1, m, d, 1);
+  if (bank == nullptr) throw ArgumentError("bank: null pointer");
+  CudaDeviceGuard guard(device_index);
+  impl_ = std::make_unique<const Impl>(bank, bank_type, m, d, device_index);
+}
+
+KnnCudaIndex::~KnnCudaIndex() {
+  if (!impl_) return;
+  // buffers are freed on their own device
+  int previous = 0;
+  cudaGetDevice(&previous);
+  cudaSetDevice(impl_->device);
+  impl_.reset();
+  cudaSetDevice(previous);
+}
+KnnCudaIndex::KnnCudaIndex(KnnCudaIndex&&) noexcept = default;
+KnnCudaIndex& KnnCudaIndex::operator=(KnnCudaIndex&&) noexcept = default;
+
+int64_t KnnCudaIndex::rows() const { return impl_->m; }
+int64_t KnnCudaIndex::dim() const { return impl_->d; }
+KnnBankType KnnCudaIndex::bank_type() const { return impl_->type; }
+int KnnCudaIndex::device_index() const { return impl_->device; }
+const void* KnnCudaIndex::device_bank() const { return impl_->bank.get(); }
+
+void KnnCudaIndex::search_device(const float* queries, int64_t q, int64_t k, float* distances,
+                                 int64_t* indices, void* workspace, void* stream) const {
+  knn_cuda(queries, q, impl_->bank.get(), impl_->type, impl_->m, impl_->d, k, distances, indices,
+           workspace, stream);
+}
+
+void KnnCudaIndex::search_host(const float* queries, int64_t q, int64_t k, float* distances,
+                               int64_t* indices) const {
+  const Impl& ix = *impl_;
+  validate_knn(q, ix.m, ix.d, k);
+  CudaDeviceGuard guard(ix.device);
+  const size_t qn = static_cast<size_t>(q * ix.d), out = static_cast<size_t>(q * k);
+  DeviceBuffer<float> dq(qn), ddist(out);
+  DeviceBuffer<int64_t> didx(out);
+  DeviceBuffer<char> ws(knn_cuda_workspace_bytes(q, ix.m, k));
+  dq.upload(queries, qn);
+  search_device(dq.get(), q, k, ddist.get(), didx.get(), ws.get(), nullptr);
+  EDGE_CUDA_CHECK(cudaDeviceSynchronize());
+  ddist.download(distances, out);
+  didx.download(indices, out);
+}
+
 void knn_cuda_host(const float* queries, int64_t q, const void* bank, KnnBankType bank_type,
                    int64_t m, int64_t d, int64_t k, float* distances, int64_t* indices,
                    int device_index) {
   validate_knn(q, m, d, k);
-  CudaDeviceGuard guard(device_index);
-  const size_t qn = static_cast<size_t>(q * d), bn = static_cast<size_t>(m * d);
-  const size_t out = static_cast<size_t>(q * k);
-  DeviceBuffer<float> dq(qn), ddist(out);
-  DeviceBuffer<int64_t> didx(out);
-  DeviceBuffer<char> ws(knn_cuda_workspace_bytes(q, m, k));
-  dq.upload(queries, qn);
-  if (bank_type == KnnBankType::F16) {
-    DeviceBuffer<uint16_t> db(bn);
-    db.upload(static_cast<const uint16_t*>(bank), bn);
-    knn_cuda(dq.get(), q, db.get(), bank_type, m, d, k, ddist.get(), didx.get(), ws.get(), nullptr);
-    EDGE_CUDA_CHECK(cudaDeviceSynchronize());
-  } else {
-    DeviceBuffer<float> db(bn);
-    db.upload(static_cast<const float*>(bank), bn);
-    knn_cuda(dq.get(), q, db.get(), bank_type, m, d, k, ddist.get(), didx.get(), ws.get(), nullptr);
-    EDGE_CUDA_CHECK(cudaDeviceSynchronize());
-  }
-  ddist.download(distances, out);
-  didx.download(indices, out);
+  KnnCudaIndex(bank, bank_type, m, d, device_index).search_host(queries, q, k, distances, indices);
 }
 
 }  // namespace edge

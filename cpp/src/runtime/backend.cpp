@@ -7,6 +7,9 @@
 #ifdef EDGE_SDK_WITH_ONNXRUNTIME
 #include "onnxruntime/ort_backend.hpp"
 #endif
+#ifdef EDGE_SDK_WITH_TENSORRT
+#include "trt/trt_backend.hpp"
+#endif
 
 namespace edge {
 
@@ -14,6 +17,9 @@ std::vector<std::string> available_backends() {
   std::vector<std::string> out;
 #ifdef EDGE_SDK_WITH_ONNXRUNTIME
   out.push_back("onnxruntime");
+#endif
+#ifdef EDGE_SDK_WITH_TENSORRT
+  out.push_back("tensorrt");
 #endif
   return out;
 }
@@ -27,16 +33,32 @@ const OrtLibraryInfo& load_onnxruntime(const std::string&) {
 #endif
 
 std::unique_ptr<Backend> make_backend(const Bundle& bundle, const NetworkSpec& network, const BackendOptions& options) {
-  if (options.backend == "onnxruntime") {
+  bool onnxruntime = options.backend == "onnxruntime";
+  if (options.backend == "auto") {
+#ifdef EDGE_SDK_WITH_TENSORRT
+    if (tensorrt_engine_available(bundle, network, options)) return make_tensorrt_backend(bundle, network, options);
+#endif
+    onnxruntime = true;
+  }
+  if (onnxruntime) {
 #ifdef EDGE_SDK_WITH_ONNXRUNTIME
     return make_onnxruntime_backend(bundle, network, options);
 #else
     load_onnxruntime();  // throws the explanation
 #endif
   }
-  if (options.backend == "tensorrt")
-    throw ArgumentError("backend: \"tensorrt\" is not available in this build (TensorRT was not found at build time)");
-  throw ArgumentError("backend: expected \"onnxruntime\" or \"tensorrt\", got \"" + options.backend + "\"");
+  if (options.backend == "tensorrt") {
+#ifdef EDGE_SDK_WITH_TENSORRT
+    return make_tensorrt_backend(bundle, network, options);
+#else
+    throw BackendError(
+        "backend \"tensorrt\": this edge_sdk build has no TensorRT backend (it needs the CUDA toolkit and TensorRT's "
+        "headers and libnvinfer at build time: set TENSORRT_ROOT and rebuild with EDGE_SDK_CUDA=ON). Without it, "
+        "use backend=\"onnxruntime\" (provider=\"tensorrt\" runs ONNX Runtime's TensorRT execution provider where "
+        "the installed onnxruntime has it)");
+#endif
+  }
+  throw ArgumentError("backend: expected \"onnxruntime\", \"tensorrt\" or \"auto\", got \"" + options.backend + "\"");
 }
 
 }  // namespace edge

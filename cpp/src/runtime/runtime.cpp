@@ -13,6 +13,7 @@
 #include "edge_sdk/kernels/preprocess.hpp"
 #include "edge_sdk/runtime/errors.hpp"
 #include "edge_sdk/runtime/fields.hpp"
+#include "device_cycle.hpp"
 #include "postprocess.hpp"
 
 namespace edge {
@@ -78,6 +79,8 @@ class RuntimeImpl final : public Runtime {
     bo.threads = opt_.threads;
     bo.library = opt_.onnxruntime_library;
     bo.precision = opt_.precision;
+    bo.trt_cache_dir = opt_.trt_cache_dir;
+    bo.engines_dir = opt_.engines_dir;
 
     const std::string& path = bundle_.path;
     const Manifest& m = bundle_.manifest;
@@ -138,6 +141,10 @@ class RuntimeImpl final : public Runtime {
       backends_.back()->bind(max_batch_, ins, outs);
     }
 
+    // TensorRT backend: the whole cycle on the GPU for chunks of same-size uint8 images.
+    if (m.regions.empty()) device_ = make_device_cycle(bundle_, opt_, backends_, max_batch_);
+    device_views_.reserve(static_cast<size_t>(max_batch_));
+
     regions_ = m.regions;
     frame_w_ = m.frame_width;
     frame_h_ = m.frame_height;
@@ -151,7 +158,9 @@ class RuntimeImpl final : public Runtime {
 
   const Manifest& manifest() const override { return bundle_.manifest; }
   const RuntimeOptions& options() const override { return opt_; }
-  std::string backend_description() const override { return backends_.front()->description(); }
+  std::string backend_description() const override {
+    return backends_.front()->description() + (device_ ? ", whole cycle on the device" : "");
+  }
   void cancel() noexcept override {
     for (auto& b : backends_) b->cancel();
   }
@@ -299,7 +308,29 @@ class RuntimeImpl final : public Runtime {
       preprocess_cpu(static_cast<const float*>(src), 1, u.height, u.width, im.channels, pre_, dst, *pool_);
   }
 
+  // The device cycle (device_cycle.hpp) takes the chunk when it can: scores and maps straight
+  // into the units and the heatmaps (whole images of one size are laid out one after the other).
+  bool run_on_device(const ImageView* images, Results& out) {
+    if (!device_) return false;
+    const int64_t nb = static_cast<int64_t>(units_.size());
+    device_views_.clear();
+    for (const Unit& u : units_) device_views_.push_back(images[u.image]);
+    if (unit_scores_.size() < static_cast<size_t>(nb)) unit_scores_.resize(static_cast<size_t>(max_batch_));
+    float* maps = opt_.heatmaps ? out.heatmaps.data() + out.images[static_cast<size_t>(units_[0].image)].heatmap_offset : nullptr;
+    bool ran = false;
+    try {
+      ran = device_->run(device_views_.data(), nb, unit_scores_.data(), maps, out.times);
+    } catch (const std::exception& e) {
+      for (Unit& u : units_) u.error = std::string("device pipeline failed: ") + e.what();
+      return true;
+    }
+    if (ran)
+      for (int64_t k = 0; k < nb; ++k) units_[static_cast<size_t>(k)].score = unit_scores_[static_cast<size_t>(k)];
+    return ran;
+  }
+
   void run_chunk(const ImageView* images, Results& out) {
+    if (run_on_device(images, out)) return;
     const int64_t nb = static_cast<int64_t>(units_.size());
     auto t = Clock::now();
     for (int64_t k = 0; k < nb; ++k) {
@@ -495,6 +526,8 @@ class RuntimeImpl final : public Runtime {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<PostProcessor> post_;
   std::vector<std::unique_ptr<Backend>> backends_;
+  std::unique_ptr<DeviceCycle> device_;  // nullptr: host path only
+  std::vector<ImageView> device_views_;
   TensorMap tensors_;
   PreprocessParams pre_;
   int64_t max_batch_ = 1, in_plane_ = 0;

@@ -2,7 +2,9 @@
 // of PatchCore. Results are exact: ascending distances, ties broken by the lower bank index.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "edge_sdk/common.hpp"
@@ -37,9 +39,68 @@ void knn(const float* queries, int64_t q, const void* bank, KnnBankType bank_typ
          int64_t d, int64_t k, float* distances, int64_t* indices,
          const Device& device = Device::cpu());
 
+// One-off search: builds a KnnIndex for `bank` and searches it once (the same code path, so the
+// results are those of KnnIndex::search). Callers that query the same bank repeatedly should keep
+// a KnnIndex instead: this repeats the bank statistics and packing on every call.
 void knn_cpu(const float* queries, int64_t q, const void* bank, KnnBankType bank_type, int64_t m,
              int64_t d, int64_t k, float* distances, int64_t* indices, ThreadPool& pool,
              const KnnOptions& options = {});
+
+// Working memory of KnnIndex::search: query norms, candidate heaps, packed queries and re-rank
+// buffers (one set per pool thread). Buffers only grow and are kept: a search through a scratch
+// that has already served a search of the same q and k with the same pool allocates nothing on
+// the heap (cpp/tests/test_knn_alloc.cpp counts), unless it needs more room than any before
+// (queries whose certification fails are re-scanned with 4x the candidates). Not shareable
+// between concurrent searches: one per calling thread.
+class KnnScratch {
+ public:
+  KnnScratch();
+  ~KnnScratch();
+  KnnScratch(KnnScratch&&) noexcept;
+  KnnScratch& operator=(KnnScratch&&) noexcept;
+  size_t bytes() const;  // memory currently held
+
+  struct Impl;
+
+ private:
+  friend class KnnIndex;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A bank prepared for repeated CPU searches: the centring mean, the squared norm of every centred
+// row and the packed, zero-padded panels of the micro-kernel of options.isa are computed once
+// (in `pool`); search() then only packs the queries, scans, re-ranks and certifies, exactly as
+// knn_cpu (which is build + search). The index keeps a pointer to `bank` for the exact re-rank:
+// the bank must outlive the index and must not change. Memory owned: ceil(m / nr) * nr * (d + 1)
+// float32 (nr = 16 or 32 bank vectors per panel), i.e. about one float32 copy of the bank.
+// Read-only after construction: concurrent search() calls are safe, each with its own scratch
+// (or none). Searches sharing a ThreadPool run their parallel sections one at a time.
+class KnnIndex {
+ public:
+  // Throws ArgumentError for bad sizes, an unsupported isa, negative extra, or a bank with
+  // non-finite values or squared norms (about its mean) beyond 1e36.
+  KnnIndex(const void* bank, KnnBankType bank_type, int64_t m, int64_t d, ThreadPool& pool,
+           const KnnOptions& options = {});
+  ~KnnIndex();
+  KnnIndex(KnnIndex&&) noexcept;
+  KnnIndex& operator=(KnnIndex&&) noexcept;
+
+  // queries: q x d float32 (host). distances: q x k, indices: q x k, as knn(). With scratch ==
+  // nullptr the working memory is allocated for this call only.
+  void search(const float* queries, int64_t q, int64_t k, float* distances, int64_t* indices,
+              ThreadPool& pool, KnnScratch* scratch = nullptr) const;
+
+  int64_t rows() const;
+  int64_t dim() const;
+  KnnBankType bank_type() const;
+  KnnIsa isa() const;  // the resolved instruction set (never Auto)
+  size_t bytes() const;  // memory owned by the index (not counting the bank)
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<const Impl> impl_;
+};
 
 bool knn_isa_supported(KnnIsa isa);  // Auto and Scalar are always supported
 KnnIsa knn_best_isa();
@@ -55,10 +116,41 @@ size_t knn_cuda_workspace_bytes(int64_t q, int64_t m, int64_t k);
 void knn_cuda(const float* queries, int64_t q, const void* bank, KnnBankType bank_type, int64_t m,
               int64_t d, int64_t k, float* distances, int64_t* indices, void* workspace,
               void* stream);
-// Host pointers; copies to the device, runs, copies back.
+// Host pointers; copies to the device, runs, copies back (KnnCudaIndex build + search_host).
 void knn_cuda_host(const float* queries, int64_t q, const void* bank, KnnBankType bank_type,
                    int64_t m, int64_t d, int64_t k, float* distances, int64_t* indices,
                    int device_index);
+
+// A bank made resident on a CUDA device once, for repeated searches (the CUDA scan needs no
+// mean, norms or packing: what repeats per call is the bank upload). Read-only after
+// construction; concurrent searches are safe.
+class KnnCudaIndex {
+ public:
+  // bank: host memory, m x d float32 or binary16 bits; copied to device `device_index`.
+  KnnCudaIndex(const void* bank, KnnBankType bank_type, int64_t m, int64_t d, int device_index);
+  ~KnnCudaIndex();
+  KnnCudaIndex(KnnCudaIndex&&) noexcept;
+  KnnCudaIndex& operator=(KnnCudaIndex&&) noexcept;
+
+  // Device pointers, as knn_cuda with the resident bank: runs on `stream` without
+  // synchronizing; `workspace` holds knn_cuda_workspace_bytes(q, rows(), k) bytes.
+  void search_device(const float* queries, int64_t q, int64_t k, float* distances,
+                     int64_t* indices, void* workspace, void* stream) const;
+  // Host pointers: copies the queries in and the results out (device buffers of this call).
+  void search_host(const float* queries, int64_t q, int64_t k, float* distances,
+                   int64_t* indices) const;
+
+  int64_t rows() const;
+  int64_t dim() const;
+  KnnBankType bank_type() const;
+  int device_index() const;
+  const void* device_bank() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<const Impl> impl_;
+};
 #endif
 
 }  // namespace edge

@@ -13,7 +13,9 @@
 namespace edge {
 
 struct BackendOptions {
-  std::string backend = "onnxruntime";  // "onnxruntime" (later also "tensorrt")
+  // "onnxruntime", "tensorrt" (engines built for this GPU, where the build has TensorRT) or "auto"
+  // (TensorRT when this build has it, the device is CUDA and the bundle holds a matching engine).
+  std::string backend = "onnxruntime";
   // Execution provider of ONNX Runtime: "cpu", "cuda" or "tensorrt" (the last two only where the
   // loaded ONNX Runtime has them; a clear error otherwise).
   std::string provider = "cpu";
@@ -22,6 +24,8 @@ struct BackendOptions {
   std::string library;                  // path of libonnxruntime; "" = search (see ort_library.hpp)
   std::string precision = "fp32";       // network variant of the bundle
   std::string trt_cache_dir;            // TensorRT EP engine cache ("" = none)
+  // TensorRT backend: folder of serialized engines with their manifests ("" = BUNDLE/engines).
+  std::string engines_dir;
 };
 
 class Backend {
@@ -46,7 +50,8 @@ class Backend {
 // or BundleError (the session's inputs/outputs contradict the manifest).
 std::unique_ptr<Backend> make_backend(const Bundle& bundle, const NetworkSpec& network, const BackendOptions& options);
 
-// Names of the backends compiled into this build ("onnxruntime" when its headers were found).
+// Names of the backends compiled into this build ("onnxruntime" when its headers were found,
+// "tensorrt" when TensorRT's headers and library were).
 std::vector<std::string> available_backends();
 
 }  // namespace edge

@@ -25,7 +25,7 @@ const char* verdict_name(Verdict v);  // "accept", "reject", "review"
 
 struct RuntimeOptions {
   std::string device = "cpu";        // "cpu", or "cuda[:N]" (network on ONNX Runtime's CUDA provider)
-  std::string backend = "onnxruntime";
+  std::string backend = "onnxruntime";  // or "tensorrt" / "auto" (backend.hpp)
   std::string provider;              // ONNX Runtime provider; "" = from device ("cpu" / "cuda"), or "tensorrt"
   int threads = 0;                   // CPU threads for the kernels and the network; 0 = all cores
   std::string precision = "fp32";    // network variant of the bundle
@@ -34,6 +34,9 @@ struct RuntimeOptions {
   bool heatmaps = true;              // compute and return heatmaps
   int warmup = 1;                    // warm-up runs at load
   double review_band = -1.0;         // half-width of the review band (normalized units); < 0 = the bundle's
+  std::string engines_dir;           // TensorRT backend: engine folder ("" = BUNDLE/engines)
+  bool cuda_graph = false;           // TensorRT backend: replay the device cycle as a CUDA graph
+  std::string trt_cache_dir;         // ONNX Runtime's TensorRT provider: engine cache folder ("" = none)
 };
 
 // One image: HWC, contiguous rows, RGB or single channel. dtype "uint8" or "float32" (float

@@ -29,8 +29,8 @@ void TrtEngine::check_cuda(cudaError_t err, const char* what) const {
 }
 
 std::string TrtEngine::library_version() {
-  const int32_t v = getInferLibVersion();  // major * 10000 + minor * 100 + patch (TensorRT 10)
-  return std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
+  return std::to_string(getInferLibMajorVersion()) + "." + std::to_string(getInferLibMinorVersion()) + "." +
+         std::to_string(getInferLibPatchVersion()) + "." + std::to_string(getInferLibBuildVersion());
 }
 
 TrtEngine::TrtEngine(const std::vector<uint8_t>& plan, std::string source, const TrtEngineOptions& options)
@@ -125,8 +125,11 @@ const TrtTensor& TrtEngine::tensor(const std::string& name) const {
   throw TrtError(source_ + ": no tensor named \"" + name + "\"");
 }
 
-void TrtEngine::set_shapes(int64_t batch) {
+void TrtEngine::set_batch(int64_t batch) {
   if (batch == shapes_batch_) return;
+  if (batch < min_batch_ || batch > options_.max_batch)
+    throw TrtError(source_ + ": batch " + std::to_string(batch) + " outside " + std::to_string(min_batch_) + ".." +
+                   std::to_string(options_.max_batch));
   for (const TrtTensor& t : tensors_) {
     if (!t.is_input) continue;
     nvinfer1::Dims d{};
@@ -146,7 +149,7 @@ void TrtEngine::enqueue(int64_t batch) {
     throw TrtError(source_ + ": batch " + std::to_string(batch) + " outside " + std::to_string(min_batch_) + ".." +
                    std::to_string(options_.max_batch));
   const bool shapes_changed = batch != shapes_batch_;
-  set_shapes(batch);
+  set_batch(batch);
   if (!options_.cuda_graph) {
     if (!context_->enqueueV3(stream_)) throw TrtError(source_ + ": enqueueV3 failed: " + logger_.last_error);
     return;

@@ -6,7 +6,7 @@
 // Compiled only where TensorRT's headers are found (EDGE_SDK_TENSORRT); without TensorRT's
 // libraries (CI) the sources are compiled to object files only, so API misuse fails the build.
 // Engines are built by converters/trt_builder.py (TensorRT's ONNX parser is a Python-side tool
-// here); their manifest is checked with engine_manifest.hpp before they are deserialized.
+// here); their manifest is checked (edge_sdk/runtime/engine_manifest.hpp, trt_backend.cpp) before they are deserialized.
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -56,14 +56,20 @@ class TrtEngine {
   int64_t max_batch() const { return options_.max_batch; }
   int64_t profile_min_batch() const { return min_batch_; }
 
+  int device_index() const { return options_.device_index; }
+
   // Runs the network on the device buffers for the first `batch` items, asynchronously on
   // stream(); no host synchronization, no allocation after the first call for a batch size.
   void enqueue(int64_t batch);
+  // Sets the input shapes for `batch` items (no-op when already set). Callers replaying a CUDA
+  // graph captured around enqueue() set the batch first, so the context matches the graph.
+  void set_batch(int64_t batch);
   // Host convenience: copies `inputs` (one pointer per input tensor, in tensors() order) through
   // the pinned buffers, runs, copies the outputs back into `outputs` and synchronizes.
   void run_host(int64_t batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs);
 
-  // "10.14.1" of the loaded library (getInferLibVersion).
+  // "10.14.1.48" of the loaded library (major.minor.patch.build), as tensorrt.__version__ writes
+  // it into engine manifests.
   static std::string library_version();
 
  private:
@@ -73,7 +79,6 @@ class TrtEngine {
     std::string last_error;
   };
   void check_cuda(cudaError_t err, const char* what) const;
-  void set_shapes(int64_t batch);
   void release() noexcept;
 
   std::string source_;

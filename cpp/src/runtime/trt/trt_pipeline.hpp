@@ -36,11 +36,18 @@ struct TrtPipelineSpec {
   bool cuda_graph = false;
 };
 
+// Device milliseconds of the stages of the last run (CUDA events on the stream). With a CUDA graph
+// the stages are not separable: the whole device cycle is reported as `network`, the rest 0.
+struct TrtPipelineTimes {
+  double host_to_device = 0, preprocess = 0, network = 0, postprocess = 0, decision = 0, device_to_host = 0;
+};
+
 struct TrtPipelineResults {
   float* scores = nullptr;      // host, batch values
   float* normalized = nullptr;  // host, batch values
   uint8_t* verdicts = nullptr;  // host, batch values (decision.cuh codes)
   float* maps = nullptr;        // host, batch * map_h * map_w values, or nullptr (not copied back)
+  TrtPipelineTimes times;       // filled by run()
 };
 
 class TrtPipeline {
@@ -53,11 +60,18 @@ class TrtPipeline {
   TrtPipeline& operator=(const TrtPipeline&) = delete;
 
   // images: batch uint8 HWC images of image_h x image_w x image_c, contiguous, on the host.
-  // Synchronizes before returning; the results point into pinned buffers the pipeline owns.
+  // Synchronizes before returning and copies the results into the caller's buffers.
   void run(const uint8_t* images, int64_t batch, TrtPipelineResults& results);
+  // The same with one pointer per image (each image contiguous; staged into pinned memory).
+  void run(const uint8_t* const* images, int64_t batch, TrtPipelineResults& results);
+
+  const TrtPipelineSpec& spec() const { return spec_; }
 
  private:
-  void cycle(int64_t batch, bool want_maps);
+  void check_batch(int64_t batch, bool want_maps) const;
+  void launch(int64_t batch, TrtPipelineResults& results);
+  void cycle(int64_t batch, bool want_maps, bool timed);
+  void mark(int stage, bool timed);
   void check_cuda(cudaError_t err, const char* what) const;
   void release() noexcept;
 
@@ -77,6 +91,8 @@ class TrtPipeline {
   uint8_t* verdicts_host_ = nullptr;
   float* maps_host_ = nullptr;
   std::map<std::pair<int64_t, bool>, cudaGraphExec_t> graphs_;  // by (batch, maps copied back)
+  static constexpr int kEvents = 7;  // stage boundaries: start, H2D, preprocess, network, post, decision, D2H
+  cudaEvent_t events_[kEvents] = {};
 };
 
 }  // namespace trt
