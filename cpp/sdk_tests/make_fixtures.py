@@ -5,6 +5,8 @@
   regions/  the same network with three regions cut from 120 x 40 frames (left/middle/right)
   slow/     a heavier network on 256 x 256 images (tens of ms an image) for the deadline tests
   big/      a network with ~36 MB of weights and little compute (sharing of read-only data)
+  kind_knn/ (PatchCore reweighting), kind_knn_plain/, kind_mahalanobis/, kind_mhbc/, kind_mask/
+            small bundles of the other post-processing kinds (hot-path allocation count)
   corrupt/  a copy of plain/ with one byte of backbone network flipped (checksum error)
   plain_images.{txt,bin}, frames.{txt,bin}, slow_images.{txt,bin}
             raw uint8 HWC images ("N H W C" in the .txt)
@@ -159,6 +161,16 @@ def main(out_dir: str) -> None:
     # Weights of about 36 MB for little compute: sharing them between contexts and between
     # runtimes opened from the same bundle shows in the resident memory.
     _export(_big_weights_parts(), out / "big", None)
+
+    # One bundle per other post-processing kind, for the hot-path allocation count.
+    from converters import export_bundle
+    from tests.bundle_helpers import embedding_parts, mask_parts
+
+    for name, kind, parts in (("knn", "knn", embedding_parts("knn", reweight=True)),
+                              ("knn_plain", "knn", embedding_parts("knn", reweight=False)),
+                              ("mahalanobis", "mahalanobis", embedding_parts("mahalanobis")),
+                              ("mhbc", "mhbc", embedding_parts("mhbc")), ("mask", "mask", mask_parts(channels=3))):
+        export_bundle(parts, out / f"kind_{name}", model_type=kind, overwrite=True)
 
     corrupt = out / "corrupt"
     if corrupt.exists():

@@ -566,8 +566,14 @@ static void test_sharing(const fixture_images* fx) {
   CHECK_STATUS(edge_open(bundle("big"), &opt, &second), EDGE_OK);
   more = rss_mb() - before;
   printf("big bundle (36 MB of weights): first runtime +%.1f MB resident, a second one with 3 contexts +%.1f MB\n", one, more);
+#ifdef __SANITIZE_ADDRESS__
+  /* AddressSanitizer keeps freed memory in quarantine (the second open's validated copy of the
+   * bundle, dropped for the shared one) and adds shadow memory: resident size says nothing here. */
+  printf("  (resident-memory check skipped under AddressSanitizer)\n");
+#else
   CHECK(one > 30.0);
   CHECK(more < 0.25 * one);
+#endif
   edge_batch_outputs_init(&o);
   o.results = &r1;
   o.results_capacity = 1;
