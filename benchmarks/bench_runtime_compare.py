@@ -309,6 +309,10 @@ def compare_one(name: str, args, work: Path) -> dict:
     scoring = np.array(sdk_stages["postprocess"]) - np.array(sdk_stages["maps"])
     outside = float(np.median((tot - net) / tot))
     outside_wo_scoring = float(np.median((tot - net - scoring) / tot))
+    # The least disturbed call (smallest total): on a shared machine the closest to an idle one.
+    quiet = int(np.argmin(tot))
+    quiet_stages = {s: float(v[quiet]) for s, v in sdk_stages.items()}
+    outside_quiet = float((tot[quiet] - net[quiet]) / tot[quiet])
     ratios = {f"vs_{k}": med[k] / med["sdk"] for k in contenders if k != "sdk"}
     ratios_best = {f"vs_{k}": best[k] / best["sdk"] for k in contenders if k != "sdk"}
     met = {"vs_ort_numpy": ratios["vs_ort_numpy"] >= TARGETS["vs_ort_numpy"],
@@ -323,7 +327,8 @@ def compare_one(name: str, args, work: Path) -> dict:
           f"vs torch on 1 thread {ratios['vs_torch_1thread']:.2f}x)")
     print(f"  outside the network: {100 * outside:.1f} % of the runtime's total (target <= "
           f"{100 * TARGETS['outside_network_max']:.0f} %: {'met' if met['outside_network'] else 'MISSED'}); without the "
-          f"model's scoring kernel ({sdk_med['scoring']:.1f} ms): {100 * outside_wo_scoring:.1f} %")
+          f"model's scoring kernel ({sdk_med['scoring']:.1f} ms): {100 * outside_wo_scoring:.1f} %; in the least disturbed "
+          f"call ({tot[quiet]:.1f} ms, network {net[quiet]:.1f} ms): {100 * outside_quiet:.1f} %")
     m = rt.manifest
     return {
         "model": name if name != "resganad" else f"resganad-{args.resganad_preset}", "bundle": str(bundle),
@@ -336,6 +341,8 @@ def compare_one(name: str, args, work: Path) -> dict:
         "ort_numpy_stage_median_ms": {s: _median_ms(v) for s, v in ort_stages.items()},
         "sdk_outside_network_fraction": outside,
         "sdk_outside_network_fraction_without_scoring_kernel": outside_wo_scoring,
+        "sdk_stages_of_least_disturbed_call_ms": quiet_stages,
+        "sdk_outside_network_fraction_least_disturbed_call": outside_quiet,
         "ratios": ratios, "ratios_of_minimum_times": ratios_best, "targets": TARGETS, "targets_met": met,
         "parity": parity,
     }
@@ -362,12 +369,13 @@ def main() -> int:
     print("\n== summary (batch %d, %d threads; machine shared, 1-min load %.1f before the run)" %
           (args.batch, args.threads, load_before))
     print(f"{'model':<10} {'sdk ms':>8} {'(a) ms':>8} {'(b) ms':>8} {'vs (a)':>7} {'vs (b)':>7} {'outside net':>12} "
-          f"{'w/o scoring':>12}")
+          f"{'w/o scoring':>12} {'quietest call':>13}")
     for r in results:
         md = r["median_ms"]
         print(f"{r['model']:<10} {md['sdk']:>8.1f} {md['ort_numpy']:>8.1f} {md['torch']:>8.1f} "
               f"{r['ratios']['vs_ort_numpy']:>6.2f}x {r['ratios']['vs_torch']:>6.2f}x "
-              f"{100 * r['sdk_outside_network_fraction']:>11.1f}% {100 * r['sdk_outside_network_fraction_without_scoring_kernel']:>11.1f}%")
+              f"{100 * r['sdk_outside_network_fraction']:>11.1f}% {100 * r['sdk_outside_network_fraction_without_scoring_kernel']:>11.1f}%"
+              f" {100 * r['sdk_outside_network_fraction_least_disturbed_call']:>12.1f}%")
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / "bench_runtime_compare.json"
     write_json(out, {"benchmark": "bench_runtime_compare", "batch": args.batch, "threads": args.threads,
                      "load_average_before": load_before, "results": results,
