@@ -256,8 +256,17 @@ def test_regularized_cholesky(rng):
     chol = regularized_cholesky(cov, 0.01)
     np.testing.assert_allclose((chol @ chol.transpose(1, 2)).numpy(), cov.numpy() + 0.01 * np.eye(5), atol=1e-12)
     assert torch.all(torch.triu(chol, 1) == 0)
-    with pytest.raises(ValueError, match="not positive definite"):
+    with pytest.raises(ValueError, match="location 0 is not positive definite"):
         regularized_cholesky(cov, 0.0)
+    # block-wise, scaled, cast: the same factor
+    blocked = regularized_cholesky(cov * 7, 0.01, scale=1 / 7, dtype=torch.float32, block=2)
+    assert blocked.dtype == torch.float32
+    np.testing.assert_allclose(blocked.numpy(), chol.numpy(), rtol=1e-5, atol=1e-6)
+    stats = StreamingGaussian(2, 3)
+    x = rng.standard_normal((20, 2, 3))
+    stats.update(x)
+    np.testing.assert_allclose(stats.cholesky(0.01, dtype=torch.float64).numpy(),
+                               regularized_cholesky(stats.covariance(), 0.01).numpy(), rtol=1e-12)
 
 
 def _macqueen_reference(z, k):

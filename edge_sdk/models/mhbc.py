@@ -24,7 +24,7 @@ import torch
 from edge_sdk import kernels
 from edge_sdk.models.base import EmbeddingModel
 from edge_sdk.models.features import PatchFeatures, random_orthonormal
-from edge_sdk.models.streaming import OnlineKMeans, StreamingGaussian, regularized_cholesky
+from edge_sdk.models.streaming import OnlineKMeans, StreamingGaussian
 
 
 class MhBC(EmbeddingModel):
@@ -63,7 +63,8 @@ class MhBC(EmbeddingModel):
         for feats in passes("mhbc 1/2: features + covariance"):
             stats.update(feats)
         self.mean = stats.mean.to(torch.float32).numpy()
-        self.chol = regularized_cholesky(stats.covariance(), self.eps).to(torch.float32).contiguous().numpy()
+        self.chol = stats.cholesky(self.eps).numpy()
+        del stats  # the float64 scatter matrices are the largest training allocation
         kmeans = OnlineKMeans(h * w, self.feature_dim, self.k)
         for feats in passes("mhbc 2/2: whitening + k-means"):
             kmeans.update(kernels.whiten(np.ascontiguousarray(feats.numpy()), self.mean, self.chol,

@@ -20,7 +20,7 @@ import torch
 from edge_sdk import kernels
 from edge_sdk.models.base import EmbeddingModel
 from edge_sdk.models.features import PadimFeatures
-from edge_sdk.models.streaming import StreamingGaussian, regularized_cholesky
+from edge_sdk.models.streaming import StreamingGaussian
 
 
 class PaDiM(EmbeddingModel):
@@ -53,9 +53,8 @@ class PaDiM(EmbeddingModel):
         stats = StreamingGaussian(h * w, self.feature_dim)
         for feats in passes("padim: features + covariance"):
             stats.update(feats)
-        chol = regularized_cholesky(stats.covariance(), self.eps)
         self.mean = stats.mean.to(torch.float32).numpy()
-        self.chol = chol.to(torch.float32).contiguous().numpy()
+        self.chol = stats.cholesky(self.eps).numpy()
 
     def is_fitted(self) -> bool:
         return self.mean is not None and self.chol is not None

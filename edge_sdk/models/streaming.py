@@ -39,38 +39,52 @@ class StreamingGaussian:
             return
         mean_b = x.mean(dim=0)
         centred = (x - mean_b).permute(1, 2, 0)  # (L, C, N)
-        m2_b = torch.bmm(centred, centred.transpose(1, 2))
         na = self.count
         n = na + nb
         delta = mean_b - self.mean
         self.mean += delta * (nb / n)
-        self.m2 += m2_b
+        # in place (baddbmm_): no (L, C, C) temporary per batch
+        self.m2.baddbmm_(centred, centred.transpose(1, 2))
         if na:
-            self.m2 += (na * nb / n) * delta[:, :, None] * delta[:, None, :]
+            self.m2.baddbmm_(delta[:, :, None], delta[:, None, :], alpha=na * nb / n)
         self.count = n
 
     def covariance(self, ddof: int = 1) -> torch.Tensor:
         """Sample covariance (L, C, C), float64 (unbiased with ddof=1)."""
+        return self.m2 * self._cov_scale(ddof)
+
+    def _cov_scale(self, ddof: int) -> float:
         if self.count <= ddof:
             raise ValueError(f"covariance needs more than {ddof} samples, got {self.count}")
-        return self.m2 / (self.count - ddof)
+        return 1.0 / (self.count - ddof)
+
+    def cholesky(self, eps: float, *, dtype: torch.dtype = torch.float32, ddof: int = 1) -> torch.Tensor:
+        """Lower Cholesky factor of covariance + eps * I (L, C, C) as ``dtype``, factored in float64
+        block by block (no full-size float64 copy of the covariance)."""
+        return regularized_cholesky(self.m2, eps, scale=self._cov_scale(ddof), dtype=dtype)
 
 
-def regularized_cholesky(cov: torch.Tensor, eps: float) -> torch.Tensor:
-    """Lower Cholesky factor of cov + eps * I for each location, computed in float64.
+def regularized_cholesky(cov: torch.Tensor, eps: float, *, scale: float = 1.0, dtype: torch.dtype | None = None,
+                         block: int = 128) -> torch.Tensor:
+    """Lower Cholesky factor of scale * cov + eps * I for each location (L, C, C), computed in the
+    precision of ``cov`` (float64 from ``StreamingGaussian``) and returned as ``dtype``.
 
     eps > 0 keeps the factor well defined when features are fewer than channels or collinear.
+    Locations are factored ``block`` at a time, so the only full-size allocation is the result.
     """
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
-    c = cov.shape[-1]
-    reg = cov + eps * torch.eye(c, dtype=cov.dtype)
-    chol, info = torch.linalg.cholesky_ex(reg)
-    if int(info.max()) != 0:
-        bad = int(torch.nonzero(info)[0, 0])
-        raise ValueError(f"covariance of location {bad} is not positive definite even with eps={eps}; "
-                         "raise eps (the regularization)")
-    return chol
+    out = torch.empty(cov.shape, dtype=dtype or cov.dtype)
+    for start in range(0, cov.shape[0], block):
+        reg = cov[start:start + block] * scale
+        reg.diagonal(dim1=1, dim2=2).add_(eps)
+        chol, info = torch.linalg.cholesky_ex(reg)
+        if int(info.max()) != 0:
+            bad = start + int(torch.nonzero(info)[0, 0])
+            raise ValueError(f"covariance of location {bad} is not positive definite even with eps={eps}; "
+                             "raise eps (the regularization)")
+        out[start:start + block] = chol
+    return out
 
 
 class OnlineKMeans:
