@@ -140,12 +140,16 @@ def _images(rng, parts, n):
     return rng.integers(0, 256, shape, dtype=np.uint8)
 
 
+MODEL_TYPES = {"mahalanobis": "padim", "knn": "patchcore", "knn_reweight_f16": "patchcore", "mhbc": "mhbc",
+               "ssim": "resganad", "mask": "grdnet"}
+
+
 def _bundle_with_engines(tmp_path, kind, rng, precisions=("fp32",)):
     parts = KINDS[kind]()
-    b0 = export_bundle(parts, tmp_path / "b0", model_type=kind).bundle
+    b0 = export_bundle(parts, tmp_path / "b0", model_type=MODEL_TYPES[kind]).bundle
     probe = edge_sdk.Runtime(b0, threads=1).predict(_images(rng, parts, 8))
     _calibrated(parts, probe.scores)  # both verdicts occur
-    b = export_bundle(parts, tmp_path / "b", model_type=kind).bundle
+    b = export_bundle(parts, tmp_path / "b", model_type=MODEL_TYPES[kind]).bundle
     from converters.engine_bundle import ensure_engines
 
     for p in precisions:
@@ -206,8 +210,10 @@ def test_tensorrt_refuses_a_stale_engine_with_reasons(tmp_path, rng):
     meta.write_text(json.dumps(doc))
     with pytest.raises(RuntimeError, match=r"(?s)no fp32 engine.*matches.*tensorrt_version.*9\.0\.0\.1.*build-engine"):
         edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8)
-    # auto falls back to ONNX Runtime; rebuild_engines builds a matching one.
-    assert edge_sdk.Runtime(b, device="cuda:0", backend="auto", max_batch=8).backend.startswith("onnxruntime")
+    # auto falls back to ONNX Runtime (its CPU provider here: the onnxruntime wheel may lack CUDA);
+    # rebuild_engines builds a matching engine.
+    auto = edge_sdk.Runtime(b, device="cuda:0", backend="auto", provider="cpu", max_batch=8)
+    assert auto.backend.startswith("onnxruntime"), auto.backend
     rt = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8, rebuild_engines=True)
     assert "TensorRT" in rt.backend
     # An archived bundle needs the engines folder.
@@ -224,11 +230,13 @@ def test_tensorrt_reduced_precision_engines_follow_their_onnx_variant(tmp_path, 
     from converters.precision_bundle import add_precision_variants
 
     parts = KINDS["mahalanobis"]()
-    b = export_bundle(parts, tmp_path / "b", model_type="padim").bundle
     train = _images(rng, parts, 16)
     val = _images(rng, parts, 40)
     labels = np.r_[np.zeros(20), np.ones(20)].astype(int)
     val[20:, 8:20, 8:20] = 255  # bright squares: anomalous
+    b0 = export_bundle(parts, tmp_path / "b0", model_type="padim").bundle
+    _calibrated(parts, edge_sdk.Runtime(b0, threads=1).predict(val).scores)  # threshold between two scores
+    b = export_bundle(parts, tmp_path / "b", model_type="padim").bundle
     reports = add_precision_variants(b, ["fp16"], calibration_images=list(train), validation_images=list(val),
                                      validation_labels=labels, threads=1, log=lambda _: None)
     if not reports["fp16"].accepted:
