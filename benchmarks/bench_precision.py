@@ -44,6 +44,16 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def default_mtd() -> str:
+    env = os.environ.get("EDGE_SDK_MTD")
+    if env:
+        return env
+    for root in (REPO.parent, REPO.parent.parent):
+        if (root / "shared" / "datasets" / "magnetic_tile").is_dir():
+            return str(root / "shared" / "datasets" / "magnetic_tile")
+    return str(REPO.parent / "shared" / "datasets" / "magnetic_tile")
+
+
 def synthetic_splits(n_train: int, n_calib: int, n_gate: int, gray: bool, seed: int = 0):
     """(train, calibration, gate) Sample lists of the synthetic tile set; the test images are split
     at random (seeded), so both test splits hold good and anomalous images in the same proportion."""
@@ -148,8 +158,9 @@ def main(argv=None) -> int:
                          "first is the bundle's, the others are gated for comparison")
     ap.add_argument("--mtd", action="store_true", help="also PatchCore and PaDiM on the Magnetic Tile Defect set")
     ap.add_argument("--no-synthetic", action="store_true", help="only the Magnetic Tile Defect set (with --mtd)")
-    ap.add_argument("--data", default=os.environ.get("EDGE_SDK_MTD", str(REPO.parent / "shared" / "datasets" /
-                                                                         "magnetic_tile")))
+    ap.add_argument("--data", default=default_mtd(), help="Magnetic Tile Defect root (default: $EDGE_SDK_MTD, "
+                                                            "../shared/datasets/magnetic_tile from the repository "
+                                                            "or from a worktree beside it)")
     ap.add_argument("--workdir", help="where bundles are written (default: a temporary folder)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_precision.json"))
     args = ap.parse_args(argv)
