@@ -184,7 +184,7 @@ def test_tensorrt_device_path_equals_host_path_and_onnxruntime(tmp_path, rng, ki
         np.testing.assert_allclose(a, r, rtol=1e-3, atol=1e-4)
     # Heatmaps off: same scores (the maps still feed "max_blurred" scores on the device).
     quiet = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8, heatmaps=False).predict(imgs)
-    np.testing.assert_array_equal(quiet.scores, dev.scores)
+    np.testing.assert_allclose(quiet.scores, dev.scores, rtol=1e-5, atol=1e-7)
 
 
 @needs_trt
@@ -195,8 +195,9 @@ def test_tensorrt_cuda_graph_and_batches(tmp_path, rng):
     rt = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=4, cuda_graph=True)
     for _ in range(3):  # capture, then replays (batch sizes 4 and 3 alternate)
         res = rt.predict(imgs)
-        np.testing.assert_array_equal(res.scores, plain.scores)
-        np.testing.assert_array_equal(np.stack(res.heatmaps), np.stack(plain.heatmaps))
+        # Separate engines from one plan: equal up to kernels that accumulate in a varying order.
+        np.testing.assert_allclose(res.scores, plain.scores, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(np.stack(res.heatmaps), np.stack(plain.heatmaps), rtol=1e-5, atol=1e-6)
 
 
 @needs_trt
@@ -220,7 +221,7 @@ def test_tensorrt_refuses_a_stale_engine_with_reasons(tmp_path, rng):
     shutil.copytree(b / "engines", tmp_path / "engines")
     rt2 = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8, engines_dir=tmp_path / "engines")
     imgs = _images(rng, parts, 3)
-    np.testing.assert_array_equal(rt2.predict(imgs).scores, rt.predict(imgs).scores)
+    np.testing.assert_allclose(rt2.predict(imgs).scores, rt.predict(imgs).scores, rtol=1e-5, atol=1e-7)
 
 
 @needs_trt
