@@ -12,8 +12,8 @@ repeated searches of one bank: knn() per call vs a prepared KnnIndex.
    (float32 and float16), queries = one batch of 8 images x 1024 locations, k=1; and the
    reweighting's per-image support query (1 query, k=9). knn(queries, bank) per call vs
    KnnIndex(bank).search(queries) with the index built once (build time reported apart).
-   Results are checked identical (bit for bit) before timing. Reported: ratio and time saved
-   per call.
+   Results are checked identical (bit for bit) before timing; the two are timed alternately
+   (median of --repeats each). Reported: ratio and time saved per call.
 
     python benchmarks/bench_knn.py [--threads 2] [--repeats 3] [--only faiss|repeated]
                                    [--out benchmarks/results/bench_knn.json]
@@ -22,6 +22,7 @@ repeated searches of one bank: knn() per call vs a prepared KnnIndex.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -43,6 +44,20 @@ def exact_reference(queries, bank, k):
     return np.sqrt(np.take_along_axis(d2, idx, 1)), idx
 
 
+def interleaved_medians(fa, fb, repeats: int) -> tuple[float, float]:
+    """Median seconds of fa and fb, timed alternately (a, b, a, b, ...) after one warm-up each,
+    so that a change in the load of a shared machine hits both alike."""
+    fa()
+    fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, times in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def repeated_search(args) -> dict:
     """knn() per call vs a prepared KnnIndex on the same bank, PatchCore-shaped."""
     from edge_sdk import kernels
@@ -57,7 +72,7 @@ def repeated_search(args) -> dict:
            "images": args.images, "locations": args.locations, "cases": {}}
     print(f"repeated search: bank {args.rep_bank} x {args.rep_dim}, {args.images} images x "
           f"{args.locations} locations = {nq} queries, {args.threads} threads, median of "
-          f"{args.repeats} (machine may be shared)")
+          f"{args.repeats} alternated calls each (machine may be shared)")
     for dtype in (np.float32, np.float16):
         b = bank.astype(dtype)
         t0 = time.perf_counter()
@@ -69,8 +84,8 @@ def repeated_search(args) -> dict:
             got = index.search(qs, k)
             if not (np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])):
                 raise SystemExit(f"ERROR: KnnIndex.search differs from knn() ({name}, {label})")
-            t_knn = median_seconds(lambda: kernels.knn(qs, b, k), args.repeats)
-            t_index = median_seconds(lambda: index.search(qs, k), args.repeats)
+            t_knn, t_index = interleaved_medians(lambda: kernels.knn(qs, b, k),
+                                                 lambda: index.search(qs, k), args.repeats)
             case = f"{name}_{label}"
             out["cases"][case] = {
                 "k": k, "queries": int(qs.shape[0]), "knn_per_call_s": t_knn,

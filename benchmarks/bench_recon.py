@@ -273,6 +273,7 @@ def speed_benchmark(args, results):
         model._fitted = True  # untrained weights time the same as trained ones
         for m in model._trainable() + [model.discriminator]:
             m.eval()
+        runtime_speed(model, batch, args, out)
         model.predict(batch)  # warm-up
         times = []
         for _ in range(args.speed_runs):
@@ -287,6 +288,36 @@ def speed_benchmark(args, results):
         print(f"speed {cls.name} (small, {model.config.size}x{model.config.size} input): 60 patches "
               f"p50 {out[cls.name]['p50_ms']:.1f} ms, p99 {out[cls.name]['p99_ms']:.1f} ms per batch")
     results["speed"] = out
+
+
+def runtime_speed(model, batch, args, out):
+    """The same batch through a bundle of the (untrained, timing-only) model and the C++ runtime."""
+    import tempfile
+
+    from edge_sdk._native import core
+
+    if "onnxruntime" not in core.available_backends():
+        out[f"{model.name}_runtime"] = {"skipped": "runtime built without the ONNX Runtime backend"}
+        return
+    from converters.onnx_export import export_bundle
+    from edge_sdk.runtime import Runtime
+
+    model.calibration = {"threshold": 0.5, "min": 0.0, "max": 1.0}  # timing only: any calibration will do
+    with tempfile.TemporaryDirectory() as d:
+        export_bundle(model.export_parts(), os.path.join(d, "b"), model_type=model.name)
+        rt = Runtime(os.path.join(d, "b"), threads=args.threads or 0, max_batch=60)
+        rt.predict(batch)
+        times = []
+        for _ in range(args.speed_runs):
+            t = time.perf_counter()
+            rt.predict(batch)
+            times.append(time.perf_counter() - t)
+    model.calibration = None
+    times = np.array(times) * 1000
+    out[f"{model.name}_runtime"] = {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
+                                    "runs": args.speed_runs, "threads": args.threads or "all"}
+    print(f"speed {model.name} through the C++ runtime (bundle, ONNX Runtime): 60 patches p50 "
+          f"{out[f'{model.name}_runtime']['p50_ms']:.1f} ms, p99 {out[f'{model.name}_runtime']['p99_ms']:.1f} ms")
 
 
 def flops(results):
@@ -326,6 +357,7 @@ def main() -> int:
     ap.add_argument("--speed-runs", type=int, default=30)
     ap.add_argument("--data", default=os.path.join(ROOT, "out", "bench_recon"))
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/bench_recon.json)")
+    ap.add_argument("--models", default="resganad,grdnet,patchcore", help="comma list of models to compare")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: vial,mtd,speed,flops,patchcore")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -342,6 +374,8 @@ def main() -> int:
             models["patchcore"] = lambda: PatchCore(input_size=128, seed=0)
         except ImportError as exc:
             print(f"PatchCore: not available ({exc}); compared models: ResGANAD, GRD-Net")
+    wanted = set(filter(None, args.models.split(",")))
+    models = {k: v for k, v in models.items() if k in wanted}
     results["epochs"] = epochs or make_config("small").epochs
     if "vial" not in skip:
         sizes = dict(count=4, products=16, acquisitions=10, region_size=64) if args.quick else \

@@ -172,3 +172,21 @@ def test_cli_errors(bundle, tmp_path, capsys, args, message):
 def test_bad_config_raises_before_running(bundle):
     with pytest.raises(BenchError, match="--iterations"):
         run_bench(BenchConfig(bundle, iterations=0), progress=False)
+
+
+def test_region_bundle_benchmarks_frames(tmp_path):
+    # A bundle with regions judges frames: the generated images have the frame's size.
+    import torch
+
+    from converters import export_bundle
+    from tests.bundle_helpers import ssim_parts
+
+    torch.set_num_threads(1)
+    regions = [dict(name="left", x=0, y=0, width=30, height=40, threshold=0.1),
+               dict(name="right", x=34, y=4, width=30, height=30, threshold=10.0)]
+    out = export_bundle(ssim_parts(regions=regions, frame={"width": 64, "height": 40}), tmp_path / "b",
+                        model_type="resganad").bundle
+    rec = run_bench(BenchConfig(str(out), batches=(2,), iterations=2, warmup=0, threads=1), progress=False,
+                    log=lambda s: None)
+    assert rec["inputs"]["shape"] == [40, 64, 1] and rec["bundle"]["regions"] == 2
+    assert rec["results"][0]["images"] == 4

@@ -124,7 +124,7 @@ def test_mhbc_with_one_centroid_is_mahalanobis(synth):
     from edge_sdk import kernels
 
     maha = kernels.mahalanobis(feats, model.mean, model.chol)
-    got = model._patch_scores(feats)
+    got = model.location_scores(feats)
     # the only centroid is the mean of the whitened training features, i.e. 0 up to rounding
     assert np.abs(model.centroids).max() < 1e-3
     np.testing.assert_allclose(got, maha, rtol=1e-3, atol=1e-3)
@@ -274,7 +274,7 @@ def test_errors_name_the_problem(trained, synth, tmp_path):
     bad = [s for s in test if s.label == 1][:1]
     with pytest.raises(ValueError, match="good images only"):
         make("patchcore").fit(train[:4] + bad, progress=False)
-    with pytest.raises(ValueError, match="d must be in 1..176"):
+    with pytest.raises(ValueError, match="d must be in 1..152"):
         PaDiM(d=500)
     with pytest.raises(ValueError, match="image_score"):
         PatchCore(image_score="mean")
@@ -337,3 +337,17 @@ def test_cli_reports_user_errors(tmp_path, mvtec_root, capsys):
     rc = main(["train", "--model", "padim", "--data", str(mvtec_root), "--layout", "mvtec", "--d", "9999",
                "--out", str(tmp_path / "m")])
     assert rc == 2 and "d must be in" in capsys.readouterr().err
+
+
+def test_patchcore_reweighting_with_float16_bank(trained, synth):
+    # A float16 bank must serve as the reweighting query source too (the support-set query is
+    # a bank row, widened to float32 for the kernel).
+    base = trained["patchcore"]
+    model = make("patchcore", reweight=True, num_neighbors=5, bank_dtype="float16")
+    model._ensure_network()
+    model.bank, model.calibration = base.bank.astype(np.float16), base.calibration
+    images = np.stack([s.image for s in synth[1][:3]])
+    ref = make("patchcore", reweight=True, num_neighbors=5)
+    ref._ensure_network()
+    ref.bank, ref.calibration = base.bank.astype(np.float16).astype(np.float32), base.calibration
+    np.testing.assert_allclose(model.predict(images).scores, ref.predict(images).scores, rtol=1e-5)

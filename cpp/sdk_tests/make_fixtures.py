@@ -4,6 +4,9 @@
             threshold at the median score of plain_images so both verdicts occur
   regions/  the same network with three regions cut from 120 x 40 frames (left/middle/right)
   slow/     a heavier network on 256 x 256 images (tens of ms an image) for the deadline tests
+  big/      a network with ~36 MB of weights and little compute (sharing of read-only data)
+  kind_knn/ (PatchCore reweighting), kind_knn_plain/, kind_mahalanobis/, kind_mhbc/, kind_mask/
+            small bundles of the other post-processing kinds (hot-path allocation count)
   corrupt/  a copy of plain/ with one byte of backbone network flipped (checksum error)
   plain_images.{txt,bin}, frames.{txt,bin}, slow_images.{txt,bin}
             raw uint8 HWC images ("N H W C" in the .txt)
@@ -61,6 +64,33 @@ def _heavy_parts(size: int):
     net = torch.nn.Sequential(*layers, torch.nn.Conv2d(32, 3, 3, padding=1), torch.nn.Sigmoid()).eval()
     parts = ssim_parts(size=size, channels=3)
     parts.networks = {"reconstructor": (net, ["input"], ["reconstruction"])}
+    return parts
+
+
+class _BigWeights:
+    """x + 0.01 * tanh(MLP(mean colour of x)): a 3072 x 3072 hidden layer, a reconstruction close to x."""
+
+    def __new__(cls):
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(2)
+                self.mlp = torch.nn.Sequential(torch.nn.Linear(3, 3072), torch.nn.ReLU(), torch.nn.Linear(3072, 3072),
+                                               torch.nn.ReLU(), torch.nn.Linear(3072, 3))
+
+            def forward(self, x):
+                return x + 0.01 * torch.tanh(self.mlp(x.mean(dim=(2, 3))))[:, :, None, None]
+
+        return Net().eval()
+
+
+def _big_weights_parts():
+    from tests.bundle_helpers import ssim_parts
+
+    parts = ssim_parts(size=32, channels=3)
+    parts.networks = {"reconstructor": (_BigWeights(), ["input"], ["reconstruction"])}
     return parts
 
 
@@ -127,6 +157,20 @@ def main(out_dir: str) -> None:
     slow_images = _images(rng, 3, 256, 256)
     _write_images(out, "slow_images", slow_images)
     _export(_heavy_parts(256), out / "slow", slow_images)
+
+    # Weights of about 36 MB for little compute: sharing them between contexts and between
+    # runtimes opened from the same bundle shows in the resident memory.
+    _export(_big_weights_parts(), out / "big", None)
+
+    # One bundle per other post-processing kind, for the hot-path allocation count.
+    from converters import export_bundle
+    from tests.bundle_helpers import embedding_parts, mask_parts
+
+    for name, kind, parts in (("knn", "knn", embedding_parts("knn", reweight=True)),
+                              ("knn_plain", "knn", embedding_parts("knn", reweight=False)),
+                              ("mahalanobis", "mahalanobis", embedding_parts("mahalanobis")),
+                              ("mhbc", "mhbc", embedding_parts("mhbc")), ("mask", "mask", mask_parts(channels=3))):
+        export_bundle(parts, out / f"kind_{name}", model_type=kind, overwrite=True)
 
     corrupt = out / "corrupt"
     if corrupt.exists():

@@ -106,11 +106,15 @@ static long attribute(long cycles, const char* what) {
       ++other;
     }
   }
-  printf("%s: %ld allocations in %ld cycles: libedge_sdk %ld, onnxruntime %ld (%.1f per cycle), other %ld%s\n", what, n,
-         cycles, ours, ort, (double)ort / (double)cycles, other, n > kMaxEvents ? " (stacks of the first 16384 only)" : "");
+  printf("%s: %ld allocations in %ld cycles (%.1f per cycle): libedge_sdk %ld, onnxruntime %ld, other %ld\n", what, n,
+         cycles, (double)n / (double)cycles, ours, ort, other);
   for (s = 0; s < n_sites; ++s)
     printf("  libedge_sdk allocation site +0x%lx: %ld (addr2line -f -C -e libedge_sdk.so 0x%lx)\n", (unsigned long)sites[s],
            site_count[s], (unsigned long)sites[s]);
+  if (n > kMaxEvents) {
+    printf("  only the first %d allocations could be attributed: run fewer cycles\n", kMaxEvents);
+    return ours + 1;  /* cannot vouch for the rest */
+  }
   return ours;
 }
 
@@ -192,12 +196,16 @@ static long measure(const char* dir, const char* bundle, const char* images_name
   edge_close(rt);
   __libc_free(heat);
   __libc_free(data);
+  if (n > kMaxEvents) {
+    printf("  only the first %d allocations could be attributed: run fewer cycles\n", kMaxEvents);
+    return ours + 1;  /* cannot vouch for the rest */
+  }
   return ours;
 }
 
 int main(int argc, char** argv) {
   int cycles;
-  long a, b, c;
+  long a, b, c, known = 0;
   void* probe[4];
   if (argc < 2) {
     fprintf(stderr, "usage: %s FIXTURES_DIR [CYCLES]\n", argv[0]);
@@ -208,11 +216,38 @@ int main(int argc, char** argv) {
   a = measure(argv[1], "plain", "plain_images", 0, cycles, "plain bundle, scores only");
   b = measure(argv[1], "plain", "plain_images", 1, cycles, "plain bundle, with heatmaps");
   c = measure(argv[1], "regions", "frames", 1, cycles, "regions bundle (3 regions a frame), with heatmaps");
+  {
+    /* The other post-processing kinds (embedding models, two-network mask model). */
+    static const struct {
+      const char* bundle;
+      const char* known; /* non-NULL: a known allocation, reported, not asserted */
+    } kinds[] = {
+        {"kind_knn_plain", NULL},
+        {"kind_mahalanobis", NULL},
+        {"kind_mhbc", NULL},
+        {"kind_mask", NULL},
+        {"kind_knn", NULL}, /* PatchCore with reweighting */
+    };
+    size_t k;
+    known = 0;
+    for (k = 0; k < sizeof kinds / sizeof kinds[0]; ++k) {
+      char what[128];
+      long r;
+      snprintf(what, sizeof what, "%s bundle, with heatmaps", kinds[k].bundle + 5);
+      r = measure(argv[1], kinds[k].bundle, "plain_images", 1, cycles, what);
+      if (r < 0) return 1;
+      if (kinds[k].known && r > 0) {
+        printf("  KNOWN, not asserted: %s\n", kinds[k].known);
+        ++known;
+      } else
+        c += r;
+    }
+  }
   if (a < 0 || b < 0 || c < 0) return 1;
   if (a || b || c) {
     printf("FAIL: libedge_sdk allocates on the hot path\n");
     return 1;
   }
-  printf("libedge_sdk: no heap allocation per cycle after warm-up\n");
+  printf("libedge_sdk: no heap allocation per cycle after warm-up%s\n", known ? " (except the known case above)" : "");
   return 0;
 }

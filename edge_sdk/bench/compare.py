@@ -5,7 +5,9 @@ Significance: for metrics computed from samples (latency percentiles, stage medi
 a percentile-bootstrap confidence interval (95 %, 2000 resamples, fixed seed) of the ratio; the
 difference is insignificant when the interval contains 1. When a record carries no samples, the
 medians are judged by overlap of the inter-quartile ranges. Single measurements (peak memory,
-maximum latency) carry no spread: their ratio is shown, unflagged ("n/a")."""
+maximum latency) carry no spread: their ratio is shown, unflagged ("n/a"), and name no winner.
+The intervals cover the spread within each run, not a change of machine load between the runs:
+the table shows each run's load average so that such a comparison can be discounted."""
 
 from __future__ import annotations
 
@@ -69,7 +71,8 @@ def _row(batch, metric, unit, a, b, lower_is_better, ci=None, significant=None) 
     ratio = (b / a) if (a is not None and b is not None and a != 0) else None
     lo, hi = (ci if ci is not None else (None, None))
     better = ""
-    if ratio is not None and significant is not False and ratio != 1.0:
+    # Only a difference judged against the spread names a winner (single values carry none).
+    if ratio is not None and significant is True and ratio != 1.0:
         b_better = ratio < 1.0 if lower_is_better else ratio > 1.0
         better = "B" if b_better else "A"
     return Row(batch, metric, unit, a, b, ratio, lo, hi, significant, better, lower_is_better)
@@ -145,7 +148,9 @@ def compare_records(a: dict, b: dict, *, seed: int = 0) -> dict:
             va, vb = a.get(section, {}).get(k), b.get(section, {}).get(k)
             if va != vb:
                 differences[f"{section}.{k}"] = (va, vb)
+    loads = (a.get("environment", {}).get("load_average_1min_before"), b.get("environment", {}).get("load_average_1min_before"))
     return {"rows": [asdict(r) for r in rows], "batches": common, "only_in_a": sorted(set(ra) - set(rb)),
+            "load_before": loads,
             "only_in_b": sorted(set(rb) - set(ra)), "differences": differences, "level": LEVEL}
 
 
@@ -163,6 +168,12 @@ def format_table(cmp: dict, name_a: str = "A", name_b: str = "B") -> str:
     if cmp["differences"]:
         lines.append("Differences between the runs: " + "; ".join(f"{k}: {va!r} -> {vb!r}" for k, (va, vb) in
                                                                   cmp["differences"].items()))
+        lines.append("")
+    loads = cmp.get("load_before", (None, None))
+    if None not in loads:
+        lines.append(f"1-min load average when each run started: A {loads[0]:.2f}, B {loads[1]:.2f}. The confidence "
+                     "intervals cover the spread within each run; a change of machine load between the runs is not "
+                     "covered (compare runs taken under the same conditions).")
         lines.append("")
     if cmp["only_in_a"] or cmp["only_in_b"]:
         lines.append(f"Batch sizes only in A: {cmp['only_in_a'] or '-'}; only in B: {cmp['only_in_b'] or '-'}")

@@ -69,7 +69,7 @@ def register(sub) -> None:
     p.add_argument("--input-size", type=int, default=None,
                    help="square network input size (default 256; resganad/grdnet: the preset's)")
     p.add_argument("--layers", help="comma-separated EfficientNet-Lite0 taps, e.g. stride8,stride16 "
-                                    "(default: stride4,stride8,stride16 for padim, stride8,stride16 otherwise)")
+                                    "(default stride8,stride16; also stride4, blocks.0 .. blocks.15)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="seed of everything random in training (default 0)")
     p.add_argument("--threads", type=int, help="CPU threads for torch and the kernels")
@@ -91,6 +91,8 @@ def register(sub) -> None:
     g = p.add_argument_group("patchcore / mhbc")
     g.add_argument("--coreset-ratio", type=float, default=0.1, help="patchcore: memory bank share (default 0.1)")
     g.add_argument("--projection-dim", type=int, help="fixed random projection of the patch features")
+    g.add_argument("--neighbourhood", type=int, default=3,
+                   help="local aggregation window of the patch features (default 3; 1 = none)")
     g.add_argument("--reweight", action="store_true", help="patchcore: the paper's image-score re-weighting")
     from edge_sdk.models import registry
 
@@ -111,9 +113,10 @@ def build_model(args):
     if args.model == "padim":
         kw.update(d=args.d, eps=args.eps)
     elif args.model == "patchcore":
-        kw.update(coreset_ratio=args.coreset_ratio, projection_dim=args.projection_dim, reweight=args.reweight)
+        kw.update(coreset_ratio=args.coreset_ratio, projection_dim=args.projection_dim, reweight=args.reweight,
+                  neighbourhood=args.neighbourhood)
     else:
-        kw.update(k=args.k, eps=args.eps, projection_dim=args.projection_dim)
+        kw.update(k=args.k, eps=args.eps, projection_dim=args.projection_dim, neighbourhood=args.neighbourhood)
     return model_class(args.model)(**kw)
 
 

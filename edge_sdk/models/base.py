@@ -130,19 +130,17 @@ class EmbeddingModel:
 
     def _ensure_network(self) -> nn.Module:
         if self.network is None:
-            self.network = self._build_network().eval().to(self.device if self.device != "cpu" else "cpu")
+            self.network = self._build_network().eval().to(self.device)
+            zeros = torch.zeros(1, 3, *self.input_size, device=self.device)
             with torch.no_grad():
-                probe = self.network(torch.zeros(1, 3, *self.input_size, device=self._torch_device()))
-            feats = [f for f in self.backbone(torch.zeros(1, 3, *self.input_size, device=self._torch_device()))]
+                probe = self.network(zeros)
+                feats = self.backbone(zeros)
             fine = max(feats, key=lambda f: f.shape[-1] * f.shape[-2])
             self.grid = (int(fine.shape[-2]), int(fine.shape[-1]))
             self.feature_dim = int(probe.shape[-1])
             if probe.shape[1] != self.grid[0] * self.grid[1]:
                 raise AssertionError("network output does not match the finest tap grid")
         return self.network
-
-    def _torch_device(self) -> str:
-        return self.device
 
     # -- input -> features ---------------------------------------------------------------------
     def _preprocess(self, items: list[np.ndarray]) -> np.ndarray:
@@ -160,7 +158,7 @@ class EmbeddingModel:
         """Features (N, L, C) float32 of uint8 images, as the runtime's network produces them."""
         items = as_image_list(images)
         net = self._ensure_network()
-        x = torch.from_numpy(self._preprocess(items)).to(self._torch_device())
+        x = torch.from_numpy(self._preprocess(items)).to(self.device)
         with torch.inference_mode():
             f = net(x)
         return np.ascontiguousarray(f.cpu().numpy(), dtype=np.float32)
@@ -275,11 +273,16 @@ class EmbeddingModel:
         return self.calibration
 
     # -- scoring -------------------------------------------------------------------------------
-    def _patch_scores(self, feats: np.ndarray) -> np.ndarray:
-        """(N, L, C) features -> (N, L) float32 raw per-location scores, through the kernels."""
+    def _patch_scores(self, feats: np.ndarray):
+        """(N, L, C) features -> ((N, L) float32 raw per-location scores through the kernels,
+        anything ``_raw_image_scores`` needs besides them)."""
         raise NotImplementedError
 
-    def _raw_image_scores(self, grid: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    def location_scores(self, feats: np.ndarray) -> np.ndarray:
+        """(N, L) raw per-location scores of network features."""
+        return self._patch_scores(feats)[0]
+
+    def _raw_image_scores(self, grid: np.ndarray, feats: np.ndarray, extra) -> np.ndarray:
         return grid.reshape(grid.shape[0], -1).max(axis=1)
 
     def _check_fitted(self) -> None:
@@ -309,10 +312,11 @@ class EmbeddingModel:
         items = as_image_list(images)
         feats = self.features(items)
         n = feats.shape[0]
-        grid = self._patch_scores(feats).reshape(n, *self.grid).astype(np.float32, copy=False)
+        loc, extra = self._patch_scores(feats)
+        grid = loc.reshape(n, *self.grid).astype(np.float32, copy=False)
         maps = self.anomaly_maps(grid, [a.shape[:2] for a in items])
         if self.image_score == "max_raw":
-            scores = self._raw_image_scores(grid, feats)
+            scores = self._raw_image_scores(grid, feats, extra)
         else:
             scores = np.array([m.max() for m in maps], dtype=np.float32)
         if len({m.shape for m in maps}) == 1:

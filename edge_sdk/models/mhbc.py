@@ -33,8 +33,12 @@ class MhBC(EmbeddingModel):
     default_layers = ("stride8", "stride16")
     default_image_score = "max_raw"
 
-    def __init__(self, *, k: int = 4, eps: float = 0.01, projection_dim: int | None = None, **kw):
+    def __init__(self, *, k: int = 4, eps: float = 0.01, projection_dim: int | None = None, neighbourhood: int = 3,
+                 **kw):
         super().__init__(**kw)
+        if neighbourhood < 1 or neighbourhood % 2 == 0:
+            raise ValueError(f"neighbourhood must be a positive odd number, got {neighbourhood}")
+        self.neighbourhood = int(neighbourhood)
         if k < 1:
             raise ValueError(f"k (centroids per location) must be >= 1, got {k}")
         if eps < 0:
@@ -49,7 +53,7 @@ class MhBC(EmbeddingModel):
         self.centroids: np.ndarray | None = None
 
     def _build_network(self):
-        return PatchFeatures(self.backbone, self.projection)
+        return PatchFeatures(self.backbone, self.projection, self.neighbourhood)
 
     def _fit_passes(self, passes: Callable[[str], Iterator[torch.Tensor]], n_images: int) -> None:
         if n_images < 2:
@@ -69,12 +73,13 @@ class MhBC(EmbeddingModel):
     def is_fitted(self) -> bool:
         return self.centroids is not None
 
-    def _patch_scores(self, feats: np.ndarray) -> np.ndarray:
+    def _patch_scores(self, feats: np.ndarray):
         z = kernels.whiten(feats, self.mean, self.chol, device=self.device)
-        return kernels.local_nearest(z, self.centroids, device=self.device)
+        return kernels.local_nearest(z, self.centroids, device=self.device), None
 
     def _settings(self) -> dict:
-        return {"k": self.k, "eps": self.eps, "projection_dim": self.projection_dim}
+        return {"k": self.k, "eps": self.eps, "projection_dim": self.projection_dim,
+                "neighbourhood": self.neighbourhood}
 
     def _model_arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "chol": self.chol, "centroids": self.centroids}

@@ -33,8 +33,12 @@ class PatchCore(EmbeddingModel):
 
     def __init__(self, *, coreset_ratio: float = 0.1, projection_dim: int | None = None,
                  coreset_chunk: int = 16384, coreset_projection_dim: int | None = 128,
-                 reweight: bool = False, num_neighbors: int = 9, bank_dtype: str = "float32", **kw):
+                 reweight: bool = False, num_neighbors: int = 9, bank_dtype: str = "float32",
+                 neighbourhood: int = 3, **kw):
         super().__init__(**kw)
+        if neighbourhood < 1 or neighbourhood % 2 == 0:
+            raise ValueError(f"neighbourhood must be a positive odd number, got {neighbourhood}")
+        self.neighbourhood = int(neighbourhood)
         if not 0 < coreset_ratio <= 1:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio}")
         if num_neighbors < 1:
@@ -54,7 +58,7 @@ class PatchCore(EmbeddingModel):
         self.bank: np.ndarray | None = None
 
     def _build_network(self):
-        return PatchFeatures(self.backbone, self.projection)
+        return PatchFeatures(self.backbone, self.projection, self.neighbourhood)
 
     def _fit_passes(self, passes: Callable[[str], Iterator[torch.Tensor]], n_images: int) -> None:
         coreset = StreamingCoreset(self.feature_dim, self.coreset_ratio, chunk_size=self.coreset_chunk,
@@ -71,12 +75,12 @@ class PatchCore(EmbeddingModel):
         q = np.ascontiguousarray(feats.reshape(-1, feats.shape[-1]))
         return kernels.knn(q, self.bank, k=k, device=self.device)
 
-    def _patch_scores(self, feats: np.ndarray) -> np.ndarray:
+    def _patch_scores(self, feats: np.ndarray):
         dist, idx = self._nearest(feats)
-        self._last_nn = idx[:, 0].reshape(feats.shape[0], -1)
-        return dist[:, 0].reshape(feats.shape[0], -1)
+        n = feats.shape[0]
+        return dist[:, 0].reshape(n, -1), idx[:, 0].reshape(n, -1)
 
-    def _raw_image_scores(self, grid: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    def _raw_image_scores(self, grid: np.ndarray, feats: np.ndarray, nearest: np.ndarray) -> np.ndarray:
         n = grid.shape[0]
         flat = grid.reshape(n, -1)
         best = flat.argmax(axis=1)
@@ -84,9 +88,9 @@ class PatchCore(EmbeddingModel):
         if not self.reweight:
             return scores
         b = min(self.num_neighbors, self.bank.shape[0])
-        nn_index = self._last_nn[np.arange(n), best]
+        nn_index = nearest[np.arange(n), best]
         # Support set: the b bank entries nearest to m* (m* itself first), through the kernel.
-        _, support = kernels.knn(np.ascontiguousarray(self.bank[nn_index]), self.bank, k=b, device=self.device)
+        _, support = kernels.knn(np.ascontiguousarray(self.bank[nn_index], dtype=np.float32), self.bank, k=b, device=self.device)
         for i in range(n):
             patch = np.ascontiguousarray(feats[i, best[i]][None].astype(np.float32))
             d, _ = kernels.knn(patch, np.ascontiguousarray(self.bank[support[i]]), k=b, device=self.device)
@@ -97,8 +101,8 @@ class PatchCore(EmbeddingModel):
         return scores
 
     def _settings(self) -> dict:
-        return {"coreset_ratio": self.coreset_ratio, "projection_dim": self.projection_dim,
-                "coreset_chunk": self.coreset_chunk, "coreset_projection_dim": self.coreset_projection_dim,
+        return {"neighbourhood": self.neighbourhood, "coreset_ratio": self.coreset_ratio,
+                "projection_dim": self.projection_dim, "coreset_chunk": self.coreset_chunk, "coreset_projection_dim": self.coreset_projection_dim,
                 "reweight": self.reweight, "num_neighbors": self.num_neighbors, "bank_dtype": self.bank_dtype}
 
     def _model_arrays(self) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 // C++ exceptions into status codes (status.hpp). The work itself is the Inspector's.
 #include "edge_sdk/c_api.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -21,13 +22,38 @@ using edge::capi::StatusError;
 
 namespace {
 
+// Sizes of the structs as ABI 1.0 defined them (up to their last 1.0 field). Frozen: later minor
+// versions append fields and must keep accepting callers built against 1.0 headers, reading and
+// writing only the first struct_size bytes.
+template <class T>
+constexpr size_t abi_1_0_size();
+template <>
+constexpr size_t abi_1_0_size<edge_open_options>() { return offsetof(edge_open_options, review_band) + sizeof(double); }
+template <>
+constexpr size_t abi_1_0_size<edge_input_spec>() { return offsetof(edge_input_spec, value_max) + sizeof(double); }
+template <>
+constexpr size_t abi_1_0_size<edge_output_spec>() { return offsetof(edge_output_spec, deadline_ms) + sizeof(double); }
+template <>
+constexpr size_t abi_1_0_size<edge_region_spec>() { return offsetof(edge_region_spec, threshold) + sizeof(double); }
+template <>
+constexpr size_t abi_1_0_size<edge_batch_outputs>() { return offsetof(edge_batch_outputs, deadline_exceeded) + sizeof(int32_t); }
+
 // struct_size of a caller's struct must cover at least the fields of ABI 1.0.
 template <class T>
 void check_struct(const T* p, const char* what) {
   if (!p) throw StatusError(EDGE_E_INVALID_ARGUMENT, std::string(what) + ": null pointer");
-  if (p->struct_size < sizeof(T))
+  if (p->struct_size < abi_1_0_size<T>())
     throw StatusError(EDGE_E_INVALID_ARGUMENT, std::string(what) + "->struct_size: " + std::to_string(p->struct_size) +
-                                                   ", expected " + std::to_string(sizeof(T)) + " (initialize it with its _init function)");
+                                                   ", expected at least " + std::to_string(abi_1_0_size<T>()) +
+                                                   " (initialize it with its _init function)");
+}
+
+// Writes `value` into the caller's struct: no more than its struct_size bytes, struct_size kept.
+template <class T>
+void write_struct(T* out, const T& value) {
+  const uint32_t size = out->struct_size;
+  std::memcpy(out, &value, std::min<size_t>(size, sizeof(T)));
+  out->struct_size = size;
 }
 
 void check_out(const void* p, const char* what) {
@@ -80,7 +106,9 @@ EDGE_API edge_status edge_open(const char* bundle_path, const edge_open_options*
     edge_open_options_init(&o);
     if (options) {
       check_struct(options, "options");
-      std::memcpy(&o, options, sizeof o);
+      const uint32_t size = o.struct_size;
+      std::memcpy(&o, options, std::min<size_t>(options->struct_size, sizeof o));  // fields it has; defaults after
+      o.struct_size = size;
     }
     edge::capi::InspectorOptions io;
     edge::RuntimeOptions& ro = io.runtime;
@@ -141,7 +169,6 @@ EDGE_API edge_status edge_input_spec_get(const edge_runtime* rt, edge_input_spec
     check_struct(out, "out");
     Registry::Use use(Registry::instance(), rt);
     const edge::InputSpec& in = use->runtime().manifest().input;
-    const uint32_t size = out->struct_size;
     edge_input_spec s;
     edge_input_spec_init(&s);
     s.height = static_cast<int32_t>(in.height);
@@ -157,8 +184,7 @@ EDGE_API edge_status edge_input_spec_get(const edge_runtime* rt, edge_input_spec
     }
     s.value_min = in.value_min;
     s.value_max = in.value_max;
-    std::memcpy(out, &s, sizeof s);
-    out->struct_size = size;
+    write_struct(out, s);
     return EDGE_OK;
   });
 }
@@ -168,7 +194,6 @@ EDGE_API edge_status edge_output_spec_get(const edge_runtime* rt, edge_output_sp
     check_struct(out, "out");
     Registry::Use use(Registry::instance(), rt);
     const edge::Manifest& m = use->runtime().manifest();
-    const uint32_t size = out->struct_size;
     edge_output_spec s;
     edge_output_spec_init(&s);
     s.region_count = static_cast<int32_t>(m.regions.size());
@@ -180,8 +205,7 @@ EDGE_API edge_status edge_output_spec_get(const edge_runtime* rt, edge_output_sp
     s.max_batch = static_cast<int32_t>(use->options().chunk_images);
     s.heatmaps = use->options().runtime.heatmaps ? 1 : 0;
     s.deadline_ms = use->options().deadline_ms;
-    std::memcpy(out, &s, sizeof s);
-    out->struct_size = size;
+    write_struct(out, s);
     return EDGE_OK;
   });
 }
@@ -247,7 +271,7 @@ EDGE_API edge_status edge_heatmap_floats(const edge_runtime* rt, const edge_imag
 EDGE_API edge_status edge_run(edge_runtime* rt, const edge_image* images, size_t count, double deadline_ms,
                               edge_batch_outputs* outputs) {
   // Whatever happens below, results that can be written say review (never accept).
-  const bool results_usable = outputs && outputs->struct_size >= sizeof(edge_batch_outputs) && outputs->results &&
+  const bool results_usable = outputs && outputs->struct_size >= abi_1_0_size<edge_batch_outputs>() && outputs->results &&
                               outputs->results_capacity >= count;
   const edge_status s = guarded([&] {
     check_struct(outputs, "outputs");

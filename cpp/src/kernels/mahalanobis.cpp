@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "edge_sdk/devices.hpp"
+#include "edge_sdk/scratch.hpp"
 #include "edge_sdk/kernels/mahalanobis_math.hpp"
 
 #if defined(__GNUC__)
@@ -110,19 +111,33 @@ struct VecOf<4> {
   typedef float type __attribute__((vector_size(16)));
 };
 
-// 64-byte aligned scratch floats.
+// 64-byte aligned scratch floats of the calling thread, grow-only (no allocation per call once
+// warm). One Scratch is alive per thread at a time (a per-task local of solve_units).
 class Scratch {
  public:
-  explicit Scratch(size_t count) : raw_(new float[count + 16]) {
-    const auto addr = reinterpret_cast<uintptr_t>(raw_.get());
+  explicit Scratch(size_t count) {
+    std::vector<float>& raw = thread_scratch<Scratch, float>(count + 16);
+    const auto addr = reinterpret_cast<uintptr_t>(raw.data());
     ptr_ = reinterpret_cast<float*>((addr + 63) & ~static_cast<uintptr_t>(63));
   }
   float* get() const { return ptr_; }
 
  private:
-  std::unique_ptr<float[]> raw_;
   float* ptr_;
 };
+
+// Per-location failure flags, zeroed: the calling thread's, grow-only (the workers of one call
+// write them through the pointer; the caller reads them after parallel_for returns).
+std::atomic<uint8_t>* failure_flags(int64_t l) {
+  thread_local std::unique_ptr<std::atomic<uint8_t>[]> flags;
+  thread_local int64_t capacity = 0;
+  if (capacity < l) {
+    flags.reset(new std::atomic<uint8_t>[static_cast<size_t>(l)]);
+    capacity = l;
+  }
+  for (int64_t i = 0; i < l; ++i) flags[static_cast<size_t>(i)].store(0, std::memory_order_relaxed);
+  return flags.get();
+}
 
 // ---- Mahalanobis distance and whitening ------------------------------------------------------
 
@@ -488,9 +503,8 @@ void mahalanobis_whiten_cpu(const float* features, const float* mean, const floa
                             ThreadPool& pool) {
   validate_mahalanobis_sizes(n, l, c);
   if (!dist && !z) throw ArgumentError("dist, z: expected at least one output");
-  std::vector<std::atomic<uint8_t>> flags(static_cast<size_t>(l));
-  for (auto& f : flags) f.store(0, std::memory_order_relaxed);
-  const SolveJob job{features, mean, chol, n, l, c, dist, z, flags.data()};
+  std::atomic<uint8_t>* flags = failure_flags(l);
+  const SolveJob job{features, mean, chol, n, l, c, dist, z, flags};
   const Isa isa = cpu_isa();
   const int w = tile_width(isa);
   const Split split(n, w);
@@ -505,9 +519,8 @@ void mahalanobis_whiten_cpu(const float* features, const float* mean, const floa
 void local_nearest_cpu(const float* z, const float* centroids, int64_t n, int64_t l, int64_t k,
                        int64_t c, float* dist, ThreadPool& pool) {
   validate_local_nearest_sizes(n, l, k, c);
-  std::vector<std::atomic<uint8_t>> flags(static_cast<size_t>(l));
-  for (auto& f : flags) f.store(0, std::memory_order_relaxed);
-  const NearestJob job{z, centroids, n, l, k, c, dist, flags.data()};
+  std::atomic<uint8_t>* flags = failure_flags(l);
+  const NearestJob job{z, centroids, n, l, k, c, dist, flags};
   const Isa isa = cpu_isa();
   pool.parallel_for(
       n * l, [&](int64_t t0, int64_t t1) { nearest_units_dispatch(isa, job, t0, t1); },

@@ -5,12 +5,14 @@
 //                              (+ PatchCore's reweighting of the image score, when enabled)
 //   "mhbc"        (MhBC)       location score = min_j ||whiten(f) - centroid_j||
 // Image score: "max_raw" = max of the grid, "max_blurred" = max of the blurred map.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
 
 #include "edge_sdk/kernels/knn.hpp"
+#include "edge_sdk/kernels/knn_math.hpp"
 #include "edge_sdk/kernels/mahalanobis.hpp"
 #include "post_common.hpp"
 #include "postprocess_registry.hpp"
@@ -162,6 +164,7 @@ class KnnPost final : public EmbeddingPost {
       support_rows_.resize(static_cast<size_t>(neighbors_) * row);
       support_dist_.resize(static_cast<size_t>(neighbors_));
       support_index_.resize(static_cast<size_t>(neighbors_));
+      support_pairs_.resize(static_cast<size_t>(neighbors_));
     }
   }
 
@@ -191,8 +194,22 @@ class KnnPost final : public EmbeddingPost {
     for (int64_t j = 0; j < neighbors_; ++j)
       std::memcpy(support_rows_.data() + static_cast<size_t>(j) * row,
                   bank + static_cast<size_t>(support_index_[static_cast<size_t>(j)]) * row, row);
-    knn_cpu(features + best * c_, 1, support_rows_.data(), type_, neighbors_, c_, neighbors_, support_dist_.data(),
-            support_index_.data(), pool_);
+    // The patch's distances to the few support rows: the k-NN kernel's exact re-rank arithmetic
+    // (double sums, ascending, ties to the lower index) on preallocated buffers, so this per-image
+    // step allocates nothing and equals knn() over the support set, which the PyTorch model calls.
+    const float* patch = features + best * c_;
+    for (int64_t j = 0; j < neighbors_; ++j) {
+      const uint8_t* r = support_rows_.data() + static_cast<size_t>(j) * row;
+      const double d2 = type_ == KnnBankType::F32 ? exact_sq_dist(patch, reinterpret_cast<const float*>(r), c_)
+                                                  : exact_sq_dist(patch, reinterpret_cast<const uint16_t*>(r), c_);
+      support_pairs_[static_cast<size_t>(j)] = {d2, j};
+    }
+    std::sort(support_pairs_.begin(), support_pairs_.end(),
+              [](const std::pair<double, int64_t>& a, const std::pair<double, int64_t>& b) {
+                return neighbour_before(a.first, a.second, b.first, b.second);
+              });
+    for (int64_t j = 0; j < neighbors_; ++j)
+      support_dist_[static_cast<size_t>(j)] = static_cast<float>(std::sqrt(support_pairs_[static_cast<size_t>(j)].first));
     double sum = 0.0;
     const double d0 = support_dist_[0];
     for (int64_t j = 0; j < neighbors_; ++j) sum += std::exp(static_cast<double>(support_dist_[static_cast<size_t>(j)]) - d0);
@@ -236,6 +253,7 @@ class KnnPost final : public EmbeddingPost {
   std::vector<float> query_, support_dist_;
   std::vector<int64_t> index_, support_index_;
   std::vector<uint8_t> support_rows_;
+  std::vector<std::pair<double, int64_t>> support_pairs_;
 };
 
 }  // namespace

@@ -1,8 +1,14 @@
 // Network backend on ONNX Runtime: one session per bundle network, inputs and outputs bound to
-// the runtime's preallocated host buffers, OrtValue wrappers cached per batch size.
+// the runtime's preallocated host buffers, OrtValue wrappers cached per batch size. Backends of the
+// same network file content and session options share one session (ONNX Runtime's Run is
+// thread-safe): the C ABI's contexts and runtimes opened twice keep one copy of the weights.
 #include "ort_backend.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include "edge_sdk/runtime/errors.hpp"
 #include "edge_sdk/runtime/ort_library.hpp"
@@ -15,6 +21,23 @@ std::string dims_str(const std::vector<int64_t>& d) {
   std::string s = "[";
   for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
   return s + "]";
+}
+
+// Sessions by (network file sha256, provider, device, threads, engine cache): a weak cache, so a
+// session lives as long as a backend uses it. Keyed by content, never by address.
+std::shared_ptr<Ort::Session> shared_session(const std::string& key, const std::function<Ort::Session*()>& create) {
+  static std::mutex mutex;
+  static auto* cache = new std::map<std::string, std::weak_ptr<Ort::Session>>();  // never destroyed
+  std::lock_guard<std::mutex> lock(mutex);  // creation under the lock: two opens do not build it twice
+  for (auto it = cache->begin(); it != cache->end();) {
+    if (it->second.expired()) it = cache->erase(it);
+    else ++it;
+  }
+  auto& slot = (*cache)[key];
+  if (auto s = slot.lock()) return s;
+  std::shared_ptr<Ort::Session> s(create());
+  slot = s;
+  return s;
 }
 
 bool has_provider(const OrtLibraryInfo& lib, const std::string& name) {
@@ -74,7 +97,11 @@ class OrtBackend final : public Backend {
         throw ArgumentError("provider: expected \"cpu\", \"cuda\" or \"tensorrt\", got \"" + opt.provider + "\"");
       }
       const auto& bytes = bundle.contents.at(net.file);
-      session_ = std::make_unique<Ort::Session>(ort_env(), bytes.data(), bytes.size(), so);
+      auto file = bundle.manifest.files.find(net.file);
+      const std::string key = (file != bundle.manifest.files.end() ? file->second.sha256 : bundle.path + "/" + net.file) +
+                              "|" + opt.provider + "|" + std::to_string(opt.device_index) + "|" +
+                              std::to_string(opt.threads) + "|" + opt.trt_cache_dir;
+      session_ = shared_session(key, [&] { return new Ort::Session(ort_env(), bytes.data(), bytes.size(), so); });
     } catch (const Ort::Exception& e) {
       throw BackendError(source_ + ": ONNX Runtime could not create a session: " + e.what());
     }
@@ -164,7 +191,7 @@ class OrtBackend final : public Backend {
 
   NetworkSpec net_;
   std::string source_, lib_desc_, provider_;
-  std::unique_ptr<Ort::Session> session_;
+  std::shared_ptr<Ort::Session> session_;
   std::unique_ptr<Ort::MemoryInfo> mem_;
   std::unique_ptr<Ort::RunOptions> run_options_;  // created after the library is loaded
   std::vector<const char*> in_names_, out_names_;
