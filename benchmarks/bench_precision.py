@@ -44,6 +44,16 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def default_mtd() -> str:
+    env = os.environ.get("EDGE_SDK_MTD")
+    if env:
+        return env
+    for root in (REPO.parent, REPO.parent.parent):
+        if (root / "shared" / "datasets" / "magnetic_tile").is_dir():
+            return str(root / "shared" / "datasets" / "magnetic_tile")
+    return str(REPO.parent / "shared" / "datasets" / "magnetic_tile")
+
+
 def synthetic_splits(n_train: int, n_calib: int, n_gate: int, gray: bool, seed: int = 0):
     """(train, calibration, gate) Sample lists of the synthetic tile set; the test images are split
     at random (seeded), so both test splits hold good and anomalous images in the same proportion."""
@@ -76,8 +86,13 @@ def train_model(name: str, train, calib, threads: int):
     return model, time.perf_counter() - t0
 
 
-def measure(name: str, model, train, gate, workdir: str, threads: int, precisions: list[str]) -> dict:
-    """Exports the model, adds the gated variants and returns the record of each variant."""
+def measure(name: str, model, train, gate, workdir: str, threads: int, precisions: list[str],
+            int8_methods: list[str]) -> dict:
+    """Exports the model, adds the gated variants and returns the record of each variant. int8 is
+    calibrated with int8_methods[0]; each further method is gated on a fresh copy of the fp32
+    bundle and recorded as "int8/<method>" (for comparison; not in the bundle)."""
+    import shutil
+
     from converters import export_bundle
     from converters.precision_bundle import add_precision_variants
     from edge_sdk.bundle import read_bundle
@@ -88,8 +103,20 @@ def measure(name: str, model, train, gate, workdir: str, threads: int, precision
     images = [np.ascontiguousarray(s.image) for s in gate]
     labels = np.array([s.label for s in gate], dtype=np.int64)
     t0 = time.perf_counter()
+    fresh = os.path.join(workdir, f"{name}.fp32-only.bundle")
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(bundle, fresh)
     reports = add_precision_variants(bundle, precisions, calibration_images=calibration, validation_images=images,
-                                     validation_labels=labels, threads=threads, log=log)
+                                     validation_labels=labels, threads=threads, int8_method=int8_methods[0], log=log)
+    if "int8" in precisions:
+        for method in int8_methods[1:]:
+            copy = os.path.join(workdir, f"{name}.{method}.bundle")
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(fresh, copy)
+            log(f"int8 calibrated with {method}")
+            r = add_precision_variants(copy, ["int8"], calibration_images=calibration, validation_images=images,
+                                       validation_labels=labels, threads=threads, int8_method=method, log=log)
+            reports[f"int8/{method}"] = r["int8"]
     present = sorted({n["precision"] for n in read_bundle(bundle).manifest["networks"]})
     return {
         "model": name,
@@ -103,14 +130,14 @@ def measure(name: str, model, train, gate, workdir: str, threads: int, precision
 
 
 def table(title: str, rows: list[dict]) -> str:
-    head = (f"{'model':<10} {'variant':<7} {'images':>6} {'AUROC fp32':>10} {'AUROC':>7} {'drop':>8} "
+    head = (f"{'model':<10} {'variant':<15} {'images':>6} {'AUROC fp32':>10} {'AUROC':>7} {'drop':>8} "
             f"{'agree %':>8} {'flips':>5} {'drift mean':>10} {'drift max':>9} {'abs max':>9}  gate")
     lines = [title, head, "-" * len(head)]
     for row in rows:
         for p, r in row["variants"].items():
             flips = int(round((1 - r["verdict_agreement"]) * r["images"]))
             fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-            lines.append(f"{row['model']:<10} {p:<7} {r['images']:>6} {fmt(r['auroc_fp32'], '.4f'):>10} "
+            lines.append(f"{row['model']:<10} {p:<15} {r['images']:>6} {fmt(r['auroc_fp32'], '.4f'):>10} "
                          f"{fmt(r['auroc'], '.4f'):>7} {fmt(r['auroc_drop'], '+.4f'):>8} "
                          f"{100 * r['verdict_agreement']:>8.2f} {flips:>5} {r['score_drift_mean']:>10.2e} "
                          f"{r['score_drift_max']:>9.2e} {r['score_abs_drift_max']:>9.2e}  "
@@ -126,16 +153,23 @@ def main(argv=None) -> int:
     ap.add_argument("--calib", type=int, default=100, help="labelled test images that set the threshold")
     ap.add_argument("--gate", type=int, default=400, help="labelled test images of the accuracy gate")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--int8-methods", default="minmax",
+                    help="activation range estimators for int8, comma-separated (minmax, percentile, entropy); the "
+                         "first is the bundle's, the others are gated for comparison")
     ap.add_argument("--mtd", action="store_true", help="also PatchCore and PaDiM on the Magnetic Tile Defect set")
-    ap.add_argument("--data", default=os.environ.get("EDGE_SDK_MTD", str(REPO.parent / "shared" / "datasets" /
-                                                                         "magnetic_tile")))
+    ap.add_argument("--no-synthetic", action="store_true", help="only the Magnetic Tile Defect set (with --mtd)")
+    ap.add_argument("--data", default=default_mtd(), help="Magnetic Tile Defect root (default: $EDGE_SDK_MTD, "
+                                                            "../shared/datasets/magnetic_tile from the repository "
+                                                            "or from a worktree beside it)")
     ap.add_argument("--workdir", help="where bundles are written (default: a temporary folder)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_precision.json"))
     args = ap.parse_args(argv)
     pin_threads(args.threads)
     models = [m for m in args.models.split(",") if m]
     precisions = [p for p in args.precisions.split(",") if p]
+    int8_methods = [m for m in args.int8_methods.split(",") if m]
     record: dict = {"schema": "edge-sdk-bench-precision", "threads": args.threads, "precisions": precisions,
+                    "int8_methods": int8_methods,
                     "gate": {"min_verdict_agreement": 0.995, "max_auroc_drop": 0.005},
                     "note": "CPU, onnxruntime through edge_sdk.Runtime; machine shared with other jobs "
                             "(no timings reported)", "synthetic": [], "mtd": []}
@@ -145,7 +179,7 @@ def main(argv=None) -> int:
         record["synthetic_data"] = {"kind": "tile", "size": 256, "train": args.train, "calibration": args.calib,
                                     "gate": args.gate, "anomaly_fraction": 0.5, "seed": 0}
         splits = {}
-        for name in models:
+        for name in ([] if args.no_synthetic else models):
             gray = name == "resganad"
             if gray not in splits:
                 log(f"synthetic tile set ({'gray' if gray else 'RGB'}): {args.train} train, {args.calib} "
@@ -154,7 +188,7 @@ def main(argv=None) -> int:
             train, calib, gate = splits[gray]
             log(f"== {name}: training on {len(train)} images")
             model, fit_s = train_model(name, train, calib, args.threads)
-            row = measure(name, model, train, gate, workdir, args.threads, precisions)
+            row = measure(name, model, train, gate, workdir, args.threads, precisions, int8_methods)
             row["fit_seconds"] = round(fit_s, 1)
             record["synthetic"].append(row)
             write_json(Path(args.out), record)
@@ -169,13 +203,15 @@ def main(argv=None) -> int:
             for name in [m for m in models if m != "resganad"]:
                 log(f"== {name} on MTD: training on {len(train)} images, gate on {len(gate)}")
                 model, fit_s = train_model(name, train, None, args.threads)
-                row = measure(name, model, [train[i] for i in range(64)], gate, workdir, args.threads, precisions)
+                row = measure(name, model, [train[i] for i in range(64)], gate, workdir, args.threads, precisions,
+                              int8_methods)
                 row["fit_seconds"] = round(fit_s, 1)
                 record["mtd"].append(row)
                 write_json(Path(args.out), record)
     print()
-    print(table(f"Synthetic tile set, gate on {args.gate} images (CPU, onnxruntime via edge_sdk.Runtime)",
-                record["synthetic"]))
+    if record["synthetic"]:
+        print(table(f"Synthetic tile set, gate on {args.gate} images (CPU, onnxruntime via edge_sdk.Runtime)",
+                    record["synthetic"]))
     if record["mtd"]:
         print()
         print(table("Magnetic Tile Defect, gate on its test split", record["mtd"]))

@@ -275,19 +275,23 @@ def _annotate(model, precision: str, source, **extra) -> None:
 
 def calibration_batches(images: Sequence[np.ndarray] | np.ndarray, preprocess: dict, *, batch: int = 16,
                         limit: int | None = 200) -> Iterator[np.ndarray]:
-    """Good training images (H,W,C) or (H,W) uint8 -> preprocessed float32 batches for
-    :func:`make_int8`, through ``edge_sdk.kernels.preprocess`` with the bundle's preprocess spec
-    (dict(height, width, channels, mean, std, scale))."""
+    """Good training images (H,W,C) or (H,W) uint8, of any sizes -> preprocessed float32 batches
+    for :func:`make_int8`, through ``edge_sdk.kernels.preprocess`` with the bundle's preprocess spec
+    (dict(height, width, channels, mean, std, scale)). Images are preprocessed one by one (each
+    from its own size, as the runtime does) and stacked after resizing."""
     from edge_sdk.kernels import preprocess as _preprocess
 
+    size = (int(preprocess["height"]), int(preprocess["width"]))
     n = len(images) if limit is None else min(len(images), limit)
     for start in range(0, n, batch):
-        chunk = [np.asarray(images[i]) for i in range(start, min(n, start + batch))]
-        chunk = [c[..., None] if c.ndim == 2 else c for c in chunk]
-        x = np.ascontiguousarray(np.stack(chunk))
-        yield _preprocess(x, (int(preprocess["height"]), int(preprocess["width"])),
-                          mean=preprocess["mean"], std=preprocess["std"],
-                          channels=int(preprocess["channels"]), scale=float(preprocess.get("scale", 1 / 255)))
+        out = []
+        for i in range(start, min(n, start + batch)):
+            img = np.asarray(images[i])
+            img = img[..., None] if img.ndim == 2 else img
+            out.append(_preprocess(np.ascontiguousarray(img[None]), size, mean=preprocess["mean"],
+                                   std=preprocess["std"], channels=int(preprocess["channels"]),
+                                   scale=float(preprocess.get("scale", 1 / 255))))
+        yield np.ascontiguousarray(np.concatenate(out))
 
 
 def input_value_range(preprocess: dict) -> tuple[float, float]:

@@ -185,3 +185,20 @@ def test_gate_variants_runs_fp32_once(rng):
     reports = P.gate_variants(["fp32", "fp16", "int8"], labels, score_fn)
     assert calls == ["fp32", "fp16", "int8"]
     assert reports["fp16"].accepted and not reports["int8"].accepted
+
+
+def test_calibration_batches_take_images_of_any_size(rng):
+    """Calibration images of different sizes (real data sets, e.g. MTD) are preprocessed one by one,
+    exactly as edge_sdk.kernels.preprocess does for each, then batched."""
+    from edge_sdk import kernels
+
+    pre = dict(height=24, width=32, channels=3, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3], scale=1 / 255)
+    images = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(40, 50, 3), (24, 32, 3), (61, 17), (30, 30, 3), (9, 90)]]
+    batches = list(P.calibration_batches(images, pre, batch=2))
+    assert [b.shape for b in batches] == [(2, 3, 24, 32), (2, 3, 24, 32), (1, 3, 24, 32)]
+    got = np.concatenate(batches)
+    for i, img in enumerate(images):
+        x = img[..., None] if img.ndim == 2 else img
+        want = kernels.preprocess(np.ascontiguousarray(x[None]), (24, 32), mean=pre["mean"], std=pre["std"], channels=3)
+        np.testing.assert_array_equal(got[i], want[0])
+    assert len(np.concatenate(list(P.calibration_batches(images, pre, batch=2, limit=3)))) == 3

@@ -140,12 +140,16 @@ def _images(rng, parts, n):
     return rng.integers(0, 256, shape, dtype=np.uint8)
 
 
+MODEL_TYPES = {"mahalanobis": "padim", "knn": "patchcore", "knn_reweight_f16": "patchcore", "mhbc": "mhbc",
+               "ssim": "resganad", "mask": "grdnet"}
+
+
 def _bundle_with_engines(tmp_path, kind, rng, precisions=("fp32",)):
     parts = KINDS[kind]()
-    b0 = export_bundle(parts, tmp_path / "b0", model_type=kind).bundle
+    b0 = export_bundle(parts, tmp_path / "b0", model_type=MODEL_TYPES[kind]).bundle
     probe = edge_sdk.Runtime(b0, threads=1).predict(_images(rng, parts, 8))
     _calibrated(parts, probe.scores)  # both verdicts occur
-    b = export_bundle(parts, tmp_path / "b", model_type=kind).bundle
+    b = export_bundle(parts, tmp_path / "b", model_type=MODEL_TYPES[kind]).bundle
     from converters.engine_bundle import ensure_engines
 
     for p in precisions:
@@ -180,7 +184,7 @@ def test_tensorrt_device_path_equals_host_path_and_onnxruntime(tmp_path, rng, ki
         np.testing.assert_allclose(a, r, rtol=1e-3, atol=1e-4)
     # Heatmaps off: same scores (the maps still feed "max_blurred" scores on the device).
     quiet = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8, heatmaps=False).predict(imgs)
-    np.testing.assert_array_equal(quiet.scores, dev.scores)
+    np.testing.assert_allclose(quiet.scores, dev.scores, rtol=1e-5, atol=1e-7)
 
 
 @needs_trt
@@ -191,8 +195,9 @@ def test_tensorrt_cuda_graph_and_batches(tmp_path, rng):
     rt = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=4, cuda_graph=True)
     for _ in range(3):  # capture, then replays (batch sizes 4 and 3 alternate)
         res = rt.predict(imgs)
-        np.testing.assert_array_equal(res.scores, plain.scores)
-        np.testing.assert_array_equal(np.stack(res.heatmaps), np.stack(plain.heatmaps))
+        # Separate engines from one plan: equal up to kernels that accumulate in a varying order.
+        np.testing.assert_allclose(res.scores, plain.scores, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(np.stack(res.heatmaps), np.stack(plain.heatmaps), rtol=1e-5, atol=1e-6)
 
 
 @needs_trt
@@ -206,15 +211,17 @@ def test_tensorrt_refuses_a_stale_engine_with_reasons(tmp_path, rng):
     meta.write_text(json.dumps(doc))
     with pytest.raises(RuntimeError, match=r"(?s)no fp32 engine.*matches.*tensorrt_version.*9\.0\.0\.1.*build-engine"):
         edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8)
-    # auto falls back to ONNX Runtime; rebuild_engines builds a matching one.
-    assert edge_sdk.Runtime(b, device="cuda:0", backend="auto", max_batch=8).backend.startswith("onnxruntime")
+    # auto falls back to ONNX Runtime (its CPU provider here: the onnxruntime wheel may lack CUDA);
+    # rebuild_engines builds a matching engine.
+    auto = edge_sdk.Runtime(b, device="cuda:0", backend="auto", provider="cpu", max_batch=8)
+    assert auto.backend.startswith("onnxruntime"), auto.backend
     rt = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8, rebuild_engines=True)
     assert "TensorRT" in rt.backend
     # An archived bundle needs the engines folder.
     shutil.copytree(b / "engines", tmp_path / "engines")
     rt2 = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8, engines_dir=tmp_path / "engines")
     imgs = _images(rng, parts, 3)
-    np.testing.assert_array_equal(rt2.predict(imgs).scores, rt.predict(imgs).scores)
+    np.testing.assert_allclose(rt2.predict(imgs).scores, rt.predict(imgs).scores, rtol=1e-5, atol=1e-7)
 
 
 @needs_trt
@@ -224,11 +231,13 @@ def test_tensorrt_reduced_precision_engines_follow_their_onnx_variant(tmp_path, 
     from converters.precision_bundle import add_precision_variants
 
     parts = KINDS["mahalanobis"]()
-    b = export_bundle(parts, tmp_path / "b", model_type="padim").bundle
     train = _images(rng, parts, 16)
     val = _images(rng, parts, 40)
     labels = np.r_[np.zeros(20), np.ones(20)].astype(int)
     val[20:, 8:20, 8:20] = 255  # bright squares: anomalous
+    b0 = export_bundle(parts, tmp_path / "b0", model_type="padim").bundle
+    _calibrated(parts, edge_sdk.Runtime(b0, threads=1).predict(val).scores)  # threshold between two scores
+    b = export_bundle(parts, tmp_path / "b", model_type="padim").bundle
     reports = add_precision_variants(b, ["fp16"], calibration_images=list(train), validation_images=list(val),
                                      validation_labels=labels, threads=1, log=lambda _: None)
     if not reports["fp16"].accepted:

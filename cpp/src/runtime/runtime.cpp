@@ -76,6 +76,7 @@ class RuntimeImpl final : public Runtime {
     bo.backend = opt_.backend;
     bo.provider = opt_.provider.empty() ? (device.is_cuda() ? "cuda" : "cpu") : opt_.provider;
     bo.device_index = device.index;
+    bo.cuda_device = device.is_cuda();
     bo.threads = opt_.threads;
     bo.library = opt_.onnxruntime_library;
     bo.precision = opt_.precision;

@@ -20,6 +20,7 @@ struct BackendOptions {
   // loaded ONNX Runtime has them; a clear error otherwise).
   std::string provider = "cpu";
   int device_index = 0;
+  bool cuda_device = false;             // the runtime's device is "cuda[:N]" (the TensorRT backend needs one)
   int threads = 0;                      // intra-op threads; 0 = library default
   std::string library;                  // path of libonnxruntime; "" = search (see ort_library.hpp)
   std::string precision = "fp32";       // network variant of the bundle

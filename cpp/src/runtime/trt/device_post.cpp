@@ -57,7 +57,6 @@ class MapStep {
     }
   }
   void run(const float* grid, int64_t batch, int64_t gh, int64_t gw, float* maps, cudaStream_t s) const {
-    if (!maps) throw TrtError("device post-processing: no map buffer given");
     if (sigma_ > 0) {
       resize_bilinear_cuda(grid, batch, gh, gw, h_, w_, tmp_, s);
       gaussian_blur_cuda(tmp_, batch, h_, w_, sigma_, maps, ws_, s);
@@ -90,12 +89,15 @@ class EmbeddingPost : public DevicePost {
     from_map_ = pp_.one_of("image_score", {"max_raw", "max_blurred"}) == "max_blurred";
     grid_ = buf_.alloc<float>(static_cast<size_t>(max_batch * l_), "grid");
     map_ = std::make_unique<MapStep>(buf_, max_batch, map_h, map_w, blur_sigma_field(pp_, "blur_sigma"));
+    // "max_blurred" scores need the maps even when no heatmap is wanted.
+    if (from_map_) own_maps_ = buf_.alloc<float>(static_cast<size_t>(max_batch * map_->plane()), "maps for the score");
   }
 
   void run(const TrtEngine& first, int64_t batch, float* scores, float* maps, cudaStream_t s) override {
     const float* f = engine_tensor(first, features_, false, l_ * c_).device;
     location_scores(f, batch, s);
-    map_->run(grid_, batch, gh_, gw_, maps, s);
+    if (from_map_ && !maps) maps = own_maps_;
+    if (maps) map_->run(grid_, batch, gh_, gw_, maps, s);
     if (from_map_)
       row_argmax_cuda(maps, batch, map_->plane(), scores, nullptr, s);
     else
@@ -118,6 +120,7 @@ class EmbeddingPost : public DevicePost {
   int64_t gh_ = 0, gw_ = 0, l_ = 0, c_ = 0;
   bool from_map_ = false;
   float* grid_ = nullptr;
+  float* own_maps_ = nullptr;
   std::unique_ptr<MapStep> map_;
 };
 
@@ -255,6 +258,7 @@ class SsimPost final : public DevicePost {
     const float* rec = engine_tensor(first, recon_, false, item).device;
     ssim_cuda(x, rec, batch, c_, h_, w_, params_, mean_, nullptr, ws_, s);
     one_minus_cuda(mean_, batch, scores, s);
+    if (!maps) return;  // the map is only the heatmap here
     abs_diff_cuda(x, rec, batch * item, diff_, s);
     channel_mean_cuda(diff_, batch, c_, h_ * w_, grid_, s);
     map_->run(grid_, batch, h_, w_, maps, s);
@@ -339,7 +343,7 @@ class MaskPost final : public DevicePost {
     } else {
       row_argmax_cuda(p, batch, plane, scores, nullptr, s);
     }
-    map_->run(p, batch, h_, w_, maps, s);
+    if (maps) map_->run(p, batch, h_, w_, maps, s);
   }
 
  private:

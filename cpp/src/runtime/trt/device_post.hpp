@@ -51,8 +51,8 @@ struct DevicePathUnsupported : TrtError {
 class DevicePost {
  public:
   virtual ~DevicePost() = default;
-  // See DevicePostprocess (trt_pipeline.hpp): scores (batch) and maps (batch x map_h x map_w,
-  // required) in device memory. `first` is the engine of the bundle's first network.
+  // See DevicePostprocess (trt_pipeline.hpp): scores (batch) and, when maps is not nullptr, maps
+  // (batch x map_h x map_w) in device memory. `first` is the engine of the bundle's first network.
   virtual void run(const TrtEngine& first, int64_t batch, float* scores, float* maps, cudaStream_t stream) = 0;
   DevicePostprocess callable() {
     return [this](const TrtEngine& e, int64_t b, float* s, float* m, cudaStream_t st) { run(e, b, s, m, st); };

@@ -34,7 +34,7 @@ std::string dims_text(const std::vector<int64_t>& d) {
 std::string cuda_version_text(int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); }
 
 void require_cuda_device(const BackendOptions& o) {
-  if (o.provider == "cpu")
+  if (!o.cuda_device)
     throw ArgumentError("backend: \"tensorrt\" runs on a CUDA device; give device=\"cuda:N\" (got the CPU)");
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
@@ -190,7 +190,7 @@ std::unique_ptr<Backend> make_tensorrt_backend(const Bundle& bundle, const Netwo
 }
 
 bool tensorrt_engine_available(const Bundle& bundle, const NetworkSpec& network, const BackendOptions& options) {
-  if (options.provider == "cpu") return false;
+  if (!options.cuda_device) return false;
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || options.device_index >= count) return false;
   try {

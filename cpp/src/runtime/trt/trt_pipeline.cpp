@@ -99,7 +99,7 @@ void TrtPipeline::cycle(int64_t batch, bool want_maps, bool timed) {
   mark(2, timed);
   engine_.enqueue(batch);
   mark(3, timed);
-  postprocess_(engine_, batch, scores_dev_, map ? maps_dev_ : nullptr, s);
+  postprocess_(engine_, batch, scores_dev_, map && want_maps ? maps_dev_ : nullptr, s);
   mark(4, timed);
   calibrated_normalize_cuda(scores_dev_, batch, spec_.calibration, normalized_dev_, s);
   decide_cuda(scores_dev_, normalized_dev_, batch, spec_.calibration.threshold, spec_.review_band, verdicts_dev_, s);

@@ -2,7 +2,7 @@
 // once into pinned and then device memory, preprocessed on the device (preprocess_cuda, THE
 // preprocessing) straight into the engine's input buffer, run through the TensorRT engine, scored
 // by the model's device post-processing (the k-NN / Mahalanobis / SSIM / heatmap kernels, supplied
-// by the runtime per post-processing kind), normalized (calibrated_normalize_cuda) and decided
+// per post-processing kind by device_post.hpp), normalized (calibrated_normalize_cuda) and decided
 // (decide_cuda); only scores, normalized scores, verdicts and the requested heatmaps come back.
 // With cuda_graph the cycle is captured once per batch size and replayed.
 #pragma once
@@ -20,9 +20,10 @@ namespace edge {
 namespace trt {
 
 // Writes, for the first `batch` images, the raw image scores (batch floats) and, when maps is not
-// nullptr, the raw anomaly maps (batch * map_h * map_w floats) into device memory, reading the
-// engine's output tensors (engine.tensor(name).device). Must only enqueue work on `stream`
-// (no synchronization, no allocation: it may be captured into a CUDA graph).
+// nullptr (the caller wants heatmaps), the raw anomaly maps (batch * map_h * map_w floats) into
+// device memory, reading the engine's output tensors (engine.tensor(name).device). Must only
+// enqueue work on `stream` or on streams joined back to it by events (no synchronization, no
+// allocation: it may be captured into a CUDA graph).
 using DevicePostprocess =
     std::function<void(const TrtEngine& engine, int64_t batch, float* scores, float* maps, cudaStream_t stream)>;
 
