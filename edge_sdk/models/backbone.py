@@ -326,6 +326,10 @@ class CustomBackbone(FeatureBackbone):
                 "mean": list(self.mean), "std": list(self.std)}
 
 
+# The generic wrapper for a user's own network, under its plain name.
+Backbone = CustomBackbone
+
+
 class _HookedModule(nn.Module):
     """Collects tap outputs with forward hooks (fallback when torch.fx cannot trace the module)."""
 

@@ -90,7 +90,8 @@ class PatchCore(EmbeddingModel):
         b = min(self.num_neighbors, self.bank.shape[0])
         nn_index = nearest[np.arange(n), best]
         # Support set: the b bank entries nearest to m* (m* itself first), through the kernel.
-        _, support = kernels.knn(np.ascontiguousarray(self.bank[nn_index], dtype=np.float32), self.bank, k=b, device=self.device)
+        anchors = np.ascontiguousarray(self.bank[nn_index], dtype=np.float32)  # queries are float32
+        _, support = kernels.knn(anchors, self.bank, k=b, device=self.device)
         for i in range(n):
             patch = np.ascontiguousarray(feats[i, best[i]][None].astype(np.float32))
             d, _ = kernels.knn(patch, np.ascontiguousarray(self.bank[support[i]]), k=b, device=self.device)
