@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from edge_sdk import kernels
 from edge_sdk.models import storage
+from edge_sdk.models.base import Prediction, as_image_list
 from edge_sdk.models.export_parts import ExportParts
 from edge_sdk.models.recon_nets import Discriminator, Generator, Reconstructor
 from edge_sdk.models.recon_train import augment_geometry, masked_l2, perlin_perturb, restart_factor
@@ -134,48 +135,20 @@ def make_config(preset: str = "small", **overrides) -> ReconConfig:
     return ReconConfig(**{**PRESETS[preset], **overrides}).validate()
 
 
-def _prediction_class():
-    try:
-        from edge_sdk.models.base import Prediction
-    except ImportError:  # the embedding models' base not present: same fields
-        from dataclasses import make_dataclass
-        Prediction = make_dataclass("Prediction", [("scores", np.ndarray), ("maps", object)])
-    return Prediction
-
-
-Prediction = _prediction_class()
-
-
 def as_gray_or_rgb(images, channels: int) -> list[np.ndarray]:
     """uint8 (N, H, W), (N, H, W, C) or a list of (H, W[, C]) -> list of (H, W, C') uint8 with C' = 1
     for gray models (an RGB image whose channels are equal is taken as gray; a colour one is refused)."""
-    if isinstance(images, np.ndarray):
-        if images.ndim == 3:
-            images = images[..., None]
-        if images.ndim != 4:
-            raise ValueError(f"images: expected (N, H, W) or (N, H, W, C), got shape {images.shape}")
-        items = list(images)
-    elif isinstance(images, (list, tuple)):
-        items = list(images)
-    else:
-        raise TypeError(f"images: expected a numpy array or a list of arrays, got {type(images).__name__}")
-    if not items:
-        raise ValueError("images: empty batch")
+    items = as_image_list(images)
+    if channels != 1:
+        return items
     out = []
     for i, img in enumerate(items):
-        img = np.asarray(img)
-        if img.dtype != np.uint8:
-            raise TypeError(f"images[{i}]: expected uint8, got {img.dtype}")
-        if img.ndim == 2:
-            img = img[..., None]
-        if img.ndim != 3 or img.shape[2] not in (1, 3) or min(img.shape[:2]) < 1:
-            raise ValueError(f"images[{i}]: expected (H, W), (H, W, 1) or (H, W, 3), got {img.shape}")
-        if channels == 1 and img.shape[2] == 3:
+        if img.shape[2] == 3:
             if not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])):
                 raise ValueError(f"images[{i}]: colour image for a grayscale model (channels=1); "
                                  "load the data set with gray=True or train with channels=3")
-            img = img[..., :1]
-        out.append(np.ascontiguousarray(img))
+            img = np.ascontiguousarray(img[..., :1])
+        out.append(img)
     return out
 
 
