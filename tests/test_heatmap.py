@@ -110,6 +110,57 @@ def test_blur_preserves_constant_and_mass(rng):
 
 # ---- element-wise ------------------------------------------------------------------------------
 
+# ---- resize_blur ---------------------------------------------------------------------------------
+
+def torch_resize_f64(x, size):
+    t = torch.from_numpy(x.astype(np.float64))[:, None]
+    return torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
+
+
+@pytest.mark.parametrize(
+    "shape,size,sigma",
+    [
+        ((3, 32, 32), (256, 256), 4.0),   # PaDiM / PatchCore grid -> 256 x 256 map
+        ((2, 16, 16), (600, 210), 4.0),   # MTD-like image sizes, other aspect
+        ((2, 7, 13), (100, 333), 2.5),    # odd sizes
+        ((2, 64, 64), (64, 64), 4.0),     # same size: a plain blur
+        ((2, 8, 8), (5, 9), 1.0),         # output smaller than the kernel (reflected repeatedly)
+        ((1, 300, 200), (40, 30), 6.0),   # strong downsampling: wide band, two-pass fallback
+        ((2, 32, 32), (256, 256), 0.0),   # no blur: resize_bilinear
+    ],
+)
+def test_resize_blur_equals_resize_then_blur_in_float64(rng, shape, size, sigma):
+    x = rng.standard_normal(shape).astype(np.float32)
+    got = kernels.resize_blur(x, size, sigma)
+    up = torch_resize_f64(x, size)
+    ref = scipy_blur(up, sigma) if sigma > 0 else up
+    assert got.shape == (shape[0], *size) and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6 * np.abs(x).max())
+    two = kernels.resize_bilinear(x, size)
+    two = kernels.gaussian_blur(two, sigma) if sigma > 0 else two
+    np.testing.assert_allclose(got, two, rtol=0, atol=1e-6 * np.abs(x).max())
+
+
+def test_resize_blur_thread_count_independent_and_bad_sigma(rng):
+    x = rng.random((5, 32, 32), dtype=np.float32)
+    before = edge_sdk.get_num_threads()
+    try:
+        edge_sdk.set_num_threads(1)
+        one = kernels.resize_blur(x, (250, 260), 4.0)
+        edge_sdk.set_num_threads(3)
+        three = kernels.resize_blur(x, (250, 260), 4.0)
+    finally:
+        edge_sdk.set_num_threads(before)
+    np.testing.assert_array_equal(one, three)
+    for s in (-1.0, float("nan"), float("inf"), 40.0):
+        with pytest.raises(ValueError, match="sigma"):
+            kernels.resize_blur(x, (64, 64), s)
+    with pytest.raises(ValueError, match="size: expected"):
+        kernels.resize_blur(x, (0, 64), 4.0)
+    with pytest.raises(TypeError, match="x: expected dtype float32"):
+        kernels.resize_blur(x.astype(np.float64), (64, 64), 4.0)
+
+
 @pytest.mark.parametrize("shape", [(7,), (3, 17, 19), (2, 3, 4, 5), (70000,)])
 def test_abs_diff(rng, shape):
     a = rng.standard_normal(shape).astype(np.float32)
@@ -227,6 +278,7 @@ def test_cuda_request_without_device_is_clear_error(rng):
     for call in (
         lambda: kernels.resize_bilinear(x, (8, 8), device="cuda:0"),
         lambda: kernels.gaussian_blur(x, device="cuda"),
+        lambda: kernels.resize_blur(x, (32, 32), 4.0, device="cuda:0"),
         lambda: kernels.abs_diff(x, x, device="cuda:0"),
         lambda: kernels.minmax_normalize(x, device="cuda:0"),
         lambda: kernels.calibrated_normalize(x, 0.5, 0.0, 1.0, device="cuda:0"),

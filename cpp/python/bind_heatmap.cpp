@@ -28,6 +28,25 @@ EDGE_PY_BINDER(heatmap) {
       py::arg("x"), py::arg("out_h"), py::arg("out_w"), py::arg("device"));
 
   m.def(
+      "resize_blur",
+      [](py::handle x_obj, int64_t out_h, int64_t out_w, double sigma, const std::string& device) {
+        auto x = require_array<float>(x_obj, "x", 3, 3);
+        require_nonempty(x, "x");
+        require_finite(x, "x");
+        const int64_t n = x.shape(0), h = x.shape(1), w = x.shape(2);
+        edge::validate_resize_blur(n, h, w, out_h, out_w, sigma);
+        const edge::Device dev = edge::parse_device(device);
+        py::array_t<float> out({n, out_h, out_w});
+        float* o = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          edge::resize_blur(x.data(), n, h, w, out_h, out_w, sigma, o, dev);
+        }
+        return out;
+      },
+      py::arg("x"), py::arg("out_h"), py::arg("out_w"), py::arg("sigma"), py::arg("device"));
+
+  m.def(
       "gaussian_blur",
       [](py::handle x_obj, double sigma, const std::string& device) {
         auto x = require_array<float>(x_obj, "x", 3, 3);

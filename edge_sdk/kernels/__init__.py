@@ -12,6 +12,7 @@ from edge_sdk.kernels.heatmap import (
     gaussian_blur,
     minmax_normalize,
     resize_bilinear,
+    resize_blur,
 )
 from edge_sdk.kernels.knn import KnnIndex, knn
 from edge_sdk.kernels.mahalanobis import local_nearest, mahalanobis, whiten
@@ -26,6 +27,7 @@ __all__ = [
     "whiten",
     "local_nearest",
     "resize_bilinear",
+    "resize_blur",
     "gaussian_blur",
     "abs_diff",
     "minmax_normalize",

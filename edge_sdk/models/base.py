@@ -76,6 +76,21 @@ def _groups_by_shape(items: Sequence[np.ndarray]) -> dict[tuple, list[int]]:
     return groups
 
 
+def maps_at_sizes(grid: np.ndarray, sizes: Sequence[tuple[int, int]], sigma: float,
+                  device: str = "cpu") -> list[np.ndarray]:
+    """(N, h, w) grid -> one map per image at its own size: ``kernels.resize_blur`` (bilinear
+    resize, then Gaussian blur when sigma > 0), images of one size in one call."""
+    out: list = [None] * len(sizes)
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(sizes):
+        groups.setdefault(tuple(s), []).append(i)
+    for size, idx in groups.items():
+        maps = kernels.resize_blur(np.ascontiguousarray(grid[idx]), size, sigma, device=device)
+        for j, i in enumerate(idx):
+            out[i] = maps[j]
+    return out
+
+
 def _tqdm(iterable, progress: bool, **kw):
     if not progress:
         return iterable
@@ -294,17 +309,7 @@ class EmbeddingModel:
 
     def anomaly_maps(self, grid: np.ndarray, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """(N, h, w) raw grid -> maps at each image's size: bilinear upsampling then Gaussian blur."""
-        out: list[np.ndarray | None] = [None] * len(sizes)
-        groups: dict[tuple, list[int]] = {}
-        for i, s in enumerate(sizes):
-            groups.setdefault(tuple(s), []).append(i)
-        for size, idx in groups.items():
-            up = kernels.resize_bilinear(np.ascontiguousarray(grid[idx]), size, device=self.device)
-            if self.blur_sigma > 0:
-                up = kernels.gaussian_blur(up, self.blur_sigma, device=self.device)
-            for j, i in enumerate(idx):
-                out[i] = up[j]
-        return out  # type: ignore[return-value]
+        return maps_at_sizes(grid, sizes, self.blur_sigma, self.device)
 
     def predict(self, images) -> Prediction:
         """Raw image scores and anomaly maps of a batch of uint8 images (see ``as_image_list``)."""

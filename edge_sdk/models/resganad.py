@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from edge_sdk import kernels
 from edge_sdk.models import storage
-from edge_sdk.models.base import Prediction, as_image_list
+from edge_sdk.models.base import Prediction, as_image_list, maps_at_sizes
 from edge_sdk.models.export_parts import ExportParts
 from edge_sdk.models.recon_nets import Discriminator, Generator, Reconstructor
 from edge_sdk.models.recon_train import augment_geometry, masked_l2, perlin_perturb, restart_factor
@@ -359,19 +359,7 @@ class ResGANAD:
 
     def _maps_to_sizes(self, grid: np.ndarray, sizes, sigma: float) -> list[np.ndarray]:
         """(N, S, S) -> maps at each input's size (bilinear), then Gaussian blur when sigma > 0."""
-        out: list = [None] * len(sizes)
-        groups: dict = {}
-        for i, s in enumerate(sizes):
-            groups.setdefault(tuple(s), []).append(i)
-        for size, idx in groups.items():
-            m = np.ascontiguousarray(grid[idx])
-            if size != m.shape[1:]:
-                m = kernels.resize_bilinear(m, size)
-            if sigma > 0:
-                m = kernels.gaussian_blur(m, sigma)
-            for j, i in enumerate(idx):
-                out[i] = m[j]
-        return out
+        return maps_at_sizes(grid, sizes, sigma)
 
     @staticmethod
     def _stack(maps: list[np.ndarray]):

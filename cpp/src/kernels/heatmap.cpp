@@ -201,6 +201,151 @@ void gaussian_blur(const float* x, int64_t n, int64_t h, int64_t w, double sigma
   gaussian_blur_cpu(x, n, h, w, sigma, out, default_pool());
 }
 
+// ---- resize_blur -------------------------------------------------------------------------------
+
+void validate_resize_blur(int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w, double sigma) {
+  validate_resize(n, h, w, out_h, out_w);
+  if (!(sigma >= 0.0) || !std::isfinite(sigma))
+    throw ArgumentError("sigma: expected 0 (no blur) or a finite value > 0, got " + num(sigma));
+  if (sigma > 0.0) gaussian_radius(sigma);  // names sigma when the kernel would be too wide
+}
+
+namespace {
+
+// Band widths above this run as resize + blur: the tables would outgrow the work they save.
+constexpr int64_t kMaxBand = 96;
+
+// One axis of resize-then-blur: output o = sum_j weights[o * stride + j] * input[lo[o] + j],
+// j < stride (weights past the band are 0). Built for one (in, out, sigma) and reused.
+struct BlurResizeAxis {
+  int64_t in = -1, out = -1;
+  double sigma = -1.0;
+  int64_t stride = 0;
+  std::vector<int64_t> lo, hi;
+  std::vector<float> weights;
+  std::vector<double> acc;
+  std::vector<float> taps;
+
+  // Returns false when the band is wider than kMaxBand (the caller falls back to two passes).
+  bool build(int64_t in_, int64_t out_, double sigma_) {
+    if (in_ == in && out_ == out && sigma_ == sigma) return stride > 0;
+    in = in_;
+    out = out_;
+    sigma = sigma_;
+    const int r = gaussian_radius(sigma);
+    taps.resize(static_cast<size_t>(2 * r + 1));
+    blur_taps(sigma, r, taps.data());  // the taps gaussian_blur uses
+    lo.resize(static_cast<size_t>(out));
+    hi.resize(static_cast<size_t>(out));
+    stride = 0;
+    for (int64_t o = 0; o < out; ++o) {
+      int64_t a = in, b = -1;
+      for (int k = -r; k <= r; ++k) {
+        const LinearTap t = linear_tap(reflect_index(o + k, out), in, out);
+        a = std::min(a, t.i0);
+        b = std::max(b, t.i1);
+      }
+      lo[static_cast<size_t>(o)] = a;
+      hi[static_cast<size_t>(o)] = b;
+      stride = std::max(stride, b - a + 1);
+    }
+    if (stride > kMaxBand) {
+      stride = 0;
+      return false;
+    }
+    weights.assign(static_cast<size_t>(out * stride), 0.0f);
+    acc.resize(static_cast<size_t>(stride));
+    for (int64_t o = 0; o < out; ++o) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      const int64_t base = lo[static_cast<size_t>(o)];
+      for (int k = -r; k <= r; ++k) {
+        const LinearTap t = linear_tap(reflect_index(o + k, out), in, out);
+        const double tk = taps[static_cast<size_t>(k + r)];
+        acc[static_cast<size_t>(t.i0 - base)] += tk * t.w0;
+        acc[static_cast<size_t>(t.i1 - base)] += tk * t.w1;
+      }
+      for (int64_t j = 0; j < stride; ++j)
+        weights[static_cast<size_t>(o * stride + j)] = static_cast<float>(acc[static_cast<size_t>(j)]);
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+// Pass 1 filters each grid row along x into t (n x h x out_w), pass 2 each output row along y
+// from the rows of t its band covers, vectorized along x. Sums run in a fixed order, so results
+// do not depend on the thread count.
+void resize_blur_cpu(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
+                     double sigma, float* out, ThreadPool& pool) {
+  validate_resize_blur(n, h, w, out_h, out_w, sigma);
+  if (sigma == 0.0) return resize_bilinear_cpu(x, n, h, w, out_h, out_w, out, pool);
+  // Tables per calling thread (a runtime maps units of one size again and again: built once).
+  thread_local BlurResizeAxis ax, ay;
+  if (!ax.build(w, out_w, sigma) || !ay.build(h, out_h, sigma)) {
+    struct TmpTag;
+    std::vector<float>& tmp = thread_scratch<TmpTag, float>(static_cast<size_t>(n * out_h * out_w));
+    resize_bilinear_cpu(x, n, h, w, out_h, out_w, tmp.data(), pool);
+    return gaussian_blur_cpu(tmp.data(), n, out_h, out_w, sigma, out, pool);
+  }
+  struct RowsTag;
+  std::vector<float>& t = thread_scratch<RowsTag, float>(static_cast<size_t>(n * h * out_w));
+  const BlurResizeAxis& X = ax;
+  const BlurResizeAxis& Y = ay;
+  float* tp = t.data();
+  pool.parallel_for(n * h, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* src = x + r * w;
+      float* dst = tp + r * out_w;
+      for (int64_t o = 0; o < out_w; ++o) {
+        const float* wt = X.weights.data() + o * X.stride;
+        const float* s = src + X.lo[static_cast<size_t>(o)];
+        const int64_t cnt = std::min(X.stride, w - X.lo[static_cast<size_t>(o)]);
+        float acc = 0.0f;
+        for (int64_t j = 0; j < cnt; ++j) acc += wt[j] * s[j];
+        dst[o] = acc;
+      }
+    }
+  });
+  const int64_t blocks = (out_h + kRowsPerTask - 1) / kRowsPerTask;
+  pool.parallel_for(n * blocks, [&](int64_t t0, int64_t t1) {
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t img = task / blocks, blk = task % blocks;
+      const float* timg = tp + img * h * out_w;
+      const int64_t y1 = std::min(out_h, (blk + 1) * kRowsPerTask);
+      for (int64_t y = blk * kRowsPerTask; y < y1; ++y) {
+        const float* wt = Y.weights.data() + y * Y.stride;
+        const int64_t l = Y.lo[static_cast<size_t>(y)];
+        const int64_t cnt = std::min(Y.stride, h - l);
+        float* dst = out + (img * out_h + y) * out_w;
+        for (int64_t o = 0; o < out_w; ++o) dst[o] = 0.0f;
+        for (int64_t j = 0; j < cnt; ++j) {
+          const float wj = wt[j];
+          if (wj == 0.0f) continue;
+          const float* row = timg + (l + j) * out_w;
+          for (int64_t o = 0; o < out_w; ++o) dst[o] += wj * row[o];
+        }
+      }
+    }
+  });
+}
+
+void resize_blur(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
+                 double sigma, float* out, const Device& device) {
+  validate_resize_blur(n, h, w, out_h, out_w, sigma);
+  if (device.is_cuda()) {
+    require_device(device);
+#ifdef EDGE_SDK_WITH_CUDA
+    if (sigma == 0.0) return resize_bilinear_cuda_host(x, n, h, w, out_h, out_w, out, device.index);
+    std::vector<float> tmp(static_cast<size_t>(n * out_h * out_w));
+    resize_bilinear_cuda_host(x, n, h, w, out_h, out_w, tmp.data(), device.index);
+    gaussian_blur_cuda_host(tmp.data(), n, out_h, out_w, sigma, out, device.index);
+    return;
+#endif
+  }
+  resize_blur_cpu(x, n, h, w, out_h, out_w, sigma, out, default_pool());
+}
+
 // ---- element-wise -------------------------------------------------------------------------------
 
 namespace {

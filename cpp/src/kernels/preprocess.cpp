@@ -67,6 +67,7 @@ void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64
   const auto& ytaps = detail::linear_taps(h, oh, ytaps_buf);
   const int64_t src_channels = std::min<int64_t>(c, oc);
   const int64_t blocks = (oh + kRowsPerTask - 1) / kRowsPerTask;
+  const bool same_size = oh == h && ow == w;
   pool.parallel_for(n * src_channels * blocks, [&](int64_t t0, int64_t t1) {
     struct RowTag;
     std::vector<float>& row = thread_scratch<RowTag, float>(static_cast<size_t>(ow));
@@ -74,10 +75,18 @@ void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64
       const int64_t blk = t % blocks;
       const int64_t sc = (t / blocks) % src_channels;
       const int64_t img = t / (blocks * src_channels);
-      detail::BilinearRows<T> rows(images + img * h * w * c, w, c, sc, p.scale, xtaps);
+      const T* src = images + img * h * w * c;
+      detail::BilinearRows<T> rows(src, w, c, sc, p.scale, xtaps);
       const int64_t r1 = std::min(oh, (blk + 1) * kRowsPerTask);
       for (int64_t r = blk * kRowsPerTask; r < r1; ++r) {
-        rows.row(ytaps[static_cast<size_t>(r)], row.data());
+        if (same_size) {
+          // Resampling to the same size weighs each pixel by exactly 1 and its neighbour by 0
+          // (linear_tap), so the row is the scaled samples themselves: skip the interpolation.
+          const T* in = src + r * w * c + sc;
+          for (int64_t x = 0; x < ow; ++x) row[static_cast<size_t>(x)] = scaled_sample(in[x * c], p.scale);
+        } else {
+          rows.row(ytaps[static_cast<size_t>(r)], row.data());
+        }
         for (int64_t ch = 0; ch < oc; ++ch) {
           if (preprocess_source_channel(ch, c) != sc) continue;
           const float m = p.mean[ch], s = p.std[ch];

@@ -62,17 +62,11 @@ inline double blur_sigma_field(const Fields& pp, const std::string& key) {
   return s;
 }
 
-// grid (gh x gw) -> out (h x w): bilinear resize, then Gaussian blur when sigma > 0 (tmp holds
-// the resized plane). Equal to the models' kernels.resize_bilinear + kernels.gaussian_blur.
+// grid (gh x gw) -> out (h x w): bilinear resize, then Gaussian blur when sigma > 0, as the one
+// operator resize_blur (the models' kernels.resize_blur).
 inline void grid_to_map(const float* grid, int64_t gh, int64_t gw, int64_t h, int64_t w, double sigma, float* out,
-                        std::vector<float>& tmp, ThreadPool& pool) {
-  if (sigma > 0) {
-    if (tmp.size() < static_cast<size_t>(h * w)) tmp.resize(static_cast<size_t>(h * w));
-    resize_bilinear_cpu(grid, 1, gh, gw, h, w, tmp.data(), pool);
-    gaussian_blur_cpu(tmp.data(), 1, h, w, sigma, out, pool);
-  } else {
-    resize_bilinear_cpu(grid, 1, gh, gw, h, w, out, pool);
-  }
+                        ThreadPool& pool) {
+  resize_blur_cpu(grid, 1, gh, gw, h, w, sigma, out, pool);
 }
 
 }  // namespace edge

@@ -58,7 +58,7 @@ class EmbeddingPost : public PostProcessor {
   }
 
   void map(int64_t i, int64_t h, int64_t w, float* out) override {
-    grid_to_map(grid_.data() + i * l_, gh_, gw_, h, w, sigma_, out, tmp_, pool_);
+    grid_to_map(grid_.data() + i * l_, gh_, gw_, h, w, sigma_, out, pool_);
   }
 
  protected:
@@ -84,7 +84,7 @@ class EmbeddingPost : public PostProcessor {
   int64_t gh_ = 0, gw_ = 0, l_ = 0, c_ = 0;
   double sigma_ = 0.0;
   bool from_map_ = false;
-  std::vector<float> grid_, tmp_;
+  std::vector<float> grid_;
 };
 
 class MahalanobisPost final : public EmbeddingPost {

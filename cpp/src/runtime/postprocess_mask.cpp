@@ -74,7 +74,7 @@ class MaskPost final : public PostProcessor {
   }
 
   void map(int64_t i, int64_t h, int64_t w, float* out) override {
-    grid_to_map(masks_.data() + i * h_ * w_, h_, w_, h, w, sigma_, out, tmp_, pool_);
+    grid_to_map(masks_.data() + i * h_ * w_, h_, w_, h, w, sigma_, out, pool_);
   }
 
  private:
@@ -84,7 +84,7 @@ class MaskPost final : public PostProcessor {
   int64_t h_ = 0, w_ = 0;
   const Tensor* roi_ = nullptr;
   double score_sigma_ = 0.0, sigma_ = 0.0;
-  std::vector<float> masks_, blurred_, tmp_;
+  std::vector<float> masks_, blurred_;
 };
 
 }  // namespace

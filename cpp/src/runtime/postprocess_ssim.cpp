@@ -76,7 +76,7 @@ class SsimPost final : public PostProcessor {
   }
 
   void map(int64_t i, int64_t h, int64_t w, float* out) override {
-    grid_to_map(grid_.data() + i * h_ * w_, h_, w_, h, w, sigma_, out, tmp_, pool_);
+    grid_to_map(grid_.data() + i * h_ * w_, h_, w_, h, w, sigma_, out, pool_);
   }
 
  private:
@@ -86,7 +86,7 @@ class SsimPost final : public PostProcessor {
   int64_t c_ = 0, h_ = 0, w_ = 0;
   SsimParams params_;
   double sigma_ = 0.0;
-  std::vector<float> mean_, diff_, grid_, tmp_;
+  std::vector<float> mean_, diff_, grid_;
 };
 
 }  // namespace

@@ -36,6 +36,21 @@ void gaussian_blur(const float* x, int64_t n, int64_t h, int64_t w, double sigma
 void gaussian_blur_cpu(const float* x, int64_t n, int64_t h, int64_t w, double sigma, float* out,
                        ThreadPool& pool);
 
+// ---- resize_blur: resize_bilinear to (out_h, out_w), then gaussian_blur(sigma), as one operator --
+// The heatmap path of the embedding models (a score grid of a few dozen cells to the image size,
+// then a blur). Both steps are linear and separable, so along each axis their composition is one
+// banded matrix (weights computed in double); applying it to the small grid costs a few
+// multiply-adds per output pixel instead of a full-size resize and a (2r+1)-tap blur. Equal to
+// the two steps up to float rounding (~1e-7 relative). sigma == 0 means no blur (resize_bilinear).
+// Where a band would be wide (strong downsampling, or sigma far above the resize factor) the two
+// steps run as they are. On a CUDA device the two existing kernels run one after the other.
+void validate_resize_blur(int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w, double sigma);
+
+void resize_blur(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
+                 double sigma, float* out, const Device& device = Device::cpu());
+void resize_blur_cpu(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
+                     double sigma, float* out, ThreadPool& pool);
+
 // ---- element-wise -------------------------------------------------------------------------------
 // out[i] = |a[i] - b[i]| for i < count.
 void abs_diff(const float* a, const float* b, int64_t count, float* out,
