@@ -54,5 +54,7 @@ def local_nearest(z: np.ndarray, centroids: np.ndarray, *, device: str = "cpu") 
 
 
 def cpu_isa() -> str:
-    """The CPU code path in use: "avx512", "avx2" or "generic" (EDGE_SDK_CPU_ISA forces a lower one)."""
+    """The CPU code path in use: "avx512", "avx2" or "generic" (EDGE_SDK_CPU_ISA forces a lower one).
+
+    One choice per process, shared by the dispatched CPU kernels (Mahalanobis, SSIM)."""
     return _core.mahalanobis_cpu_isa()

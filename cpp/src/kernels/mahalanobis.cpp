@@ -14,22 +14,7 @@
 #include "edge_sdk/devices.hpp"
 #include "edge_sdk/scratch.hpp"
 #include "edge_sdk/kernels/mahalanobis_math.hpp"
-
-#if defined(__GNUC__)
-#define EDGE_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define EDGE_ALWAYS_INLINE inline
-#endif
-
-// x86-64 builds carry AVX-512 and AVX2 clones of the hot loops, picked at run time; elsewhere
-// (aarch64 edge devices) the portable vector code is compiled for the target's own SIMD unit.
-#if defined(__GNUC__) && defined(__x86_64__)
-#define EDGE_X86_CLONES 1
-#define EDGE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
-#define EDGE_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#else
-#define EDGE_X86_CLONES 0
-#endif
+#include "cpu_isa.hpp"
 
 namespace edge {
 
@@ -70,46 +55,10 @@ std::string at(std::initializer_list<int64_t> idx) {
 
 // ---- which code path --------------------------------------------------------------------------
 
-enum class Isa { Generic, Avx2, Avx512 };
-
-Isa detect_isa() {
-  Isa best = Isa::Generic;
-#if EDGE_X86_CLONES
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::Avx2;
-  if (best == Isa::Avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-    best = Isa::Avx512;
-#endif
-  if (const char* env = std::getenv("EDGE_SDK_CPU_ISA")) {
-    if (std::strcmp(env, "generic") == 0) best = Isa::Generic;
-    if (std::strcmp(env, "avx2") == 0 && best == Isa::Avx512) best = Isa::Avx2;
-  }
-  return best;
-}
-
-Isa cpu_isa() {
-  static const Isa isa = detect_isa();
-  return isa;
-}
+using Isa = CpuIsa;
 
 // Vectors per tile of the batched solve: one register of floats on each path.
 int tile_width(Isa isa) { return isa == Isa::Avx512 ? 16 : isa == Isa::Avx2 ? 8 : 4; }
-
-template <int W>
-struct VecOf;
-template <>
-struct VecOf<16> {
-  typedef float type __attribute__((vector_size(64)));
-};
-template <>
-struct VecOf<8> {
-  typedef float type __attribute__((vector_size(32)));
-};
-template <>
-struct VecOf<4> {
-  typedef float type __attribute__((vector_size(16)));
-};
 
 // 64-byte aligned scratch floats of the calling thread, grow-only (no allocation per call once
 // warm). One Scratch is alive per thread at a time (a per-task local of solve_units).
@@ -419,13 +368,7 @@ int64_t grain_for(int64_t work_per_unit) {
 
 }  // namespace
 
-const char* mahalanobis_cpu_isa() {
-  switch (cpu_isa()) {
-    case Isa::Avx512: return "avx512";
-    case Isa::Avx2: return "avx2";
-    default: return "generic";
-  }
-}
+const char* mahalanobis_cpu_isa() { return cpu_isa_name(cpu_isa()); }
 
 // ---- explaining a flagged location -------------------------------------------------------------
 

@@ -1,0 +1,98 @@
+// Run-time choice of the x86 instruction set for CPU kernels. The SDK is built for baseline
+// x86-64 (SSE2) so one binary runs everywhere; hot loops carry AVX2+FMA and AVX-512 clones
+// (functions marked EDGE_TARGET_AVX2 / EDGE_TARGET_AVX512) picked by cpu_isa() at run time.
+// Elsewhere (aarch64 edge devices) the portable vector code is compiled for the target's own
+// SIMD unit and cpu_isa() is always Generic. Internal to the kernels (not an installed header).
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__GNUC__)
+#define EDGE_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define EDGE_ALWAYS_INLINE inline
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define EDGE_X86_CLONES 1
+#define EDGE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#define EDGE_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define EDGE_X86_CLONES 0
+#endif
+
+namespace edge {
+
+enum class CpuIsa { Generic, Avx2, Avx512 };
+
+// The best path this CPU runs; EDGE_SDK_CPU_ISA=avx2|generic forces a lower one (tests and
+// benchmarks compare the paths). Read once per process.
+inline CpuIsa detect_cpu_isa() {
+  CpuIsa best = CpuIsa::Generic;
+#if EDGE_X86_CLONES
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = CpuIsa::Avx2;
+  if (best == CpuIsa::Avx2 && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw"))
+    best = CpuIsa::Avx512;
+#endif
+  if (const char* env = std::getenv("EDGE_SDK_CPU_ISA")) {
+    if (std::strcmp(env, "generic") == 0) best = CpuIsa::Generic;
+    if (std::strcmp(env, "avx2") == 0 && best == CpuIsa::Avx512) best = CpuIsa::Avx2;
+  }
+  return best;
+}
+
+inline CpuIsa cpu_isa() {
+  static const CpuIsa isa = detect_cpu_isa();
+  return isa;
+}
+
+inline const char* cpu_isa_name(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::Avx512: return "avx512";
+    case CpuIsa::Avx2: return "avx2";
+    default: return "generic";
+  }
+}
+
+// W floats in one GCC vector (4: SSE2 / NEON, 8: AVX2, 16: AVX-512), with unaligned access.
+template <int W>
+struct VecOf;
+template <>
+struct VecOf<16> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<8> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<4> {
+  typedef float type __attribute__((vector_size(16)));
+};
+
+// Always inlined into a target clone, so no vector value crosses a call and GCC's note on vector
+// returns without AVX (-Wpsabi) does not apply; callers silence it around their own vector code.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+template <class V>
+EDGE_ALWAYS_INLINE V load_vec(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <class V>
+EDGE_ALWAYS_INLINE void store_vec(float* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace edge
