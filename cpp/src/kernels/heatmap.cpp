@@ -11,6 +11,7 @@
 #include "edge_sdk/scratch.hpp"
 #include "edge_sdk/devices.hpp"
 #include "edge_sdk/kernels/heatmap_math.hpp"
+#include "cpu_isa.hpp"
 
 namespace edge {
 namespace {
@@ -271,6 +272,64 @@ struct BlurResizeAxis {
   }
 };
 
+// Pass 2 of resize_blur: output row y = sum_j weights[y][j] * row lo[y] + j of t, for the output
+// rows of tasks [t0, t1) (image, block of kRowsPerTask rows), W lanes at a time.
+struct BandRowsJob {
+  const float* t;
+  float* out;
+  int64_t h, out_h, out_w, blocks, stride;
+  const int64_t* lo;
+  const float* weights;
+};
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+template <int W>
+EDGE_ALWAYS_INLINE void band_rows(const BandRowsJob& j, int64_t t0, int64_t t1) {
+  typedef typename VecOf<W>::type V;
+  for (int64_t task = t0; task < t1; ++task) {
+    const int64_t img = task / j.blocks, blk = task % j.blocks;
+    const float* timg = j.t + img * j.h * j.out_w;
+    const int64_t y1 = std::min(j.out_h, (blk + 1) * kRowsPerTask);
+    for (int64_t y = blk * kRowsPerTask; y < y1; ++y) {
+      const float* wt = j.weights + y * j.stride;
+      const float* rows = timg + j.lo[y] * j.out_w;
+      const int64_t cnt = std::min(j.stride, j.h - j.lo[y]);
+      float* dst = j.out + (img * j.out_h + y) * j.out_w;
+      int64_t x = 0;
+      for (; x + W <= j.out_w; x += W) {
+        V acc = V{} + 0.0f;
+        for (int64_t k = 0; k < cnt; ++k) acc += wt[k] * load_vec<V>(rows + k * j.out_w + x);
+        store_vec(dst + x, acc);
+      }
+      for (; x < j.out_w; ++x) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < cnt; ++k) acc += wt[k] * rows[k * j.out_w + x];
+        dst[x] = acc;
+      }
+    }
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#if EDGE_X86_CLONES
+EDGE_TARGET_AVX2 void band_rows_avx2(const BandRowsJob& j, int64_t t0, int64_t t1) { band_rows<8>(j, t0, t1); }
+EDGE_TARGET_AVX512 void band_rows_avx512(const BandRowsJob& j, int64_t t0, int64_t t1) { band_rows<16>(j, t0, t1); }
+#endif
+
+void band_rows_dispatch(CpuIsa isa, const BandRowsJob& j, int64_t t0, int64_t t1) {
+#if EDGE_X86_CLONES
+  if (isa == CpuIsa::Avx512) return band_rows_avx512(j, t0, t1);
+  if (isa == CpuIsa::Avx2) return band_rows_avx2(j, t0, t1);
+#endif
+  (void)isa;
+  band_rows<4>(j, t0, t1);
+}
+
 }  // namespace
 
 // Pass 1 filters each grid row along x into t (n x h x out_w), pass 2 each output row along y
@@ -293,6 +352,9 @@ void resize_blur_cpu(const float* x, int64_t n, int64_t h, int64_t w, int64_t ou
   const BlurResizeAxis& X = ax;
   const BlurResizeAxis& Y = ay;
   float* tp = t.data();
+  // Chunks of at least kOutputsPerChunk outputs: waking a worker costs about as much as mapping
+  // one 256 x 256 heatmap, so a single map runs on the calling thread.
+  constexpr int64_t kOutputsPerChunk = 1 << 17;
   pool.parallel_for(n * h, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* src = x + r * w;
@@ -306,28 +368,13 @@ void resize_blur_cpu(const float* x, int64_t n, int64_t h, int64_t w, int64_t ou
         dst[o] = acc;
       }
     }
-  });
+  }, std::max<int64_t>(1, kOutputsPerChunk / (out_w * X.stride)));
   const int64_t blocks = (out_h + kRowsPerTask - 1) / kRowsPerTask;
-  pool.parallel_for(n * blocks, [&](int64_t t0, int64_t t1) {
-    for (int64_t task = t0; task < t1; ++task) {
-      const int64_t img = task / blocks, blk = task % blocks;
-      const float* timg = tp + img * h * out_w;
-      const int64_t y1 = std::min(out_h, (blk + 1) * kRowsPerTask);
-      for (int64_t y = blk * kRowsPerTask; y < y1; ++y) {
-        const float* wt = Y.weights.data() + y * Y.stride;
-        const int64_t l = Y.lo[static_cast<size_t>(y)];
-        const int64_t cnt = std::min(Y.stride, h - l);
-        float* dst = out + (img * out_h + y) * out_w;
-        for (int64_t o = 0; o < out_w; ++o) dst[o] = 0.0f;
-        for (int64_t j = 0; j < cnt; ++j) {
-          const float wj = wt[j];
-          if (wj == 0.0f) continue;
-          const float* row = timg + (l + j) * out_w;
-          for (int64_t o = 0; o < out_w; ++o) dst[o] += wj * row[o];
-        }
-      }
-    }
-  });
+  const BandRowsJob job{tp, out, h, out_h, out_w, blocks, Y.stride, Y.lo.data(), Y.weights.data()};
+  const CpuIsa isa = cpu_isa();
+  pool.parallel_for(
+      n * blocks, [&](int64_t t0, int64_t t1) { band_rows_dispatch(isa, job, t0, t1); },
+      std::max<int64_t>(1, kOutputsPerChunk / (std::min(out_h, kRowsPerTask) * out_w)));
 }
 
 void resize_blur(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
