@@ -5,7 +5,6 @@ timed `repeats` times, and the median is reported (the machine may be shared).""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -54,8 +53,7 @@ def write_json(path: Path, record: dict) -> None:
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    from edge_sdk import atomic  # late: importing edge_sdk loads NumPy, after callers set thread counts
+
+    atomic.write_json(path, record)
     print(f"results written to {path}")

@@ -17,7 +17,10 @@ SSIM), trained small on the synthetic set inside the script, or loaded from --mo
 Targets on the 2-core CPU at batch 8: sdk >= 1.5x faster than ort_numpy, >= 3x faster than torch,
 and the runtime's time outside the network <= 10 % of its total (Results.times: (total - network) /
 total). Timings: contenders interleaved round by round (so load from other processes hits all of
-them alike), median of --repeats rounds after a warm-up round. Writes a JSON record.
+them alike), median of --repeats rounds after a warm-up round, each call after a pause of
+--settle-ms (otherwise a contender runs while the previous one's spinning worker threads still hold
+a core: on 2 cores that doubled the runtime's network time after onnxruntime/torch calls). Writes
+a JSON record.
 
     python benchmarks/bench_runtime_compare.py [--models patchcore,padim,resganad] [--batch 8] [--threads 2]
 """
@@ -38,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=15, help="timed rounds (median reported)")
+    p.add_argument("--settle-ms", type=float, default=20.0,
+                   help="pause before each timed call, so the worker threads of the contender before "
+                        "(onnxruntime's and OpenMP's spin for a while after returning) are asleep")
     p.add_argument("--train-images", type=int, default=40, help="synthetic training images per model")
     p.add_argument("--size", type=int, default=256, help="input size of the embedding models")
     p.add_argument("--resganad-preset", default="small", choices=["small", "full"])
@@ -292,6 +298,7 @@ def compare_one(name: str, args, work: Path) -> dict:
 
     for _ in tqdm(range(args.repeats), desc=f"{name} rounds", unit="round"):
         for k, fn in contenders.items():
+            time.sleep(args.settle_ms / 1e3)
             t0 = time.perf_counter()
             out = fn()
             times[k].append(time.perf_counter() - t0)

@@ -7,7 +7,6 @@ the checksummed file list, each with its manifest (converters/engine_manifest.py
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence

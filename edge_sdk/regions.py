@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from edge_sdk.atomic import write_json
 
 __all__ = ["Region", "RegionLayout", "RegionError", "RegionPatches", "calibrate_region_thresholds", "decide",
            "evaluate_decisions", "evaluate_region_patches", "k_of_n_correct", "product_ids"]
@@ -134,16 +135,7 @@ class RegionLayout:
         path = os.fspath(path)
         if os.path.isdir(path):
             path = os.path.join(path, "regions.json")
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".regions.", suffix=".json", dir=d)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_json(path, self.to_dict(), indent=1)
 
     # -- use ---------------------------------------------------------------------------------
     @property

@@ -6,7 +6,6 @@ any previous bundle untouched and nothing half-written."""
 import hashlib
 import json
 import shutil
-import tarfile
 
 import numpy as np
 import pytest

@@ -84,6 +84,15 @@ static void test_open_errors(void) {
   CHECK(strstr(edge_last_error(), "tensorrt") != NULL);
 
   edge_open_options_init(&o);
+  o.backend = "auto"; /* no TensorRT engine for a CPU device: ONNX Runtime */
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_OK);
+  CHECK(edge_close(rt) == EDGE_OK);
+  rt = NULL;
+  o.backend = "fastest";
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_UNSUPPORTED);
+  CHECK(strstr(edge_last_error(), "fastest") != NULL);
+
+  edge_open_options_init(&o);
   o.precision = "int8";
   CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
   CHECK(strstr(edge_last_error(), "precision") != NULL);

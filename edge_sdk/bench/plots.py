@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+
+from edge_sdk.atomic import atomic_path
 
 STAGE_COLOURS = {
     "preprocess": "#4c72b0", "host_to_device": "#8172b3", "network": "#dd8452", "postprocess_scoring": "#55a868",
@@ -37,11 +38,9 @@ def _pyplot():
 
 def _save(fig, path: Path) -> Path:
     """Atomic PNG write (temp + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return Path(path)
 
 
 def _title(record: dict) -> str:

@@ -7,16 +7,14 @@ import json
 import os
 from pathlib import Path
 
+from edge_sdk.atomic import write_text
 from edge_sdk.bench.config import BenchError
 from edge_sdk.bench.runner import SCHEMA, SCHEMA_VERSION, STAGES
 
 
 def _atomic_text(path: Path, text: str) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    write_text(path, text)
+    return Path(path)
 
 
 def write_json(record: dict, path: Path) -> Path:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 
 import numpy as np
 
+from edge_sdk import atomic
 from edge_sdk.commands.train import add_data_arguments, open_dataset, set_threads
 
 
@@ -89,16 +89,7 @@ def write_heatmaps(model, dataset, res: dict, folder: str, count: int) -> list[s
 
 
 def write_json(obj, path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic.write_json(path, obj)
 
 
 def run(args) -> int:

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 
 
 def register(sub) -> None:
@@ -80,12 +79,9 @@ def overlay_png(image, heat01, path: str, caption: str) -> None:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d)
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from edge_sdk.atomic import write_text
+
+    write_text(path, text, newline="")
 
 
 def run(args) -> int:

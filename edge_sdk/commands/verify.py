@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 
 def register(sub) -> None:
@@ -26,14 +25,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import os
-    import tempfile
-
     import numpy as np
 
     import edge_sdk
     from converters.model_dirs import load_trained_model
     from converters.verify import compare
+    from edge_sdk.atomic import write_json
     from edge_sdk.bundle import BundleError
     from edge_sdk.cli import UserError
     from edge_sdk.data import load_dataset
@@ -54,10 +51,5 @@ def run(args) -> int:
               "max_heatmap_raw_abs_diff", "unjudged", "passed"):
         print(f"{k}: {fig[k]}")
     if args.json_out:
-        d = os.path.dirname(os.path.abspath(args.json_out))
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".json", dir=d)
-        with os.fdopen(fd, "w") as f:
-            json.dump(fig, f, indent=2)
-        os.replace(tmp, args.json_out)
+        write_json(args.json_out, fig)
     return 0 if fig["passed"] else 1

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
+
+from edge_sdk.atomic import atomic_path
 
 
 def _tile(sample, cell: int, outline: bool) -> Image.Image:
@@ -32,14 +31,6 @@ def save_preview(samples, path: str, *, cols: int = 8, cell: int = 160, outline:
         x, y = (k % cols) * cell, (k // cols) * (cell + label_h)
         sheet.paste(_tile(s, cell, outline), (x, y))
         draw.text((x + 3, y + cell + 1), s.defect_type, fill=(0, 0, 0) if s.label == 0 else (200, 0, 0))
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=d)
-    os.close(fd)
-    try:
+    with atomic_path(path, ".png") as tmp:
         sheet.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     return path

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -93,6 +93,28 @@ def maps_at_sizes(grid: np.ndarray, sizes: Sequence[tuple[int, int]], sigma: flo
         maps = kernels.resize_blur(np.ascontiguousarray(grid[idx]), size, sigma, device=device)
         for j, i in enumerate(idx):
             out[i] = maps[j]
+    return out
+
+
+def score_batches(predict: Callable, batches: Iterable[list], keep_maps: bool = False) -> dict:
+    """Runs ``predict`` over batches of Samples: scores (N,) float32, labels (N,) int64 and, with
+    keep_maps, the maps and masks (all-zero for good samples; a mask of another size than its map
+    is an error naming the sample)."""
+    scores, labels, maps, masks = [], [], [], []
+    for samples in batches:
+        pred = predict([s.image for s in samples])
+        scores.append(pred.scores)
+        labels += [int(s.label) for s in samples]
+        if keep_maps:
+            for s, m in zip(samples, list(pred.maps)):
+                mask = s.mask if s.mask is not None else np.zeros(m.shape, dtype=np.uint8)
+                if mask.shape != m.shape:
+                    raise ValueError(f"mask of {s.path} has shape {mask.shape}, its image {m.shape}")
+                maps.append(m)
+                masks.append(mask)
+    out = {"scores": np.concatenate(scores).astype(np.float32), "labels": np.asarray(labels, dtype=np.int64)}
+    if keep_maps:
+        out["maps"], out["masks"] = maps, masks
     return out
 
 
@@ -254,22 +276,7 @@ class EmbeddingModel:
                       desc: str = "scoring", keep_maps: bool = False):
         """Scores, labels (and maps, masks if keep_maps) of the given samples, in batches."""
         indices = list(range(len(dataset))) if indices is None else list(indices)
-        scores, labels, maps, masks = [], [], [], []
-        for samples in self._iter_dataset(dataset, indices, desc, progress):
-            pred = self.predict([s.image for s in samples])
-            scores.append(pred.scores)
-            labels += [int(s.label) for s in samples]
-            if keep_maps:
-                for s, m in zip(samples, list(pred.maps)):
-                    mask = s.mask if s.mask is not None else np.zeros(m.shape, dtype=np.uint8)
-                    if mask.shape != m.shape:
-                        raise ValueError(f"mask of {s.path} has shape {mask.shape}, its image {m.shape}")
-                    maps.append(m)
-                    masks.append(mask)
-        out = {"scores": np.concatenate(scores).astype(np.float32), "labels": np.asarray(labels, dtype=np.int64)}
-        if keep_maps:
-            out["maps"], out["masks"] = maps, masks
-        return out
+        return score_batches(self.predict, self._iter_dataset(dataset, indices, desc, progress), keep_maps)
 
     def calibrate(self, dataset, indices, threshold_method: str | None = None, quantile: float = 0.99,
                   progress: bool = True, source: str = "validation") -> dict:

@@ -6,14 +6,12 @@ threshold), coloured with a jet palette; the ground-truth panel outlines the mas
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from edge_sdk import kernels
+from edge_sdk.atomic import atomic_path
 
 
 def jet(values: np.ndarray) -> np.ndarray:
@@ -47,14 +45,6 @@ def heatmap_panel(image: np.ndarray, raw_map: np.ndarray, calibration: dict, mas
 
 def save_png(img: Image.Image, path: str) -> str:
     """Atomic PNG write (temporary file + rename)."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=d)
-    os.close(fd)
-    try:
+    with atomic_path(path, ".png") as tmp:
         img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     return path

@@ -22,7 +22,6 @@ a third of the previous, batch 32.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 
 from edge_sdk import kernels
 from edge_sdk.models import storage
-from edge_sdk.models.base import Prediction, as_image_list, maps_at_sizes
+from edge_sdk.models.base import Prediction, as_image_list, maps_at_sizes, score_batches
 from edge_sdk.models.export_parts import ExportParts
 from edge_sdk.models.recon_nets import Discriminator, Generator, Reconstructor
 from edge_sdk.models.recon_train import augment_geometry, masked_l2, perlin_perturb, restart_factor
@@ -385,27 +384,12 @@ class ResGANAD:
         """scores (N,), labels (N,), indices (N,) of the given samples, in batches; with keep_maps
         also maps and masks (all-zero masks for good samples), as the embedding models return them."""
         indices = list(range(len(dataset))) if indices is None else list(indices)
-        scores, labels, maps, masks = [], [], [], []
         batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
         if progress:
             from tqdm import tqdm
             batches = tqdm(batches, desc=desc, unit="batch")
-        for b in batches:
-            samples = [dataset[i] for i in b]
-            pred = self.predict([s.image for s in samples])
-            scores.append(pred.scores)
-            labels += [int(s.label) for s in samples]
-            if keep_maps:
-                for s, m in zip(samples, list(pred.maps)):
-                    mask = s.mask if s.mask is not None else np.zeros(m.shape, dtype=np.uint8)
-                    if mask.shape != m.shape:
-                        raise ValueError(f"mask of {s.path} has shape {mask.shape}, its image {m.shape}")
-                    maps.append(m)
-                    masks.append(mask)
-        out = {"scores": np.concatenate(scores).astype(np.float32), "labels": np.asarray(labels, np.int64),
-               "indices": np.asarray(indices, np.int64)}
-        if keep_maps:
-            out["maps"], out["masks"] = maps, masks
+        out = score_batches(self.predict, ([dataset[i] for i in b] for b in batches), keep_maps)
+        out["indices"] = np.asarray(indices, np.int64)
         return out
 
     def calibrate(self, dataset, indices, threshold_method: str | None = None, quantile: float = 0.99,

@@ -96,7 +96,8 @@ EDGE_API const char* edge_verdict_name(int verdict);
 typedef struct edge_open_options {
   uint32_t struct_size;            /* sizeof(edge_open_options) */
   const char* device;              /* "cpu" (NULL = "cpu"), "cuda" or "cuda:N" */
-  const char* backend;             /* "onnxruntime" (NULL = default) or "tensorrt" */
+  const char* backend;             /* "onnxruntime" (NULL = default), "tensorrt", or "auto" (TensorRT where
+                                      the build has it and an engine matches this GPU, else ONNX Runtime) */
   const char* precision;           /* network variant: "fp32" (NULL), "fp16", "int8" */
   const char* onnxruntime_library; /* path of libonnxruntime.so; NULL = search (env
                                       EDGE_SDK_ONNXRUNTIME_LIB, the onnxruntime wheel, the loader path) */

@@ -123,6 +123,7 @@ EDGE_API edge_status edge_open(const char* bundle_path, const edge_open_options*
         found |= b == ro.backend;
         list += (list.empty() ? "" : ", ") + b;
       }
+      found |= ro.backend == "auto" && !have.empty();  // TensorRT where an engine matches, else ONNX Runtime
       if (!found)
         throw StatusError(EDGE_E_UNSUPPORTED, "options->backend: \"" + ro.backend + "\" is not available in this build (available: " +
                                                   (list.empty() ? std::string("none: the ONNX Runtime headers were not found at build time") : list) + ")");

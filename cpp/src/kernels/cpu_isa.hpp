@@ -58,6 +58,23 @@ inline const char* cpu_isa_name(CpuIsa isa) {
   }
 }
 
+// Defines `void name(CpuIsa isa, const Job& job, int64_t t0, int64_t t1)`, which runs
+// body<W>(job, t0, t1) (an EDGE_ALWAYS_INLINE template over the vector width W) compiled for the
+// instruction set `isa`: W = 16 on AVX-512, 8 on AVX2 + FMA, 4 on the baseline (SSE2 / NEON).
+#if EDGE_X86_CLONES
+#define EDGE_DEFINE_ISA_DISPATCH(name, body, Job)                                                   \
+  EDGE_TARGET_AVX2 void name##_avx2(const Job& j, int64_t t0, int64_t t1) { body<8>(j, t0, t1); }   \
+  EDGE_TARGET_AVX512 void name##_avx512(const Job& j, int64_t t0, int64_t t1) { body<16>(j, t0, t1); } \
+  void name(CpuIsa isa, const Job& j, int64_t t0, int64_t t1) {                                      \
+    if (isa == CpuIsa::Avx512) return name##_avx512(j, t0, t1);                                      \
+    if (isa == CpuIsa::Avx2) return name##_avx2(j, t0, t1);                                          \
+    body<4>(j, t0, t1);                                                                              \
+  }
+#else
+#define EDGE_DEFINE_ISA_DISPATCH(name, body, Job)                 \
+  void name(CpuIsa, const Job& j, int64_t t0, int64_t t1) { body<4>(j, t0, t1); }
+#endif
+
 // W floats in one GCC vector (4: SSE2 / NEON, 8: AVX2, 16: AVX-512), with unaligned access.
 template <int W>
 struct VecOf;

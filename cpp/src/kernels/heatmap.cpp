@@ -316,19 +316,7 @@ EDGE_ALWAYS_INLINE void band_rows(const BandRowsJob& j, int64_t t0, int64_t t1) 
 #pragma GCC diagnostic pop
 #endif
 
-#if EDGE_X86_CLONES
-EDGE_TARGET_AVX2 void band_rows_avx2(const BandRowsJob& j, int64_t t0, int64_t t1) { band_rows<8>(j, t0, t1); }
-EDGE_TARGET_AVX512 void band_rows_avx512(const BandRowsJob& j, int64_t t0, int64_t t1) { band_rows<16>(j, t0, t1); }
-#endif
-
-void band_rows_dispatch(CpuIsa isa, const BandRowsJob& j, int64_t t0, int64_t t1) {
-#if EDGE_X86_CLONES
-  if (isa == CpuIsa::Avx512) return band_rows_avx512(j, t0, t1);
-  if (isa == CpuIsa::Avx2) return band_rows_avx2(j, t0, t1);
-#endif
-  (void)isa;
-  band_rows<4>(j, t0, t1);
-}
+EDGE_DEFINE_ISA_DISPATCH(band_rows_dispatch, band_rows, BandRowsJob)
 
 }  // namespace
 

@@ -295,24 +295,7 @@ EDGE_ALWAYS_INLINE void solve_units(const SolveJob& a, int64_t u0, int64_t u1) {
   }
 }
 
-void solve_units_generic(const SolveJob& a, int64_t u0, int64_t u1) { solve_units<4>(a, u0, u1); }
-#if EDGE_X86_CLONES
-EDGE_TARGET_AVX2 void solve_units_avx2(const SolveJob& a, int64_t u0, int64_t u1) {
-  solve_units<8>(a, u0, u1);
-}
-EDGE_TARGET_AVX512 void solve_units_avx512(const SolveJob& a, int64_t u0, int64_t u1) {
-  solve_units<16>(a, u0, u1);
-}
-#endif
-
-void solve_units_dispatch(Isa isa, const SolveJob& a, int64_t u0, int64_t u1) {
-#if EDGE_X86_CLONES
-  if (isa == Isa::Avx512) return solve_units_avx512(a, u0, u1);
-  if (isa == Isa::Avx2) return solve_units_avx2(a, u0, u1);
-#endif
-  (void)isa;
-  solve_units_generic(a, u0, u1);
-}
+EDGE_DEFINE_ISA_DISPATCH(solve_units_dispatch, solve_units, SolveJob)
 
 // ---- nearest local centroid -------------------------------------------------------------------
 

@@ -174,23 +174,7 @@ EDGE_ALWAYS_INLINE void ssim_tasks(const SsimJob& j, int64_t t0, int64_t t1) {
 #pragma GCC diagnostic pop
 #endif
 
-#if EDGE_X86_CLONES
-EDGE_TARGET_AVX2 void ssim_tasks_avx2(const SsimJob& j, int64_t t0, int64_t t1) {
-  ssim_tasks<8>(j, t0, t1);
-}
-EDGE_TARGET_AVX512 void ssim_tasks_avx512(const SsimJob& j, int64_t t0, int64_t t1) {
-  ssim_tasks<16>(j, t0, t1);
-}
-#endif
-
-void ssim_tasks_dispatch(CpuIsa isa, const SsimJob& j, int64_t t0, int64_t t1) {
-#if EDGE_X86_CLONES
-  if (isa == CpuIsa::Avx512) return ssim_tasks_avx512(j, t0, t1);
-  if (isa == CpuIsa::Avx2) return ssim_tasks_avx2(j, t0, t1);
-#endif
-  (void)isa;
-  ssim_tasks<4>(j, t0, t1);
-}
+EDGE_DEFINE_ISA_DISPATCH(ssim_tasks_dispatch, ssim_tasks, SsimJob)
 
 }  // namespace
 
