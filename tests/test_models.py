@@ -229,7 +229,7 @@ def test_export_parts_reproduce_features_and_describe_postprocess(trained, synth
     assert set(parts.calibration) == {"threshold", "min", "max"}
 
 
-@pytest.mark.parametrize("name", ["padim", "patchcore", "mhbc", "mhbc_per_image"])
+@pytest.mark.parametrize("name", ["padim", "patchcore", "mhbc", "mhbc_per_image", "mhbc_per_image_highpass"])
 def test_runtime_reproduces_predict_from_export_parts(trained, synth, tmp_path, name):
     from edge_sdk.runtime import Runtime, available_backends
 
@@ -238,8 +238,9 @@ def test_runtime_reproduces_predict_from_export_parts(trained, synth, tmp_path, 
                     "scripts/fetch_onnxruntime_headers.sh)")
     from converters.onnx_export import export_bundle
 
-    if name == "mhbc_per_image":  # the per-image standardization is part of the exported graph
-        name, model = "mhbc", make("mhbc", input_norm="per_image").fit(synth[0][:12], progress=False)
+    if name.startswith("mhbc_per_image"):  # the per-image standardization is part of the exported graph
+        norm = name[len("mhbc_"):]
+        name, model = "mhbc", make("mhbc", input_norm=norm, highpass_window=31).fit(synth[0][:12], progress=False)
     else:
         model = trained[name]
     if name == "patchcore":  # the re-weighted image score goes through the runtime too
@@ -277,6 +278,39 @@ def test_per_image_input_norm_standardizes_inside_the_network(synth, tmp_path):
     np.testing.assert_array_equal(again.predict(images).scores, model.predict(images).scores)
     with pytest.raises(ValueError, match="input_norm"):
         make("padim", input_norm="per_batch")
+
+
+def test_per_image_highpass_input_norm_matches_float64_reference(synth, tmp_path):
+    from scipy.ndimage import uniform_filter
+
+    train, test = synth
+    w = 31
+    model = make("padim", input_norm="per_image_highpass", highpass_window=w).fit(train[:12], progress=False)
+    images = np.stack([s.image for s in test[:4]])
+    # float64 reference: minus the w x w box mean over the pixels inside the image (zero-padded sums
+    # divided by the zero-padded count of ones), then each image's channels standardized
+    x = ref_preprocess(images, (SIZE, SIZE)).double().numpy()
+    sums = uniform_filter(x, size=(1, 1, w, w), mode="constant", cval=0.0)
+    counts = uniform_filter(np.ones_like(x), size=(1, 1, w, w), mode="constant", cval=0.0)
+    x = x - sums / counts
+    mu = x.mean(axis=(2, 3), keepdims=True)
+    x = (x - mu) / np.sqrt(((x - mu) ** 2).mean(axis=(2, 3), keepdims=True) + 1e-6)
+    with torch.no_grad():
+        expected = model.network.inner(torch.from_numpy(x).float()).numpy()
+    np.testing.assert_allclose(model.features(images), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    # a linear shading ramp across the image is removed (inside the box, away from the borders),
+    # which plain standardization keeps
+    ramp = np.clip(np.round(images.astype(np.float64) * 0.6
+                            + np.linspace(0, 80, images.shape[2])[None, None, :, None]), 0, 255).astype(np.uint8)
+    plain = make("padim", input_norm="per_image").fit(train[:12], progress=False)
+    rel = lambda m: np.abs(m.features(ramp) - m.features(images)).mean() / np.abs(m.features(images)).mean()
+    assert rel(model) < 0.7 * rel(plain)
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.input_norm == "per_image_highpass" and again.highpass_window == w
+    np.testing.assert_array_equal(again.predict(images).scores, model.predict(images).scores)
+    with pytest.raises(ValueError, match="highpass_window"):
+        make("padim", input_norm="per_image_highpass", highpass_window=30)
 
 
 def test_custom_backbone_model_round_trip(synth, tmp_path):

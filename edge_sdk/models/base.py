@@ -32,8 +32,9 @@ from edge_sdk.models.features import PerImageStandardized
 
 IMAGE_SCORE_MODES = ("max_raw", "max_blurred")
 # "fixed": the preprocess's mean/std only; "per_image": then each image's channels standardized
-# inside the network (features.PerImageStandardized), exported with it.
-INPUT_NORM_MODES = ("fixed", "per_image")
+# inside the network (features.PerImageStandardized), exported with it; "per_image_highpass": the
+# same after subtracting each pixel's highpass_window x highpass_window box mean.
+INPUT_NORM_MODES = ("fixed", "per_image", "per_image_highpass")
 
 
 @dataclass
@@ -138,7 +139,8 @@ class EmbeddingModel:
 
     def __init__(self, *, backbone: FeatureBackbone | None = None, layers: Sequence[str] | None = None,
                  input_size: int | Sequence[int] = 256, batch_size: int = 8, blur_sigma: float = 4.0,
-                 image_score: str | None = None, input_norm: str = "fixed", seed: int = 0, device: str = "cpu"):
+                 image_score: str | None = None, input_norm: str = "fixed", highpass_window: int = 127, seed: int = 0,
+                 device: str = "cpu"):
         if isinstance(input_size, int):
             input_size = (input_size, input_size)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -159,6 +161,9 @@ class EmbeddingModel:
         if input_norm not in INPUT_NORM_MODES:
             raise ValueError(f"input_norm must be one of {INPUT_NORM_MODES}, got {input_norm!r}")
         self.input_norm = input_norm
+        if highpass_window < 3 or highpass_window % 2 == 0:
+            raise ValueError(f"highpass_window must be an odd number >= 3, got {highpass_window}")
+        self.highpass_window = int(highpass_window)
         self.seed = int(seed)
         self.device = device
         self.calibration: dict | None = None
@@ -178,6 +183,8 @@ class EmbeddingModel:
             net = self._build_network()
             if self.input_norm == "per_image":
                 net = PerImageStandardized(net)
+            elif self.input_norm == "per_image_highpass":
+                net = PerImageStandardized(net, highpass=self.highpass_window)
             self.network = net.eval().to(self.device)
             zeros = torch.zeros(1, 3, *self.input_size, device=self.device)
             with torch.no_grad():
@@ -362,7 +369,8 @@ class EmbeddingModel:
 
     def _common_settings(self) -> dict:
         return {"input_size": list(self.input_size), "batch_size": self.batch_size, "blur_sigma": self.blur_sigma,
-                "image_score": self.image_score, "input_norm": self.input_norm, "seed": self.seed}
+                "image_score": self.image_score, "input_norm": self.input_norm,
+                "highpass_window": self.highpass_window, "seed": self.seed}
 
     def save(self, model_dir: str | os.PathLike) -> Path:
         """Writes config.json + arrays.safetensors (+ backbone.safetensors for a custom backbone)."""

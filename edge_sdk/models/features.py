@@ -72,14 +72,26 @@ class PerImageStandardized(nn.Module):
     """``inner`` applied to each image's channels standardized to zero mean and unit variance over
     the pixels (population variance, + ``eps``). In the network, so the runtime's fixed preprocess
     (bilinear resize, mean/std) stays as it is and the exported graph does the rest; it removes the
-    exposure and contrast differences between images (Magnetic Tile: image AUROC +0.03)."""
+    exposure and contrast differences between images (Magnetic Tile: image AUROC +0.03).
 
-    def __init__(self, inner: nn.Module, eps: float = 1e-6):
+    With ``highpass`` (an odd window w), each pixel first loses the mean of the w x w box around it
+    (border pixels: the mean of the part of the box inside the image), which also removes slow
+    shading across the image (Magnetic Tile, MhBC: w = 127 on 256 x 256, +0.004 over plain
+    standardization). The box mean is two 1-D average pools (separable; exports as AveragePool)."""
+
+    def __init__(self, inner: nn.Module, eps: float = 1e-6, highpass: int | None = None):
         super().__init__()
+        if highpass is not None and (highpass < 3 or highpass % 2 == 0):
+            raise ValueError(f"highpass window must be an odd number >= 3, got {highpass}")
         self.inner = inner
         self.eps = float(eps)
+        self.highpass = None if highpass is None else int(highpass)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.highpass is not None:
+            w = self.highpass
+            box = F.avg_pool2d(x, (w, 1), 1, (w // 2, 0), count_include_pad=False)
+            x = x - F.avg_pool2d(box, (1, w), 1, (0, w // 2), count_include_pad=False)
         mu = x.mean(dim=(2, 3), keepdim=True)
         var = (x - mu).pow(2).mean(dim=(2, 3), keepdim=True)
         return self.inner((x - mu) / torch.sqrt(var + self.eps))
