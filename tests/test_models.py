@@ -229,7 +229,7 @@ def test_export_parts_reproduce_features_and_describe_postprocess(trained, synth
     assert set(parts.calibration) == {"threshold", "min", "max"}
 
 
-@pytest.mark.parametrize("name", ["padim", "patchcore", "mhbc"])
+@pytest.mark.parametrize("name", ["padim", "patchcore", "mhbc", "mhbc_per_image"])
 def test_runtime_reproduces_predict_from_export_parts(trained, synth, tmp_path, name):
     from edge_sdk.runtime import Runtime, available_backends
 
@@ -238,7 +238,10 @@ def test_runtime_reproduces_predict_from_export_parts(trained, synth, tmp_path, 
                     "scripts/fetch_onnxruntime_headers.sh)")
     from converters.onnx_export import export_bundle
 
-    model = trained[name]
+    if name == "mhbc_per_image":  # the per-image standardization is part of the exported graph
+        name, model = "mhbc", make("mhbc", input_norm="per_image").fit(synth[0][:12], progress=False)
+    else:
+        model = trained[name]
     if name == "patchcore":  # the re-weighted image score goes through the runtime too
         model = make("patchcore", reweight=True)
         model._ensure_network()
@@ -249,6 +252,31 @@ def test_runtime_reproduces_predict_from_export_parts(trained, synth, tmp_path, 
     pred = model.predict(images)
     np.testing.assert_allclose(got.scores, pred.scores, rtol=1e-4)
     np.testing.assert_allclose(got.heatmaps, pred.maps, rtol=1e-4, atol=1e-4 * float(pred.maps.max()))
+
+
+def test_per_image_input_norm_standardizes_inside_the_network(synth, tmp_path):
+    train, test = synth
+    model = make("padim", input_norm="per_image").fit(train[:12], progress=False)
+    images = np.stack([s.image for s in test[:4]])
+    # float64 reference: fixed preprocess, then each image's channels to zero mean / unit variance
+    x = ref_preprocess(images, (SIZE, SIZE)).double()
+    mu = x.mean(dim=(2, 3), keepdim=True)
+    x = (x - mu) / torch.sqrt(((x - mu) ** 2).mean(dim=(2, 3), keepdim=True) + 1e-6)
+    with torch.no_grad():
+        expected = model.network.inner(x.float()).numpy()
+    np.testing.assert_allclose(model.features(images), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    # an exposure change (gain and offset) moves the features much less than without the option
+    darker = np.clip(np.round(images.astype(np.float64) * 0.7 + 20), 0, 255).astype(np.uint8)
+    plain = make("padim")
+    plain._ensure_network()
+    rel = lambda m: np.abs(m.features(darker) - m.features(images)).mean() / np.abs(m.features(images)).mean()
+    assert rel(model) < 0.5 * rel(plain)  # measured 0.11 vs 0.29 (what is left: uint8 rounding)
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.input_norm == "per_image"
+    np.testing.assert_array_equal(again.predict(images).scores, model.predict(images).scores)
+    with pytest.raises(ValueError, match="input_norm"):
+        make("padim", input_norm="per_batch")
 
 
 def test_custom_backbone_model_round_trip(synth, tmp_path):

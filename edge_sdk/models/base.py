@@ -4,7 +4,8 @@ set in batches, the anomaly-map path through the kernels, calibration, saving an
 Scoring path of every embedding model (identical in the runtime, from ``export_parts``):
 
     uint8 images -> kernels.preprocess (bilinear resize to input_size, ImageNet mean/std)
-    -> network (backbone + aggregation; torch / ONNX) -> features (N, L, C)
+    -> network ([per-image channel standardization, input_norm="per_image"] + backbone + aggregation;
+       torch / ONNX) -> features (N, L, C)
     -> per-location scores through the model's kernel(s) -> grid (N, h, w)
     -> kernels.resize_bilinear to each image's own size -> kernels.gaussian_blur(sigma)
     -> map (N, H, W); image score = max of the raw grid ("max_raw") or of the blurred map ("max_blurred").
@@ -27,8 +28,12 @@ from edge_sdk.models import storage
 from edge_sdk.models.backbone import (CustomBackbone, FeatureBackbone, Lite0Backbone, backbone_from_config,
                                       lite0_weights_path)
 from edge_sdk.models.export_parts import ExportParts
+from edge_sdk.models.features import PerImageStandardized
 
 IMAGE_SCORE_MODES = ("max_raw", "max_blurred")
+# "fixed": the preprocess's mean/std only; "per_image": then each image's channels standardized
+# inside the network (features.PerImageStandardized), exported with it.
+INPUT_NORM_MODES = ("fixed", "per_image")
 
 
 @dataclass
@@ -133,7 +138,7 @@ class EmbeddingModel:
 
     def __init__(self, *, backbone: FeatureBackbone | None = None, layers: Sequence[str] | None = None,
                  input_size: int | Sequence[int] = 256, batch_size: int = 8, blur_sigma: float = 4.0,
-                 image_score: str | None = None, seed: int = 0, device: str = "cpu"):
+                 image_score: str | None = None, input_norm: str = "fixed", seed: int = 0, device: str = "cpu"):
         if isinstance(input_size, int):
             input_size = (input_size, input_size)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -151,6 +156,9 @@ class EmbeddingModel:
         self.image_score = image_score or self.default_image_score
         if self.image_score not in IMAGE_SCORE_MODES:
             raise ValueError(f"image_score must be one of {IMAGE_SCORE_MODES}, got {self.image_score!r}")
+        if input_norm not in INPUT_NORM_MODES:
+            raise ValueError(f"input_norm must be one of {INPUT_NORM_MODES}, got {input_norm!r}")
+        self.input_norm = input_norm
         self.seed = int(seed)
         self.device = device
         self.calibration: dict | None = None
@@ -167,7 +175,10 @@ class EmbeddingModel:
 
     def _ensure_network(self) -> nn.Module:
         if self.network is None:
-            self.network = self._build_network().eval().to(self.device)
+            net = self._build_network()
+            if self.input_norm == "per_image":
+                net = PerImageStandardized(net)
+            self.network = net.eval().to(self.device)
             zeros = torch.zeros(1, 3, *self.input_size, device=self.device)
             with torch.no_grad():
                 probe = self.network(zeros)
@@ -351,7 +362,7 @@ class EmbeddingModel:
 
     def _common_settings(self) -> dict:
         return {"input_size": list(self.input_size), "batch_size": self.batch_size, "blur_sigma": self.blur_sigma,
-                "image_score": self.image_score, "seed": self.seed}
+                "image_score": self.image_score, "input_norm": self.input_norm, "seed": self.seed}
 
     def save(self, model_dir: str | os.PathLike) -> Path:
         """Writes config.json + arrays.safetensors (+ backbone.safetensors for a custom backbone)."""
