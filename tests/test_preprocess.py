@@ -101,3 +101,16 @@ def test_bad_inputs_name_the_argument(rng):
         kernels.preprocess(bad, (8, 8), **kw)
     with pytest.raises(TypeError, match="mean"):
         kernels.preprocess(images, (8, 8), mean="abc", std=IMAGENET_STD)
+
+
+@pytest.mark.parametrize("c,channels,dtype", [(3, 3, np.uint8), (1, 3, np.uint8), (1, 1, np.uint8), (3, 3, np.float32),
+                                              (1, 1, np.float32)])
+def test_same_size_skips_resampling_bit_exactly(rng, c, channels, dtype):
+    # At an unchanged size the resampling weights are exactly 1 and 0: the fast path must give the
+    # reference's bits, for every layout it serves (RGB, gray replicated, gray, float input).
+    images = rng.integers(0, 256, (3, 41, 67, c)).astype(dtype)
+    mean, std = IMAGENET_MEAN[:channels], IMAGENET_STD[:channels]
+    scale = 1 / 255 if dtype == np.uint8 else 0.5
+    out = kernels.preprocess(images, (41, 67), mean=mean, std=std, channels=channels, scale=scale)
+    ref = torch_preprocess(images, (41, 67), mean, std, channels=channels, scale=scale)
+    np.testing.assert_array_equal(out, ref)

@@ -37,9 +37,15 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    """Atomic PNG write (temp + rename)."""
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    """Lays out, writes the PNG atomically (temp + rename) and closes the figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    try:
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return Path(path)
 
 
@@ -81,10 +87,7 @@ def latency_histogram(record: dict, path: Path) -> Path:
         ax.legend(fontsize=8, loc="best", framealpha=0.85)
         ax.grid(alpha=0.3)
     fig.suptitle("Latency per predict call\n" + _title(record), fontsize=10)
-    fig.tight_layout()
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def batch_sweep(record: dict, path: Path) -> Path:
@@ -119,10 +122,7 @@ def batch_sweep(record: dict, path: Path) -> Path:
         ax.grid(alpha=0.3)
     a1.legend(fontsize=8)
     fig.suptitle("Batch-size sweep\n" + _title(record), fontsize=10)
-    fig.tight_layout()
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def breakdown(record: dict, path: Path) -> Path:
@@ -150,10 +150,7 @@ def breakdown(record: dict, path: Path) -> Path:
     ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.28 if len(results) < 3 else -0.18))
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Where the time goes\n" + _title(record), fontsize=10)
-    fig.tight_layout()
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def cycle_histogram(record: dict, path: Path) -> Path | None:
@@ -180,10 +177,7 @@ def cycle_histogram(record: dict, path: Path) -> Path | None:
         ax.legend(fontsize=8, loc="best", framealpha=0.85)
         ax.grid(alpha=0.3)
     fig.suptitle("Cycle time against the budget\n" + _title(record), fontsize=10)
-    fig.tight_layout()
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def write_plots(record: dict, out_dir: Path) -> list[Path]:

@@ -97,6 +97,21 @@ def maps_at_sizes(grid: np.ndarray, sizes: Sequence[tuple[int, int]], sigma: flo
     return out
 
 
+def split_training(n: int, seed: int, val_fraction: float, min_images: int,
+                   hold_out: bool = True) -> tuple[list[int], list[int]]:
+    """Seeded shuffle of n training images -> (train indices, held-out indices): with ``hold_out``,
+    a ``val_fraction`` is held out for calibration when there are at least ``min_images``."""
+    if n == 0:
+        raise ValueError("training data set is empty")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    if hold_out and val_fraction > 0 and n >= min_images:
+        n_val = max(1, int(round(val_fraction * n)))
+        return order[n_val:], order[:n_val]
+    return order, []
+
+
 def score_batches(predict: Callable, batches: Iterable[list], keep_maps: bool = False) -> dict:
     """Runs ``predict`` over batches of Samples: scores (N,) float32, labels (N,) int64 and, with
     keep_maps, the maps and masks (all-zero for good samples; a mask of another size than its map
@@ -253,16 +268,8 @@ class EmbeddingModel:
         scored (biased low; recorded as calibration source "train"). ``calibrate=False`` skips
         calibration (call ``calibrate`` later on data of your choice).
         """
-        n = len(dataset)
-        if n == 0:
-            raise ValueError("training data set is empty")
-        if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        order = np.random.default_rng(self.seed).permutation(n).tolist()
-        held_out: list[int] = []
-        if val_dataset is None and val_fraction > 0 and n >= 20:
-            n_val = max(1, int(round(val_fraction * n)))
-            held_out, order = order[:n_val], order[n_val:]
+        order, held_out = split_training(len(dataset), self.seed, val_fraction, min_images=20,
+                                         hold_out=val_dataset is None)
         self._ensure_network()
         t0 = time.perf_counter()
         self._fit_passes(self._feature_passes(dataset, order, progress), len(order))

@@ -24,7 +24,7 @@ import torch
 from edge_sdk import kernels
 from edge_sdk.models.base import EmbeddingModel
 from edge_sdk.models.features import PatchFeatures, random_orthonormal
-from edge_sdk.models.streaming import OnlineKMeans, StreamingGaussian
+from edge_sdk.models.streaming import OnlineKMeans, fit_location_gaussians
 
 
 class MhBC(EmbeddingModel):
@@ -59,12 +59,8 @@ class MhBC(EmbeddingModel):
         if n_images < 2:
             raise ValueError(f"MhBC needs at least 2 training images, got {n_images}")
         h, w = self.grid
-        stats = StreamingGaussian(h * w, self.feature_dim)
-        for feats in passes("mhbc 1/2: features + covariance"):
-            stats.update(feats)
-        self.mean = stats.mean.to(torch.float32).numpy()
-        self.chol = stats.cholesky(self.eps).numpy()
-        del stats  # the float64 scatter matrices are the largest training allocation
+        self.mean, self.chol = fit_location_gaussians(passes("mhbc 1/2: features + covariance"), h * w,
+                                                      self.feature_dim, self.eps)
         kmeans = OnlineKMeans(h * w, self.feature_dim, self.k)
         for feats in passes("mhbc 2/2: whitening + k-means"):
             kmeans.update(kernels.whiten(np.ascontiguousarray(feats.numpy()), self.mean, self.chol,

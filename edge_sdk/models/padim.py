@@ -20,7 +20,7 @@ import torch
 from edge_sdk import kernels
 from edge_sdk.models.base import EmbeddingModel
 from edge_sdk.models.features import PadimFeatures
-from edge_sdk.models.streaming import StreamingGaussian
+from edge_sdk.models.streaming import fit_location_gaussians
 
 
 class PaDiM(EmbeddingModel):
@@ -50,11 +50,8 @@ class PaDiM(EmbeddingModel):
         if n_images < 2:
             raise ValueError(f"PaDiM needs at least 2 training images, got {n_images}")
         h, w = self.grid
-        stats = StreamingGaussian(h * w, self.feature_dim)
-        for feats in passes("padim: features + covariance"):
-            stats.update(feats)
-        self.mean = stats.mean.to(torch.float32).numpy()
-        self.chol = stats.cholesky(self.eps).numpy()
+        self.mean, self.chol = fit_location_gaussians(passes("padim: features + covariance"), h * w,
+                                                      self.feature_dim, self.eps)
 
     def is_fitted(self) -> bool:
         return self.mean is not None and self.chol is not None

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from edge_sdk import kernels
 from edge_sdk.models import storage
-from edge_sdk.models.base import Prediction, as_image_list, maps_at_sizes, score_batches
+from edge_sdk.models.base import Prediction, as_image_list, maps_at_sizes, score_batches, split_training
 from edge_sdk.models.export_parts import ExportParts
 from edge_sdk.models.recon_nets import Discriminator, Generator, Reconstructor
 from edge_sdk.models.recon_train import augment_geometry, masked_l2, perlin_perturb, restart_factor
@@ -308,16 +308,8 @@ class ResGANAD:
         region layouts, which also gives per-region thresholds), then calibrates on `val_dataset`
         or a held-out `val_fraction` of the training images (quantile of their scores).
         `calibrate=False` skips calibration (call `calibrate` later; export needs it)."""
-        n = len(dataset)
-        if n == 0:
-            raise ValueError("training data set is empty")
-        if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        order = np.random.default_rng(self.seed).permutation(n).tolist()
-        held_out: list[int] = []
-        if calibrate and val_dataset is None and val_fraction > 0 and n >= 10:
-            n_val = max(1, int(round(val_fraction * n)))
-            held_out, order = order[:n_val], order[n_val:]
+        order, held_out = split_training(len(dataset), self.seed, val_fraction, min_images=10,
+                                         hold_out=calibrate and val_dataset is None)
         x_all = self._load_training(dataset, order, progress)
         t0 = time.perf_counter()
         self.train_patches(x_all, epochs=epochs, progress=progress)

@@ -64,6 +64,15 @@ class StreamingGaussian:
         return regularized_cholesky(self.m2, eps, scale=self._cov_scale(ddof), dtype=dtype)
 
 
+def fit_location_gaussians(batches, locations: int, channels: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over feature batches (N, L, C) -> per-location mean (L, C) and Cholesky factor of
+    covariance + eps I (L, C, C), float32; the float64 statistics are freed before returning."""
+    stats = StreamingGaussian(locations, channels)
+    for feats in batches:
+        stats.update(feats)
+    return stats.mean.to(torch.float32).numpy(), stats.cholesky(eps).numpy()
+
+
 def regularized_cholesky(cov: torch.Tensor, eps: float, *, scale: float = 1.0, dtype: torch.dtype | None = None,
                          block: int = 128) -> torch.Tensor:
     """Lower Cholesky factor of scale * cov + eps * I for each location (L, C, C), computed in the

@@ -55,6 +55,41 @@ void validate_preprocess(const PreprocessParams& p, int64_t n, int64_t h, int64_
 
 namespace {
 
+// Resampling to the same size weighs each pixel by exactly 1 and its neighbour by 0 (linear_tap),
+// so the output is the normalized scaled samples themselves: one pass over each interleaved row
+// writes every output channel (C = 1 or 3 as a constant, so the loop vectorizes).
+template <int C, typename T>
+void normalize_rows(const T* src, int64_t w, int64_t rows, int64_t plane, const PreprocessParams& p, float* out) {
+  const int64_t oc = p.channels;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* in = src + r * w * C;
+    for (int64_t ch = 0; ch < oc; ++ch) {
+      const int64_t sc = preprocess_source_channel(ch, C);
+      const float m = p.mean[ch], s = p.std[ch], scale = p.scale;
+      float* o = out + ch * plane + r * w;
+      for (int64_t x = 0; x < w; ++x) o[x] = normalize_channel(scaled_sample(in[x * C + sc], scale), m, s);
+    }
+  }
+}
+
+template <typename T>
+void preprocess_same_size(const T* images, int64_t n, int64_t h, int64_t w, int64_t c, const PreprocessParams& p,
+                          float* out, ThreadPool& pool) {
+  const int64_t blocks = (h + kRowsPerTask - 1) / kRowsPerTask, oc = p.channels;
+  pool.parallel_for(n * blocks, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t img = t / blocks, r0 = (t % blocks) * kRowsPerTask;
+      const int64_t rows = std::min(h, r0 + kRowsPerTask) - r0;
+      const T* src = images + (img * h + r0) * w * c;
+      float* dst = out + img * oc * h * w + r0 * w;
+      if (c == 3)
+        normalize_rows<3>(src, w, rows, h * w, p, dst);
+      else
+        normalize_rows<1>(src, w, rows, h * w, p, dst);
+    }
+  });
+}
+
 // Tasks are (image, source channel, block of output rows). Each resampled row is normalized into
 // every output channel it feeds (one, or three for a gray image and channels == 3).
 template <typename T>
@@ -67,7 +102,7 @@ void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64
   const auto& ytaps = detail::linear_taps(h, oh, ytaps_buf);
   const int64_t src_channels = std::min<int64_t>(c, oc);
   const int64_t blocks = (oh + kRowsPerTask - 1) / kRowsPerTask;
-  const bool same_size = oh == h && ow == w;
+  if (oh == h && ow == w) return preprocess_same_size(images, n, h, w, c, p, out, pool);
   pool.parallel_for(n * src_channels * blocks, [&](int64_t t0, int64_t t1) {
     struct RowTag;
     std::vector<float>& row = thread_scratch<RowTag, float>(static_cast<size_t>(ow));
@@ -75,18 +110,10 @@ void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64
       const int64_t blk = t % blocks;
       const int64_t sc = (t / blocks) % src_channels;
       const int64_t img = t / (blocks * src_channels);
-      const T* src = images + img * h * w * c;
-      detail::BilinearRows<T> rows(src, w, c, sc, p.scale, xtaps);
+      detail::BilinearRows<T> rows(images + img * h * w * c, w, c, sc, p.scale, xtaps);
       const int64_t r1 = std::min(oh, (blk + 1) * kRowsPerTask);
       for (int64_t r = blk * kRowsPerTask; r < r1; ++r) {
-        if (same_size) {
-          // Resampling to the same size weighs each pixel by exactly 1 and its neighbour by 0
-          // (linear_tap), so the row is the scaled samples themselves: skip the interpolation.
-          const T* in = src + r * w * c + sc;
-          for (int64_t x = 0; x < ow; ++x) row[static_cast<size_t>(x)] = scaled_sample(in[x * c], p.scale);
-        } else {
-          rows.row(ytaps[static_cast<size_t>(r)], row.data());
-        }
+        rows.row(ytaps[static_cast<size_t>(r)], row.data());
         for (int64_t ch = 0; ch < oc; ++ch) {
           if (preprocess_source_channel(ch, c) != sc) continue;
           const float m = p.mean[ch], s = p.std[ch];
