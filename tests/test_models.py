@@ -298,13 +298,13 @@ def test_per_image_highpass_input_norm_matches_float64_reference(synth, tmp_path
     with torch.no_grad():
         expected = model.network.inner(torch.from_numpy(x).float()).numpy()
     np.testing.assert_allclose(model.features(images), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
-    # a linear shading ramp across the image is removed (inside the box, away from the borders),
+    # a linear shading ramp down the image is mostly removed (exactly only where the box lies inside),
     # which plain standardization keeps
     ramp = np.clip(np.round(images.astype(np.float64) * 0.6
                             + np.linspace(0, 80, images.shape[2])[None, None, :, None]), 0, 255).astype(np.uint8)
     plain = make("padim", input_norm="per_image").fit(train[:12], progress=False)
     rel = lambda m: np.abs(m.features(ramp) - m.features(images)).mean() / np.abs(m.features(images)).mean()
-    assert rel(model) < 0.7 * rel(plain)
+    assert rel(model) < 0.6 * rel(plain)  # measured 0.30 vs 0.76
     model.save(tmp_path / "m")
     again = load_model(tmp_path / "m")
     assert again.input_norm == "per_image_highpass" and again.highpass_window == w
