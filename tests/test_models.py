@@ -382,6 +382,28 @@ def test_cli_train_and_eval(mvtec_root, tmp_path, capsys):
         assert im.size == (3 * 64, 64 + 14)
 
 
+def test_cli_train_input_norm(mvtec_root, tmp_path):
+    import argparse
+
+    from edge_sdk.cli import main
+    from edge_sdk.models import load_model
+    from edge_sdk.commands import train
+    from edge_sdk.models.base import INPUT_NORM_MODES
+
+    out = tmp_path / "model"
+    rc = main(["train", "--model", "padim", "--data", str(mvtec_root), "--layout", "mvtec", "--category", "tile",
+               "--out", str(out), "--input-size", "64", "--threads", "1", "--no-progress", "--d", "20",
+               "--input-norm", "per_image_highpass", "--highpass-window", "31"])
+    assert rc == 0
+    model = load_model(out)
+    assert model.input_norm == "per_image_highpass" and model.highpass_window == 31
+    parser = argparse.ArgumentParser()
+    train.register(parser.add_subparsers())
+    train_parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    choices = next(a.choices for a in train_parser._actions if a.dest == "input_norm")
+    assert tuple(choices) == INPUT_NORM_MODES  # the CLI offers exactly the models' modes
+
+
 def test_cli_reports_user_errors(tmp_path, mvtec_root, capsys):
     from edge_sdk.cli import main
 

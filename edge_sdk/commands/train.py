@@ -74,6 +74,11 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of everything random in training (default 0)")
     p.add_argument("--threads", type=int, help="CPU threads for torch and the kernels")
     p.add_argument("--blur-sigma", type=float, default=4.0, help="Gaussian blur of the anomaly map (default 4)")
+    p.add_argument("--input-norm", choices=("fixed", "per_image", "per_image_highpass"), default="fixed",
+                   help="fixed: ImageNet mean/std only (default); per_image: each image's channels standardized "
+                        "inside the network (exposure varies between images); per_image_highpass: a box mean "
+                        "(--highpass-window) subtracted first (shading across the part too)")
+    p.add_argument("--highpass-window", type=int, default=127, help="per_image_highpass box size, odd (default 127)")
     p.add_argument("--image-score", choices=("max_raw", "max_blurred"),
                    help="image score: max of the raw location scores or of the blurred map "
                         "(default: max_blurred for padim, max_raw otherwise)")
@@ -107,7 +112,7 @@ def build_model(args):
     if registry.is_recon(args.model):
         return registry.build_model(args)
     kw = dict(input_size=args.input_size or 256, batch_size=args.batch_size, seed=args.seed, blur_sigma=args.blur_sigma,
-              image_score=args.image_score)
+              image_score=args.image_score, input_norm=args.input_norm, highpass_window=args.highpass_window)
     if args.layers:
         kw["layers"] = [s.strip() for s in args.layers.split(",") if s.strip()]
     if args.model == "padim":
