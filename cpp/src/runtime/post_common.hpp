@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "edge_sdk/kernels/heatmap.hpp"
+#include "edge_sdk/kernels/ssim.hpp"
 #include "edge_sdk/runtime/errors.hpp"
 #include "edge_sdk/runtime/fields.hpp"
 #include "postprocess.hpp"
@@ -60,6 +61,24 @@ inline double blur_sigma_field(const Fields& pp, const std::string& key) {
     }
   }
   return s;
+}
+
+// postprocess.ssim {window, sigma, k1, k2, data_range} for h x w images, checked as the SSIM
+// kernel checks them (a BundleError naming "ssim" otherwise).
+inline SsimParams ssim_params_field(const Fields& pp, int64_t h, int64_t w) {
+  Fields s = pp.object("ssim");
+  SsimParams p;
+  p.window = static_cast<int>(s.integer("window", 1, 63));
+  p.sigma = static_cast<float>(s.positive("sigma"));
+  p.k1 = static_cast<float>(s.number("k1"));
+  p.k2 = static_cast<float>(s.number("k2"));
+  p.data_range = static_cast<float>(s.positive("data_range"));
+  try {
+    validate_ssim(p, h, w);
+  } catch (const ArgumentError& e) {
+    pp.fail("ssim", e.what());
+  }
+  return p;
 }
 
 // grid (gh x gw) -> out (h x w): bilinear resize, then Gaussian blur when sigma > 0, as the one

@@ -29,17 +29,7 @@ class SsimPost final : public PostProcessor {
     if (out.shape != std::vector<int64_t>{-1, c_, h_, w_})
       pp.fail("reconstruction_output", "output \"" + recon_ + "\" must have the input's shape " +
                                            shape_text({-1, c_, h_, w_}) + ", has " + shape_text(out.shape));
-    Fields s = pp.object("ssim");
-    params_.window = static_cast<int>(s.integer("window", 1, 63));
-    params_.sigma = static_cast<float>(s.positive("sigma"));
-    params_.k1 = static_cast<float>(s.number("k1"));
-    params_.k2 = static_cast<float>(s.number("k2"));
-    params_.data_range = static_cast<float>(s.positive("data_range"));
-    try {
-      validate_ssim(params_, h_, w_);
-    } catch (const ArgumentError& e) {
-      pp.fail("ssim", e.what());
-    }
+    params_ = ssim_params_field(pp, h_, w_);
     pp.one_of("image_score", {"one_minus_mean_ssim"});
     pp.one_of("map", {"abs_diff_channel_mean"});
     pp.one_of("map_upsample", {"bilinear"});

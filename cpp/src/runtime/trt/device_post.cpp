@@ -238,12 +238,7 @@ class SsimPost final : public DevicePost {
     c_ = m.input.channels;
     h_ = m.input.height;
     w_ = m.input.width;
-    Fields sp = pp.object("ssim");
-    params_.window = static_cast<int>(sp.integer("window", 1, 63));
-    params_.sigma = static_cast<float>(sp.positive("sigma"));
-    params_.k1 = static_cast<float>(sp.number("k1"));
-    params_.k2 = static_cast<float>(sp.number("k2"));
-    params_.data_range = static_cast<float>(sp.positive("data_range"));
+    params_ = ssim_params_field(pp, h_, w_);
     const size_t plane = static_cast<size_t>(h_ * w_), n = static_cast<size_t>(max_batch);
     mean_ = buf_.alloc<float>(n, "ssim means");
     ws_ = buf_.alloc<float>(static_cast<size_t>(ssim_cuda_workspace_floats(max_batch, c_, h_, w_, params_)), "ssim workspace");
