@@ -56,6 +56,10 @@ def test_preprocess_parity(rng, dtype, c, channels):
     kw = dict(mean=[0.485, 0.456, 0.406][:channels], std=[0.229, 0.224, 0.225][:channels], channels=channels)
     np.testing.assert_allclose(kernels.preprocess(images, (224, 224), device=DEV, **kw),
                                kernels.preprocess(images, (224, 224), **kw), atol=1e-5, rtol=1e-6)
+    # antialiased: shrinking (123 -> 64), enlarging (97 -> 160) and an unchanged axis
+    for size in ((64, 64), (123, 160), (40, 97)):
+        np.testing.assert_allclose(kernels.preprocess(images, size, antialias=True, device=DEV, **kw),
+                                   kernels.preprocess(images, size, antialias=True, **kw), atol=1e-5, rtol=1e-6)
 
 
 @pytest.mark.parametrize("shape", [(3, 64, 64), (2, 3, 40, 33), (60, 1, 256, 256)])

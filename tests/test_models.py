@@ -382,6 +382,34 @@ def test_cli_train_and_eval(mvtec_root, tmp_path, capsys):
         assert im.size == (3 * 64, 64 + 14)
 
 
+def test_antialiased_resize_is_the_default_saved_and_absent_from_older_models(synth, tmp_path):
+    train, test = synth
+    model = make("padim").fit(train[:12], progress=False)
+    assert model.antialias is True
+    big = np.repeat(np.repeat(test[0].image, 3, axis=0), 3, axis=1)[None]  # 3x the input size: shrunk
+    x = torch.from_numpy(big.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+    x = torch.nn.functional.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=True)
+    x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+    with torch.no_grad():
+        expected = model.network(x.float()).numpy()
+    np.testing.assert_allclose(model.features(big), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert model.export_parts().preprocess["antialias"] is True
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.antialias is True
+    np.testing.assert_array_equal(again.predict(big).scores, model.predict(big).scores)
+    # a model directory written before the option existed was trained on plain bilinear resizing
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["settings"]["antialias"]
+    cfg_path.write_text(json.dumps(cfg))
+    old = load_model(tmp_path / "m")
+    assert old.antialias is False
+    assert not np.allclose(old.features(big), model.features(big))
+    with pytest.raises(TypeError, match="antialias"):
+        make("padim", antialias="no")
+
+
 def test_cli_train_input_norm(mvtec_root, tmp_path):
     import argparse
 
@@ -397,11 +425,16 @@ def test_cli_train_input_norm(mvtec_root, tmp_path):
     assert rc == 0
     model = load_model(out)
     assert model.input_norm == "per_image_highpass" and model.highpass_window == 31
+    assert model.antialias is True
     parser = argparse.ArgumentParser()
     train.register(parser.add_subparsers())
     train_parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
     choices = next(a.choices for a in train_parser._actions if a.dest == "input_norm")
     assert tuple(choices) == INPUT_NORM_MODES  # the CLI offers exactly the models' modes
+    rc = main(["train", "--model", "padim", "--data", str(mvtec_root), "--layout", "mvtec", "--category", "tile",
+               "--out", str(tmp_path / "plain"), "--input-size", "64", "--threads", "1", "--no-progress", "--d", "20",
+               "--no-antialias"])
+    assert rc == 0 and load_model(tmp_path / "plain").antialias is False
 
 
 def test_cli_reports_user_errors(tmp_path, mvtec_root, capsys):

@@ -114,3 +114,88 @@ def test_same_size_skips_resampling_bit_exactly(rng, c, channels, dtype):
     out = kernels.preprocess(images, (41, 67), mean=mean, std=std, channels=channels, scale=scale)
     ref = torch_preprocess(images, (41, 67), mean, std, channels=channels, scale=scale)
     np.testing.assert_array_equal(out, ref)
+
+
+# ---- antialias=True: torch's interpolate(antialias=True) / PIL's BILINEAR -------------------------
+
+def torch_preprocess_aa(images, size, mean, std, channels=3, scale=1 / 255):
+    t = (torch.from_numpy(images).float() * scale).permute(0, 3, 1, 2).contiguous()
+    t = torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+    if channels == 3 and t.shape[1] == 1:
+        t = t.repeat(1, 3, 1, 1)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return ((t - m) / s).numpy()
+
+
+def triangle_matrix(n_in, n_out):
+    """float64 (n_out, n_in) resampling matrix of the antialiased bilinear filter, from its
+    definition: output i averages the inputs whose centres lie within `support` of its centre
+    under the triangle filter stretched by the scale when shrinking, weights normalized to 1."""
+    scale = n_in / n_out
+    support, stretch = (scale, scale) if scale >= 1 else (1.0, 1.0)
+    centres = (np.arange(n_in) + 0.5)
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        c = scale * (i + 0.5)
+        lo, hi = max(int(c - support + 0.5), 0), min(int(c + support + 0.5), n_in)
+        w = np.clip(1 - np.abs(centres[lo:hi] - c) / stretch, 0, None)
+        m[i, lo:hi] = w / w.sum()
+    return m
+
+
+@pytest.mark.parametrize("shape,size", [
+    ((2, 300, 120, 1), (256, 256)),   # a narrow MTD tile: height shrunk, width enlarged
+    ((1, 632, 403, 3), (256, 256)),   # shrunk 2.5x / 1.6x
+    ((2, 37, 1000, 3), (64, 64)),     # extreme ratio
+    ((2, 33, 29, 3), (64, 90)),       # enlarged both ways
+    ((2, 1, 1, 3), (4, 5)),
+])
+def test_antialias_matches_torch_and_a_float64_reference(rng, shape, size):
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    out = kernels.preprocess(images, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, antialias=True)
+    assert out.shape == (shape[0], 3) + size and out.dtype == np.float32
+    np.testing.assert_allclose(out, torch_preprocess_aa(images, size, IMAGENET_MEAN, IMAGENET_STD), atol=1e-5)
+    my, mx = triangle_matrix(shape[1], size[0]), triangle_matrix(shape[2], size[1])
+    v = np.einsum("yh,nhwc,xw->ncyx", my, images.astype(np.float64) / 255, mx, optimize=True)
+    if v.shape[1] == 1:
+        v = np.repeat(v, 3, axis=1)
+    ref = (v - np.array(IMAGENET_MEAN)[:, None, None]) / np.array(IMAGENET_STD)[:, None, None]
+    np.testing.assert_allclose(out, ref, atol=2e-5)
+
+
+def test_antialias_float_input_gray_and_single_channel(rng):
+    images = rng.random((2, 90, 70, 1), dtype=np.float32)
+    out = kernels.preprocess(images, (32, 48), mean=[0.5], std=[0.25], channels=1, scale=1.0, antialias=True)
+    np.testing.assert_allclose(out, torch_preprocess_aa(images, (32, 48), [0.5], [0.25], channels=1, scale=1.0),
+                               atol=1e-5)
+
+
+def test_antialias_is_the_identity_at_the_input_size(rng):
+    images = rng.integers(0, 256, (2, 40, 50, 3), dtype=np.uint8)
+    kw = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    np.testing.assert_array_equal(kernels.preprocess(images, (40, 50), antialias=True, **kw),
+                                  kernels.preprocess(images, (40, 50), **kw))
+    # one axis unchanged: that axis is not resampled
+    a = kernels.preprocess(images, (40, 20), antialias=True, **kw)
+    np.testing.assert_allclose(a, torch_preprocess_aa(images, (40, 20), IMAGENET_MEAN, IMAGENET_STD), atol=1e-5)
+
+
+def test_antialias_keeps_a_thin_line_that_plain_sampling_skips():
+    # A 1-pixel line in a 640-pixel-wide image shrunk to 256: plain bilinear reads 2 of every 2.5
+    # columns and misses the line at some positions; the averaging resize never does.
+    plain_min, aa_min = np.inf, np.inf
+    for x in range(10):
+        img = np.zeros((1, 64, 640, 1), np.uint8)
+        img[0, :, 300 + x] = 255
+        kw = dict(mean=[0.0], std=[1.0], channels=1)
+        plain_min = min(plain_min, kernels.preprocess(img, (64, 256), **kw).max())
+        aa_min = min(aa_min, kernels.preprocess(img, (64, 256), antialias=True, **kw).max())
+    assert plain_min == 0.0
+    assert aa_min > 0.15
+
+
+def test_antialias_must_be_a_bool(rng):
+    images = rng.integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(TypeError, match="antialias"):
+        kernels.preprocess(images, (4, 4), mean=IMAGENET_MEAN, std=IMAGENET_STD, antialias="yes")

@@ -74,6 +74,9 @@ def test_synthetic_parity(trained, synth, name, tmp_path):
     rt = edge_sdk.Runtime(out, threads=1)
     images = [s.image for s in test]
     images += [np.ascontiguousarray(test[0].image[:80, :70])]  # another size: resized, map at its own size
+    # larger: shrunk by the antialiased resize both sides use (the models' default)
+    assert model.antialias and rt.manifest["input"]["antialias"] is True
+    images += [np.ascontiguousarray(np.repeat(np.repeat(test[1].image, 2, axis=0), 2, axis=1)[:170, :150])]
     fig = compare(rt, model, images)
     check(fig)
     labels = np.array([s.label for s in test])

@@ -54,7 +54,7 @@ def input_spec(
     value_range: Sequence[float] = (0.0, 255.0),
 ) -> dict:
     """The manifest's ``input`` section from an ExportParts ``preprocess`` dict
-    (height, width, channels, mean, std, scale, resize="bilinear", antialias=False)."""
+    (height, width, channels, mean, std, scale, resize="bilinear", antialias=False|True)."""
     p = dict(preprocess)
     channels = _int(p["channels"], "preprocess.channels")
     if channels not in (1, 3):
@@ -65,6 +65,9 @@ def input_spec(
         raise BundleError(f"preprocess.mean/std: need {channels} value(s) each, got {len(mean)} and {len(std)}")
     if on_size_mismatch not in ("resize", "reject"):
         raise BundleError(f"on_size_mismatch: expected 'resize' or 'reject', got {on_size_mismatch!r}")
+    antialias = p.get("antialias", False)
+    if not isinstance(antialias, (bool, np.bool_)):
+        raise BundleError(f"preprocess.antialias: expected true or false, got {antialias!r}")
     return {
         "height": _int(p["height"], "preprocess.height"),
         "width": _int(p["width"], "preprocess.width"),
@@ -75,7 +78,7 @@ def input_spec(
         "scale": _finite(p.get("scale", 1.0 / 255.0), "preprocess.scale"),
         "value_range": [_finite(v, "value_range") for v in value_range],
         "resize": str(p.get("resize", "bilinear")),
-        "antialias": bool(p.get("antialias", False)),
+        "antialias": bool(antialias),
         "on_size_mismatch": on_size_mismatch,
         "dtypes": list(dtypes),
     }

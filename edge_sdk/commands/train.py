@@ -79,6 +79,9 @@ def register(sub) -> None:
                         "inside the network (exposure varies between images); per_image_highpass: a box mean "
                         "(--highpass-window) subtracted first (shading across the part too)")
     p.add_argument("--highpass-window", type=int, default=127, help="per_image_highpass box size, odd (default 127)")
+    p.add_argument("--no-antialias", action="store_true",
+                   help="resize images to the input size by plain bilinear sampling instead of the default "
+                        "antialiased (averaging) resize, which keeps thin defects when images are shrunk")
     p.add_argument("--image-score", choices=("max_raw", "max_blurred"),
                    help="image score: max of the raw location scores or of the blurred map "
                         "(default: max_blurred for padim, max_raw otherwise)")
@@ -112,7 +115,8 @@ def build_model(args):
     if registry.is_recon(args.model):
         return registry.build_model(args)
     kw = dict(input_size=args.input_size or 256, batch_size=args.batch_size, seed=args.seed, blur_sigma=args.blur_sigma,
-              image_score=args.image_score, input_norm=args.input_norm, highpass_window=args.highpass_window)
+              image_score=args.image_score, input_norm=args.input_norm, highpass_window=args.highpass_window,
+              antialias=not args.no_antialias)
     if args.layers:
         kw["layers"] = [s.strip() for s in args.layers.split(",") if s.strip()]
     if args.model == "padim":

@@ -3,7 +3,8 @@ set in batches, the anomaly-map path through the kernels, calibration, saving an
 
 Scoring path of every embedding model (identical in the runtime, from ``export_parts``):
 
-    uint8 images -> kernels.preprocess (bilinear resize to input_size, ImageNet mean/std)
+    uint8 images -> kernels.preprocess (bilinear resize to input_size, antialiased by default,
+    ImageNet mean/std)
     -> network ([per-image channel standardization, input_norm="per_image"] + backbone + aggregation;
        torch / ONNX) -> features (N, L, C)
     -> per-location scores through the model's kernel(s) -> grid (N, h, w)
@@ -154,8 +155,8 @@ class EmbeddingModel:
 
     def __init__(self, *, backbone: FeatureBackbone | None = None, layers: Sequence[str] | None = None,
                  input_size: int | Sequence[int] = 256, batch_size: int = 8, blur_sigma: float = 4.0,
-                 image_score: str | None = None, input_norm: str = "fixed", highpass_window: int = 127, seed: int = 0,
-                 device: str = "cpu"):
+                 image_score: str | None = None, input_norm: str = "fixed", highpass_window: int = 127,
+                 antialias: bool = True, seed: int = 0, device: str = "cpu"):
         if isinstance(input_size, int):
             input_size = (input_size, input_size)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -179,6 +180,9 @@ class EmbeddingModel:
         if highpass_window < 3 or highpass_window % 2 == 0:
             raise ValueError(f"highpass_window must be an odd number >= 3, got {highpass_window}")
         self.highpass_window = int(highpass_window)
+        if not isinstance(antialias, (bool, np.bool_)):
+            raise TypeError(f"antialias must be True or False, got {antialias!r}")
+        self.antialias = bool(antialias)
         self.seed = int(seed)
         self.device = device
         self.calibration: dict | None = None
@@ -215,7 +219,7 @@ class EmbeddingModel:
     # -- input -> features ---------------------------------------------------------------------
     def _preprocess(self, items: list[np.ndarray]) -> np.ndarray:
         kw = dict(mean=list(self.backbone.mean), std=list(self.backbone.std), channels=3, scale=1.0 / 255.0,
-                  device=self.device)
+                  antialias=self.antialias, device=self.device)
         groups = _groups_by_shape(items)
         if len(groups) == 1:
             return kernels.preprocess(np.stack(items), self.input_size, **kw)
@@ -377,7 +381,7 @@ class EmbeddingModel:
     def _common_settings(self) -> dict:
         return {"input_size": list(self.input_size), "batch_size": self.batch_size, "blur_sigma": self.blur_sigma,
                 "image_score": self.image_score, "input_norm": self.input_norm,
-                "highpass_window": self.highpass_window, "seed": self.seed}
+                "highpass_window": self.highpass_window, "antialias": self.antialias, "seed": self.seed}
 
     def save(self, model_dir: str | os.PathLike) -> Path:
         """Writes config.json + arrays.safetensors (+ backbone.safetensors for a custom backbone)."""
@@ -413,6 +417,7 @@ class EmbeddingModel:
         bcfg.pop("weights_sha256", None)
         backbone = backbone_from_config(bcfg, state)
         settings = dict(config["settings"])
+        settings.setdefault("antialias", False)  # saved before the option existed: resized without it
         model = cls(backbone=backbone, device=device, **settings)
         model._restore_network_arrays(arrays)
         model._restore(arrays)
@@ -446,7 +451,7 @@ class EmbeddingModel:
             arrays={k: np.ascontiguousarray(v) for k, v in self._model_arrays().items()},
             preprocess={"height": h, "width": w, "channels": 3, "mean": list(self.backbone.mean),
                         "std": list(self.backbone.std), "scale": 1.0 / 255.0, "resize": "bilinear",
-                        "antialias": False},
+                        "antialias": self.antialias},
             postprocess=post,
             calibration={k: self.calibration[k] for k in ("threshold", "min", "max")},
             metadata={"model": self.name, "settings": {**self._common_settings(), **self._settings()},

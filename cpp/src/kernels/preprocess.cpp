@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,84 @@ void preprocess_same_size(const T* images, int64_t n, int64_t h, int64_t w, int6
   });
 }
 
+// Antialiased resampling: the weights of one axis, output i reading inputs first[i] ..
+// first[i] + count[i] - 1 with weights w[i * taps ...], each raw triangle weight divided by their
+// sum (in float, in torch's order; the CUDA kernel computes the same values on the fly).
+struct AaTable {
+  int64_t taps = 0;
+  std::vector<int64_t> first, count;
+  std::vector<float> w;
+};
+
+void aa_table(int64_t in, int64_t out, AaTable& t) {
+  const AaAxis a = aa_axis(in, out);
+  t.taps = aa_max_taps(a);
+  t.first.assign(static_cast<size_t>(out), 0);
+  t.count.assign(static_cast<size_t>(out), 0);
+  t.w.assign(static_cast<size_t>(out * t.taps), 0.0f);
+  for (int64_t i = 0; i < out; ++i) {
+    int64_t first = 0, count = 0;
+    aa_span(a, i, in, &first, &count);
+    if (count > t.taps) throw std::logic_error("preprocess: antialiasing span exceeds its table");
+    float* w = &t.w[static_cast<size_t>(i * t.taps)];
+    float total = 0.0f;
+    for (int64_t k = 0; k < count; ++k) total += (w[k] = aa_raw_weight(a, i, first, k));
+    if (total != 0.0f)
+      for (int64_t k = 0; k < count; ++k) w[k] /= total;
+    t.first[static_cast<size_t>(i)] = first;
+    t.count[static_cast<size_t>(i)] = count;
+  }
+}
+
+// Tasks are (image, source channel): the width is resampled for every input row into a
+// scratch plane, then the height, and each output row is normalized into every output channel it
+// feeds.
+template <typename T>
+void preprocess_antialias(const T* images, int64_t n, int64_t h, int64_t w, int64_t c, const PreprocessParams& p,
+                          float* out, ThreadPool& pool) {
+  const int64_t oh = p.out_h, ow = p.out_w, oc = p.channels;
+  AaTable xt, yt;
+  aa_table(w, ow, xt);
+  aa_table(h, oh, yt);
+  const int64_t src_channels = std::min<int64_t>(c, oc);
+  pool.parallel_for(n * src_channels, [&](int64_t t0, int64_t t1) {
+    struct AaPlaneTag;
+    struct AaRowTag;
+    std::vector<float>& plane = thread_scratch<AaPlaneTag, float>(static_cast<size_t>(h * ow));
+    std::vector<float>& row = thread_scratch<AaRowTag, float>(static_cast<size_t>(ow));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t img = t / src_channels, sc = t % src_channels;
+      const T* src = images + img * h * w * c;
+      for (int64_t y = 0; y < h; ++y) {
+        const T* in = src + y * w * c + sc;
+        float* o = plane.data() + y * ow;
+        for (int64_t x = 0; x < ow; ++x) {
+          const float* wx = &xt.w[static_cast<size_t>(x * xt.taps)];
+          const T* px = in + xt.first[static_cast<size_t>(x)] * c;
+          float acc = 0.0f;
+          for (int64_t k = 0; k < xt.count[static_cast<size_t>(x)]; ++k) acc += wx[k] * scaled_sample(px[k * c], p.scale);
+          o[x] = acc;
+        }
+      }
+      for (int64_t y = 0; y < oh; ++y) {
+        std::fill(row.begin(), row.end(), 0.0f);
+        const float* wy = &yt.w[static_cast<size_t>(y * yt.taps)];
+        for (int64_t k = 0; k < yt.count[static_cast<size_t>(y)]; ++k) {
+          const float* r = plane.data() + (yt.first[static_cast<size_t>(y)] + k) * ow;
+          const float wk = wy[k];
+          for (int64_t x = 0; x < ow; ++x) row[static_cast<size_t>(x)] += wk * r[x];
+        }
+        for (int64_t ch = 0; ch < oc; ++ch) {
+          if (preprocess_source_channel(ch, c) != sc) continue;
+          const float m = p.mean[ch], s = p.std[ch];
+          float* o = out + ((img * oc + ch) * oh + y) * ow;
+          for (int64_t x = 0; x < ow; ++x) o[x] = normalize_channel(row[static_cast<size_t>(x)], m, s);
+        }
+      }
+    }
+  });
+}
+
 // Tasks are (image, source channel, block of output rows). Each resampled row is normalized into
 // every output channel it feeds (one, or three for a gray image and channels == 3).
 template <typename T>
@@ -107,6 +186,7 @@ void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64
   const int64_t src_channels = std::min<int64_t>(c, oc);
   const int64_t blocks = (oh + kRowsPerTask - 1) / kRowsPerTask;
   if (oh == h && ow == w) return preprocess_same_size(images, n, h, w, c, p, out, pool);
+  if (p.antialias) return preprocess_antialias(images, n, h, w, c, p, out, pool);
   pool.parallel_for(n * src_channels * blocks, [&](int64_t t0, int64_t t1) {
     struct RowTag;
     std::vector<float>& row = thread_scratch<RowTag, float>(static_cast<size_t>(ow));

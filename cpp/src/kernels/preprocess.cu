@@ -1,5 +1,7 @@
 // CUDA twin of preprocess.cpp: one thread per output pixel computes every output channel with the
-// shared resampling (bilinear_sample) and normalization (preprocess_math.hpp).
+// shared resampling (bilinear_sample, or aa_span / aa_raw_weight when antialiasing, in the CPU's
+// order: each input row's width-weighted sum, then the height-weighted sum of those) and
+// normalization (preprocess_math.hpp).
 #include <algorithm>
 
 #include "cuda_util.cuh"
@@ -37,6 +39,41 @@ __global__ void preprocess_kernel(const T* images, PreArgs a, float* out) {
 }
 
 template <typename T>
+__global__ void preprocess_aa_kernel(const T* images, PreArgs a, AaAxis ax, AaAxis ay, float* out) {
+  const long long ox = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  const long long oy = blockIdx.y, img = blockIdx.z;
+  if (ox >= a.ow) return;
+  int64_t fx = 0, nx = 0, fy = 0, ny = 0;
+  aa_span(ax, ox, a.w, &fx, &nx);
+  aa_span(ay, oy, a.h, &fy, &ny);
+  float totx = 0.0f, toty = 0.0f;
+  for (int64_t k = 0; k < nx; ++k) totx += aa_raw_weight(ax, ox, fx, k);
+  for (int64_t k = 0; k < ny; ++k) toty += aa_raw_weight(ay, oy, fy, k);
+  const T* src = images + img * a.h * a.w * a.c;
+  float v[3];
+  for (long long ch = 0; ch < a.c && ch < a.channels; ++ch) {
+    float acc = 0.0f;
+    for (int64_t ky = 0; ky < ny; ++ky) {
+      float wy = aa_raw_weight(ay, oy, fy, ky);
+      if (toty != 0.0f) wy /= toty;
+      const T* r = src + (fy + ky) * a.w * a.c + ch;
+      float rs = 0.0f;
+      for (int64_t kx = 0; kx < nx; ++kx) {
+        float wx = aa_raw_weight(ax, ox, fx, kx);
+        if (totx != 0.0f) wx /= totx;
+        rs += wx * scaled_sample(r[(fx + kx) * a.c], a.scale);
+      }
+      acc += wy * rs;
+    }
+    v[ch] = acc;
+  }
+  for (int ch = 0; ch < a.channels; ++ch) {
+    const float s = v[preprocess_source_channel(ch, a.c)];
+    out[((img * a.channels + ch) * a.oh + oy) * a.ow + ox] = normalize_channel(s, a.mean[ch], a.std[ch]);
+  }
+}
+
+template <typename T>
 void launch(const T* images, int64_t n, int64_t h, int64_t w, int64_t c, const PreprocessParams& p,
             float* out, void* stream) {
   validate_preprocess(p, n, h, w, c);
@@ -55,8 +92,13 @@ void launch(const T* images, int64_t n, int64_t h, int64_t w, int64_t c, const P
   auto s = static_cast<cudaStream_t>(stream);
   for (int64_t b = 0; b < n; b += kMaxGridYZ) {
     const int64_t nb = std::min(kMaxGridYZ, n - b);
-    preprocess_kernel<T><<<dim3(blocks_for(p.out_w, kThreads), p.out_h, nb), kThreads, 0, s>>>(
-        images + b * h * w * c, a, out + b * p.channels * p.out_h * p.out_w);
+    const dim3 grid(blocks_for(p.out_w, kThreads), p.out_h, nb);
+    if (p.antialias && (p.out_h != h || p.out_w != w))
+      preprocess_aa_kernel<T><<<grid, kThreads, 0, s>>>(images + b * h * w * c, a, aa_axis(w, p.out_w),
+                                                        aa_axis(h, p.out_h), out + b * p.channels * p.out_h * p.out_w);
+    else
+      preprocess_kernel<T><<<grid, kThreads, 0, s>>>(images + b * h * w * c, a,
+                                                     out + b * p.channels * p.out_h * p.out_w);
   }
   EDGE_CUDA_CHECK(cudaGetLastError());
 }

@@ -135,7 +135,6 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
     s.value_max = range[1];
     s.resize = in.one_of("resize", {"bilinear"});
     s.antialias = in.boolean("antialias");
-    if (s.antialias) in.fail("antialias", "antialiased resizing is not implemented by the preprocess kernel");
     s.on_size_mismatch = in.one_of("on_size_mismatch", {"resize", "reject"});
     s.dtypes = in.strings("dtypes");
     if (s.dtypes.empty()) in.fail("dtypes", "must list at least one accepted image dtype");

@@ -94,6 +94,7 @@ class RuntimeImpl final : public Runtime {
     pre_.out_w = in.width;
     pre_.channels = static_cast<int>(in.channels);
     pre_.scale = static_cast<float>(in.scale);
+    pre_.antialias = in.antialias;
     for (int c = 0; c < pre_.channels; ++c) {
       pre_.mean[c] = in.mean[static_cast<size_t>(c)];
       pre_.std[c] = in.std[static_cast<size_t>(c)];

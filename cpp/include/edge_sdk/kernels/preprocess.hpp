@@ -5,8 +5,10 @@
 // images: n images of h x w pixels, c interleaved channels (HWC, RGB order, c = 1 or 3), uint8 or
 // float32, contiguous. Output: float32 (n, channels, out_h, out_w), planar (NCHW):
 //   v = pixel * scale; v = bilinear resize of v (exactly resize_bilinear, i.e. torch's
-//   interpolate(mode="bilinear", align_corners=False, antialias=False)); a single input channel is
-//   replicated when channels == 3; out = (v - mean[ch]) / std[ch].
+//   interpolate(mode="bilinear", align_corners=False, antialias=False); with antialias, torch's
+//   antialias=True: every input pixel under the stretched triangle filter is averaged, the width
+//   first, then the height); a single input channel is replicated when channels == 3;
+//   out = (v - mean[ch]) / std[ch]. At an unchanged size both are the identity.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,7 @@ struct PreprocessParams {
   float scale = 1.0f / 255.0f;  // applied to the raw pixel before resizing
   float mean[3] = {0.0f, 0.0f, 0.0f};  // first `channels` entries used
   float std[3] = {1.0f, 1.0f, 1.0f};   // first `channels` entries used, each > 0
+  bool antialias = false;     // antialiased resampling when the size changes (see above)
 };
 
 // Throws ArgumentError naming the argument (images, size, channels, scale, mean, std).

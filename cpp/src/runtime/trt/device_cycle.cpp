@@ -28,6 +28,7 @@ class TrtDeviceCycle final : public DeviceCycle {
     p.out_w = m.input.width;
     p.channels = static_cast<int>(m.input.channels);
     p.scale = static_cast<float>(m.input.scale);
+    p.antialias = m.input.antialias;
     for (int c = 0; c < p.channels; ++c) {
       p.mean[c] = m.input.mean[static_cast<size_t>(c)];
       p.std[c] = m.input.std[static_cast<size_t>(c)];
