@@ -96,12 +96,15 @@ void preprocess_same_size(const T* images, int64_t n, int64_t h, int64_t w, int6
 }
 
 // Antialiased resampling: the weights of one axis, output i reading inputs first[i] ..
-// first[i] + count[i] - 1 with weights w[i * taps ...], each raw triangle weight divided by their
-// sum (in float, in torch's order; the CUDA kernel computes the same values on the fly).
+// first[i] + count[i] - 1, each raw triangle weight divided by their sum (in float, in torch's
+// order; the CUDA kernel computes the same values on the fly). Stored [tap][output] with zero
+// weights past count[i], so a pass can run over outputs for each tap (independent accumulators,
+// no chain of dependent additions); a zero weight on a zero-padded input adds exactly +0.
 struct AaTable {
   int64_t taps = 0;
   std::vector<int64_t> first, count;
-  std::vector<float> w;
+  std::vector<float> w;  // w[k * out + i]
+  float weight(int64_t k, int64_t i, int64_t out) const { return w[static_cast<size_t>(k * out + i)]; }
 };
 
 void aa_table(int64_t in, int64_t out, AaTable& t) {
@@ -109,24 +112,26 @@ void aa_table(int64_t in, int64_t out, AaTable& t) {
   t.taps = aa_max_taps(a);
   t.first.assign(static_cast<size_t>(out), 0);
   t.count.assign(static_cast<size_t>(out), 0);
-  t.w.assign(static_cast<size_t>(out * t.taps), 0.0f);
+  t.w.assign(static_cast<size_t>(t.taps * out), 0.0f);
+  std::vector<float> w(static_cast<size_t>(t.taps));
   for (int64_t i = 0; i < out; ++i) {
     int64_t first = 0, count = 0;
     aa_span(a, i, in, &first, &count);
     if (count > t.taps) throw std::logic_error("preprocess: antialiasing span exceeds its table");
-    float* w = &t.w[static_cast<size_t>(i * t.taps)];
     float total = 0.0f;
-    for (int64_t k = 0; k < count; ++k) total += (w[k] = aa_raw_weight(a, i, first, k));
-    if (total != 0.0f)
-      for (int64_t k = 0; k < count; ++k) w[k] /= total;
+    for (int64_t k = 0; k < count; ++k) total += (w[static_cast<size_t>(k)] = aa_raw_weight(a, i, first, k));
+    for (int64_t k = 0; k < count; ++k)
+      t.w[static_cast<size_t>(k * out + i)] = total != 0.0f ? w[static_cast<size_t>(k)] / total : w[static_cast<size_t>(k)];
     t.first[static_cast<size_t>(i)] = first;
     t.count[static_cast<size_t>(i)] = count;
   }
 }
 
-// Tasks are (image, source channel): the width is resampled for every input row into a
-// scratch plane, then the height, and each output row is normalized into every output channel it
-// feeds.
+// Tasks are (image, block of output rows). The height is resampled first, over whole
+// interleaved input rows (contiguous, so it vectorizes; a large camera frame shrinks to the
+// output's rows at once), then the width of each source channel; each output row is normalized
+// into every output channel it feeds. Every output is sum_kx wx * (sum_ky wy * v), both sums in
+// increasing tap order from 0, as the CUDA kernel computes it.
 template <typename T>
 void preprocess_antialias(const T* images, int64_t n, int64_t h, int64_t w, int64_t c, const PreprocessParams& p,
                           float* out, ThreadPool& pool) {
@@ -135,38 +140,37 @@ void preprocess_antialias(const T* images, int64_t n, int64_t h, int64_t w, int6
   aa_table(w, ow, xt);
   aa_table(h, oh, yt);
   const int64_t src_channels = std::min<int64_t>(c, oc);
-  pool.parallel_for(n * src_channels, [&](int64_t t0, int64_t t1) {
-    struct AaPlaneTag;
+  const int64_t blocks = (oh + kRowsPerTask - 1) / kRowsPerTask;
+  pool.parallel_for(n * blocks, [&](int64_t t0, int64_t t1) {
+    struct AaColumnTag;
     struct AaRowTag;
-    std::vector<float>& plane = thread_scratch<AaPlaneTag, float>(static_cast<size_t>(h * ow));
+    // the height-resampled row (channels interleaved), zero-padded so every tap of the table
+    // reads inside it
+    std::vector<float>& col = thread_scratch<AaColumnTag, float>(static_cast<size_t>((w + xt.taps) * c));
     std::vector<float>& row = thread_scratch<AaRowTag, float>(static_cast<size_t>(ow));
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t img = t / src_channels, sc = t % src_channels;
+      const int64_t img = t / blocks, blk = t % blocks;
       const T* src = images + img * h * w * c;
-      for (int64_t y = 0; y < h; ++y) {
-        const T* in = src + y * w * c + sc;
-        float* o = plane.data() + y * ow;
-        for (int64_t x = 0; x < ow; ++x) {
-          const float* wx = &xt.w[static_cast<size_t>(x * xt.taps)];
-          const T* px = in + xt.first[static_cast<size_t>(x)] * c;
-          float acc = 0.0f;
-          for (int64_t k = 0; k < xt.count[static_cast<size_t>(x)]; ++k) acc += wx[k] * scaled_sample(px[k * c], p.scale);
-          o[x] = acc;
-        }
-      }
-      for (int64_t y = 0; y < oh; ++y) {
-        std::fill(row.begin(), row.end(), 0.0f);
-        const float* wy = &yt.w[static_cast<size_t>(y * yt.taps)];
+      for (int64_t y = blk * kRowsPerTask; y < std::min(oh, (blk + 1) * kRowsPerTask); ++y) {
+        std::fill(col.begin(), col.end(), 0.0f);
+        float* cv = col.data();
+        const int64_t fy = yt.first[static_cast<size_t>(y)];
         for (int64_t k = 0; k < yt.count[static_cast<size_t>(y)]; ++k) {
-          const float* r = plane.data() + (yt.first[static_cast<size_t>(y)] + k) * ow;
-          const float wk = wy[k];
-          for (int64_t x = 0; x < ow; ++x) row[static_cast<size_t>(x)] += wk * r[x];
+          const float wk = yt.weight(k, y, oh);
+          const T* in = src + (fy + k) * w * c;
+          for (int64_t i = 0; i < w * c; ++i) cv[i] += wk * scaled_sample(in[i], p.scale);
         }
-        for (int64_t ch = 0; ch < oc; ++ch) {
-          if (preprocess_source_channel(ch, c) != sc) continue;
-          const float m = p.mean[ch], s = p.std[ch];
-          float* o = out + ((img * oc + ch) * oh + y) * ow;
-          for (int64_t x = 0; x < ow; ++x) o[x] = normalize_channel(row[static_cast<size_t>(x)], m, s);
+        for (int64_t sc = 0; sc < src_channels; ++sc) {
+          std::fill(row.begin(), row.end(), 0.0f);
+          for (int64_t k = 0; k < xt.taps; ++k)
+            for (int64_t x = 0; x < ow; ++x)
+              row[static_cast<size_t>(x)] += xt.weight(k, x, ow) * cv[(xt.first[static_cast<size_t>(x)] + k) * c + sc];
+          for (int64_t ch = 0; ch < oc; ++ch) {
+            if (preprocess_source_channel(ch, c) != sc) continue;
+            const float m = p.mean[ch], s = p.std[ch];
+            float* o = out + ((img * oc + ch) * oh + y) * ow;
+            for (int64_t x = 0; x < ow; ++x) o[x] = normalize_channel(row[static_cast<size_t>(x)], m, s);
+          }
         }
       }
     }

@@ -1,6 +1,6 @@
 // CUDA twin of preprocess.cpp: one thread per output pixel computes every output channel with the
 // shared resampling (bilinear_sample, or aa_span / aa_raw_weight when antialiasing, in the CPU's
-// order: each input row's width-weighted sum, then the height-weighted sum of those) and
+// order: each input column's height-weighted sum, then the width-weighted sum of those) and
 // normalization (preprocess_math.hpp).
 #include <algorithm>
 
@@ -53,17 +53,17 @@ __global__ void preprocess_aa_kernel(const T* images, PreArgs a, AaAxis ax, AaAx
   float v[3];
   for (long long ch = 0; ch < a.c && ch < a.channels; ++ch) {
     float acc = 0.0f;
-    for (int64_t ky = 0; ky < ny; ++ky) {
-      float wy = aa_raw_weight(ay, oy, fy, ky);
-      if (toty != 0.0f) wy /= toty;
-      const T* r = src + (fy + ky) * a.w * a.c + ch;
-      float rs = 0.0f;
-      for (int64_t kx = 0; kx < nx; ++kx) {
-        float wx = aa_raw_weight(ax, ox, fx, kx);
-        if (totx != 0.0f) wx /= totx;
-        rs += wx * scaled_sample(r[(fx + kx) * a.c], a.scale);
+    for (int64_t kx = 0; kx < nx; ++kx) {
+      float wx = aa_raw_weight(ax, ox, fx, kx);
+      if (totx != 0.0f) wx /= totx;
+      const T* column = src + (fx + kx) * a.c + ch;
+      float cs = 0.0f;
+      for (int64_t ky = 0; ky < ny; ++ky) {
+        float wy = aa_raw_weight(ay, oy, fy, ky);
+        if (toty != 0.0f) wy /= toty;
+        cs += wy * scaled_sample(column[(fy + ky) * a.w * a.c], a.scale);
       }
-      acc += wy * rs;
+      acc += wx * cs;
     }
     v[ch] = acc;
   }
