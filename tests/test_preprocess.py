@@ -1,5 +1,6 @@
 """preprocess against a PyTorch reference: x * scale, interpolate (bilinear, align_corners=False,
-antialias=False), channel replication, (x - mean) / std."""
+antialias=False or True), channel replication, (x - mean) / std; the antialiased resize also
+against a float64 NumPy reference of the filter."""
 
 import numpy as np
 import pytest
@@ -12,10 +13,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def torch_preprocess(images, size, mean, std, channels=3, scale=1 / 255):
+def torch_preprocess(images, size, mean, std, channels=3, scale=1 / 255, antialias=False):
     t = torch.from_numpy(images).float() * scale           # (N, H, W, C)
     t = t.permute(0, 3, 1, 2).contiguous()                 # NCHW
-    t = torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=False)
+    t = torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=antialias)
     if channels == 3 and t.shape[1] == 1:
         t = t.repeat(1, 3, 1, 1)
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
@@ -118,16 +119,6 @@ def test_same_size_skips_resampling_bit_exactly(rng, c, channels, dtype):
 
 # ---- antialias=True: torch's interpolate(antialias=True) / PIL's BILINEAR -------------------------
 
-def torch_preprocess_aa(images, size, mean, std, channels=3, scale=1 / 255):
-    t = (torch.from_numpy(images).float() * scale).permute(0, 3, 1, 2).contiguous()
-    t = torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
-    if channels == 3 and t.shape[1] == 1:
-        t = t.repeat(1, 3, 1, 1)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    return ((t - m) / s).numpy()
-
-
 def triangle_matrix(n_in, n_out):
     """float64 (n_out, n_in) resampling matrix of the antialiased bilinear filter, from its
     definition: output i averages the inputs whose centres lie within `support` of its centre
@@ -155,7 +146,7 @@ def test_antialias_matches_torch_and_a_float64_reference(rng, shape, size):
     images = rng.integers(0, 256, shape, dtype=np.uint8)
     out = kernels.preprocess(images, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, antialias=True)
     assert out.shape == (shape[0], 3) + size and out.dtype == np.float32
-    np.testing.assert_allclose(out, torch_preprocess_aa(images, size, IMAGENET_MEAN, IMAGENET_STD), atol=1e-5)
+    np.testing.assert_allclose(out, torch_preprocess(images, size, IMAGENET_MEAN, IMAGENET_STD, antialias=True), atol=1e-5)
     my, mx = triangle_matrix(shape[1], size[0]), triangle_matrix(shape[2], size[1])
     v = np.einsum("yh,nhwc,xw->ncyx", my, images.astype(np.float64) / 255, mx, optimize=True)
     if v.shape[1] == 1:
@@ -167,7 +158,7 @@ def test_antialias_matches_torch_and_a_float64_reference(rng, shape, size):
 def test_antialias_float_input_gray_and_single_channel(rng):
     images = rng.random((2, 90, 70, 1), dtype=np.float32)
     out = kernels.preprocess(images, (32, 48), mean=[0.5], std=[0.25], channels=1, scale=1.0, antialias=True)
-    np.testing.assert_allclose(out, torch_preprocess_aa(images, (32, 48), [0.5], [0.25], channels=1, scale=1.0),
+    np.testing.assert_allclose(out, torch_preprocess(images, (32, 48), [0.5], [0.25], channels=1, scale=1.0, antialias=True),
                                atol=1e-5)
 
 
@@ -178,7 +169,7 @@ def test_antialias_is_the_identity_at_the_input_size(rng):
                                   kernels.preprocess(images, (40, 50), **kw))
     # one axis unchanged: that axis is not resampled
     a = kernels.preprocess(images, (40, 20), antialias=True, **kw)
-    np.testing.assert_allclose(a, torch_preprocess_aa(images, (40, 20), IMAGENET_MEAN, IMAGENET_STD), atol=1e-5)
+    np.testing.assert_allclose(a, torch_preprocess(images, (40, 20), IMAGENET_MEAN, IMAGENET_STD, antialias=True), atol=1e-5)
 
 
 def test_antialias_keeps_a_thin_line_that_plain_sampling_skips():
