@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -164,6 +165,73 @@ EDGE_TEST(bad_inputs_throw_argument_errors_naming_argument_and_location) {
   } catch (const edge::ArgumentError& e) {
     CHECK(message_has(e, "centroids: location 0: entry [0, 0, 3] is nan"));
   }
+}
+
+EDGE_TEST(packed_factors_give_bit_identical_results) {
+  // Every batch size around the vector widths (4 / 8 / 16), location counts that leave a partial
+  // group, odd and even channel counts around the 8 lanes of a dot product.
+  edge::ThreadPool pool(2);
+  for (int64_t c : {1, 2, 7, 8, 9, 33, 100})
+    for (int64_t l : {1, 5, 16, 37})
+      for (int64_t n : {1, 2, 3, 7, 8, 9, 16, 17, 33}) {
+        if (c == 100 && l == 37 && n > 9) continue;  // enough of the big ones
+        Problem p = make_problem(n, l, c, unsigned(1000 + 97 * c + 13 * l + n));
+        edge::PackedCholesky packed(p.chol.data(), l, c);
+        std::vector<float> d0(n * l), z0(n * l * c), d1(n * l, -1.f), z1(n * l * c, -1.f);
+        edge::mahalanobis_whiten_cpu(p.x.data(), p.mean.data(), p.chol.data(), n, l, c, d0.data(), z0.data(), pool);
+        edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, n, d1.data(), z1.data(),
+                                            pool);
+        bool same = true;
+        for (size_t i = 0; i < d0.size(); ++i) same &= d0[i] == d1[i];
+        for (size_t i = 0; i < z0.size(); ++i) same &= z0[i] == z1[i];
+        if (!same) std::printf("packed differs at n=%lld l=%lld c=%lld\n", (long long)n, (long long)l, (long long)c);
+        CHECK(same);
+        // distances alone, and whitening alone
+        std::vector<float> d2(n * l), z2(n * l * c);
+        edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, n, d2.data(), nullptr, pool);
+        edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, n, nullptr, z2.data(), pool);
+        CHECK(d2 == d0 && z2 == z0);
+      }
+}
+
+EDGE_TEST(packed_factors_report_bad_inputs_as_the_batched_solve_does) {
+  edge::ThreadPool pool(2);
+  Problem p = make_problem(3, 6, 5, 9);
+  std::vector<float> d(3 * 6);
+  auto run = [&](const Problem& q) {
+    edge::PackedCholesky packed(q.chol.data(), q.l, q.c);
+    edge::mahalanobis_whiten_packed_cpu(q.x.data(), q.mean.data(), q.chol.data(), packed, q.n, d.data(), nullptr,
+                                        pool);
+  };
+  Problem bad = p;
+  bad.chol[(4 * 5 + 2) * 5 + 2] = -1.f;
+  try {
+    run(bad);
+    CHECK(false);
+  } catch (const edge::ArgumentError& e) {
+    CHECK(message_has(e, "chol: location 4: diagonal entry [4, 2, 2] is -1"));
+  }
+  bad = p;
+  bad.x[(1 * 6 + 3) * 5 + 4] = NAN;
+  try {
+    run(bad);
+    CHECK(false);
+  } catch (const edge::ArgumentError& e) {
+    CHECK(message_has(e, "features: location 3: entry [1, 3, 4] is nan"));
+  }
+  bad = p;
+  bad.chol[(5 * 5 + 3) * 5 + 1] = INFINITY;
+  try {
+    run(bad);
+    CHECK(false);
+  } catch (const edge::ArgumentError& e) {
+    CHECK(message_has(e, "chol: location 5: entry [5, 3, 1] is inf"));
+  }
+  edge::PackedCholesky packed(p.chol.data(), p.l, p.c);
+  CHECK_THROWS(edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, 0, d.data(),
+                                                   nullptr, pool));
+  CHECK_THROWS(edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, 3, nullptr,
+                                                   nullptr, pool));
 }
 
 EDGE_TEST_MAIN()

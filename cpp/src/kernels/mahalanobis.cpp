@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <stdexcept>
 #include <memory>
 #include <string>
 #include <vector>
@@ -297,6 +298,143 @@ EDGE_ALWAYS_INLINE void solve_units(const SolveJob& a, int64_t u0, int64_t u1) {
 
 EDGE_DEFINE_ISA_DISPATCH(solve_units_dispatch, solve_units, SolveJob)
 
+// ---- the location-vectorized solve on packed factors -------------------------------------------
+
+struct PackedJob {
+  const float* x;
+  const float* mu;
+  const float* packed;  // PackedCholesky::data()
+  int64_t n, l, c, tri;
+  float* dist;
+  float* z;
+  std::atomic<uint8_t>* flags;
+};
+
+// Solves the n vectors at the W locations of group g at once, one location per lane: the
+// arithmetic of solve_tile lane by lane (term j into lane j % 8, increasing j, rows in pairs,
+// row i+1's term in z_i added last), with chol_ij loaded as a vector across the group instead of
+// broadcast, so every result is bit-identical to the batched solve. Rows outer, vectors inner:
+// a row pair of the group's factors is read once from memory and reused from L1 for all vectors.
+template <int W>
+EDGE_ALWAYS_INLINE void solve_group(const PackedJob& a, int64_t g, float* tiles) {
+  using V = typename VecOf<W>::type;
+  const int64_t c = a.c, L = a.l, n = a.n;
+  const int64_t loc0 = g * W, lanes = std::min<int64_t>(W, L - loc0);
+  const float* f = a.packed + g * a.tri * W;
+  for (int64_t v = 0; v < n; ++v) {
+    float* tile = tiles + v * c * W;
+    for (int64_t w = 0; w < W; ++w) {
+      if (w < lanes) {
+        const float* xv = a.x + (v * L + loc0 + w) * c;
+        const float* mu = a.mu + (loc0 + w) * c;
+        for (int64_t i = 0; i < c; ++i) tile[i * W + w] = xv[i] - mu[i];
+      } else {
+        for (int64_t i = 0; i < c; ++i) tile[i * W + w] = 0.0f;
+      }
+    }
+  }
+  V* norm = reinterpret_cast<V*>(tiles + n * c * W);
+  V* probe = norm + n;
+  for (int64_t v = 0; v < n; ++v) norm[v] = probe[v] = V{};
+  auto row = [&](int64_t i) { return reinterpret_cast<const V*>(f + i * (i + 1) / 2 * W); };
+  int64_t i = 0;
+  for (; i + 1 < c; i += 2) {
+    const V* r0 = row(i);
+    const V* r1 = row(i + 1);
+    for (int64_t v = 0; v < n; ++v) {
+      float* tile = tiles + v * c * W;
+      V p[8], q[8], s;
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) p[k] = q[k] = V{};
+      int64_t j = 0;
+      for (; j + 8 <= i; j += 8) {
+        const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+          const V tk = t[k];
+          p[k] += r0[j + k] * tk;
+          q[k] += r1[j + k] * tk;
+        }
+      }
+      const int64_t left = i - j;
+      const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+      for (int k = 0; k < 7; ++k)
+        if (k < left) {
+          const V tk = t[k];
+          p[k] += r0[j + k] * tk;
+          q[k] += r1[j + k] * tk;
+        }
+      V* t0 = reinterpret_cast<V*>(tile + i * W);
+      combine8(p, s);
+      const V z0 = (*t0 - s) / r0[i];
+      *t0 = z0;
+      norm[v] += z0 * z0;
+      probe[v] += z0 * 0.0f;
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k)
+        if (k == left) q[k] += r1[i] * z0;
+      V* t1 = reinterpret_cast<V*>(tile + (i + 1) * W);
+      combine8(q, s);
+      const V z1 = (*t1 - s) / r1[i + 1];
+      *t1 = z1;
+      norm[v] += z1 * z1;
+      probe[v] += z1 * 0.0f;
+    }
+  }
+  if (i < c) {  // odd c: the last row alone
+    const V* r0 = row(i);
+    for (int64_t v = 0; v < n; ++v) {
+      float* tile = tiles + v * c * W;
+      V p[8], s;
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) p[k] = V{};
+      int64_t j = 0;
+      for (; j + 8 <= i; j += 8) {
+        const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) p[k] += r0[j + k] * t[k];
+      }
+      const int64_t left = i - j;
+      const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+      for (int k = 0; k < 7; ++k)
+        if (k < left) p[k] += r0[j + k] * t[k];
+      V* t0 = reinterpret_cast<V*>(tile + i * W);
+      combine8(p, s);
+      const V z0 = (*t0 - s) / r0[i];
+      *t0 = z0;
+      norm[v] += z0 * z0;
+      probe[v] += z0 * 0.0f;
+    }
+  }
+  for (int64_t v = 0; v < n; ++v) {
+    const float* tile = tiles + v * c * W;
+    for (int64_t w = 0; w < lanes; ++w) {
+      const int64_t loc = loc0 + w;
+      bool bad = !(probe[v][w] == 0.0f);
+      if (a.dist) {
+        bad |= !is_finite_value(norm[v][w]);
+        a.dist[v * L + loc] = std::sqrt(norm[v][w]);
+      }
+      if (a.z) {
+        float* zo = a.z + (v * L + loc) * c;
+        for (int64_t i2 = 0; i2 < c; ++i2) zo[i2] = tile[i2 * W + w];
+      }
+      if (bad) a.flags[loc].store(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+template <int W>
+EDGE_ALWAYS_INLINE void solve_groups(const PackedJob& a, int64_t g0, int64_t g1) {
+  // n tiles of c x W floats, then n norm and n probe vectors
+  Scratch scratch(static_cast<size_t>((a.n * a.c + 2 * a.n) * W));
+  for (int64_t g = g0; g < g1; ++g) solve_group<W>(a, g, scratch.get());
+}
+
+EDGE_DEFINE_ISA_DISPATCH(solve_groups_dispatch, solve_groups, PackedJob)
+
 // ---- nearest local centroid -------------------------------------------------------------------
 
 struct NearestJob {
@@ -437,6 +575,50 @@ void mahalanobis_whiten_cpu(const float* features, const float* mean, const floa
   pool.parallel_for(
       l * split.units, [&](int64_t u0, int64_t u1) { solve_units_dispatch(isa, job, u0, u1); },
       grain_for(c * c / 2 * w + c * w));
+  for (int64_t loc = 0; loc < l; ++loc)
+    if (flags[static_cast<size_t>(loc)].load(std::memory_order_relaxed))
+      explain_mahalanobis_failure(features, mean, chol, n, l, c, loc, dist, z);
+}
+
+PackedCholesky::PackedCholesky(const float* chol, int64_t l, int64_t c) : l_(l), c_(c) {
+  validate_mahalanobis_sizes(1, l, c);
+  width_ = tile_width(cpu_isa());
+  tri_ = c * (c + 1) / 2;
+  const int64_t groups = (l + width_ - 1) / width_;
+  storage_.assign(static_cast<size_t>(groups * tri_ * width_ + 16), 0.0f);
+  const auto addr = reinterpret_cast<uintptr_t>(storage_.data());
+  data_ = reinterpret_cast<float*>((addr + 63) & ~static_cast<uintptr_t>(63));
+  for (int64_t g = 0; g < groups; ++g) {
+    float* f = data_ + g * tri_ * width_;
+    for (int64_t i = 0; i < c; ++i)
+      for (int64_t j = 0; j <= i; ++j)
+        for (int64_t w = 0; w < width_; ++w) {
+          const int64_t loc = g * width_ + w;
+          // padding lanes: the identity factor (their residuals are zero, so are their results)
+          f[(i * (i + 1) / 2 + j) * width_ + w] = loc < l ? chol[(loc * c + i) * c + j] : (i == j ? 1.0f : 0.0f);
+        }
+  }
+  bad_diagonal_.assign(static_cast<size_t>(l), 0);
+  for (int64_t loc = 0; loc < l; ++loc) bad_diagonal_[static_cast<size_t>(loc)] = !diagonal_ok(chol + loc * c * c, c);
+}
+
+void mahalanobis_whiten_packed_cpu(const float* features, const float* mean, const float* chol,
+                                   const PackedCholesky& packed, int64_t n, float* dist, float* z,
+                                   ThreadPool& pool) {
+  const int64_t l = packed.locations(), c = packed.channels();
+  validate_mahalanobis_sizes(n, l, c);
+  if (!dist && !z) throw ArgumentError("dist, z: expected at least one output");
+  const Isa isa = cpu_isa();
+  if (packed.width() != tile_width(isa))
+    throw std::logic_error("mahalanobis: factors packed for another vector width");
+  std::atomic<uint8_t>* flags = failure_flags(l);
+  for (int64_t loc = 0; loc < l; ++loc)
+    if (packed.bad_diagonal(loc)) flags[static_cast<size_t>(loc)].store(1, std::memory_order_relaxed);
+  const PackedJob job{features, mean, packed.data(), n, l, c, packed.tri(), dist, z, flags};
+  const int64_t groups = (l + packed.width() - 1) / packed.width();
+  pool.parallel_for(
+      groups, [&](int64_t g0, int64_t g1) { solve_groups_dispatch(isa, job, g0, g1); },
+      grain_for(n * c * c / 2 * packed.width()));
   for (int64_t loc = 0; loc < l; ++loc)
     if (flags[static_cast<size_t>(loc)].load(std::memory_order_relaxed))
       explain_mahalanobis_failure(features, mean, chol, n, l, c, loc, dist, z);

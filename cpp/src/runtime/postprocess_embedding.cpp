@@ -87,28 +87,48 @@ class EmbeddingPost : public PostProcessor {
   std::vector<float> grid_;
 };
 
-class MahalanobisPost final : public EmbeddingPost {
+// The per-location Gaussians (mean, Cholesky factor) of PaDiM and MhBC, with the factors also
+// packed across locations at load: small batches (below half the vector width, where the batched
+// solve leaves lanes empty) solve on the packed copy, 1.3-1.9x faster at batch 1-8, bit-identical.
+class LocationGaussians {
  public:
-  MahalanobisPost(const Bundle& b, int64_t max_batch, ThreadPool& pool) : EmbeddingPost(b, max_batch, pool) {
-    mean_ = require_array(b, pp_, "mean", DType::F32, {l_, c_}).data<float>();
-    chol_ = require_array(b, pp_, "chol", DType::F32, {l_, c_, c_}).data<float>();
+  LocationGaussians(const Bundle& b, Fields& pp, int64_t l, int64_t c) : l_(l), c_(c) {
+    mean_ = require_array(b, pp, "mean", DType::F32, {l, c}).data<float>();
+    chol_ = require_array(b, pp, "chol", DType::F32, {l, c, c}).data<float>();
+    packed_ = std::make_unique<PackedCholesky>(chol_, l, c);
   }
-
- protected:
-  void location_scores(const float* f, int64_t n, float* grid, int64_t) override {
-    mahalanobis_whiten_cpu(f, mean_, chol_, n, l_, c_, grid, nullptr, pool_);
+  void solve(const float* f, int64_t n, float* dist, float* z, ThreadPool& pool) const {
+    if (2 * n <= packed_->width())
+      mahalanobis_whiten_packed_cpu(f, mean_, chol_, *packed_, n, dist, z, pool);
+    else
+      mahalanobis_whiten_cpu(f, mean_, chol_, n, l_, c_, dist, z, pool);
   }
 
  private:
+  int64_t l_, c_;
   const float* mean_ = nullptr;
   const float* chol_ = nullptr;
+  std::unique_ptr<PackedCholesky> packed_;
+};
+
+class MahalanobisPost final : public EmbeddingPost {
+ public:
+  MahalanobisPost(const Bundle& b, int64_t max_batch, ThreadPool& pool)
+      : EmbeddingPost(b, max_batch, pool), gauss_(b, pp_, l_, c_) {}
+
+ protected:
+  void location_scores(const float* f, int64_t n, float* grid, int64_t) override {
+    gauss_.solve(f, n, grid, nullptr, pool_);
+  }
+
+ private:
+  LocationGaussians gauss_;
 };
 
 class MhbcPost final : public EmbeddingPost {
  public:
-  MhbcPost(const Bundle& b, int64_t max_batch, ThreadPool& pool) : EmbeddingPost(b, max_batch, pool) {
-    mean_ = require_array(b, pp_, "mean", DType::F32, {l_, c_}).data<float>();
-    chol_ = require_array(b, pp_, "chol", DType::F32, {l_, c_, c_}).data<float>();
+  MhbcPost(const Bundle& b, int64_t max_batch, ThreadPool& pool)
+      : EmbeddingPost(b, max_batch, pool), gauss_(b, pp_, l_, c_) {
     const std::string name = Fields(pp_.get("arrays"), pp_.source(), "postprocess.arrays").str("centroids");
     auto it = b.arrays.tensors.find(name);
     if (it == b.arrays.tensors.end() || it->second.shape.size() != 3 || it->second.shape[0] != l_ ||
@@ -122,13 +142,12 @@ class MhbcPost final : public EmbeddingPost {
 
  protected:
   void location_scores(const float* f, int64_t n, float* grid, int64_t) override {
-    mahalanobis_whiten_cpu(f, mean_, chol_, n, l_, c_, nullptr, z_.data(), pool_);
+    gauss_.solve(f, n, nullptr, z_.data(), pool_);
     local_nearest_cpu(z_.data(), centroids_, n, l_, k_, c_, grid, pool_);
   }
 
  private:
-  const float* mean_ = nullptr;
-  const float* chol_ = nullptr;
+  LocationGaussians gauss_;
   const float* centroids_ = nullptr;
   int64_t k_ = 1;
   std::vector<float> z_;

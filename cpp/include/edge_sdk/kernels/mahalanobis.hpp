@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "edge_sdk/common.hpp"
 #include "edge_sdk/thread_pool.hpp"
@@ -43,6 +44,34 @@ void mahalanobis_whiten_cpu(const float* features, const float* mean, const floa
                             ThreadPool& pool);
 void local_nearest_cpu(const float* z, const float* centroids, int64_t n, int64_t l, int64_t k,
                        int64_t c, float* dist, ThreadPool& pool);
+
+// The lower Cholesky factors laid out once for mahalanobis_whiten_packed_cpu: locations in groups
+// of the CPU's vector width, the lower triangle of each row interleaved across the group, so one
+// vector instruction advances the solves of a whole group and the lanes are full whatever the
+// batch (mahalanobis_whiten_cpu puts the vectors of one location in the lanes: at batch 8 on
+// AVX-512 half of them are empty). Holds l * c * (c + 1) / 2 floats (rounded up to a group).
+class PackedCholesky {
+ public:
+  PackedCholesky(const float* chol, int64_t l, int64_t c);
+  int64_t locations() const { return l_; }
+  int64_t channels() const { return c_; }
+  int64_t width() const { return width_; }
+  int64_t tri() const { return tri_; }
+  const float* data() const { return data_; }
+  bool bad_diagonal(int64_t loc) const { return bad_diagonal_[static_cast<size_t>(loc)] != 0; }
+
+ private:
+  int64_t l_ = 0, c_ = 0, width_ = 0, tri_ = 0;
+  std::vector<float> storage_;
+  float* data_ = nullptr;  // 64-byte aligned into storage_
+  std::vector<uint8_t> bad_diagonal_;
+};
+
+// mahalanobis_whiten_cpu on packed factors, bit-identical results and the same checks (chol is
+// the factor array the pack was made from, read only to explain a failure).
+void mahalanobis_whiten_packed_cpu(const float* features, const float* mean, const float* chol,
+                                   const PackedCholesky& packed, int64_t n, float* dist, float* z,
+                                   ThreadPool& pool);
 
 // Which CPU code path runs: "avx512", "avx2" or "generic" (portable vector code), chosen from the
 // CPU's features at first use; EDGE_SDK_CPU_ISA=avx2|generic forces a lower one (for tests).
