@@ -126,34 +126,54 @@ EDGE_TEST(bad_inputs_throw_argument_errors_naming_argument_and_location) {
   edge::ThreadPool pool(2);
   Problem p = make_problem(3, 6, 5, 9);
   std::vector<float> d(3 * 6);
-  auto run = [&](const Problem& q) {
-    edge::mahalanobis_whiten_cpu(q.x.data(), q.mean.data(), q.chol.data(), q.n, q.l, q.c,
-                                 d.data(), nullptr, pool);
-  };
-  Problem bad = p;
-  bad.chol[(4 * 5 + 2) * 5 + 2] = -1.f;
-  try {
-    run(bad);
-    CHECK(false);
-  } catch (const edge::ArgumentError& e) {
-    CHECK(message_has(e, "chol: location 4: diagonal entry [4, 2, 2] is -1"));
+  // the batched solve and the one on packed factors report alike
+  for (bool packed : {false, true}) {
+    auto run = [&](const Problem& q) {
+      if (packed) {
+        edge::PackedCholesky f(q.chol.data(), q.l, q.c);
+        edge::mahalanobis_whiten_packed_cpu(q.x.data(), q.mean.data(), q.chol.data(), f, q.n, d.data(), nullptr, pool);
+      } else {
+        edge::mahalanobis_whiten_cpu(q.x.data(), q.mean.data(), q.chol.data(), q.n, q.l, q.c, d.data(), nullptr, pool);
+      }
+    };
+    Problem bad = p;
+    bad.chol[(4 * 5 + 2) * 5 + 2] = -1.f;
+    try {
+      run(bad);
+      CHECK(false);
+    } catch (const edge::ArgumentError& e) {
+      CHECK(message_has(e, "chol: location 4: diagonal entry [4, 2, 2] is -1"));
+    }
+    bad = p;
+    bad.x[(1 * 6 + 3) * 5 + 4] = NAN;
+    try {
+      run(bad);
+      CHECK(false);
+    } catch (const edge::ArgumentError& e) {
+      CHECK(message_has(e, "features: location 3: entry [1, 3, 4] is nan"));
+    }
+    bad = p;
+    bad.mean[2 * 5 + 1] = INFINITY;
+    try {
+      run(bad);
+      CHECK(false);
+    } catch (const edge::ArgumentError& e) {
+      CHECK(message_has(e, "mean: location 2: entry [2, 1] is inf"));
+    }
+    bad = p;
+    bad.chol[(5 * 5 + 3) * 5 + 1] = INFINITY;
+    try {
+      run(bad);
+      CHECK(false);
+    } catch (const edge::ArgumentError& e) {
+      CHECK(message_has(e, "chol: location 5: entry [5, 3, 1] is inf"));
+    }
   }
-  bad = p;
-  bad.x[(1 * 6 + 3) * 5 + 4] = NAN;
-  try {
-    run(bad);
-    CHECK(false);
-  } catch (const edge::ArgumentError& e) {
-    CHECK(message_has(e, "features: location 3: entry [1, 3, 4] is nan"));
-  }
-  bad = p;
-  bad.mean[2 * 5 + 1] = INFINITY;
-  try {
-    run(bad);
-    CHECK(false);
-  } catch (const edge::ArgumentError& e) {
-    CHECK(message_has(e, "mean: location 2: entry [2, 1] is inf"));
-  }
+  edge::PackedCholesky packed(p.chol.data(), p.l, p.c);
+  CHECK_THROWS(edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, 0, d.data(),
+                                                   nullptr, pool));
+  CHECK_THROWS(edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, 3, nullptr,
+                                                   nullptr, pool));
   CHECK_THROWS(edge::mahalanobis_whiten_cpu(p.x.data(), p.mean.data(), p.chol.data(), 0, 6, 5,
                                             d.data(), nullptr, pool));
   CHECK_THROWS(edge::validate_local_nearest_sizes(1, 1, 0, 1));
@@ -192,46 +212,6 @@ EDGE_TEST(packed_factors_give_bit_identical_results) {
         edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, n, nullptr, z2.data(), pool);
         CHECK(d2 == d0 && z2 == z0);
       }
-}
-
-EDGE_TEST(packed_factors_report_bad_inputs_as_the_batched_solve_does) {
-  edge::ThreadPool pool(2);
-  Problem p = make_problem(3, 6, 5, 9);
-  std::vector<float> d(3 * 6);
-  auto run = [&](const Problem& q) {
-    edge::PackedCholesky packed(q.chol.data(), q.l, q.c);
-    edge::mahalanobis_whiten_packed_cpu(q.x.data(), q.mean.data(), q.chol.data(), packed, q.n, d.data(), nullptr,
-                                        pool);
-  };
-  Problem bad = p;
-  bad.chol[(4 * 5 + 2) * 5 + 2] = -1.f;
-  try {
-    run(bad);
-    CHECK(false);
-  } catch (const edge::ArgumentError& e) {
-    CHECK(message_has(e, "chol: location 4: diagonal entry [4, 2, 2] is -1"));
-  }
-  bad = p;
-  bad.x[(1 * 6 + 3) * 5 + 4] = NAN;
-  try {
-    run(bad);
-    CHECK(false);
-  } catch (const edge::ArgumentError& e) {
-    CHECK(message_has(e, "features: location 3: entry [1, 3, 4] is nan"));
-  }
-  bad = p;
-  bad.chol[(5 * 5 + 3) * 5 + 1] = INFINITY;
-  try {
-    run(bad);
-    CHECK(false);
-  } catch (const edge::ArgumentError& e) {
-    CHECK(message_has(e, "chol: location 5: entry [5, 3, 1] is inf"));
-  }
-  edge::PackedCholesky packed(p.chol.data(), p.l, p.c);
-  CHECK_THROWS(edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, 0, d.data(),
-                                                   nullptr, pool));
-  CHECK_THROWS(edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, 3, nullptr,
-                                                   nullptr, pool));
 }
 
 EDGE_TEST_MAIN()

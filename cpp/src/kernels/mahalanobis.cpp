@@ -138,16 +138,91 @@ EDGE_ALWAYS_INLINE void combine8(const V* p, V& out) {
   out = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
 }
 
+// Rows i and i + 1 of the substitution on a tile of W columns (c rows of W floats, residuals in,
+// z out), in the lane grouping of substitution_row (term j into lane j % 8, increasing j), so each
+// column rounds exactly as that function does. The rows share the loads of z_j, j < i; the one
+// term of row i + 1 that needs z_i is added to its lane afterwards, which keeps the order. R is
+// `const float*` (one location's factor rows: coefficients broadcast to every column) or
+// `const V*` (packed rows: one location per column). norm and probe accumulate z^2 and z * 0 (NaN
+// in a column iff one of its z values is NaN or infinite).
+template <int W, class R>
+EDGE_ALWAYS_INLINE void solve_row_pair(R r0, R r1, int64_t i, float* tile, typename VecOf<W>::type& norm,
+                                       typename VecOf<W>::type& probe) {
+  using V = typename VecOf<W>::type;
+  static_assert(kMahaLanes == 8, "solve_row_pair unrolls 8 lanes");
+  V p[8], q[8], s;
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) p[k] = q[k] = V{};
+  int64_t j = 0;
+  for (; j + 8 <= i; j += 8) {
+    const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const V tk = t[k];
+      p[k] += r0[j + k] * tk;
+      q[k] += r1[j + k] * tk;
+    }
+  }
+  const int64_t left = i - j;  // 0..7 terms below i not yet added
+  const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+  for (int k = 0; k < 7; ++k)
+    if (k < left) {
+      const V tk = t[k];
+      p[k] += r0[j + k] * tk;
+      q[k] += r1[j + k] * tk;
+    }
+  V* t0 = reinterpret_cast<V*>(tile + i * W);
+  combine8(p, s);
+  const V z0 = (*t0 - s) / r0[i];
+  *t0 = z0;
+  norm += z0 * z0;
+  probe += z0 * 0.0f;
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k)
+    if (k == left) q[k] += r1[i] * z0;
+  V* t1 = reinterpret_cast<V*>(tile + (i + 1) * W);
+  combine8(q, s);
+  const V z1 = (*t1 - s) / r1[i + 1];
+  *t1 = z1;
+  norm += z1 * z1;
+  probe += z1 * 0.0f;
+}
+
+// The last row alone (odd c), as solve_row_pair's first row.
+template <int W, class R>
+EDGE_ALWAYS_INLINE void solve_last_row(R r0, int64_t i, float* tile, typename VecOf<W>::type& norm,
+                                       typename VecOf<W>::type& probe) {
+  using V = typename VecOf<W>::type;
+  V p[8], s;
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) p[k] = V{};
+  int64_t j = 0;
+  for (; j + 8 <= i; j += 8) {
+    const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) p[k] += r0[j + k] * t[k];
+  }
+  const int64_t left = i - j;
+  const V* t = reinterpret_cast<const V*>(tile + j * W);
+#pragma GCC unroll 8
+  for (int k = 0; k < 7; ++k)
+    if (k < left) p[k] += r0[j + k] * t[k];
+  V* t0 = reinterpret_cast<V*>(tile + i * W);
+  combine8(p, s);
+  const V z0 = (*t0 - s) / r0[i];
+  *t0 = z0;
+  norm += z0 * z0;
+  probe += z0 * 0.0f;
+}
+
 // Solves chol z = x - mu for `nv` <= W vectors at once. The tile holds the vectors as columns
 // (c rows of W floats): a substitution row is W-wide FMAs with chol_ij broadcast, in the lane
-// grouping of substitution_row (term j into lane j % 8, increasing j), so each column rounds
-// exactly as that function does. Rows go in pairs that share the loads of z_j, j < i; the one
-// term of row i+1 that needs z_i is added to its lane afterwards, which keeps the order.
+// grouping of substitution_row (solve_row_pair).
 template <int W>
 EDGE_ALWAYS_INLINE void solve_tile(const SolveJob& a, int64_t loc, int64_t n0, int64_t nv,
                                    float* tile, const float* next_chol) {
   using V = typename VecOf<W>::type;
-  static_assert(kMahaLanes == 8, "solve_tile unrolls 8 lanes");
   const int64_t c = a.c, L = a.l;
   const float* mu = a.mu + loc * c;
   const float* chol = a.chol + loc * c * c;
@@ -162,69 +237,11 @@ EDGE_ALWAYS_INLINE void solve_tile(const SolveJob& a, int64_t loc, int64_t n0, i
   int64_t i = 0;
   for (; i + 1 < c; i += 2) {
     if (next_chol) prefetch_rows(next_chol, c, i);
-    const float* r0 = chol + i * c;
-    const float* r1 = r0 + c;
-    V p[8], q[8], s;
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k) p[k] = q[k] = V{};
-    int64_t j = 0;
-    for (; j + 8 <= i; j += 8) {
-      const V* t = reinterpret_cast<const V*>(tile + j * W);
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) {
-        const V tk = t[k];
-        p[k] += r0[j + k] * tk;
-        q[k] += r1[j + k] * tk;
-      }
-    }
-    const int64_t left = i - j;  // 0..7 terms below i not yet added
-    const V* t = reinterpret_cast<const V*>(tile + j * W);
-#pragma GCC unroll 8
-    for (int k = 0; k < 7; ++k)
-      if (k < left) {
-        const V tk = t[k];
-        p[k] += r0[j + k] * tk;
-        q[k] += r1[j + k] * tk;
-      }
-    V* t0 = reinterpret_cast<V*>(tile + i * W);
-    combine8(p, s);
-    const V z0 = (*t0 - s) / r0[i];
-    *t0 = z0;
-    norm += z0 * z0;
-    probe += z0 * 0.0f;  // NaN in a lane iff one of its z values is NaN or infinite
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k)
-      if (k == left) q[k] += r1[i] * z0;
-    V* t1 = reinterpret_cast<V*>(tile + (i + 1) * W);
-    combine8(q, s);
-    const V z1 = (*t1 - s) / r1[i + 1];
-    *t1 = z1;
-    norm += z1 * z1;
-    probe += z1 * 0.0f;
+    solve_row_pair<W>(chol + i * c, chol + (i + 1) * c, i, tile, norm, probe);
   }
   if (i < c) {  // odd c: the last row alone
     if (next_chol) prefetch_rows(next_chol, c, i);
-    const float* r0 = chol + i * c;
-    V p[8], s;
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k) p[k] = V{};
-    int64_t j = 0;
-    for (; j + 8 <= i; j += 8) {
-      const V* t = reinterpret_cast<const V*>(tile + j * W);
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) p[k] += r0[j + k] * t[k];
-    }
-    const int64_t left = i - j;
-    const V* t = reinterpret_cast<const V*>(tile + j * W);
-#pragma GCC unroll 8
-    for (int k = 0; k < 7; ++k)
-      if (k < left) p[k] += r0[j + k] * t[k];
-    V* t0 = reinterpret_cast<V*>(tile + i * W);
-    combine8(p, s);
-    const V z0 = (*t0 - s) / r0[i];
-    *t0 = z0;
-    norm += z0 * z0;
-    probe += z0 * 0.0f;
+    solve_last_row<W>(chol + i * c, i, tile, norm, probe);
   }
 
   bool bad = false;
@@ -310,10 +327,9 @@ struct PackedJob {
   std::atomic<uint8_t>* flags;
 };
 
-// Solves the n vectors at the W locations of group g at once, one location per lane: the
-// arithmetic of solve_tile lane by lane (term j into lane j % 8, increasing j, rows in pairs,
-// row i+1's term in z_i added last), with chol_ij loaded as a vector across the group instead of
-// broadcast, so every result is bit-identical to the batched solve. Rows outer, vectors inner:
+// Solves the n vectors at the W locations of group g at once, one location per lane: the rows of
+// solve_row_pair with chol_ij loaded as a vector across the group instead of broadcast, so every
+// result is bit-identical to the batched solve. Rows outer, vectors inner:
 // a row pair of the group's factors is read once from memory and reused from L1 for all vectors.
 template <int W>
 EDGE_ALWAYS_INLINE void solve_group(const PackedJob& a, int64_t g, float* tiles) {
@@ -338,76 +354,10 @@ EDGE_ALWAYS_INLINE void solve_group(const PackedJob& a, int64_t g, float* tiles)
   for (int64_t v = 0; v < n; ++v) norm[v] = probe[v] = V{};
   auto row = [&](int64_t i) { return reinterpret_cast<const V*>(f + i * (i + 1) / 2 * W); };
   int64_t i = 0;
-  for (; i + 1 < c; i += 2) {
-    const V* r0 = row(i);
-    const V* r1 = row(i + 1);
-    for (int64_t v = 0; v < n; ++v) {
-      float* tile = tiles + v * c * W;
-      V p[8], q[8], s;
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) p[k] = q[k] = V{};
-      int64_t j = 0;
-      for (; j + 8 <= i; j += 8) {
-        const V* t = reinterpret_cast<const V*>(tile + j * W);
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; ++k) {
-          const V tk = t[k];
-          p[k] += r0[j + k] * tk;
-          q[k] += r1[j + k] * tk;
-        }
-      }
-      const int64_t left = i - j;
-      const V* t = reinterpret_cast<const V*>(tile + j * W);
-#pragma GCC unroll 8
-      for (int k = 0; k < 7; ++k)
-        if (k < left) {
-          const V tk = t[k];
-          p[k] += r0[j + k] * tk;
-          q[k] += r1[j + k] * tk;
-        }
-      V* t0 = reinterpret_cast<V*>(tile + i * W);
-      combine8(p, s);
-      const V z0 = (*t0 - s) / r0[i];
-      *t0 = z0;
-      norm[v] += z0 * z0;
-      probe[v] += z0 * 0.0f;
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k)
-        if (k == left) q[k] += r1[i] * z0;
-      V* t1 = reinterpret_cast<V*>(tile + (i + 1) * W);
-      combine8(q, s);
-      const V z1 = (*t1 - s) / r1[i + 1];
-      *t1 = z1;
-      norm[v] += z1 * z1;
-      probe[v] += z1 * 0.0f;
-    }
-  }
-  if (i < c) {  // odd c: the last row alone
-    const V* r0 = row(i);
-    for (int64_t v = 0; v < n; ++v) {
-      float* tile = tiles + v * c * W;
-      V p[8], s;
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) p[k] = V{};
-      int64_t j = 0;
-      for (; j + 8 <= i; j += 8) {
-        const V* t = reinterpret_cast<const V*>(tile + j * W);
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; ++k) p[k] += r0[j + k] * t[k];
-      }
-      const int64_t left = i - j;
-      const V* t = reinterpret_cast<const V*>(tile + j * W);
-#pragma GCC unroll 8
-      for (int k = 0; k < 7; ++k)
-        if (k < left) p[k] += r0[j + k] * t[k];
-      V* t0 = reinterpret_cast<V*>(tile + i * W);
-      combine8(p, s);
-      const V z0 = (*t0 - s) / r0[i];
-      *t0 = z0;
-      norm[v] += z0 * z0;
-      probe[v] += z0 * 0.0f;
-    }
-  }
+  for (; i + 1 < c; i += 2)
+    for (int64_t v = 0; v < n; ++v) solve_row_pair<W>(row(i), row(i + 1), i, tiles + v * c * W, norm[v], probe[v]);
+  if (i < c)  // odd c: the last row alone
+    for (int64_t v = 0; v < n; ++v) solve_last_row<W>(row(i), i, tiles + v * c * W, norm[v], probe[v]);
   for (int64_t v = 0; v < n; ++v) {
     const float* tile = tiles + v * c * W;
     for (int64_t w = 0; w < lanes; ++w) {
