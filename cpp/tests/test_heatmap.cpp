@@ -1,6 +1,7 @@
 // C++ unit tests of the heatmap and preprocessing kernels: the separable/cached CPU paths against
 // direct per-pixel evaluations (double precision where the reference is independent of the
 // shared formulas), border handling, and argument errors.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -181,6 +182,54 @@ EDGE_TEST(preprocess_gray_to_three_channels) {
           max_err = std::max(max_err, std::fabs(out[static_cast<size_t>(((i * 3 + c) * oh + y) * ow + x)] - ref));
         }
   CHECK(max_err < 1e-5);
+}
+
+// The antialiased filter from its definition, in double: output i averages the inputs whose
+// centres lie within `support` of its centre, weighted by the triangle stretched when shrinking.
+std::vector<std::vector<double>> triangle_weights(int64_t in, int64_t out) {
+  const double scale = double(in) / double(out), support = scale >= 1 ? scale : 1.0;
+  std::vector<std::vector<double>> m(static_cast<size_t>(out), std::vector<double>(static_cast<size_t>(in), 0.0));
+  for (int64_t i = 0; i < out; ++i) {
+    const double centre = scale * (i + 0.5);
+    const int64_t lo = std::max<int64_t>(int64_t(centre - support + 0.5), 0);
+    const int64_t hi = std::min<int64_t>(int64_t(centre + support + 0.5), in);
+    double total = 0;
+    for (int64_t j = lo; j < hi; ++j) total += m[i][j] = std::max(0.0, 1.0 - std::fabs(j + 0.5 - centre) / support);
+    for (int64_t j = lo; j < hi; ++j) m[i][j] /= total;
+  }
+  return m;
+}
+
+EDGE_TEST(preprocess_antialiased_matches_the_filter_definition) {
+  edge::ThreadPool pool(2);
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+  struct Case { int64_t n, h, w, oh, ow; };
+  for (const Case k : {Case{2, 61, 130, 17, 40}, Case{1, 5, 7, 9, 11}, Case{1, 300, 120, 64, 64}}) {
+    std::mt19937 gen(7);
+    std::vector<uint8_t> img(static_cast<size_t>(k.n * k.h * k.w * 3));
+    for (auto& v : img) v = static_cast<uint8_t>(gen() & 255);
+    edge::PreprocessParams p;
+    p.out_h = k.oh;
+    p.out_w = k.ow;
+    p.antialias = true;
+    for (int c = 0; c < 3; ++c) { p.mean[c] = mean[c]; p.std[c] = stdv[c]; }
+    std::vector<float> out(static_cast<size_t>(k.n * 3 * k.oh * k.ow));
+    edge::preprocess_cpu(img.data(), k.n, k.h, k.w, 3, p, out.data(), pool);
+    const auto wy = triangle_weights(k.h, k.oh), wx = triangle_weights(k.w, k.ow);
+    double max_err = 0;
+    for (int64_t i = 0; i < k.n; ++i)
+      for (int c = 0; c < 3; ++c)
+        for (int64_t y = 0; y < k.oh; ++y)
+          for (int64_t x = 0; x < k.ow; ++x) {
+            double v = 0;
+            for (int64_t sy = 0; sy < k.h; ++sy)
+              for (int64_t sx = 0; sx < k.w; ++sx)
+                v += wy[y][sy] * wx[x][sx] * img[static_cast<size_t>(((i * k.h + sy) * k.w + sx) * 3 + c)];
+            const double ref = (v / 255.0 - mean[c]) / stdv[c];
+            max_err = std::max(max_err, std::fabs(out[static_cast<size_t>(((i * 3 + c) * k.oh + y) * k.ow + x)] - ref));
+          }
+    CHECK(max_err < 2e-5);
+  }
 }
 
 EDGE_TEST(preprocess_argument_errors) {
