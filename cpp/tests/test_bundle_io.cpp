@@ -5,6 +5,7 @@
 #include <functional>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "check.hpp"
@@ -37,6 +38,22 @@ static fs::path temp_dir(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
+}
+
+EDGE_TEST(derived_data_is_made_once_and_shared) {
+  edge::Bundle b;
+  int made = 0;
+  auto make = [&made] {
+    ++made;
+    return std::make_shared<const std::string>("packed");
+  };
+  auto a = b.derived<std::string>("k", make);
+  auto again = b.derived<std::string>("k", make);
+  edge::Bundle moved = std::move(b);  // a bundle is loaded, then moved into its shared_ptr
+  auto after_move = moved.derived<std::string>("k", make);
+  CHECK(made == 1 && a.get() == again.get() && a.get() == after_move.get() && *a == "packed");
+  auto other = moved.derived<std::string>("other", make);
+  CHECK(made == 2 && other.get() != a.get());
 }
 
 EDGE_TEST(sha256_known_vectors) {

@@ -3,7 +3,10 @@
 // runtime and the Python API (edge_sdk.bundle) both go through it.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,24 @@ struct Bundle {
   std::map<std::string, std::vector<uint8_t>> contents;   // ONNX files' bytes (for the backend)
 
   const Tensor& array(const std::string& name, const std::string& field) const;
+
+  // Read-only data computed from the arrays once and shared by every runtime and context on this
+  // bundle (the post-processing's packed factors: tens of MB, not one copy per context). `make`
+  // runs on the first request for `key`; later requests get the same object.
+  template <class T>
+  std::shared_ptr<const T> derived(const std::string& key, const std::function<std::shared_ptr<const T>()>& make) const {
+    std::lock_guard<std::mutex> lock(derived_->mutex);
+    std::shared_ptr<const void>& slot = derived_->items[key];
+    if (!slot) slot = make();
+    return std::static_pointer_cast<const T>(slot);
+  }
+
+ private:
+  struct Derived {
+    std::mutex mutex;
+    std::map<std::string, std::shared_ptr<const void>> items;
+  };
+  std::shared_ptr<Derived> derived_ = std::make_shared<Derived>();
 };
 
 // Reads and checks everything: manifest schema and fields, files present and no unlisted ones,
