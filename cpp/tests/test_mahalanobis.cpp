@@ -136,38 +136,21 @@ EDGE_TEST(bad_inputs_throw_argument_errors_naming_argument_and_location) {
         edge::mahalanobis_whiten_cpu(q.x.data(), q.mean.data(), q.chol.data(), q.n, q.l, q.c, d.data(), nullptr, pool);
       }
     };
-    Problem bad = p;
-    bad.chol[(4 * 5 + 2) * 5 + 2] = -1.f;
-    try {
-      run(bad);
-      CHECK(false);
-    } catch (const edge::ArgumentError& e) {
-      CHECK(message_has(e, "chol: location 4: diagonal entry [4, 2, 2] is -1"));
-    }
-    bad = p;
-    bad.x[(1 * 6 + 3) * 5 + 4] = NAN;
-    try {
-      run(bad);
-      CHECK(false);
-    } catch (const edge::ArgumentError& e) {
-      CHECK(message_has(e, "features: location 3: entry [1, 3, 4] is nan"));
-    }
-    bad = p;
-    bad.mean[2 * 5 + 1] = INFINITY;
-    try {
-      run(bad);
-      CHECK(false);
-    } catch (const edge::ArgumentError& e) {
-      CHECK(message_has(e, "mean: location 2: entry [2, 1] is inf"));
-    }
-    bad = p;
-    bad.chol[(5 * 5 + 3) * 5 + 1] = INFINITY;
-    try {
-      run(bad);
-      CHECK(false);
-    } catch (const edge::ArgumentError& e) {
-      CHECK(message_has(e, "chol: location 5: entry [5, 3, 1] is inf"));
-    }
+    // one entry of a copy of p changed -> the error must name it
+    auto expect = [&](auto change, const std::string& message) {
+      Problem bad = p;
+      change(bad);
+      try {
+        run(bad);
+        CHECK(false);
+      } catch (const edge::ArgumentError& e) {
+        CHECK(message_has(e, message));
+      }
+    };
+    expect([](Problem& q) { q.chol[(4 * 5 + 2) * 5 + 2] = -1.f; }, "chol: location 4: diagonal entry [4, 2, 2] is -1");
+    expect([](Problem& q) { q.x[(1 * 6 + 3) * 5 + 4] = NAN; }, "features: location 3: entry [1, 3, 4] is nan");
+    expect([](Problem& q) { q.mean[2 * 5 + 1] = INFINITY; }, "mean: location 2: entry [2, 1] is inf");
+    expect([](Problem& q) { q.chol[(5 * 5 + 3) * 5 + 1] = INFINITY; }, "chol: location 5: entry [5, 3, 1] is inf");
   }
   edge::PackedCholesky packed(p.chol.data(), p.l, p.c);
   CHECK_THROWS(edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, 0, d.data(),

@@ -8,7 +8,7 @@ Scoring path of every embedding model (identical in the runtime, from ``export_p
     -> network ([per-image channel standardization, input_norm="per_image"] + backbone + aggregation;
        torch / ONNX) -> features (N, L, C)
     -> per-location scores through the model's kernel(s) -> grid (N, h, w)
-    -> kernels.resize_bilinear to each image's own size -> kernels.gaussian_blur(sigma)
+    -> kernels.resize_blur to each image's own size (bilinear, then Gaussian blur sigma)
     -> map (N, H, W); image score = max of the raw grid ("max_raw") or of the blurred map ("max_blurred").
 """
 

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
-#include <stdexcept>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

@@ -184,13 +184,13 @@ void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64
                          const PreprocessParams& p, float* out, ThreadPool& pool) {
   validate_preprocess(p, n, h, w, c);
   const int64_t oh = p.out_h, ow = p.out_w, oc = p.channels;
+  if (oh == h && ow == w) return preprocess_same_size(images, n, h, w, c, p, out, pool);
+  if (p.antialias) return preprocess_antialias(images, n, h, w, c, p, out, pool);
   thread_local std::vector<LinearTap> xtaps_buf, ytaps_buf;
   const auto& xtaps = detail::linear_taps(w, ow, xtaps_buf);
   const auto& ytaps = detail::linear_taps(h, oh, ytaps_buf);
   const int64_t src_channels = std::min<int64_t>(c, oc);
   const int64_t blocks = (oh + kRowsPerTask - 1) / kRowsPerTask;
-  if (oh == h && ow == w) return preprocess_same_size(images, n, h, w, c, p, out, pool);
-  if (p.antialias) return preprocess_antialias(images, n, h, w, c, p, out, pool);
   pool.parallel_for(n * src_channels * blocks, [&](int64_t t0, int64_t t1) {
     struct RowTag;
     std::vector<float>& row = thread_scratch<RowTag, float>(static_cast<size_t>(ow));

@@ -6,8 +6,8 @@
 // float32, contiguous. Output: float32 (n, channels, out_h, out_w), planar (NCHW):
 //   v = pixel * scale; v = bilinear resize of v (exactly resize_bilinear, i.e. torch's
 //   interpolate(mode="bilinear", align_corners=False, antialias=False); with antialias, torch's
-//   antialias=True: every input pixel under the stretched triangle filter is averaged, the width
-//   first, then the height); a single input channel is replicated when channels == 3;
+//   antialias=True: every input pixel under the stretched triangle filter is averaged; the height
+//   is resampled first, torch does the width first, so the two differ by float rounding only); a single input channel is replicated when channels == 3;
 //   out = (v - mean[ch]) / std[ch]. At an unchanged size both are the identity.
 #pragma once
 
