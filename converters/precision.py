@@ -55,10 +55,12 @@ def parse_precisions(text: str | Sequence[str], arg: str = "--precision") -> lis
     return out
 
 
-def _session(model: str | os.PathLike | bytes, threads: int | None = None):
+def _session(model: str | os.PathLike | bytes, threads: int | None = None, simulate_qdq: bool = False):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    if simulate_qdq:  # Q/DQ evaluated in float, as the runtime runs int8 variants on the CPU
+        so.add_session_config_entry("session.disable_quant_qdq", "1")
     threads = threads or int(os.environ.get("EDGE_SDK_NUM_THREADS", "0") or 0)
     if threads:
         so.intra_op_num_threads = threads
@@ -303,9 +305,14 @@ def input_value_range(preprocess: dict) -> tuple[float, float]:
     return float(min(ends)), float(max(ends))
 
 
-def run_onnx(model: str | os.PathLike, inputs: np.ndarray, *, threads: int | None = None) -> list[np.ndarray]:
-    """Runs an ONNX file with one input on onnxruntime's CPU provider (used by tests and benches)."""
-    sess = _session(model, threads)
+def run_onnx(model: str | os.PathLike, inputs: np.ndarray, *, threads: int | None = None,
+             simulate_qdq: bool = False) -> list[np.ndarray]:
+    """Runs an ONNX file with one input on onnxruntime's CPU provider (used by tests and benches).
+    simulate_qdq: evaluate QuantizeLinear/DequantizeLinear in float instead of fusing them into
+    onnxruntime's integer kernels, whose results differ between CPUs (without VNNI their u8s8
+    pair sums saturate); the float evaluation is what the C++ runtime runs for int8 variants on
+    the CPU and what the accuracy gate scores, so neither depends on the exporting machine."""
+    sess = _session(model, threads, simulate_qdq)
     return sess.run(None, {sess.get_inputs()[0].name: inputs})
 
 

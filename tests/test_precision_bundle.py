@@ -67,3 +67,23 @@ def test_gate_needs_a_labelled_set(tmp_path, rng):
     bundle = export_bundle(ssim_parts(), tmp_path / "b", model_type="resganad").bundle
     with pytest.raises(PrecisionError, match="validation"):
         add_precision_variants(bundle, "fp16", calibration_images=[], validation_images=[], validation_labels=[])
+
+
+def test_int8_variant_accepted_and_run_by_the_runtime(tmp_path, rng):
+    """With the default gate an int8 variant of a network whose defects stand out is admitted; the
+    runtime then runs it (Q/DQ in float on the CPU, as the gate scored it), with the gate's scores."""
+    torch.set_num_threads(1)
+    parts = ssim_parts(seed=int(rng.integers(1000)))
+    bundle = export_bundle(parts, tmp_path / "b", model_type="resganad").bundle
+    calib, _ = _images(rng, 16)
+    val, labels = _images(rng, 24, anomalous=12)
+    reports = add_precision_variants(bundle, ["int8"], calibration_images=calib, validation_images=val,
+                                     validation_labels=labels, threads=1, log=lambda _: None)
+    r = reports["int8"]
+    assert r.accepted, r.summary()
+    assert r.verdict_agreement >= 0.95 and r.auroc_drop is not None and r.auroc_drop <= 0.01
+    assert "int8" in {n["precision"] for n in read_bundle(bundle).manifest["networks"]}
+    s32 = edge_sdk.Runtime(bundle, threads=1).predict(val).scores
+    s8 = edge_sdk.Runtime(bundle, precision="int8", threads=1).predict(val).scores
+    assert np.isfinite(s8).all() and 0 < np.abs(s8 - s32).max()  # int8 really ran
+    assert np.abs(s8 - s32).max() <= r.score_abs_drift_max * (1 + 1e-6) + 1e-7  # what the gate measured

@@ -44,10 +44,11 @@ edge::ImageView view_of(const py::array& a, size_t i) {
   return v;
 }
 
+// Holds no per-call state: predict() releases the GIL, so several Python threads may be inside it
+// at once; each call owns its views and results (a shared buffer here once let one thread read
+// another's scores: a defective image accepted with a good image's score).
 struct PyRuntime {
   std::unique_ptr<edge::Runtime> rt;
-  edge::Results results;  // reused across calls
-  std::vector<edge::ImageView> views;
 };
 
 }  // namespace
@@ -104,19 +105,21 @@ EDGE_PY_BINDER(runtime) {
           [](PyRuntime& p, const py::list& images) {
             std::vector<py::array> arrays;
             arrays.reserve(images.size());
-            p.views.clear();
+            std::vector<edge::ImageView> views;
+            views.reserve(images.size());
+            edge::Results results;
             for (size_t i = 0; i < images.size(); ++i) {
               if (!py::isinstance<py::array>(images[i]))
                 throw py::type_error("images[" + std::to_string(i) + "]: expected a numpy array");
               arrays.push_back(py::reinterpret_borrow<py::array>(images[i]));
-              p.views.push_back(view_of(arrays.back(), i));
+              views.push_back(view_of(arrays.back(), i));
             }
-            const int64_t n = static_cast<int64_t>(p.views.size());
+            const int64_t n = static_cast<int64_t>(views.size());
             {
               py::gil_scoped_release release;
-              p.rt->predict(p.views.data(), n, p.results);
+              p.rt->predict(views.data(), n, results);
             }
-            const edge::Results& r = p.results;
+            const edge::Results& r = results;
             py::array_t<float> scores(n), normalized(n);
             py::array_t<int8_t> verdicts(n);
             py::list errors, invalid;

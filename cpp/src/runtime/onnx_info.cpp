@@ -27,6 +27,9 @@ namespace {
 struct Malformed {
   std::string what;
 };
+struct Refused {  // well-formed, but not allowed in a bundle
+  std::string what;
+};
 
 // One protobuf message: iterate fields with next(); length-delimited payloads come back as a
 // sub-reader. All reads are bounds-checked.
@@ -167,18 +170,108 @@ OnnxValueInfo read_value_info(Reader r) {
   return v;
 }
 
-std::string tensor_name(Reader r) {  // TensorProto.name is field 8
+// Tensors stored as "external data" name a file that ONNX Runtime opens relative to the process's
+// working directory when a model is loaded from memory: bytes no checksum covers. Bundles carry
+// every tensor inside the verified .onnx file, so any tensor anywhere in the model (initializers,
+// sparse initializers, Constant-node and subgraph attributes, functions) that points outside it
+// is refused. Nesting is bounded so a crafted file cannot exhaust the stack.
+constexpr int kMaxGraphNesting = 64;
+
+void check_graph_tensors(Reader r, int depth, const std::string& where);
+
+// TensorProto: name 8, external_data 13, data_location 14 (EXTERNAL = 1).
+std::string check_tensor(Reader r, const std::string& where) {
   std::string name;
+  bool external = false;
   while (!r.done()) {
     uint32_t f, w;
     r.tag(&f, &w);
-    if (f == 8 && w == 2) name = r.str();
-    else r.skip(w);
+    if (f == 8 && w == 2) {
+      name = r.str();
+    } else if (f == 13) {
+      external = true;
+      r.skip(w);
+    } else if (f == 14 && w == 0) {
+      if (r.varint() != 0) external = true;
+    } else {
+      r.skip(w);
+    }
   }
+  if (external)
+    throw Refused{"tensor \"" + name + "\" in " + where +
+                    " keeps its data in an external file; bundles must hold every tensor inside the "
+                    ".onnx file (external data would be read from outside the verified bundle)"};
   return name;
 }
 
+// SparseTensorProto: values 1, indices 2 (both TensorProto).
+void check_sparse_tensor(Reader r, const std::string& where) {
+  while (!r.done()) {
+    uint32_t f, w;
+    r.tag(&f, &w);
+    if ((f == 1 || f == 2) && w == 2) check_tensor(r.bytes(), where);
+    else r.skip(w);
+  }
+}
+
+// AttributeProto: t 5, g 6, tensors 10, graphs 11, sparse_tensor 22, sparse_tensors 23.
+void check_attribute(Reader r, int depth, const std::string& where) {
+  while (!r.done()) {
+    uint32_t f, w;
+    r.tag(&f, &w);
+    if (w != 2) {
+      r.skip(w);
+      continue;
+    }
+    switch (f) {
+      case 5: case 10: check_tensor(r.bytes(), where + " (node attribute)"); break;
+      case 6: case 11: check_graph_tensors(r.bytes(), depth + 1, where + " (subgraph)"); break;
+      case 22: case 23: check_sparse_tensor(r.bytes(), where + " (node attribute)"); break;
+      default: r.skip(w);
+    }
+  }
+}
+
+// NodeProto (attribute 5) and FunctionProto (node 7) share the walk below.
+void check_node(Reader r, int depth, const std::string& where) {
+  while (!r.done()) {
+    uint32_t f, w;
+    r.tag(&f, &w);
+    if (f == 5 && w == 2) check_attribute(r.bytes(), depth, where);
+    else r.skip(w);
+  }
+}
+
+void check_function(Reader r, int depth) {
+  while (!r.done()) {
+    uint32_t f, w;
+    r.tag(&f, &w);
+    if (f == 7 && w == 2) check_node(r.bytes(), depth, "a model function");
+    else r.skip(w);
+  }
+}
+
+// GraphProto: node 1, initializer 5, sparse_initializer 15.
+void check_graph_tensors(Reader r, int depth, const std::string& where) {
+  if (depth > kMaxGraphNesting) throw Malformed{"subgraphs nested deeper than " + std::to_string(kMaxGraphNesting)};
+  while (!r.done()) {
+    uint32_t f, w;
+    r.tag(&f, &w);
+    if (w != 2) {
+      r.skip(w);
+      continue;
+    }
+    switch (f) {
+      case 1: check_node(r.bytes(), depth, where); break;
+      case 5: check_tensor(r.bytes(), where + " (initializer)"); break;
+      case 15: check_sparse_tensor(r.bytes(), where + " (sparse initializer)"); break;
+      default: r.skip(w);
+    }
+  }
+}
+
 void read_graph(Reader r, OnnxInfo& info) {
+  check_graph_tensors(r, 0, "the graph");
   std::vector<OnnxValueInfo> inputs;
   std::set<std::string> initializers;
   while (!r.done()) {
@@ -186,7 +279,7 @@ void read_graph(Reader r, OnnxInfo& info) {
     r.tag(&f, &w);
     switch (f) {
       case 1: expect_wire(w, 2, "node"); r.bytes(); ++info.node_count; break;
-      case 5: expect_wire(w, 2, "initializer"); initializers.insert(tensor_name(r.bytes())); break;
+      case 5: expect_wire(w, 2, "initializer"); initializers.insert(check_tensor(r.bytes(), "the graph")); break;
       case 11: expect_wire(w, 2, "input"); inputs.push_back(read_value_info(r.bytes())); break;
       case 12: expect_wire(w, 2, "output"); info.outputs.push_back(read_value_info(r.bytes())); break;
       default: r.skip(w);
@@ -230,6 +323,10 @@ OnnxInfo read_onnx_info(const uint8_t* data, size_t size, const std::string& sou
           info.opsets[domain == "ai.onnx" ? "" : domain] = version;
           break;
         }
+        case 25:
+          expect_wire(w, 2, "functions");
+          check_function(r.bytes(), 0);
+          break;
         case 14: {
           expect_wire(w, 2, "metadata_props");
           Reader m = r.bytes();
@@ -249,6 +346,8 @@ OnnxInfo read_onnx_info(const uint8_t* data, size_t size, const std::string& sou
     }
   } catch (const Malformed& m) {
     throw BundleError(source + ": not a valid ONNX model (" + m.what + ")");
+  } catch (const Refused& m) {
+    throw BundleError(source + ": " + m.what);
   }
   if (!has_graph || info.ir_version <= 0)
     throw BundleError(source + ": not a valid ONNX model (no graph or no ir_version)");

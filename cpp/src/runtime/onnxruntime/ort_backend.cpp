@@ -68,6 +68,12 @@ class OrtBackend final : public Backend {
       so.AddConfigEntry("session.force_spinning_stop", "1");
       if (opt.provider == "cpu") {
         provider_ = "CPUExecutionProvider";
+        // int8 variants: the Q/DQ pairs are evaluated in float instead of fused into ONNX
+        // Runtime's integer kernels. Those kernels compute differently per CPU (u8s8 pair sums
+        // saturate without VNNI: 0.15-0.41 relative error on AVX2), so scores, and the accuracy
+        // gate that admits the variant, would depend on the machine; in float the result is the
+        // target's (TensorRT's int8 with int32 accumulation) up to rounding, on every CPU.
+        if (net.precision == "int8") so.AddConfigEntry("session.disable_quant_qdq", "1");
       } else if (opt.provider == "cuda") {
         provider_ = "CUDAExecutionProvider";
         if (!has_provider(lib, provider_))
