@@ -1,4 +1,4 @@
-"""Reduced-precision ONNX variants (issue 6) measured on the CPU with onnxruntime through
+"""Reduced-precision ONNX variants measured on the CPU with onnxruntime through
 edge_sdk.Runtime: for PatchCore, PaDiM and ResGANAD, each variant's image AUROC against fp32, its
 verdict agreement with fp32, its score drift (mean / max relative, max absolute) and the accuracy
 gate's decision (verdicts agree on >= 99.5 % of images and AUROC drops by <= 0.005).

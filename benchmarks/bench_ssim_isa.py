@@ -6,7 +6,7 @@ path is timed in a child process of this one run, on the same inputs: 8 float32 
 256 x 256 (a batch check) and of 64 x 64 (the reconstruction models' "small" preset), at 1 and 2
 threads. The paths must agree to float rounding before their timings are compared.
 Target: the dispatched path >= 2x faster than the kernel before dispatch and register blocking
-(8.2 ms and 0.57 ms single-threaded on the machine where it was written; see ARCHITECTURE.md).
+(8.2 ms and 0.57 ms single-threaded on the machine where it was written; see docs/RESULTS.md, "Kernel speed (CPU)").
 
     python benchmarks/bench_ssim_isa.py [--repeats 30] [--out benchmarks/results/bench_ssim_isa.json]
 """

@@ -1,4 +1,4 @@
-"""TensorRT engines on this GPU (issue 6; run by benchmarks/gpu_check): for PaDiM, PatchCore and
+"""TensorRT engines on this GPU (run by benchmarks/gpu_check): for PaDiM, PatchCore and
 ResGANAD trained briefly on the synthetic tile set, the bundle's gated precision variants
 (converters/precision_bundle.py), one engine per variant (converters/trt_builder.py: strongly
 typed, batch profile 1/60/64, a timing cache shared by the builds), and the parity of
