@@ -151,7 +151,8 @@ def _worker(conn) -> None:
                            or (heat is not None and not np.isfinite(heat).all()) or must_not_accept)
                     if bad:
                         out["wrong_accepts"] += 1
-                        out["detail"] += f"[{label}: WRONG ACCEPT score {r.scores[i]}] "
+                        if out["wrong_accepts"] <= 2:
+                            out["detail"] += f"[{label}: WRONG ACCEPT score {r.scores[i]}] "
         except Exception as e:  # noqa: BLE001
             out = {"outcome": "refused", "wrong_accepts": 0, "detail": f"{type(e).__name__}: {str(e)[:200]}"}
         conn.send(out)
@@ -212,7 +213,10 @@ def main() -> int:
     for r in results:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
     wrong = sum(r["wrong_accepts"] for r in results)
-    summary = {"cases": len(results), **counts, "wrong_accepts": wrong}
+    summary = {"cases": len(results), **counts, "cases_with_wrong_accepts": sum(1 for r in results if r["wrong_accepts"]),
+               "wrong_accepts": wrong,
+               "bundle_mutations": sum(1 for r in results if not r["case"].startswith("image")),
+               "image_cases": sum(1 for r in results if r["case"].startswith("image"))}
     print(json.dumps(summary))
     for r in results:
         if r["outcome"] in ("crash", "hang") or r["wrong_accepts"]:
