@@ -9,17 +9,20 @@
 # gcov data; they are listed with their code lines (scripts/gpu_only_lines.py's count) as
 # unexecuted, and the summary gives the figure with and without them.
 #
-# Usage: bash scripts/coverage.sh [--no-build] [--no-python]      (after scripts/setup.sh)
+# Usage: bash scripts/coverage.sh [--no-build] [--no-python] [--report]     (after scripts/setup.sh)
+#   --report: only the summary of the counts the last run left in build-cov/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 build=build-cov
 do_build=1
 do_python=1
+do_tests=1
 for a in "$@"; do
   case "$a" in
     --no-build) do_build=0 ;;
     --no-python) do_python=0 ;;
+    --report) do_build=0; do_tests=0 ;;
     *) echo "unknown option $a"; exit 2 ;;
   esac
 done
@@ -37,13 +40,18 @@ PYEOF
     -DEDGE_SDK_INPLACE_DIR="$pkg" > /dev/null
   cmake --build "$build"
 fi
+if [ $do_tests = 1 ]; then
 find "$build" -name '*.gcda' -delete
 echo "== C++ unit tests (instrumented)"
 (cd "$build" && ctest --output-on-failure -E trt_backend_compile_check) | tail -3
-if [ $do_python = 1 ]; then
+fi
+if [ $do_tests = 1 ] && [ $do_python = 1 ]; then
   echo "== runtime Python tests (instrumented)"
-  PYTHONPATH="$PWD/$build/py" $PY -m pytest -q -p no:cacheprovider tests/test_runtime.py tests/test_runtime_kinds.py \
-    tests/test_runtime_parity.py tests/test_recon_runtime.py tests/test_cli_runtime.py | tail -3
+  # The instrumented package first on sys.path, and the tests' own rootdir entry appended after it.
+  $PY -c "import sys; sys.path.insert(0, '$PWD/$build/py'); import pytest, edge_sdk; \
+assert edge_sdk.__file__.startswith('$PWD/$build/py'), edge_sdk.__file__; \
+sys.exit(pytest.main(sys.argv[1:]))" -q -p no:cacheprovider --import-mode=append tests/test_runtime.py \
+    tests/test_runtime_kinds.py tests/test_runtime_parity.py tests/test_recon_runtime.py tests/test_cli_runtime.py | tail -3
 fi
 echo "== gcov summary of cpp/src/runtime/"
 $PY - "$build" <<'PYEOF'
@@ -54,7 +62,7 @@ runtime = root / "cpp" / "src" / "runtime"
 lines = {}  # source path -> {line: executed}
 objdir = os.path.join(build, "CMakeFiles", "edge_sdk_core.dir")
 for gcda in sorted(glob.glob(os.path.join(objdir, "**", "*.gcda"), recursive=True)):
-    out = subprocess.run(["gcov", "--json-format", "--stdout", gcda], capture_output=True, text=True,
+    out = subprocess.run(["gcov", "--json-format", "--stdout", os.path.abspath(gcda)], capture_output=True, text=True,
                          cwd=build, check=True).stdout
     for doc in out.splitlines():
         if not doc.strip():
