@@ -24,7 +24,9 @@ import numpy as np
 
 from edge_sdk._native import core as _core
 
-VERDICTS = ("accept", "reject", "review")
+# Names by verdict code: the C ABI's edge_verdict (0 review, 1 accept, 2 reject), which the C++
+# runtime uses too, so zeroed memory reads as review.
+VERDICTS = ("review", "accept", "reject")
 _VERDICT_NAMES = np.array(VERDICTS)
 
 
@@ -69,7 +71,8 @@ class Results:
 
     scores: (N,) float32 raw scores (NaN where not judged). normalized: (N,) float32 calibrated
     scores in [0, 1] (0.5 at the threshold). verdicts: (N,) str array of "accept"/"reject"/"review";
-    verdict_codes: (N,) int8 (0/1/2). heatmaps: raw anomaly maps at each image's own size, as an
+    verdict_codes: (N,) int8, the C ABI's codes (0 review, 1 accept, 2 reject; VERDICTS names
+    them). heatmaps: raw anomaly maps at each image's own size, as an
     (N, H, W) float32 array when all share one size, else a list (None entries for images not
     judged); None when heatmaps are off. regions: RegionResults for bundles with regions, else
     None. errors: per image, why it was not judged (None when it was). times: milliseconds per

@@ -133,6 +133,18 @@ def test_review_band(tmp_path, rng):
     assert near.any()
     assert (res.verdicts[near] == "review").all()
     assert (res.verdicts[~near] == np.where(res.scores[~near] >= parts.calibration["threshold"], "reject", "accept")).all()
+    # verdict_codes are the C ABI's edge_verdict codes
+    c_codes = {"review": 0, "accept": 1, "reject": 2}
+    assert res.verdict_codes.tolist() == [c_codes[v] for v in res.verdicts]
+
+
+def test_verdict_codes_are_the_c_abi_codes():
+    from edge_sdk.runtime import VERDICTS
+
+    # EDGE_VERDICT_REVIEW = 0, ACCEPT = 1, REJECT = 2 (c_api.h): zeroed memory reads as review
+    assert VERDICTS == ("review", "accept", "reject")
+    assert [core.verdict_name(c) for c in range(3)] == list(VERDICTS)
+    assert core.verdict_name(3) == "review" and core.verdict_name(-1) == "review"
 
 
 def test_regions_cut_frames_and_decide_per_region(tmp_path, rng):
@@ -183,6 +195,13 @@ def test_device_without_provider_is_clear(ssim_bundle):
 def test_bad_options(ssim_bundle):
     with pytest.raises(ValueError, match="max_batch"):
         edge_sdk.Runtime(ssim_bundle[0], max_batch=0)
+    # thread counts are bounded (4x the hardware threads, at most 256) instead of exhausting the machine
+    with pytest.raises(ValueError, match=r"^threads: expected 0\.\.\d+ .*got 100000"):
+        edge_sdk.Runtime(ssim_bundle[0], threads=100000)
+    with pytest.raises(ValueError, match=r"^threads: expected 0\.\.\d+ .*got -1"):
+        edge_sdk.Runtime(ssim_bundle[0], threads=-1)
+    with pytest.raises(ValueError, match=r"^threads: expected 1\.\.\d+ .*got 100000"):
+        edge_sdk.set_num_threads(100000)
     with pytest.raises(ValueError, match="backend"):
         edge_sdk.Runtime(ssim_bundle[0], backend="openvino")
     with pytest.raises(eb.BundleError, match="no such bundle"):

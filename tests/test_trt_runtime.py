@@ -4,9 +4,9 @@ Here (no GPU, no TensorRT library): asking for it is a clear error, backend "aut
 ONNX Runtime, the option checks, and ONNX Runtime's TensorRT execution provider refused with the
 providers it has. On a machine with a GPU, TensorRT and a build with the backend
 (benchmarks/gpu_check runs `pytest -m tensorrt`): for every post-processing kind, engines built
-from the bundle, the device path (whole cycle on the GPU) equal to the host path on the same
-engines, both equal to ONNX Runtime on the CPU, CUDA graphs, engine selection refusing a stale
-engine, and reduced-precision engines against their ONNX variant."""
+from the bundle, the runtime pipeline on the GPU (the CPU's pipeline on device buffers) consistent
+across chunk compositions and image sizes and equal to ONNX Runtime on the CPU, CUDA graphs, engine
+selection refusing a stale engine, and reduced-precision engines against their ONNX variant."""
 
 import json
 import shutil
@@ -160,16 +160,16 @@ def _bundle_with_engines(tmp_path, kind, rng, precisions=("fp32",)):
 
 @needs_trt
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_tensorrt_device_path_equals_host_path_and_onnxruntime(tmp_path, rng, kind):
+def test_tensorrt_pipeline_on_the_device_equals_onnxruntime(tmp_path, rng, kind):
     parts, b = _bundle_with_engines(tmp_path, kind, rng)
     imgs = list(_images(rng, parts, 6))
     rt = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8)
-    assert "TensorRT" in rt.backend and "whole cycle on the device" in rt.backend, rt.backend
-    dev = rt.predict(imgs)  # one chunk of same-size uint8 images: the device path
+    assert "TensorRT" in rt.backend and "whole cycle on cuda:0" in rt.backend, rt.backend
+    dev = rt.predict(imgs)  # one chunk of same-size uint8 images
     odd = rng.integers(0, 256, (parts.preprocess["height"] + 7, parts.preprocess["width"] + 3, 3), dtype=np.uint8)
     if parts.preprocess["channels"] == 1:
         odd = odd[..., 0]
-    host = rt.predict(imgs + [odd])  # sizes differ: the host path on the same engines
+    host = rt.predict(imgs + [odd])  # sizes differ, a batch of 7: the same pipeline, another chunk
     assert dev.times["preprocess"] >= 0 and dev.times["network"] > 0
     np.testing.assert_allclose(dev.scores, host.scores[:6], rtol=2e-5, atol=1e-6)
     assert list(dev.verdicts) == list(host.verdicts[:6])

@@ -85,13 +85,9 @@ class PyKnnIndex {
     bank_.attr("setflags")(py::arg("write") = false);
     const void* data = bank_.data();
     py::gil_scoped_release release;
-    if (device_.is_cuda()) {
-#ifdef EDGE_SDK_WITH_CUDA
-      cuda_ = std::make_unique<edge::KnnCudaIndex>(data, b.type, m_, d_, device_.index);
-#endif
-    } else {
-      cpu_ = std::make_unique<edge::KnnIndex>(data, b.type, m_, d_, edge::default_pool(), options);
-    }
+    edge::run_on_device(
+        device_, [&](edge::ThreadPool& pool) { cpu_ = std::make_unique<edge::KnnIndex>(data, b.type, m_, d_, pool, options); },
+        [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(cuda_ = std::make_unique<edge::KnnCudaIndex>(data, b.type, m_, d_, index);) });
   }
 
   py::tuple search(py::handle queries_obj, int64_t k) const {
@@ -111,10 +107,9 @@ class PyKnnIndex {
     {
       py::gil_scoped_release release;
       // working memory of this call only: Python callers may search from several threads
-      if (cpu_) cpu_->search(qptr, q, k, dist_ptr, idx_ptr, edge::default_pool());
-#ifdef EDGE_SDK_WITH_CUDA
-      if (cuda_) cuda_->search_host(qptr, q, k, dist_ptr, idx_ptr);
-#endif
+      edge::run_on_device(
+          device_, [&](edge::ThreadPool& pool) { cpu_->search(qptr, q, k, dist_ptr, idx_ptr, pool); },
+          [&](int) { EDGE_CUDA_ONLY(cuda_->search_host(qptr, q, k, dist_ptr, idx_ptr);) });
     }
     return py::make_tuple(distances, indices);
   }
@@ -187,11 +182,9 @@ EDGE_PY_BINDER(knn) {
         const auto type = half ? edge::KnnBankType::F16 : edge::KnnBankType::F32;
         {
           py::gil_scoped_release release;
-          if (dev.is_cuda())
-            edge::knn(qptr, q, bptr, type, mrows, d, k, dist_ptr, idx_ptr, dev);
-          else
-            edge::knn_cpu(qptr, q, bptr, type, mrows, d, k, dist_ptr, idx_ptr, edge::default_pool(),
-                          options);
+          edge::run_on_device(
+              dev, [&](edge::ThreadPool& pool) { edge::knn_cpu(qptr, q, bptr, type, mrows, d, k, dist_ptr, idx_ptr, pool, options); },
+              [&](int) { edge::knn(qptr, q, bptr, type, mrows, d, k, dist_ptr, idx_ptr, dev); });
         }
         return py::make_tuple(distances, indices);
       },

@@ -56,6 +56,9 @@ struct PyRuntime {
 EDGE_PY_BINDER(runtime) {
   m.def("available_backends", &edge::available_backends);
   m.def(
+      "verdict_name", [](int code) { return std::string(edge::verdict_name(static_cast<edge::Verdict>(code))); },
+      py::arg("code"), "Name of a verdict code (the C ABI's: 0 review, 1 accept, 2 reject); \"review\" for any other.");
+  m.def(
       "onnxruntime_info",
       [](const std::string& path) {
         const edge::OrtLibraryInfo& info = edge::load_onnxruntime(path);
@@ -127,7 +130,7 @@ EDGE_PY_BINDER(runtime) {
               const auto& im = r.images[static_cast<size_t>(i)];
               scores.mutable_data()[i] = im.score;
               normalized.mutable_data()[i] = im.normalized;
-              verdicts.mutable_data()[i] = static_cast<int8_t>(im.verdict);
+              verdicts.mutable_data()[i] = static_cast<int8_t>(im.verdict);  // the C ABI's code
               errors.append(im.error.empty() ? py::none() : py::cast(im.error));
               invalid.append(im.invalid_input);
             }

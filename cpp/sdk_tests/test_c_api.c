@@ -73,6 +73,13 @@ static void test_open_errors(void) {
   CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
   CHECK(strstr(edge_last_error(), "struct_size") != NULL);
 
+  /* Thread counts are bounded (at most 4x the hardware threads, and 256): the error names the option. */
+  edge_open_options_init(&o);
+  o.threads = 100000;
+  CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "options->threads") != NULL && strstr(edge_last_error(), "100000") != NULL);
+  CHECK(rt == NULL);
+
   edge_open_options_init(&o);
   o.device = "gpu7";
   CHECK_STATUS(edge_open(bundle("plain"), &o, &rt), EDGE_E_INVALID_ARGUMENT);
@@ -413,12 +420,28 @@ static void test_bad_images(const fixture_images* fx) {
   CHECK_STATUS(edge_run(rt, NULL, 6, 0, &o), EDGE_E_INVALID_ARGUMENT);
   for (i = 0; i < 6; ++i) CHECK(res[i].verdict == EDGE_VERDICT_REVIEW && res[i].status == EDGE_E_INVALID_ARGUMENT);
   CHECK_STATUS(edge_run(rt, images, 6, NAN, &o), EDGE_E_INVALID_ARGUMENT);
+  /* Refused calls never leave a prefilled accept behind: a host that ignores the status reads
+     review in every entry that exists (capacity 2 of 6 here; nothing past it is touched). */
+  for (i = 0; i < 6; ++i) {
+    memset(&res[i], 0, sizeof res[i]);
+    res[i].verdict = EDGE_VERDICT_ACCEPT;
+    res[i].score = 0.0f;
+  }
   o.results_capacity = 2;
   CHECK_STATUS(edge_run(rt, images, 6, 0, &o), EDGE_E_INVALID_ARGUMENT);
   CHECK(strstr(edge_last_error(), "results") != NULL);
+  for (i = 0; i < 2; ++i) CHECK(res[i].verdict == EDGE_VERDICT_REVIEW && res[i].status == EDGE_E_INVALID_ARGUMENT && isnan(res[i].score));
+  for (i = 2; i < 6; ++i) CHECK(res[i].verdict == EDGE_VERDICT_ACCEPT && res[i].score == 0.0f);
+  for (i = 0; i < 6; ++i) res[i].verdict = EDGE_VERDICT_ACCEPT;
   o.results_capacity = 6;
-  o.struct_size = 4;
+  o.struct_size = 0; /* outputs not initialized, fields set by hand */
   CHECK_STATUS(edge_run(rt, images, 6, 0, &o), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "struct_size") != NULL);
+  for (i = 0; i < 6; ++i) CHECK(res[i].verdict == EDGE_VERDICT_REVIEW && res[i].status == EDGE_E_INVALID_ARGUMENT);
+  for (i = 0; i < 6; ++i) res[i].verdict = EDGE_VERDICT_ACCEPT;
+  o.struct_size = 4; /* not this struct: nothing of it is read */
+  CHECK_STATUS(edge_run(rt, images, 6, 0, &o), EDGE_E_INVALID_ARGUMENT);
+  for (i = 0; i < 6; ++i) CHECK(res[i].verdict == EDGE_VERDICT_ACCEPT);
   CHECK_STATUS(edge_run(rt, images, 6, 0, NULL), EDGE_E_INVALID_ARGUMENT);
   edge_batch_outputs_init(&o);
   o.results = res;

@@ -10,6 +10,7 @@
 #include "check.hpp"
 #include "edge_sdk/runtime/backend.hpp"
 #include "edge_sdk/runtime/runtime.hpp"
+#include "edge_sdk/thread_pool.hpp"
 #include "tiny_onnx.hpp"
 
 namespace fs = std::filesystem;
@@ -81,6 +82,23 @@ EDGE_TEST(identity_reconstruction_accepts_and_scaled_one_rejects) {
   CHECK(r.images.empty());
   fs::remove_all(good_dir);
   fs::remove_all(bad_dir);
+}
+
+EDGE_TEST(thread_count_option_is_bounded) {
+  const fs::path dir = make_bundle("threads", 1.0f);
+  edge::RuntimeOptions o;
+  o.threads = 100000;  // would start 100000 kernel threads plus the network's
+  std::string message;
+  try {
+    edge::Runtime::open(dir.string(), o);
+  } catch (const edge::ArgumentError& e) {
+    message = e.what();
+  }
+  CHECK(message.rfind("threads: expected 0..", 0) == 0 && message.find("got 100000") != std::string::npos);
+  o.threads = edge::max_threads();  // the bound itself is accepted
+  o.warmup = 0;
+  CHECK(edge::Runtime::open(dir.string(), o) != nullptr);
+  fs::remove_all(dir);
 }
 
 int main() {

@@ -101,7 +101,8 @@ typedef struct edge_open_options {
   const char* precision;           /* network variant: "fp32" (NULL), "fp16", "int8" */
   const char* onnxruntime_library; /* path of libonnxruntime.so; NULL = search (env
                                       EDGE_SDK_ONNXRUNTIME_LIB, the onnxruntime wheel, the loader path) */
-  int32_t threads;                 /* intra-op threads of each context's network; 0 = library default */
+  int32_t threads;                 /* intra-op threads of each context's network; 0 = library default;
+                                      at most 4x the hardware threads (and 256) */
   int32_t contexts;                /* execution contexts = edge_run calls that run in parallel; 0 = 1 */
   int32_t max_batch;               /* images (frames) per chunk, 0 = 1. A batch is judged in order, in
                                       chunks of max_batch images, each one network call of
@@ -240,7 +241,10 @@ static inline void edge_batch_outputs_init(edge_batch_outputs* o) { memset(o, 0,
  * or the status of the first image not judged (EDGE_E_IMAGE, EDGE_E_NUMERIC, EDGE_E_BACKEND, ...),
  * with the message in edge_last_error(); each result's status says which images were affected.
  * Whenever outputs->results is usable (not NULL, capacity >= count) every entry is written, also on
- * errors of the call itself (e.g. a NULL images pointer): verdict review, never accept.
+ * errors of the call itself (e.g. a NULL images pointer): verdict review, never accept. A call
+ * refused because the capacity is below count, or because struct_size is 0 (outputs not
+ * initialized with edge_batch_outputs_init), still writes review into the min(count, capacity)
+ * entries that exist before returning EDGE_E_INVALID_ARGUMENT.
  *
  * Thread safety: any number of threads may call edge_run on the same runtime at once. Up to
  * `contexts` calls run in parallel; more wait for a free context (the wait counts against the

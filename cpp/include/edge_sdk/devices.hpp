@@ -1,10 +1,19 @@
 // What compute devices the runtime can use.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "edge_sdk/common.hpp"
+#include "edge_sdk/thread_pool.hpp"
+
+// Code that exists only in CUDA builds, written inline (e.g. the CUDA branch of run_on_device).
+#ifdef EDGE_SDK_WITH_CUDA
+#define EDGE_CUDA_ONLY(...) __VA_ARGS__
+#else
+#define EDGE_CUDA_ONLY(...)
+#endif
 
 namespace edge {
 
@@ -26,5 +35,19 @@ int cuda_device_count();  // 0 without CUDA, driver or device
 
 // Throws ArgumentError naming `arg` if `d` is a CUDA device this process cannot use.
 void require_device(const Device& d, const char* arg = "device");
+
+// The kernels' device dispatch: cuda(device_index) on a usable CUDA device (require_device's
+// errors otherwise, also in builds without CUDA), else cpu(pool) on the default pool, which this
+// call holds until cpu returns (set_num_threads may replace it meanwhile).
+template <class Cpu, class Cuda>
+void run_on_device(const Device& device, Cpu&& cpu, Cuda&& cuda, const char* arg = "device") {
+  if (device.is_cuda()) {
+    require_device(device, arg);
+    cuda(device.index);
+    return;
+  }
+  const std::shared_ptr<ThreadPool> pool = default_pool();
+  cpu(*pool);
+}
 
 }  // namespace edge

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -14,9 +15,17 @@
 
 namespace edge {
 
+// The most threads a pool (and any thread-count option) may have: 4x the hardware threads, at
+// most 256. More only adds contention, and an unbounded count (threads=100000) exhausts the
+// machine's process ids.
+int max_threads();
+// Throws ArgumentError naming `option` unless 1 <= n <= max_threads() (0 too when zero_allowed:
+// "all cores").
+void check_thread_count(int64_t n, const char* option, bool zero_allowed = false);
+
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);
+  explicit ThreadPool(int threads);  // 1..max_threads()
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -59,8 +68,10 @@ class ThreadPool {
 };
 
 // The pool the kernels use unless given one. Its size defaults to the hardware concurrency
-// (or EDGE_SDK_NUM_THREADS) and can be changed with set_num_threads.
-ThreadPool& default_pool();
+// (or EDGE_SDK_NUM_THREADS, capped at max_threads()) and can be changed with set_num_threads.
+// Shared ownership: set_num_threads installs a new pool, and a kernel still running on the old
+// one keeps it alive until it returns (hold the pointer for the whole call).
+std::shared_ptr<ThreadPool> default_pool();
 void set_num_threads(int n);
 int get_num_threads();
 

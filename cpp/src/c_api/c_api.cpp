@@ -11,6 +11,7 @@
 #include "bundle_cache.hpp"
 #include "edge_sdk/common.hpp"
 #include "edge_sdk/runtime/backend.hpp"
+#include "edge_sdk/thread_pool.hpp"
 #include "handles.hpp"
 #include "inspector.hpp"
 #include "status.hpp"
@@ -130,7 +131,10 @@ EDGE_API edge_status edge_open(const char* bundle_path, const edge_open_options*
     }
     ro.precision = or_default(o.precision, "fp32");
     ro.onnxruntime_library = or_default(o.onnxruntime_library, "");
-    if (o.threads < 0) throw StatusError(EDGE_E_INVALID_ARGUMENT, "options->threads: expected >= 0 (0 = default), got " + std::to_string(o.threads));
+    if (o.threads < 0 || o.threads > edge::max_threads())
+      throw StatusError(EDGE_E_INVALID_ARGUMENT, "options->threads: expected 0.." + std::to_string(edge::max_threads()) +
+                                                     " (0 = default; at most 4x the hardware threads, and 256), got " +
+                                                     std::to_string(o.threads));
     ro.threads = o.threads;
     if (o.contexts < 0 || o.contexts > 256)
       throw StatusError(EDGE_E_INVALID_ARGUMENT, "options->contexts: expected 0..256 (0 = 1), got " + std::to_string(o.contexts));
@@ -271,17 +275,22 @@ EDGE_API edge_status edge_heatmap_floats(const edge_runtime* rt, const edge_imag
 
 EDGE_API edge_status edge_run(edge_runtime* rt, const edge_image* images, size_t count, double deadline_ms,
                               edge_batch_outputs* outputs) {
-  // Whatever happens below, results that can be written say review (never accept).
-  const bool results_usable = outputs && outputs->struct_size >= abi_1_0_size<edge_batch_outputs>() && outputs->results &&
-                              outputs->results_capacity >= count;
+  // Whatever happens below, results that can be written say review (never accept). That includes
+  // a call refused for too small a capacity (the entries that exist) or for an unset struct_size
+  // (0: the caller skipped edge_batch_outputs_init but filled the fields), so that a host
+  // ignoring the status never reads a verdict it prefilled as accept. Any other struct_size below
+  // the ABI's is not this struct: nothing of it is touched.
+  const bool header_ok = outputs && outputs->struct_size >= abi_1_0_size<edge_batch_outputs>();
+  const bool fields_known = outputs && (header_ok || outputs->struct_size == 0);
+  const size_t writable = fields_known && outputs->results ? std::min(count, outputs->results_capacity) : 0;
   const edge_status s = guarded([&] {
     check_struct(outputs, "outputs");
     Registry::Use use(Registry::instance(), rt);
     return use->run(images, count, deadline_ms, *outputs);
   });
-  if (s != EDGE_OK && results_usable && s != EDGE_E_DEADLINE && s != EDGE_E_IMAGE && s != EDGE_E_NUMERIC && s != EDGE_E_BACKEND) {
+  if (s != EDGE_OK && s != EDGE_E_DEADLINE && s != EDGE_E_IMAGE && s != EDGE_E_NUMERIC && s != EDGE_E_BACKEND) {
     // The call itself failed (handle, arguments, memory): nothing was judged.
-    for (size_t i = 0; i < count; ++i) {
+    for (size_t i = 0; i < writable; ++i) {
       edge_image_result& r = outputs->results[i];
       std::memset(&r, 0, sizeof r);
       r.score = r.normalized = std::nanf("");
@@ -289,8 +298,10 @@ EDGE_API edge_status edge_run(edge_runtime* rt, const edge_image* images, size_t
       r.status = s;
       r.review = EDGE_REVIEW_ERROR;
     }
-    outputs->judged = 0;
-    outputs->not_judged = static_cast<uint32_t>(count);
+    if (header_ok) {
+      outputs->judged = 0;
+      outputs->not_judged = static_cast<uint32_t>(count);
+    }
   }
   return s;
 }

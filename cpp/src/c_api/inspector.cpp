@@ -36,13 +36,8 @@ edge_region_result unjudged_region(uint32_t review) {
   return r;
 }
 
-int32_t to_c(Verdict v) {
-  switch (v) {
-    case Verdict::Accept: return EDGE_VERDICT_ACCEPT;
-    case Verdict::Reject: return EDGE_VERDICT_REJECT;
-    default: return EDGE_VERDICT_REVIEW;
-  }
-}
+// edge::Verdict has the C ABI's codes (decision_math.hpp).
+int32_t to_c(Verdict v) { return static_cast<int32_t>(v); }
 
 bool finite(float v) { return std::isfinite(v); }
 
@@ -67,6 +62,7 @@ Context::Context(std::unique_ptr<Runtime> runtime, size_t chunk_images, Inspecto
       chunk_images_(std::max<size_t>(1, chunk_images)) {
   chunk_views_.resize(chunk_images_);
   chunk_index_.resize(chunk_images_);
+  region_verdicts_.resize(region_count_);
   worker_ = std::thread([this] { worker_loop(); });
 }
 
@@ -277,26 +273,29 @@ void Context::record_chunk(size_t k) {
     }
     o.heatmap_offset = heat_offset_[i];
 
-    // Regions, and a second line of defence for the fail-safe rule: never accept an image
-    // whose score, or any of whose regions, is not a finite accepted value.
-    bool region_review = false, region_nonfinite = false;
+    // Regions, and a second line of defence for the fail-safe rule (decision_math.hpp, the
+    // runtime's own rule): never accept an image whose score, or any of whose regions, is not a
+    // finite accepted value.
+    bool region_nonfinite = false;
     for (size_t q = 0; q < nr; ++q) {
       const RegionResult& rr = chunk_.regions[j * nr + q];
       edge_region_result c = unjudged_region(0);
       c.score = rr.score;
       c.normalized = rr.normalized;
-      c.verdict = to_c(rr.verdict);
-      if (c.verdict == EDGE_VERDICT_ACCEPT && !(finite(rr.score) && finite(rr.normalized))) c.verdict = EDGE_VERDICT_REVIEW;
-      if (c.verdict == EDGE_VERDICT_REVIEW) {
+      const Verdict v = checked_verdict(rr.verdict, rr.score, rr.normalized);
+      region_verdicts_[q] = v;
+      c.verdict = to_c(v);
+      if (v == Verdict::Review) {
         c.review = finite(rr.score) ? EDGE_REVIEW_BAND : EDGE_REVIEW_NONFINITE;
-        region_review = true;
         region_nonfinite |= !finite(rr.score);
       }
       if (want_regions_) regions_[i * nr + q] = c;
     }
     if (o.status == EDGE_OK) {
-      if (o.verdict == EDGE_VERDICT_ACCEPT && (!finite(o.score) || !finite(o.normalized) || region_review))
-        o.verdict = EDGE_VERDICT_REVIEW;
+      Verdict v = checked_verdict(static_cast<Verdict>(o.verdict), o.score, o.normalized);
+      // An accepted frame stands only if the product rule over its checked regions accepts too.
+      if (v == Verdict::Accept && nr > 0) v = product_verdict(region_verdicts_.data(), static_cast<int64_t>(nr));
+      o.verdict = to_c(v);
       if (o.verdict == EDGE_VERDICT_REVIEW) {
         const uint32_t band = EDGE_REVIEW_BAND, nonfinite = EDGE_REVIEW_NONFINITE, region = EDGE_REVIEW_REGION;
         if (nr > 0) o.review = region | (region_nonfinite ? nonfinite : 0u);

@@ -96,6 +96,7 @@ class Context {
   Results chunk_;
   std::vector<ImageView> chunk_views_;  // the chunk's images (chunk_images_ entries)
   std::vector<size_t> chunk_index_;     // their index in the cycle
+  std::vector<Verdict> region_verdicts_;  // of the image being recorded, checked (region_count_ entries)
 
   std::thread worker_;  // last: started after everything above is constructed
 };

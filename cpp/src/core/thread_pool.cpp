@@ -11,8 +11,21 @@ namespace {
 thread_local bool t_inside_job = false;
 }
 
+int max_threads() {
+  static const int cap = static_cast<int>(std::min<unsigned>(256u, 4u * std::max(1u, std::thread::hardware_concurrency())));
+  return cap;
+}
+
+void check_thread_count(int64_t n, const char* option, bool zero_allowed) {
+  if (n >= (zero_allowed ? 0 : 1) && n <= max_threads()) return;
+  throw ArgumentError(std::string(option) + ": expected " + (zero_allowed ? "0" : "1") + ".." +
+                      std::to_string(max_threads()) + (zero_allowed ? " (0 = all cores;" : " (") +
+                      " at most 4x this machine's " + std::to_string(std::max(1u, std::thread::hardware_concurrency())) +
+                      " hardware threads, and 256), got " + std::to_string(n));
+}
+
 ThreadPool::ThreadPool(int threads) {
-  if (threads < 1) throw ArgumentError("threads: expected >= 1, got " + std::to_string(threads));
+  check_thread_count(threads, "threads");
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
@@ -103,27 +116,31 @@ namespace {
 int initial_threads() {
   if (const char* env = std::getenv("EDGE_SDK_NUM_THREADS")) {
     int n = std::atoi(env);
-    if (n >= 1) return n;
+    if (n >= 1) return std::min(n, max_threads());
   }
-  return std::max(1u, std::thread::hardware_concurrency());
+  return std::min(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), max_threads());
 }
 std::mutex g_pool_mutex;
-std::unique_ptr<ThreadPool> g_pool;
+std::shared_ptr<ThreadPool> g_pool;
 }  // namespace
 
-ThreadPool& default_pool() {
+std::shared_ptr<ThreadPool> default_pool() {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
-  if (!g_pool) g_pool = std::make_unique<ThreadPool>(initial_threads());
-  return *g_pool;
+  if (!g_pool) g_pool = std::make_shared<ThreadPool>(initial_threads());
+  return g_pool;
 }
 
 void set_num_threads(int n) {
-  if (n < 1) throw ArgumentError("threads: expected >= 1, got " + std::to_string(n));
-  std::lock_guard<std::mutex> lock(g_pool_mutex);
-  if (g_pool && g_pool->size() == n) return;
-  g_pool = std::make_unique<ThreadPool>(n);
+  check_thread_count(n, "threads");
+  std::shared_ptr<ThreadPool> old;  // destroyed (workers joined) outside the lock, once unused
+  {
+    std::lock_guard<std::mutex> lock(g_pool_mutex);
+    if (g_pool && g_pool->size() == n) return;
+    old = std::move(g_pool);
+    g_pool = std::make_shared<ThreadPool>(n);
+  }
 }
 
-int get_num_threads() { return default_pool().size(); }
+int get_num_threads() { return default_pool()->size(); }
 
 }  // namespace edge

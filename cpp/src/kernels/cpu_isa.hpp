@@ -26,18 +26,29 @@ namespace edge {
 
 enum class CpuIsa { Generic, Avx2, Avx512 };
 
+// Whether this CPU can run the clones of `isa` (whatever EDGE_SDK_CPU_ISA says): AVX2 clones need
+// avx2 + fma, AVX-512 ones avx512f/vl/dq/bw as well (the features EDGE_TARGET_AVX512 enables,
+// so a CPU with avx512f alone never runs an instruction it lacks). The one probe of every kernel.
+inline bool cpu_supports(CpuIsa isa) {
+#if EDGE_X86_CLONES
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == CpuIsa::Avx2) return avx2;
+  if (isa == CpuIsa::Avx512)
+    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+  return true;
+#else
+  return isa == CpuIsa::Generic;
+#endif
+}
+
 // The best path this CPU runs; EDGE_SDK_CPU_ISA=avx2|generic forces a lower one (tests and
 // benchmarks compare the paths). Read once per process.
 inline CpuIsa detect_cpu_isa() {
   CpuIsa best = CpuIsa::Generic;
-#if EDGE_X86_CLONES
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = CpuIsa::Avx2;
-  if (best == CpuIsa::Avx2 && __builtin_cpu_supports("avx512f") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512bw"))
-    best = CpuIsa::Avx512;
-#endif
+  if (cpu_supports(CpuIsa::Avx2)) best = CpuIsa::Avx2;
+  if (cpu_supports(CpuIsa::Avx512)) best = CpuIsa::Avx512;
   if (const char* env = std::getenv("EDGE_SDK_CPU_ISA")) {
     if (std::strcmp(env, "generic") == 0) best = CpuIsa::Generic;
     if (std::strcmp(env, "avx2") == 0 && best == CpuIsa::Avx512) best = CpuIsa::Avx2;

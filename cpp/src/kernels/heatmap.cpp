@@ -67,14 +67,9 @@ void resize_bilinear_cpu(const float* x, int64_t n, int64_t h, int64_t w, int64_
 void resize_bilinear(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
                      float* out, const Device& device) {
   validate_resize(n, h, w, out_h, out_w);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    resize_bilinear_cuda_host(x, n, h, w, out_h, out_w, out, device.index);
-    return;
-#endif
-  }
-  resize_bilinear_cpu(x, n, h, w, out_h, out_w, out, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { resize_bilinear_cpu(x, n, h, w, out_h, out_w, out, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(resize_bilinear_cuda_host(x, n, h, w, out_h, out_w, out, index);) });
 }
 
 // ---- gaussian_blur ------------------------------------------------------------------------------
@@ -192,14 +187,9 @@ void gaussian_blur_cpu(const float* x, int64_t n, int64_t h, int64_t w, double s
 void gaussian_blur(const float* x, int64_t n, int64_t h, int64_t w, double sigma, float* out,
                    const Device& device) {
   validate_blur(n, h, w, sigma);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    gaussian_blur_cuda_host(x, n, h, w, sigma, out, device.index);
-    return;
-#endif
-  }
-  gaussian_blur_cpu(x, n, h, w, sigma, out, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { gaussian_blur_cpu(x, n, h, w, sigma, out, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(gaussian_blur_cuda_host(x, n, h, w, sigma, out, index);) });
 }
 
 // ---- resize_blur -------------------------------------------------------------------------------
@@ -368,17 +358,14 @@ void resize_blur_cpu(const float* x, int64_t n, int64_t h, int64_t w, int64_t ou
 void resize_blur(const float* x, int64_t n, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
                  double sigma, float* out, const Device& device) {
   validate_resize_blur(n, h, w, out_h, out_w, sigma);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    if (sigma == 0.0) return resize_bilinear_cuda_host(x, n, h, w, out_h, out_w, out, device.index);
-    std::vector<float> tmp(static_cast<size_t>(n * out_h * out_w));
-    resize_bilinear_cuda_host(x, n, h, w, out_h, out_w, tmp.data(), device.index);
-    gaussian_blur_cuda_host(tmp.data(), n, out_h, out_w, sigma, out, device.index);
-    return;
-#endif
-  }
-  resize_blur_cpu(x, n, h, w, out_h, out_w, sigma, out, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { resize_blur_cpu(x, n, h, w, out_h, out_w, sigma, out, pool); },
+      [&]([[maybe_unused]] int index) {
+        EDGE_CUDA_ONLY(if (sigma == 0.0) return resize_bilinear_cuda_host(x, n, h, w, out_h, out_w, out, index);
+                       std::vector<float> tmp(static_cast<size_t>(n * out_h * out_w));
+                       resize_bilinear_cuda_host(x, n, h, w, out_h, out_w, tmp.data(), index);
+                       gaussian_blur_cuda_host(tmp.data(), n, out_h, out_w, sigma, out, index);)
+      });
 }
 
 // ---- element-wise -------------------------------------------------------------------------------
@@ -398,14 +385,9 @@ void abs_diff_cpu(const float* a, const float* b, int64_t count, float* out, Thr
 
 void abs_diff(const float* a, const float* b, int64_t count, float* out, const Device& device) {
   require_count(count, "a");
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    abs_diff_cuda_host(a, b, count, out, device.index);
-    return;
-#endif
-  }
-  abs_diff_cpu(a, b, count, out, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { abs_diff_cpu(a, b, count, out, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(abs_diff_cuda_host(a, b, count, out, index);) });
 }
 
 namespace {
@@ -468,14 +450,9 @@ void minmax_normalize_cpu(const float* x, int64_t n, int64_t plane, float* out, 
 
 void minmax_normalize(const float* x, int64_t n, int64_t plane, float* out, const Device& device) {
   validate_minmax(n, plane);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    minmax_normalize_cuda_host(x, n, plane, out, device.index);
-    return;
-#endif
-  }
-  minmax_normalize_cpu(x, n, plane, out, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { minmax_normalize_cpu(x, n, plane, out, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(minmax_normalize_cuda_host(x, n, plane, out, index);) });
 }
 
 void validate_calibration(const Calibration& c) {
@@ -502,14 +479,9 @@ void calibrated_normalize(const float* x, int64_t count, const Calibration& c, f
                           const Device& device) {
   require_count(count, "x");
   validate_calibration(c);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    calibrated_normalize_cuda_host(x, count, c, out, device.index);
-    return;
-#endif
-  }
-  calibrated_normalize_cpu(x, count, c, out, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { calibrated_normalize_cpu(x, count, c, out, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(calibrated_normalize_cuda_host(x, count, c, out, index);) });
 }
 
 }  // namespace edge

@@ -576,14 +576,9 @@ void knn_cpu(const float* queries, int64_t q, const void* bank, KnnBankType bank
 void knn(const float* queries, int64_t q, const void* bank, KnnBankType bank_type, int64_t m,
          int64_t d, int64_t k, float* distances, int64_t* indices, const Device& device) {
   validate_knn(q, m, d, k);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    knn_cuda_host(queries, q, bank, bank_type, m, d, k, distances, indices, device.index);
-    return;
-#endif
-  }
-  knn_cpu(queries, q, bank, bank_type, m, d, k, distances, indices, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { knn_cpu(queries, q, bank, bank_type, m, d, k, distances, indices, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(knn_cuda_host(queries, q, bank, bank_type, m, d, k, distances, indices, index);) });
 }
 
 }  // namespace edge

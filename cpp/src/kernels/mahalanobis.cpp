@@ -591,40 +591,25 @@ void local_nearest_cpu(const float* z, const float* centroids, int64_t n, int64_
 void mahalanobis(const float* features, const float* mean, const float* chol, int64_t n, int64_t l,
                  int64_t c, float* dist, const Device& device) {
   validate_mahalanobis_sizes(n, l, c);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    mahalanobis_whiten_cuda_host(features, mean, chol, n, l, c, dist, nullptr, device.index);
-    return;
-#endif
-  }
-  mahalanobis_whiten_cpu(features, mean, chol, n, l, c, dist, nullptr, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { mahalanobis_whiten_cpu(features, mean, chol, n, l, c, dist, nullptr, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(mahalanobis_whiten_cuda_host(features, mean, chol, n, l, c, dist, nullptr, index);) });
 }
 
 void whiten(const float* features, const float* mean, const float* chol, int64_t n, int64_t l,
             int64_t c, float* z, const Device& device) {
   validate_mahalanobis_sizes(n, l, c);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    mahalanobis_whiten_cuda_host(features, mean, chol, n, l, c, nullptr, z, device.index);
-    return;
-#endif
-  }
-  mahalanobis_whiten_cpu(features, mean, chol, n, l, c, nullptr, z, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { mahalanobis_whiten_cpu(features, mean, chol, n, l, c, nullptr, z, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(mahalanobis_whiten_cuda_host(features, mean, chol, n, l, c, nullptr, z, index);) });
 }
 
 void local_nearest(const float* z, const float* centroids, int64_t n, int64_t l, int64_t k,
                    int64_t c, float* dist, const Device& device) {
   validate_local_nearest_sizes(n, l, k, c);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    local_nearest_cuda_host(z, centroids, n, l, k, c, dist, device.index);
-    return;
-#endif
-  }
-  local_nearest_cpu(z, centroids, n, l, k, c, dist, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { local_nearest_cpu(z, centroids, n, l, k, c, dist, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(local_nearest_cuda_host(z, centroids, n, l, k, c, dist, index);) });
 }
 
 }  // namespace edge

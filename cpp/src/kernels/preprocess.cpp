@@ -217,14 +217,9 @@ template <typename T>
 void preprocess_dispatch(const T* images, int64_t n, int64_t h, int64_t w, int64_t c,
                          const PreprocessParams& p, float* out, const Device& device) {
   validate_preprocess(p, n, h, w, c);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    preprocess_cuda_host(images, n, h, w, c, p, out, device.index);
-    return;
-#endif
-  }
-  preprocess_cpu_impl(images, n, h, w, c, p, out, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { preprocess_cpu_impl(images, n, h, w, c, p, out, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(preprocess_cuda_host(images, n, h, w, c, p, out, index);) });
 }
 
 }  // namespace

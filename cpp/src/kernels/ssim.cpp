@@ -216,14 +216,9 @@ void ssim_cpu(const float* a, const float* b, int64_t n, int64_t c, int64_t h, i
 void ssim(const float* a, const float* b, int64_t n, int64_t c, int64_t h, int64_t w,
           const SsimParams& p, float* mean, float* map, const Device& device) {
   validate_ssim(p, h, w);
-  if (device.is_cuda()) {
-    require_device(device);
-#ifdef EDGE_SDK_WITH_CUDA
-    ssim_cuda_host(a, b, n, c, h, w, p, mean, map, device.index);
-    return;
-#endif
-  }
-  ssim_cpu(a, b, n, c, h, w, p, mean, map, default_pool());
+  run_on_device(
+      device, [&](ThreadPool& pool) { ssim_cpu(a, b, n, c, h, w, p, mean, map, pool); },
+      [&]([[maybe_unused]] int index) { EDGE_CUDA_ONLY(ssim_cuda_host(a, b, n, c, h, w, p, mean, map, index);) });
 }
 
 }  // namespace edge

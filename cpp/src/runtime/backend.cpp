@@ -13,6 +13,10 @@
 
 namespace edge {
 
+void Backend::bind_device(int64_t, const std::vector<const float*>&, const std::vector<float*>&) {
+  throw ArgumentError("backend: " + description() + " cannot work on device memory (bind() host buffers)");
+}
+
 std::vector<std::string> available_backends() {
   std::vector<std::string> out;
 #ifdef EDGE_SDK_WITH_ONNXRUNTIME

@@ -81,11 +81,28 @@ inline SsimParams ssim_params_field(const Fields& pp, int64_t h, int64_t w) {
   return p;
 }
 
-// grid (gh x gw) -> out (h x w): bilinear resize, then Gaussian blur when sigma > 0, as the one
-// operator resize_blur (the models' kernels.resize_blur).
-inline void grid_to_map(const float* grid, int64_t gh, int64_t gw, int64_t h, int64_t w, double sigma, float* out,
-                        ThreadPool& pool) {
-  resize_blur_cpu(grid, 1, gh, gw, h, w, sigma, out, pool);
-}
+// A bundle array where the exec's kernels read it: the bundle's own memory on the CPU, a copy
+// uploaded once at load on a CUDA device.
+class ExecArray {
+ public:
+  ExecArray(const Exec& e, const Tensor& t) : buf_(e) {
+    if (!e.cuda()) {
+      ptr_ = t.storage.get();
+      return;
+    }
+    void* copy = buf_.reserve(t.nbytes, "bundle array");
+    exec_copy(e, copy, t.storage.get(), t.nbytes, "bundle array upload");
+    ptr_ = copy;
+    exec_sync(e, "bundle array upload");
+  }
+  template <class T>
+  const T* get() const {
+    return static_cast<const T*>(ptr_);
+  }
+
+ private:
+  ExecBuffer buf_;
+  const void* ptr_ = nullptr;
+};
 
 }  // namespace edge

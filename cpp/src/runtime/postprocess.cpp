@@ -16,7 +16,7 @@ std::vector<std::string> postprocess_kinds() {
   return out;
 }
 
-std::unique_ptr<PostProcessor> make_postprocessor(const Bundle& bundle, int64_t max_batch, ThreadPool& pool) {
+std::unique_ptr<PostProcessor> make_postprocessor(const Bundle& bundle, int64_t max_batch, const Exec& exec) {
   const std::string& kind = bundle.manifest.postprocess_kind;
   auto& reg = postprocess_registry();
   auto it = reg.find(kind);
@@ -26,7 +26,7 @@ std::unique_ptr<PostProcessor> make_postprocessor(const Bundle& bundle, int64_t 
     throw BundleError(bundle.path + "/manifest.json: postprocess.kind: \"" + kind +
                       "\" is not implemented by this runtime (it has " + have + ")");
   }
-  return it->second(bundle, max_batch, pool);
+  return it->second(bundle, max_batch, exec);
 }
 
 }  // namespace edge

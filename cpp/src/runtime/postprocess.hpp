@@ -1,6 +1,8 @@
 // Post-processing of one network batch into raw scores and anomaly maps, one implementation per
 // manifest postprocess.kind. Built from the bundle at load: the kind-specific fields and arrays
 // are checked there (errors name the manifest field), buffers are sized for max_batch units.
+// Each kind is one class whose stages call the kernels on the Exec it is given (exec.hpp): the
+// CPU's thread pool, or a CUDA device's stream with every buffer and tensor in device memory.
 #pragma once
 
 #include <cstdint>
@@ -10,11 +12,11 @@
 #include <vector>
 
 #include "edge_sdk/runtime/bundle.hpp"
-#include "edge_sdk/thread_pool.hpp"
+#include "exec.hpp"
 
 namespace edge {
 
-// A tensor of the current batch: unit k's values start at data + k * per_item.
+// A tensor of the current batch (in the exec's memory): unit k's values start at data + k * per_item.
 struct TensorRef {
   const float* data = nullptr;
   int64_t per_item = 0;
@@ -32,11 +34,13 @@ class PostProcessor {
   // preprocessed image or outputs of networks before it.
   virtual const std::vector<std::string>& networks() const = 0;
 
-  // Raw scores of units [first, first + n) of the batch into scores[0, n). Keeps per-unit state
-  // (grids) for map(). Throws ArgumentError when a kernel refuses the data (non-finite features).
+  // Raw scores of units [first, first + n) of the batch into scores[0, n) (exec memory). Keeps
+  // per-unit state (grids) for map(). Throws ArgumentError when a kernel refuses the data
+  // (non-finite features).
   virtual void scores(int64_t first, int64_t n, const TensorMap& t, float* scores) = 0;
 
-  // Raw anomaly map of unit i of the batch (after scores() covered it) at h x w, its own size.
+  // Raw anomaly map of unit i of the batch (after scores() covered it) at h x w, its own size
+  // (exec memory).
   virtual void map(int64_t i, int64_t h, int64_t w, float* out) = 0;
 
   // True when the image score is the maximum of the map at the unit's size (then map() is
@@ -44,7 +48,7 @@ class PostProcessor {
   virtual bool score_from_map() const = 0;
 };
 
-std::unique_ptr<PostProcessor> make_postprocessor(const Bundle& bundle, int64_t max_batch, ThreadPool& pool);
+std::unique_ptr<PostProcessor> make_postprocessor(const Bundle& bundle, int64_t max_batch, const Exec& exec);
 
 // Kinds implemented by this runtime (the manifest's postprocess.kind must be one of them).
 std::vector<std::string> postprocess_kinds();

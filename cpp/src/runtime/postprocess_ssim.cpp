@@ -11,7 +11,8 @@ namespace {
 
 class SsimPost final : public PostProcessor {
  public:
-  SsimPost(const Bundle& b, int64_t max_batch, ThreadPool& pool) : pool_(pool) {
+  SsimPost(const Bundle& b, int64_t max_batch, const Exec& exec)
+      : exec_(exec), mean_(exec), diff_(exec), grid_(exec), ssim_scratch_(exec), map_scratch_(exec) {
     const Manifest& m = b.manifest;
     Fields pp(m.postprocess, b.path + "/manifest.json", "postprocess");
     const std::string net_name = pp.str("network");
@@ -35,48 +36,38 @@ class SsimPost final : public PostProcessor {
     pp.one_of("map_upsample", {"bilinear"});
     pp.one_of("map_size", {"input"});
     sigma_ = blur_sigma_field(pp, "blur_sigma");
-    mean_.resize(static_cast<size_t>(max_batch));
-    diff_.resize(static_cast<size_t>(c_ * h_ * w_));
-    grid_.resize(static_cast<size_t>(max_batch * h_ * w_));
+    mean_.get<float>(static_cast<size_t>(max_batch), "ssim means");
+    diff_.get<float>(static_cast<size_t>(max_batch * c_ * h_ * w_), "|X - X^|");
+    grid_.get<float>(static_cast<size_t>(max_batch * h_ * w_), "difference maps");
   }
 
   const std::vector<std::string>& networks() const override { return networks_; }
   bool score_from_map() const override { return false; }
 
   void scores(int64_t first, int64_t n, const TensorMap& t, float* scores) override {
-    const TensorRef& x = t.at(input_);
-    const TensorRef& rec = t.at(recon_);
-    ssim_cpu(x.item(first), rec.item(first), n, c_, h_, w_, params_, mean_.data(), nullptr, pool_);
+    const float* x = t.at(input_).item(first);
+    const float* rec = t.at(recon_).item(first);
     const int64_t plane = h_ * w_;
-    for (int64_t k = 0; k < n; ++k) {
-      scores[k] = 1.0f - mean_[static_cast<size_t>(k)];
-      // The map's source: channel mean of |X - X^| in float32, channels added in order (as
-      // NumPy's mean(axis=1, dtype=float32) over a few channels).
-      abs_diff_cpu(x.item(first + k), rec.item(first + k), c_ * plane, diff_.data(), pool_);
-      float* g = grid_.data() + (first + k) * plane;
-      const float* d = diff_.data();
-      for (int64_t p = 0; p < plane; ++p) g[p] = d[p];
-      for (int64_t ch = 1; ch < c_; ++ch)
-        for (int64_t p = 0; p < plane; ++p) g[p] += d[ch * plane + p];
-      if (c_ > 1) {
-        const float inv = static_cast<float>(c_);
-        for (int64_t p = 0; p < plane; ++p) g[p] /= inv;
-      }
-    }
+    run_ssim(exec_, x, rec, n, c_, h_, w_, params_, mean_.data<float>(), ssim_scratch_);
+    run_one_minus(exec_, mean_.data<float>(), n, scores);
+    // The map's source: channel mean of |X - X^| in float32, channels added in order (as
+    // NumPy's mean(axis=1, dtype=float32) over a few channels).
+    run_abs_diff(exec_, x, rec, n * c_ * plane, diff_.data<float>());
+    run_channel_mean(exec_, diff_.data<float>(), n, c_, plane, grid_.data<float>() + first * plane);
   }
 
   void map(int64_t i, int64_t h, int64_t w, float* out) override {
-    grid_to_map(grid_.data() + i * h_ * w_, h_, w_, h, w, sigma_, out, pool_);
+    run_resize_blur(exec_, grid_.data<float>() + i * h_ * w_, 1, h_, w_, h, w, sigma_, out, map_scratch_);
   }
 
  private:
-  ThreadPool& pool_;
+  Exec exec_;
   std::vector<std::string> networks_;
   std::string input_, recon_;
   int64_t c_ = 0, h_ = 0, w_ = 0;
   SsimParams params_;
   double sigma_ = 0.0;
-  std::vector<float> mean_, diff_, grid_;
+  ExecBuffer mean_, diff_, grid_, ssim_scratch_, map_scratch_;
 };
 
 }  // namespace

@@ -8,12 +8,11 @@
 #include <mutex>
 #include <new>
 
+#include "edge_sdk/cuda_memory.hpp"
 #include "edge_sdk/devices.hpp"
-#include "edge_sdk/kernels/heatmap_math.hpp"
 #include "edge_sdk/kernels/preprocess.hpp"
 #include "edge_sdk/runtime/errors.hpp"
 #include "edge_sdk/runtime/fields.hpp"
-#include "device_cycle.hpp"
 #include "postprocess.hpp"
 
 namespace edge {
@@ -34,26 +33,6 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// 64-byte aligned float buffer, sized once.
-class Floats {
- public:
-  void allocate(size_t n) {
-    ptr_.reset(static_cast<float*>(::operator new(std::max<size_t>(n, 1) * sizeof(float), std::align_val_t(64))));
-    size_ = n;
-    std::fill(ptr_.get(), ptr_.get() + n, 0.0f);
-  }
-  float* data() { return ptr_.get(); }
-  const float* data() const { return ptr_.get(); }
-  size_t size() const { return size_; }
-
- private:
-  struct Free {
-    void operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
-  };
-  std::unique_ptr<float, Free> ptr_;
-  size_t size_ = 0;
-};
-
 // A piece of work for the network: a whole image, or one region of a frame.
 struct Unit {
   int64_t image = 0;
@@ -69,7 +48,7 @@ class RuntimeImpl final : public Runtime {
       : shared_bundle_(std::move(bundle)), bundle_(*shared_bundle_), opt_(options) {
     if (opt_.max_batch < 1 || opt_.max_batch > 4096)
       throw ArgumentError("max_batch: expected 1..4096, got " + std::to_string(opt_.max_batch));
-    if (opt_.threads < 0) throw ArgumentError("threads: expected >= 0 (0 = all cores), got " + std::to_string(opt_.threads));
+    check_thread_count(opt_.threads, "threads", /*zero_allowed=*/true);
     if (opt_.warmup < 0) throw ArgumentError("warmup: expected >= 0, got " + std::to_string(opt_.warmup));
     const Device device = parse_device(opt_.device, "device");
     BackendOptions bo;
@@ -82,12 +61,44 @@ class RuntimeImpl final : public Runtime {
     bo.precision = opt_.precision;
     bo.trt_cache_dir = opt_.trt_cache_dir;
     bo.engines_dir = opt_.engines_dir;
+    bo.cuda_graph = opt_.cuda_graph;
 
     const std::string& path = bundle_.path;
     const Manifest& m = bundle_.manifest;
     pool_ = std::make_unique<ThreadPool>(opt_.threads > 0 ? opt_.threads : get_num_threads());
     max_batch_ = opt_.max_batch;
-    post_ = make_postprocessor(bundle_, max_batch_, *pool_);
+    exec_.pool = pool_.get();
+    // The networks the post-processing needs, in order, with a backend each. When every backend
+    // can work on device memory (TensorRT), the whole pipeline runs on the CUDA device: the
+    // post-processing is made again for that device (made first on the CPU for its networks).
+    post_ = make_postprocessor(bundle_, max_batch_, exec_);
+    std::vector<const NetworkSpec*> nets;
+    for (const std::string& name : post_->networks()) {
+      const NetworkSpec* net = m.network(name, opt_.precision);
+      if (!net) {
+        std::string have;
+        for (const auto& p : m.precisions()) have += (have.empty() ? "" : ", ") + p;
+        throw ArgumentError("precision: the bundle has no \"" + opt_.precision + "\" variant of network \"" + name +
+                            "\" (it has: " + have + "; a variant that failed the accuracy gate is absent)");
+      }
+      nets.push_back(net);
+      backends_.push_back(make_backend(bundle_, *net, bo));
+    }
+    bool on_device = device.is_cuda() && !backends_.empty();
+    for (const auto& b : backends_) on_device &= b->can_bind_device();
+    if (on_device) {
+      EDGE_CUDA_ONLY(cuda::set_device(device.index); stream_ = StreamHolder(cuda::create_stream("the pipeline's stream"));)
+      exec_.device = device;
+      exec_.stream = stream_.get();
+      post_ = make_postprocessor(bundle_, max_batch_, exec_);
+    }
+    input_ = ExecBuffer(exec_);
+    stage_ = ExecBuffer(exec_);
+    scores_ = ExecBuffer(exec_);
+    map_dev_ = ExecBuffer(exec_);
+    map_score_ = ExecBuffer(exec_);
+    scores_.get<float>(static_cast<size_t>(max_batch_), "unit scores");
+    map_score_.get<float>(1, "map score");
 
     const InputSpec& in = m.input;
     pre_.out_h = in.height;
@@ -100,52 +111,45 @@ class RuntimeImpl final : public Runtime {
       pre_.std[c] = in.std[static_cast<size_t>(c)];
     }
     in_plane_ = in.channels * in.height * in.width;
-    input_.allocate(static_cast<size_t>(max_batch_ * in_plane_));
+    float* input = input_.get<float>(static_cast<size_t>(max_batch_ * in_plane_), "preprocessed images");
+    zeros_.assign(static_cast<size_t>(in_plane_), 0.0f);
     const std::vector<int64_t> image_shape{-1, in.channels, in.height, in.width};
 
-    // The networks the post-processing needs, in order. An input that no earlier network
-    // produces is the preprocessed image; the others are bound to the producer's buffer.
-    for (const std::string& name : post_->networks()) {
-      const NetworkSpec* net = m.network(name, opt_.precision);
-      if (!net) {
-        std::string have;
-        for (const auto& p : m.precisions()) have += (have.empty() ? "" : ", ") + p;
-        throw ArgumentError("precision: the bundle has no \"" + opt_.precision + "\" variant of network \"" + name +
-                            "\" (it has: " + have + "; a variant that failed the accuracy gate is absent)");
-      }
+    // An input that no earlier network produces is the preprocessed image; the others are bound
+    // to the producer's buffer.
+    for (size_t b = 0; b < nets.size(); ++b) {
+      const NetworkSpec& net = *nets[b];
       std::vector<const float*> ins;
-      for (const auto& t : net->inputs) {
+      for (const auto& t : net.inputs) {
         auto it = tensors_.find(t.name);
-        if (it != tensors_.end() && it->second.data != input_.data()) {
+        if (it != tensors_.end() && it->second.data != input) {
           ins.push_back(it->second.data);
           continue;
         }
         if (t.shape != image_shape)
-          throw BundleError(path + "/manifest.json: networks \"" + name + "\" input \"" + t.name +
+          throw BundleError(path + "/manifest.json: networks \"" + net.name + "\" input \"" + t.name +
                             "\" is neither the preprocessed image (shape [-1, " + std::to_string(in.channels) + ", " +
                             std::to_string(in.height) + ", " + std::to_string(in.width) +
                             "]) nor an output of an earlier network");
-        tensors_[t.name] = TensorRef{input_.data(), in_plane_};
-        ins.push_back(input_.data());
+        tensors_[t.name] = TensorRef{input, in_plane_};
+        ins.push_back(input);
       }
       std::vector<float*> outs;
-      for (const auto& o : net->outputs) {
+      for (const auto& o : net.outputs) {
         int64_t per = 1;
         for (size_t k = 1; k < o.shape.size(); ++k) per *= o.shape[k];
-        outputs_.emplace_back();
-        outputs_.back().allocate(static_cast<size_t>(max_batch_ * per));
-        outs.push_back(outputs_.back().data());
+        outputs_.emplace_back(exec_);
+        float* out = outputs_.back().get<float>(static_cast<size_t>(max_batch_ * per), "network output");
+        outs.push_back(out);
         if (tensors_.count(o.name))
           throw BundleError(path + "/manifest.json: tensor name \"" + o.name + "\" is produced twice");
-        tensors_[o.name] = TensorRef{outputs_.back().data(), per};
+        tensors_[o.name] = TensorRef{out, per};
       }
-      backends_.push_back(make_backend(bundle_, *net, bo));
-      backends_.back()->bind(max_batch_, ins, outs);
+      if (exec_.cuda())
+        backends_[b]->bind_device(max_batch_, ins, outs);
+      else
+        backends_[b]->bind(max_batch_, ins, outs);
     }
-
-    // TensorRT backend: the whole cycle on the GPU for chunks of same-size uint8 images.
-    if (m.regions.empty()) device_ = make_device_cycle(bundle_, opt_, backends_, max_batch_);
-    device_views_.reserve(static_cast<size_t>(max_batch_));
 
     regions_ = m.regions;
     frame_w_ = m.frame_width;
@@ -154,6 +158,8 @@ class RuntimeImpl final : public Runtime {
     for (const auto& r : regions_) crop = std::max(crop, r.width * r.height);
     crop_.resize(static_cast<size_t>(crop * 3 * 4));  // largest region, 3 channels, float32
     units_.reserve(static_cast<size_t>(max_batch_));
+    unit_scores_.resize(static_cast<size_t>(max_batch_));
+    region_verdicts_.resize(regions_.size());
 
     for (int i = 0; i < opt_.warmup; ++i) warm_up();
   }
@@ -161,7 +167,8 @@ class RuntimeImpl final : public Runtime {
   const Manifest& manifest() const override { return bundle_.manifest; }
   const RuntimeOptions& options() const override { return opt_; }
   std::string backend_description() const override {
-    return backends_.front()->description() + (device_ ? ", whole cycle on the device" : "");
+    return backends_.front()->description() +
+           (exec_.cuda() ? ", whole cycle on cuda:" + std::to_string(exec_.device.index) : "");
   }
   void cancel() noexcept override {
     for (auto& b : backends_) b->cancel();
@@ -177,6 +184,10 @@ class RuntimeImpl final : public Runtime {
     if (n > 0 && !images) throw ArgumentError("images: null pointer for " + std::to_string(n) + " image(s)");
     std::lock_guard<std::mutex> lock(mutex_);
     const auto t_start = Clock::now();
+    if (exec_.cuda()) {
+      // The calling thread may not have selected the device yet (the C ABI's worker threads).
+      EDGE_CUDA_ONLY(cuda::set_device(exec_.device.index);)
+    }
     out.times = StageTimes{};
     out.judged = 0;
     const int64_t nr = static_cast<int64_t>(regions_.size());
@@ -291,12 +302,12 @@ class RuntimeImpl final : public Runtime {
             std::to_string(in.height) + "x" + std::to_string(in.width) + " and input.on_size_mismatch is \"reject\"";
   }
 
-  // Preprocesses unit k into slot k of the input buffer.
+  // Preprocesses unit k into slot k of the input buffer (exec memory).
   void preprocess_unit(const ImageView& im, const Unit& u, float* dst) {
     const void* src = im.data;
+    const size_t px = im.dtype == DType::U8 ? 1 : 4;
     if (u.region >= 0) {
       // Copy the region to a contiguous patch, as the training code cut it (numpy slicing).
-      const size_t px = im.dtype == DType::U8 ? 1 : 4;
       const size_t row = static_cast<size_t>(u.width * im.channels) * px;
       const uint8_t* base = static_cast<const uint8_t*>(im.data);
       for (int64_t y = 0; y < u.height; ++y)
@@ -304,45 +315,46 @@ class RuntimeImpl final : public Runtime {
                     base + (static_cast<size_t>((u.y + y) * im.width + u.x) * im.channels) * px, row);
       src = crop_.data();
     }
+    if (exec_.cuda()) {
+      // The pixels go to the device once; the stream orders this copy after the previous unit's
+      // preprocessing, which read the same staging buffer.
+      const size_t bytes = static_cast<size_t>(u.height * u.width * im.channels) * px;
+      void* staged = stage_.reserve(bytes, "image staging");
+      exec_copy(exec_, staged, src, bytes, "image upload");
+      src = staged;
+    }
     if (im.dtype == DType::U8)
-      preprocess_cpu(static_cast<const uint8_t*>(src), 1, u.height, u.width, im.channels, pre_, dst, *pool_);
+      run_preprocess(exec_, static_cast<const uint8_t*>(src), 1, u.height, u.width, im.channels, pre_, dst);
     else
-      preprocess_cpu(static_cast<const float*>(src), 1, u.height, u.width, im.channels, pre_, dst, *pool_);
+      run_preprocess(exec_, static_cast<const float*>(src), 1, u.height, u.width, im.channels, pre_, dst);
   }
 
-  // The device cycle (device_cycle.hpp) takes the chunk when it can: scores and maps straight
-  // into the units and the heatmaps (whole images of one size are laid out one after the other).
-  bool run_on_device(const ImageView* images, Results& out) {
-    if (!device_) return false;
-    const int64_t nb = static_cast<int64_t>(units_.size());
-    device_views_.clear();
-    for (const Unit& u : units_) device_views_.push_back(images[u.image]);
-    if (unit_scores_.size() < static_cast<size_t>(nb)) unit_scores_.resize(static_cast<size_t>(max_batch_));
-    float* maps = opt_.heatmaps ? out.heatmaps.data() + out.images[static_cast<size_t>(units_[0].image)].heatmap_offset : nullptr;
-    bool ran = false;
-    try {
-      ran = device_->run(device_views_.data(), nb, unit_scores_.data(), maps, out.times);
-    } catch (const std::exception& e) {
-      for (Unit& u : units_) u.error = std::string("device pipeline failed: ") + e.what();
-      return true;
-    }
-    if (ran)
-      for (int64_t k = 0; k < nb; ++k) units_[static_cast<size_t>(k)].score = unit_scores_[static_cast<size_t>(k)];
-    return ran;
+  // scores_ (exec memory) of units [k0, k0 + n) -> unit_scores_[k0, k0 + n)
+  void fetch_scores(int64_t k0, int64_t n) {
+    exec_copy(exec_, unit_scores_.data() + k0, scores_.data<float>() + k0, static_cast<size_t>(n) * sizeof(float),
+              "scores download");
+    exec_sync(exec_, "post-processing");
   }
 
   void run_chunk(const ImageView* images, Results& out) {
-    if (run_on_device(images, out)) return;
     const int64_t nb = static_cast<int64_t>(units_.size());
+    float* input = input_.data<float>();
     auto t = Clock::now();
     for (int64_t k = 0; k < nb; ++k) {
       Unit& u = units_[static_cast<size_t>(k)];
       try {
-        preprocess_unit(images[u.image], u, input_.data() + k * in_plane_);
+        preprocess_unit(images[u.image], u, input + k * in_plane_);
       } catch (const std::exception& e) {
         u.error = std::string("preprocessing failed: ") + e.what();
-        std::fill(input_.data() + k * in_plane_, input_.data() + (k + 1) * in_plane_, 0.0f);
+        exec_copy(exec_, input + k * in_plane_, zeros_.data(), zeros_.size() * sizeof(float), "input reset");
       }
+    }
+    try {
+      exec_sync(exec_, "preprocessing");
+    } catch (const std::exception& e) {
+      for (auto& u : units_)
+        if (u.error.empty()) u.error = std::string("preprocessing failed: ") + e.what();
+      return;
     }
     out.times.preprocess += ms_since(t);
 
@@ -360,10 +372,10 @@ class RuntimeImpl final : public Runtime {
     out.times.network += ms_since(t);
 
     t = Clock::now();
-    if (unit_scores_.size() < static_cast<size_t>(nb)) unit_scores_.resize(static_cast<size_t>(max_batch_));
     bool batch_ok = true;
     try {
-      post_->scores(0, nb, tensors_, unit_scores_.data());
+      post_->scores(0, nb, tensors_, scores_.data<float>());
+      fetch_scores(0, nb);
     } catch (const std::exception&) {
       batch_ok = false;
     }
@@ -378,7 +390,8 @@ class RuntimeImpl final : public Runtime {
         Unit& u = units_[static_cast<size_t>(k)];
         if (!u.error.empty()) continue;
         try {
-          post_->scores(k, 1, tensors_, unit_scores_.data() + k);
+          post_->scores(k, 1, tensors_, scores_.data<float>() + k);
+          fetch_scores(k, 1);
           u.score = unit_scores_[static_cast<size_t>(k)];
           maps(k, k + 1, out);
         } catch (const std::exception& e) {
@@ -400,52 +413,32 @@ class RuntimeImpl final : public Runtime {
     if (!u.error.empty()) return;
     const ImageResult& r = out.images[static_cast<size_t>(u.image)];
     const int64_t area = u.height * u.width;
-    float* dst;
+    // Host destination of the map: straight into the heatmap, or a scratch map for a region.
     const bool direct = opt_.heatmaps && u.region < 0;
+    float* host = nullptr;
     if (direct) {
-      dst = out.heatmaps.data() + r.heatmap_offset;
+      host = out.heatmaps.data() + r.heatmap_offset;
     } else {
       if (map_.size() < static_cast<size_t>(area)) map_.resize(static_cast<size_t>(area));
-      dst = map_.data();
+      host = map_.data();
     }
+    float* dst = exec_.cuda() ? map_dev_.get<float>(static_cast<size_t>(area), "map") : host;
     post_->map(k, u.height, u.width, dst);
-    if (post_->score_from_map()) u.score = map_max(dst, area);
+    if (post_->score_from_map()) {
+      run_row_max(exec_, dst, 1, area, map_score_.data<float>());
+      exec_copy(exec_, &u.score, map_score_.data<float>(), sizeof(float), "map score download");
+    }
+    if (opt_.heatmaps) exec_copy(exec_, host, dst, static_cast<size_t>(area) * sizeof(float), "map download");
+    exec_sync(exec_, "maps");
     if (opt_.heatmaps && u.region >= 0) {
       // Paste the region's map into the frame's heatmap (overlaps keep the larger value).
       float* frame = out.heatmaps.data() + r.heatmap_offset;
       for (int64_t y = 0; y < u.height; ++y) {
         float* row = frame + (u.y + y) * r.heatmap_width + u.x;
-        const float* src = dst + y * u.width;
+        const float* src = host + y * u.width;
         for (int64_t x = 0; x < u.width; ++x) row[x] = std::max(row[x], src[x]);
       }
     }
-  }
-
-  // Max of a map, NaN when it holds one. Sixteen independent running maxima: the compiler
-  // vectorizes them (one serial max over 65536 pixels costs as much as the map itself).
-  static float map_max(const float* p, int64_t n) {
-    constexpr int kLanes = 16;
-    float lane[kLanes];
-    int nan[kLanes] = {};
-    for (int j = 0; j < kLanes; ++j) lane[j] = -std::numeric_limits<float>::infinity();
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-      for (int j = 0; j < kLanes; ++j) {
-        const float v = p[i + j];
-        nan[j] |= v != v;
-        lane[j] = v > lane[j] ? v : lane[j];
-      }
-    float mx = -std::numeric_limits<float>::infinity();
-    int any_nan = 0;
-    for (; i < n; ++i) {
-      any_nan |= p[i] != p[i];
-      mx = p[i] > mx ? p[i] : mx;
-    }
-    for (int j = 0; j < kLanes; ++j) {
-      any_nan |= nan[j];
-      mx = lane[j] > mx ? lane[j] : mx;
-    }
-    return any_nan ? kNaN : mx;
   }
 
   void record_chunk(Results& out) {
@@ -465,24 +458,14 @@ class RuntimeImpl final : public Runtime {
     }
   }
 
-  // score -> (normalized, verdict): reject when score >= threshold; review when the score is not
-  // finite or falls inside the review band around the threshold.
-  void judge(float score, double threshold, float& normalized, Verdict& verdict) const {
+  // The decision rule (decision_math.hpp) with a region's or the image's raw-score threshold.
+  DecisionRule rule(double threshold) const {
     const CalibrationSpec& c = bundle_.manifest.calibration;
-    if (!std::isfinite(score)) {
-      normalized = kNaN;
-      verdict = Verdict::Review;
-      return;
-    }
-    normalized = calibrated_value(score, static_cast<float>(threshold), static_cast<float>(c.max - c.min));
     const double band = opt_.review_band >= 0 ? opt_.review_band : bundle_.manifest.decision.review_band;
-    if (band > 0 && std::fabs(static_cast<double>(normalized) - 0.5) < band)
-      verdict = Verdict::Review;
-    else
-      verdict = static_cast<double>(score) >= threshold ? Verdict::Reject : Verdict::Accept;
+    return DecisionRule{threshold, static_cast<float>(c.max - c.min), band};
   }
 
-  void decide(Results& out) const {
+  void decide(Results& out) {
     const int64_t n = static_cast<int64_t>(out.images.size());
     const int64_t nr = static_cast<int64_t>(regions_.size());
     for (int64_t i = 0; i < n; ++i) {
@@ -493,21 +476,19 @@ class RuntimeImpl final : public Runtime {
           r.verdict = Verdict::Review;
           continue;
         }
-        judge(r.score, bundle_.manifest.calibration.threshold, r.normalized, r.verdict);
+        r.verdict = decide_score(r.score, rule(bundle_.manifest.calibration.threshold), &r.normalized);
         if (!std::isfinite(r.score)) r.error = "non-finite score";
         else ++out.judged;
         continue;
       }
-      // A frame: each region judged with its own threshold; one rejected region rejects the
-      // product; otherwise one region that could not be judged makes it "review".
-      bool any_reject = false, any_review = false, all_finite = true;
+      // A frame: each region judged with its own threshold, then the product rule.
+      bool all_finite = true;
       float best_norm = -1.0f, best_score = kNaN;
       for (int64_t k = 0; k < nr; ++k) {
         RegionResult& rr = out.regions[static_cast<size_t>(i * nr + k)];
-        judge(rr.score, regions_[static_cast<size_t>(k)].threshold, rr.normalized, rr.verdict);
+        rr.verdict = decide_score(rr.score, rule(regions_[static_cast<size_t>(k)].threshold), &rr.normalized);
+        region_verdicts_[static_cast<size_t>(k)] = rr.verdict;
         if (!std::isfinite(rr.score)) all_finite = false;
-        any_reject |= rr.verdict == Verdict::Reject;
-        any_review |= rr.verdict == Verdict::Review;
         if (std::isfinite(rr.normalized) && rr.normalized > best_norm) {
           best_norm = rr.normalized;
           best_score = rr.score;
@@ -515,7 +496,7 @@ class RuntimeImpl final : public Runtime {
       }
       r.score = best_score;
       r.normalized = best_norm >= 0 ? best_norm : kNaN;
-      r.verdict = any_reject ? Verdict::Reject : (any_review ? Verdict::Review : Verdict::Accept);
+      r.verdict = product_verdict(region_verdicts_.data(), nr);
       if (!all_finite && r.error.empty()) r.error = "non-finite region score";
       if (all_finite && r.error.empty()) ++out.judged;
     }
@@ -544,20 +525,28 @@ class RuntimeImpl final : public Runtime {
   std::shared_ptr<const Bundle> shared_bundle_;  // read-only, shared by the runtimes opened from it
   const Bundle& bundle_;
   RuntimeOptions opt_;
+  // The CUDA stream of a device exec, destroyed after everything that queues work on it.
+  struct StreamFree {
+    void operator()(void* s) const noexcept { EDGE_CUDA_ONLY(cuda::destroy_stream(s);) (void)s; }
+  };
+  using StreamHolder = std::unique_ptr<void, StreamFree>;
+  StreamHolder stream_;
   std::unique_ptr<ThreadPool> pool_;
+  Exec exec_;  // the CPU (pool_), or the CUDA device of the backends (stream_)
   std::unique_ptr<PostProcessor> post_;
   std::vector<std::unique_ptr<Backend>> backends_;
-  std::unique_ptr<DeviceCycle> device_;  // nullptr: host path only
-  std::vector<ImageView> device_views_;
   TensorMap tensors_;
   PreprocessParams pre_;
   int64_t max_batch_ = 1, in_plane_ = 0;
-  Floats input_;
-  std::vector<Floats> outputs_;
-  std::vector<float> unit_scores_, map_, warm_f32_;
+  // Exec memory: preprocessed images, network outputs, raw pixels of a unit (device exec), unit
+  // scores, a map and its score (device exec).
+  ExecBuffer input_, stage_, scores_, map_dev_, map_score_;
+  std::vector<ExecBuffer> outputs_;
+  std::vector<float> unit_scores_, map_, warm_f32_, zeros_;
   std::vector<uint8_t> crop_;
   std::vector<Unit> units_;
   std::vector<RegionSpec> regions_;
+  std::vector<Verdict> region_verdicts_;  // of the frame being decided
   int64_t frame_w_ = 0, frame_h_ = 0;
   std::mutex mutex_;
 };

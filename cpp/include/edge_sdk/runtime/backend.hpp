@@ -1,6 +1,7 @@
 // The network backend interface: runs one network of a bundle on buffers that the runtime
-// allocates at load and reuses. ONNX Runtime (loaded with dlopen) implements it now; a TensorRT
-// backend implements the same interface where TensorRT is found at build time.
+// allocates at load and reuses (host memory, or device memory for a backend that can bind it).
+// ONNX Runtime (loaded with dlopen) implements it; a TensorRT backend implements the same
+// interface where TensorRT is found at build time.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,7 @@ struct BackendOptions {
   std::string trt_cache_dir;            // TensorRT EP engine cache ("" = none)
   // TensorRT backend: folder of serialized engines with their manifests ("" = BUNDLE/engines).
   std::string engines_dir;
+  bool cuda_graph = false;  // TensorRT backend: replay each engine's work as a CUDA graph per batch size
 };
 
 class Backend {
@@ -39,6 +41,13 @@ class Backend {
   // for the backend's lifetime.
   virtual void bind(int64_t max_batch, const std::vector<const float*>& inputs,
                     const std::vector<float*>& outputs) = 0;
+  // Whether the backend can work on device memory of the runtime's CUDA device (TensorRT). When
+  // every network's backend can, the runtime runs the whole cycle on that device: its buffers are
+  // device memory, bound with bind_device() instead of bind().
+  virtual bool can_bind_device() const { return false; }
+  // As bind(), with device pointers; run() then returns once the outputs are written.
+  virtual void bind_device(int64_t max_batch, const std::vector<const float*>& inputs,
+                           const std::vector<float*>& outputs);
   // Runs the first `batch` items (1 <= batch <= max_batch) of the bound buffers. After the first
   // call for a given batch size no heap allocation is made by the backend itself.
   virtual void run(int64_t batch) = 0;

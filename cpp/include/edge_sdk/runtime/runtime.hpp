@@ -7,7 +7,8 @@
 //
 // Verdicts are three-way. "review" means the runtime could not judge the image (invalid image,
 // non-finite score, score inside the review band around the threshold): an image is never
-// accepted unless it was judged. Reject when score >= threshold (the rule of edge_sdk.calibration).
+// accepted unless it was judged. Reject when score >= threshold (the rule of edge_sdk.calibration;
+// decision_math.hpp).
 #pragma once
 
 #include <cstdint>
@@ -17,10 +18,11 @@
 
 #include "edge_sdk/runtime/backend.hpp"
 #include "edge_sdk/runtime/bundle.hpp"
+#include "edge_sdk/runtime/decision_math.hpp"
 
 namespace edge {
 
-enum class Verdict : int8_t { Accept = 0, Reject = 1, Review = 2 };
+// Verdict (decision_math.hpp) has the C ABI's codes: 0 review, 1 accept, 2 reject.
 const char* verdict_name(Verdict v);  // "accept", "reject", "review"
 
 struct RuntimeOptions {
@@ -35,7 +37,7 @@ struct RuntimeOptions {
   int warmup = 1;                    // warm-up runs at load
   double review_band = -1.0;         // half-width of the review band (normalized units); < 0 = the bundle's
   std::string engines_dir;           // TensorRT backend: engine folder ("" = BUNDLE/engines)
-  bool cuda_graph = false;           // TensorRT backend: replay the device cycle as a CUDA graph
+  bool cuda_graph = false;           // TensorRT backend: replay each engine's work as a CUDA graph
   std::string trt_cache_dir;         // ONNX Runtime's TensorRT provider: engine cache folder ("" = none)
 };
 

@@ -126,13 +126,28 @@ TrtBackend::TrtBackend(const Bundle& bundle, const NetworkSpec& network, const B
 }
 
 void TrtBackend::bind(int64_t max_batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs) {
+  load(max_batch, inputs, outputs);
+}
+
+void TrtBackend::bind_device(int64_t max_batch, const std::vector<const float*>& inputs,
+                             const std::vector<float*>& outputs) {
+  load(max_batch, inputs, outputs);
+  try {
+    engine_->use_device_buffers(inputs_, outputs_);
+  } catch (const TrtError& e) {
+    throw BackendError(e.what());
+  }
+  device_ = true;
+}
+
+void TrtBackend::load(int64_t max_batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs) {
   if (inputs.size() != net_.inputs.size() || outputs.size() != net_.outputs.size())
     throw ArgumentError("backend bind: buffer count does not match the network's inputs/outputs");
   SelectedEngine s = select_engine(bundle_, net_, options_, max_batch);
   TrtEngineOptions eo;
   eo.device_index = options_.device_index;
   eo.max_batch = max_batch;
-  eo.cuda_graph = false;  // the device path captures the whole cycle instead (trt_pipeline.hpp)
+  eo.cuda_graph = options_.cuda_graph;
   try {
     engine_ = std::make_unique<TrtEngine>(s.plan, s.path, eo);
   } catch (const TrtError& e) {
@@ -171,15 +186,12 @@ void TrtBackend::run(int64_t batch) {
     // The calling thread may not have selected the engine's device yet (C ABI worker threads).
     const cudaError_t err = cudaSetDevice(options_.device_index);
     if (err != cudaSuccess) throw TrtError(std::string("cudaSetDevice: ") + cudaGetErrorString(err));
-    engine_->run_host(batch, inputs_, outputs_);
+    if (!device_) return engine_->run_host(batch, inputs_, outputs_);
+    engine_->enqueue(batch);
+    engine_->synchronize();  // the runtime's stream reads the outputs next
   } catch (const TrtError& e) {
     throw BackendError(e.what());
   }
-}
-
-TrtEngine& TrtBackend::engine() {
-  if (!engine_) throw ArgumentError("TensorRT backend: bind() was not called");
-  return *engine_;
 }
 
 }  // namespace trt

@@ -5,9 +5,10 @@
 // it is deserialized. Engines are built by `edge-sdk build-engine` (converters/trt_builder.py):
 // TensorRT's ONNX parser is a Python-side tool here, so the C++ backend never rebuilds one.
 //
-// On the host path (Backend::run) the runtime's host buffers go through the engine's pinned and
-// device buffers (TrtEngine::run_host); the whole-cycle device path (device_cycle.hpp) uses the
-// same engines directly.
+// Bound with device buffers (bind_device: every network of the runtime on TensorRT) the engine
+// works on the runtime's device memory and the whole pipeline runs on the GPU (runtime.cpp, the
+// same pipeline as on the CPU); bound with host buffers (networks mixed with another backend)
+// they go through the engine's pinned and device buffers (TrtEngine::run_host).
 #pragma once
 
 #include <memory>
@@ -57,11 +58,10 @@ class TrtBackend final : public Backend {
   TrtBackend(const Bundle& bundle, const NetworkSpec& network, const BackendOptions& options);
   std::string description() const override { return description_; }
   void bind(int64_t max_batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs) override;
+  bool can_bind_device() const override { return true; }
+  void bind_device(int64_t max_batch, const std::vector<const float*>& inputs,
+                   const std::vector<float*>& outputs) override;
   void run(int64_t batch) override;
-
-  // After bind(): the engine, for the whole-cycle device path.
-  TrtEngine& engine();
-  const NetworkSpec& network() const { return net_; }
 
  private:
   const Bundle& bundle_;
@@ -69,9 +69,13 @@ class TrtBackend final : public Backend {
   BackendOptions options_;
   std::string description_;
   std::unique_ptr<TrtEngine> engine_;
-  // Host buffers in the engine's tensor order (TrtEngine::run_host).
+  void load(int64_t max_batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs);
+
+  // The runtime's buffers in the engine's tensor order: host memory for TrtEngine::run_host, or
+  // device memory the engine works on directly (device_).
   std::vector<const float*> inputs_;
   std::vector<float*> outputs_;
+  bool device_ = false;
 };
 
 }  // namespace trt

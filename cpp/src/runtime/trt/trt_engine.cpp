@@ -206,5 +206,20 @@ void TrtEngine::run_host(int64_t batch, const std::vector<const float*>& inputs,
     if (!t.is_input) std::memcpy(outputs[o++], t.host, static_cast<size_t>(t.item_count * batch) * sizeof(float));
 }
 
+void TrtEngine::use_device_buffers(const std::vector<const float*>& inputs, const std::vector<float*>& outputs) {
+  size_t i = 0, o = 0;
+  for (const TrtTensor& t : tensors_) {
+    void* p = t.is_input ? const_cast<float*>(i < inputs.size() ? inputs[i++] : nullptr)
+                         : static_cast<void*>(o < outputs.size() ? outputs[o++] : nullptr);
+    if (!p) throw TrtError(source_ + ": no device buffer given for tensor \"" + t.name + "\"");
+    if (!context_->setTensorAddress(t.name.c_str(), p))
+      throw TrtError(source_ + ": setTensorAddress(\"" + t.name + "\") failed: " + logger_.last_error);
+  }
+  if (i != inputs.size() || o != outputs.size())
+    throw TrtError(source_ + ": more device buffers given than the engine has tensors");
+}
+
+void TrtEngine::synchronize() { check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+
 }  // namespace trt
 }  // namespace edge

@@ -67,6 +67,11 @@ class TrtEngine {
   // Host convenience: copies `inputs` (one pointer per input tensor, in tensors() order) through
   // the pinned buffers, runs, copies the outputs back into `outputs` and synchronizes.
   void run_host(int64_t batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs);
+  // The engine reads and writes the caller's device buffers (in tensors() order, as run_host)
+  // instead of its own from now on; enqueue() then works on them. Before the first enqueue.
+  void use_device_buffers(const std::vector<const float*>& inputs, const std::vector<float*>& outputs);
+  // Waits until the work queued on the engine's stream is done.
+  void synchronize();
 
   // "10.14.1.48" of the loaded library (major.minor.patch.build), as tensorrt.__version__ writes
   // it into engine manifests.

@@ -1,0 +1,82 @@
+// The decision rule, written once for every place that applies it: the runtime's host decision,
+// the CUDA decision kernel and the C ABI's check of the runtime's results (EDGE_HD: host and
+// device). The verdict codes are the C ABI's (c_api.h), so a verdict crosses every layer (C++,
+// C, Python's verdict_codes, device buffers) without translation, and zeroed memory reads as
+// review.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "edge_sdk/c_api.h"
+#include "edge_sdk/common.hpp"
+#include "edge_sdk/kernels/heatmap_math.hpp"
+
+namespace edge {
+
+enum class Verdict : int8_t {
+  Review = EDGE_VERDICT_REVIEW,
+  Accept = EDGE_VERDICT_ACCEPT,
+  Reject = EDGE_VERDICT_REJECT,
+};
+// A verdict nobody wrote must never pass an image.
+static_assert(static_cast<int>(Verdict{}) == EDGE_VERDICT_REVIEW && EDGE_VERDICT_REVIEW == 0,
+              "zero must be the review verdict");
+static_assert(static_cast<int>(Verdict::Accept) == EDGE_VERDICT_ACCEPT &&
+                  static_cast<int>(Verdict::Reject) == EDGE_VERDICT_REJECT,
+              "edge::Verdict must use the C ABI's codes");
+
+// The calibration a decision uses: the raw-score threshold (double, as the manifest gives it: the
+// comparison score >= threshold is made in double so that a threshold between two floats keeps
+// its meaning), the normal-score range (max - min) of the normalization and the half-width of
+// the review band in normalized units (<= 0: no band).
+struct DecisionRule {
+  double threshold = 0.0;
+  float range = 1.0f;
+  double review_band = 0.0;
+};
+
+// False for NaN and +-inf; plain comparisons, so host and device read it the same way.
+EDGE_HD bool finite_score(float v) { return v >= -3.402823466e+38f && v <= 3.402823466e+38f; }
+
+// Normalized score of a finite raw score: clip((score - threshold) / range + 0.5, 0, 1).
+EDGE_HD float decision_normalized(float score, const DecisionRule& rule) {
+  return calibrated_value(score, static_cast<float>(rule.threshold), rule.range);
+}
+
+// score -> verdict (and its normalized score): review when the score is not finite (normalized
+// NaN) or when the normalized score lies inside the review band around 0.5; otherwise reject
+// when score >= threshold (equality rejects), else accept.
+EDGE_HD Verdict decide_score(float score, const DecisionRule& rule, float* normalized) {
+  if (!finite_score(score)) {
+    *normalized = NAN;
+    return Verdict::Review;
+  }
+  const float v = decision_normalized(score, rule);
+  *normalized = v;
+  const double off = static_cast<double>(v) - 0.5;
+  if (rule.review_band > 0 && (off < 0 ? -off : off) < rule.review_band) return Verdict::Review;
+  return static_cast<double>(score) >= rule.threshold ? Verdict::Reject : Verdict::Accept;
+}
+
+// A frame's verdict from its regions' verdicts: one rejected region rejects the product (it is
+// diverted whatever the others say); otherwise one region not judged makes it review; accepted
+// only when every region was accepted. No region at all is review (nothing was judged).
+EDGE_HD Verdict product_verdict(const Verdict* regions, int64_t n) {
+  bool any_review = n <= 0;
+  for (int64_t k = 0; k < n; ++k) {
+    if (regions[k] == Verdict::Reject) return Verdict::Reject;
+    any_review |= regions[k] != Verdict::Accept;
+  }
+  return any_review ? Verdict::Review : Verdict::Accept;
+}
+
+// The fail-safe check of a reported verdict: an accept stands only with a finite score and a
+// finite normalized score; any other code than accept or reject is review.
+EDGE_HD Verdict checked_verdict(Verdict v, float score, float normalized) {
+  if (v == Verdict::Reject) return Verdict::Reject;
+  if (v == Verdict::Accept && finite_score(score) && finite_score(normalized)) return Verdict::Accept;
+  return Verdict::Review;
+}
+
+}  // namespace edge
