@@ -8,8 +8,8 @@ for bit: the check that a change of the runtime's code left its CPU outputs unch
     python benchmarks/runtime_outputs.py compare before.npz after.npz
 
 `make` trains through the CLI (synthetic vial data: PatchCore; Magnetic Tile when
-../shared/datasets/magnetic_tile exists: PaDiM and MhBC) and exports small bundles of the SSIM and
-mask kinds; `record` runs each bundle on its images at 1 and 2 threads (scores, normalized scores,
+../shared/datasets/magnetic_tile exists: PaDiM and MhBC) and exports small bundles of every
+post-processing kind and variant (float16 bank, reweighting, regions with a review band); `record` runs each bundle on its images at 1 and 2 threads (scores, normalized scores,
 verdict names, heatmaps); `compare` prints the largest difference per bundle and exits 1 unless every
 array is identical.
 """
@@ -37,16 +37,20 @@ def _cli(argv: list[str]) -> None:
         sys.exit(f"failed: edge-sdk {' '.join(argv)}")
 
 
-def make(work: Path) -> None:
+def make(work: Path, trained: bool = True) -> None:
     from edge_sdk.data.synthetic import make_dataset
 
     work.mkdir(parents=True, exist_ok=True)
     images: dict[str, list[str]] = {}
-    data = Path(make_dataset(work / "vial", kind="vial", n_train=30, n_test=16, size=256, seed=0, overwrite=True))
-    _cli(["train", "--model", "patchcore", "--data", str(data), "--layout", "mvtec", "--out", str(work / "m-demo")])
-    _cli(["export", str(work / "m-demo"), "--out", str(work / "b-demo"), "--overwrite"])
-    images["b-demo"] = sorted(str(p) for p in (data).rglob("test/**/*.png"))
-    if MTD.is_dir():
+    if not trained:  # keep the trained bundles (and their images) of an earlier make
+        images = {k: v for k, v in json.loads((work / "images.json").read_text()).items()
+                  if k == "b-demo" or k.startswith("b-mtd")}
+    if trained:
+        data = Path(make_dataset(work / "vial", kind="vial", n_train=30, n_test=16, size=256, seed=0, overwrite=True))
+        _cli(["train", "--model", "patchcore", "--data", str(data), "--layout", "mvtec", "--out", str(work / "m-demo")])
+        _cli(["export", str(work / "m-demo"), "--out", str(work / "b-demo"), "--overwrite"])
+        images["b-demo"] = sorted(str(p) for p in (data).rglob("test/**/*.png"))
+    if trained and MTD.is_dir():
         from edge_sdk.data import load_dataset
 
         test = load_dataset(str(MTD), "mtd", "test")
@@ -57,24 +61,49 @@ def make(work: Path) -> None:
                   *extra])
             _cli(["export", str(work / f"m-mtd-{model}"), "--out", str(work / f"b-mtd-{model}"), "--overwrite"])
             images[f"b-mtd-{model}"] = [str(p) for p in picked]
-    # Kinds the trained models above do not cover, from the tests' small networks.
+    # Every post-processing kind and the variants the trained models above do not cover (float16
+    # bank, PatchCore reweighting, regions with a review band), from the tests' small networks, on
+    # images of the input size, an odd size and float32 pixels.
     from tests import bundle_helpers as H
 
     try:
-        from converters import export_bundle
-    except ImportError:  # installed under the SDK's name
-        from edge_sdk.converters import export_bundle  # type: ignore[no-redef]
+        from edge_sdk.converters import export_bundle
+    except ImportError:  # a tree from before the converters were installed under the SDK's name
+        from converters import export_bundle  # type: ignore[no-redef]
+    regions = [dict(name="a", x=0, y=0, width=30, height=40, threshold=0.1),
+               dict(name="b", x=34, y=4, width=30, height=30, threshold=0.3)]
+    specs = {
+        "b-ssim": (H.ssim_parts(), "resganad", {}),
+        "b-ssim-regions": (H.ssim_parts(regions=regions, frame={"width": 64, "height": 40}), "resganad",
+                           {"review_band": 0.1}),
+        "b-maha": (H.embedding_parts("mahalanobis"), "padim", {}),
+        "b-maha-blurred": (H.embedding_parts("mahalanobis", image_score="max_blurred"), "padim", {}),
+        "b-knn": (H.embedding_parts("knn"), "patchcore", {}),
+        "b-knn-reweight": (H.embedding_parts("knn", reweight=True), "patchcore", {"review_band": 0.05}),
+        "b-knn-f16": (H.embedding_parts("knn", bank_dtype=np.float16), "patchcore", {}),
+        "b-mhbc": (H.embedding_parts("mhbc"), "mhbc", {}),
+        "b-mask": (H.mask_parts(), "grdnet", {}),
+    }
     rng = np.random.default_rng(0)
-    for name, parts, kind in (("b-ssim", H.ssim_parts(), "resganad"), ("b-mask", H.mask_parts(), "grdnet"),
-                              ("b-maha", H.embedding_parts("mahalanobis"), "padim"),
-                              ("b-knn", H.embedding_parts("knn"), "patchcore"), ("b-mhbc", H.embedding_parts("mhbc"), "mhbc")):
-        export_bundle(parts, work / name, model_type=kind, overwrite=True)
-        pre = parts.preprocess
-        shape = (pre["height"] + 7, pre["width"] + 3) + ((pre["channels"],) if pre["channels"] == 3 else ())
+    for name, (parts, kind, kw) in specs.items():
+        export_bundle(parts, work / name, model_type=kind, overwrite=True, **kw)
+        m = json.loads((work / name / "manifest.json").read_text())
+        c = m["input"]["channels"]
+        if m.get("regions"):
+            h, w = m["frame"]["height"], m["frame"]["width"]
+            sizes = [(h, w)] * 4
+        else:
+            h, w = m["input"]["height"], m["input"]["width"]
+            sizes = [(h, w)] * 5 + [(h + 5, w + 3)]
+        imgs = [rng.integers(0, 256, (a, b) if c == 1 else (a, b, 3), dtype=np.uint8) for a, b in sizes]
+        if not m.get("regions"):
+            imgs.append(imgs[0].astype(np.float32))
         folder = work / f"{name}-images"
         folder.mkdir(exist_ok=True)
-        np.save(folder / "batch.npy", rng.integers(0, 256, (6, *shape), dtype=np.uint8))
-        images[name] = [str(folder / "batch.npy")]
+        images[name] = []
+        for i, img in enumerate(imgs):
+            np.save(folder / f"{i}.npy", img)
+            images[name].append(str(folder / f"{i}.npy"))
     (work / "images.json").write_text(json.dumps(images, indent=1))
 
 
@@ -84,7 +113,7 @@ def _load(paths: list[str]) -> list[np.ndarray]:
     out = []
     for p in paths:
         if p.endswith(".npy"):
-            out.extend(np.load(p))
+            out.append(np.load(p))
         else:
             out.append(np.asarray(Image.open(p).convert("RGB")))
     return out
@@ -98,14 +127,17 @@ def record(work: Path, out: Path) -> None:
     for name, paths in images.items():
         imgs = _load(paths)
         for threads in (1, 2):
-            rt = edge_sdk.Runtime(work / name, threads=threads, max_batch=4)
-            r = rt.predict(imgs)
+            rt = edge_sdk.Runtime(work / name, threads=threads, max_batch=3)
+            r = rt.predict(imgs, on_error="review")
             key = f"{name}/t{threads}"
             arrays[key + "/scores"] = r.scores
             arrays[key + "/normalized"] = r.normalized
             arrays[key + "/verdicts"] = np.asarray([str(v) for v in r.verdicts])
             heat = r.heatmaps if isinstance(r.heatmaps, list) else list(r.heatmaps)
             arrays[key + "/heatmaps"] = np.concatenate([np.ravel(h) for h in heat if h is not None])
+            if r.regions is not None:
+                arrays[key + "/region_scores"] = np.asarray(r.regions.scores, np.float32)
+                arrays[key + "/region_verdicts"] = np.asarray(r.regions.verdicts).astype(str)
             print(f"{key}: {len(imgs)} images, verdicts {dict(zip(*np.unique(arrays[key + '/verdicts'], return_counts=True)))}")
     np.savez_compressed(out, **arrays)
     print(f"wrote {out} ({len(arrays)} arrays)")
@@ -135,6 +167,7 @@ def main() -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("make")
     m.add_argument("--workdir", required=True, type=Path)
+    m.add_argument("--small-only", action="store_true", help="remake the small bundles, keep the trained ones")
     r = sub.add_parser("record")
     r.add_argument("--workdir", required=True, type=Path)
     r.add_argument("--out", required=True, type=Path)
@@ -143,7 +176,7 @@ def main() -> int:
     c.add_argument("after", type=Path)
     args = ap.parse_args()
     if args.cmd == "make":
-        make(args.workdir)
+        make(args.workdir, trained=not args.small_only)
         return 0
     if args.cmd == "record":
         record(args.workdir, args.out)
