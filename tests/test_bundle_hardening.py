@@ -287,6 +287,7 @@ def knn_arrays(bundle):
     ("outlier", r'array "bank" \(k-NN memory bank, \d+ x 6\): its largest row norm about the mean \(4\.\d+e\+12\) dwarfs the data.s scale'),
     ("zeros", r'array "bank" \(k-NN memory bank, \d+ x 6\) is degenerate: at least half its rows are the same vector'),
     ("half_duplicates", r'array "bank" .* is degenerate'),
+    ("row_9_times", r'array "bank" \(k-NN memory bank, \d+ x 6\): row 5 appears 9 times \(at most 8 copies of a row\)'),
     ("nan", r'array "bank" holds a NaN or infinity \(flat index 7\)'),
     ("inf", r'array "bank" holds a NaN or infinity \(flat index 7\)'),
 ])
@@ -298,6 +299,8 @@ def test_adversarial_knn_banks_refused(knn_bundle, tmp_path, case, match):
         bank[3, 2] = 4.2e12
     elif case == "zeros":
         bank[:] = 0
+    elif case == "row_9_times":
+        bank[5:14] = bank[5]
     elif case == "half_duplicates":
         bank[: (len(bank) + 1) // 2 + 1] = bank[0]
     else:
@@ -314,6 +317,7 @@ def test_normal_and_moderately_spread_banks_load(knn_bundle, tmp_path):
     eb.validate_bundle(b)
     bank = arrays["bank"].copy()
     bank[0] *= 10  # an outlier ten times the typical norm is ordinary data, not an attack
+    bank[20:28] = bank[20]  # 8 copies of a row: within the search's spare candidates
     arrays["bank"] = bank
     reseal_arrays(b, arrays)
     eb.validate_bundle(b)

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "edge_sdk/kernels/knn_math.hpp"
@@ -67,6 +70,19 @@ BankStats bank_stats(const T* rows, int64_t m, int64_t d) {
   return st;
 }
 
+// The largest number of copies of one row (bytewise equal), and that row's index.
+std::pair<int64_t, int64_t> most_copies(const uint8_t* rows, int64_t m, size_t row_bytes) {
+  std::unordered_map<std::string_view, std::pair<int64_t, int64_t>> seen;  // row -> (first index, copies)
+  seen.reserve(static_cast<size_t>(m));
+  std::pair<int64_t, int64_t> best{1, 0};
+  for (int64_t i = 0; i < m; ++i) {
+    const std::string_view row(reinterpret_cast<const char*>(rows) + static_cast<size_t>(i) * row_bytes, row_bytes);
+    auto& e = seen.try_emplace(row, i, 0).first->second;
+    if (++e.second > best.first) best = {e.second, e.first};
+  }
+  return best;
+}
+
 }  // namespace
 
 void check_arrays_finite(const SafeTensors& arrays, const std::string& source) {
@@ -93,6 +109,11 @@ void check_knn_bank(const Tensor& bank, const std::string& array_name, const std
   if (!(s > 0.0))
     throw BundleError(what + " is degenerate: at least half its rows are the same vector (median distance to the "
                              "bank's median is 0), so distances tie and searches cannot be certified; re-export the bank");
+  const auto [copies, row] = most_copies(bank.storage.get(), m, static_cast<size_t>(d) * dtype_size(bank.dtype));
+  if (copies > kKnnMaxRowCopies)
+    throw BundleError(what + ": row " + std::to_string(row) + " appears " + std::to_string(copies) + " times (at most " +
+                      std::to_string(kKnnMaxRowCopies) + " copies of a row): ties beyond the search's spare "
+                      "candidates cannot be certified; remove the duplicate rows (they never change a nearest distance)");
   const double u = 5.9604644775390625e-08;  // float32 unit roundoff, as in the kernel's bound
   const double err = (2.0 * static_cast<double>(d) + 4.0) * u * (b * b + 2.0 * q * b);
   if (!(err <= kKnnMaxRelativeError * s * s))

@@ -3,6 +3,7 @@
 // the array, instead of giving NaN scores or a 100x slower search on every image.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "edge_sdk/runtime/safetensors.hpp"
@@ -23,7 +24,11 @@ void check_arrays_finite(const SafeTensors& arrays, const std::string& source);
 //   (2d + 4) u (B^2 + 2 |q| B) > kKnnMaxRelativeError * S^2,
 // and when it is degenerate: S = 0 (at least half the rows are one and the same vector, e.g. an
 // all-zero bank), where distances tie and nothing certifies either.
+// A row repeated more than kKnnMaxRowCopies times ties with itself beyond the kernel's spare
+// candidates (KnnOptions::extra, 8): a query near it re-scans with 4x the candidates, repeatedly
+// (every row 10 times: 2.6-9x slower per image). Duplicates never change a nearest distance.
 constexpr double kKnnMaxRelativeError = 0.05;
+constexpr int64_t kKnnMaxRowCopies = 8;
 void check_knn_bank(const Tensor& bank, const std::string& array_name, const std::string& source);
 
 }  // namespace edge
