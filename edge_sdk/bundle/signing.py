@@ -155,12 +155,20 @@ def sign_bundle(bundle: str | os.PathLike, private_key_path: str | os.PathLike) 
         doc = signature_document(manifest_bytes, key)
         tmp = bundle.parent / f".{bundle.name}.tmp-{uuid.uuid4().hex[:8]}"
         try:
-            with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as out:
+            try:
+                out = tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT)
+            except OSError as exc:
+                raise BundleError(f"{tmp}: cannot be written ({exc})") from None
+            with out:
                 for m in members:
                     if m.isfile() and m.name.removeprefix("./").split("/")[-1] == SIGNATURE_FILE \
                             and not m.name.removeprefix("./").startswith("engines/"):
                         continue
-                    out.addfile(m, tar.extractfile(m) if m.isfile() else None)
+                    try:
+                        out.addfile(m, tar.extractfile(m) if m.isfile() else None)
+                    except ValueError as exc:  # a name or size ustar cannot hold: not a bundle archive
+                        raise BundleError(f"{bundle}: entry {m.name!r} cannot be kept ({exc}); "
+                                          "pack the bundle with edge_sdk.bundle.pack_bundle") from None
                 info = tarfile.TarInfo(SIGNATURE_FILE)
                 info.size, info.mode, info.mtime = len(doc), 0o644, 0
                 out.addfile(info, io.BytesIO(doc))

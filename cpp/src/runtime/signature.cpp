@@ -103,8 +103,8 @@ std::vector<TrustedKey> load_trusted_keys(const std::string& list, const std::st
     if (ec || !fs::exists(st)) throw BundleError(shown + ": no such key file or directory");
     if (fs::is_directory(st)) {
       std::vector<std::string> files;
-      for (const auto& e : fs::directory_iterator(entry, ec)) {
-        if (e.path().extension() == ".pem") files.push_back(e.path().string());
+      for (fs::directory_iterator it(entry, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->path().extension() == ".pem") files.push_back(it->path().string());
         if (files.size() > kMaxTrustedKeys)
           throw BundleError(shown + ": more than " + std::to_string(kMaxTrustedKeys) + " *.pem files");
       }
