@@ -6,7 +6,6 @@
 #include <set>
 
 #include "edge_sdk/kernels/heatmap.hpp"
-
 #include "edge_sdk/runtime/fields.hpp"
 #include "edge_sdk/runtime/signature.hpp"
 
@@ -81,7 +80,6 @@ std::vector<TensorSpec> parse_tensors(const Fields& net, const std::string& key)
   }
   return out;
 }
-
 
 // The runtime computes in float32: a number that is not finite there (1e39), or a nonzero one that
 // becomes 0 or loses its precision as a subnormal (1e-46), means something else when it is used.
