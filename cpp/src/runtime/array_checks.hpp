@@ -18,7 +18,8 @@ void check_arrays_finite(const SafeTensors& arrays, const std::string& source);
 // centred bank norm B: E = (2d + 4) u (B^2 + 2 |q| B) (u = 2^-24; cpp/src/kernels/knn.cpp). When E
 // is not small against the squared distances, queries fail to certify and are re-scanned up to the
 // whole bank in double (4.2e12 in one bank value: each image 90x slower). The data's scale S is
-// the median distance of the rows to the coordinate-wise median row (an outlier does not move it,
+// the median distance of the rows to the coordinate-wise median row (both over at most 4096
+// evenly spaced rows: robust statistics need no more; an outlier does not move them,
 // while it moves the mean the kernel centres on, and with it B and every query norm |q|, taken as
 // |median - mean| + S). The bank is refused when
 //   (2d + 4) u (B^2 + 2 |q| B) > kKnnMaxRelativeError * S^2,
