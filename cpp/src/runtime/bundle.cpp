@@ -1,12 +1,17 @@
 #include "edge_sdk/runtime/bundle.hpp"
 
+#include <sys/stat.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <set>
 
 #include "edge_sdk/runtime/errors.hpp"
+#include "edge_sdk/runtime/file_io.hpp"
 #include "edge_sdk/runtime/sha256.hpp"
+#include "array_checks.hpp"
 
 namespace fs = std::filesystem;
 
@@ -21,89 +26,184 @@ const Tensor& Bundle::array(const std::string& name, const std::string& field) c
 
 namespace {
 
-std::vector<uint8_t> read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) throw BundleError(p.string() + ": cannot be read");
-  f.seekg(0, std::ios::end);
-  const std::streamoff n = f.tellg();
-  f.seekg(0, std::ios::beg);
-  std::vector<uint8_t> data(static_cast<size_t>(n));
-  if (n > 0 && !f.read(reinterpret_cast<char*>(data.data()), n)) throw BundleError(p.string() + ": read error");
-  return data;
-}
-
-using FileMap = std::map<std::string, std::vector<uint8_t>>;
-
-FileMap read_directory(const fs::path& dir) {
-  FileMap files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (e.is_directory()) {
-      if (name == kEnginesDir) continue;
-      throw BundleError(dir.string() + ": unexpected subdirectory \"" + name + "\" in the bundle");
-    }
-    if (!e.is_regular_file())
-      throw BundleError(dir.string() + ": \"" + name + "\" is not a regular file");
-    files.emplace(name, read_file(e.path()));
-  }
-  return files;
-}
-
 uint64_t tar_octal(const uint8_t* p, size_t n, const std::string& source) {
   uint64_t v = 0;
   size_t i = 0;
   while (i < n && (p[i] == ' ' || p[i] == 0)) ++i;
-  for (; i < n && p[i] >= '0' && p[i] <= '7'; ++i) v = v * 8 + (p[i] - '0');
+  for (; i < n && p[i] >= '0' && p[i] <= '7'; ++i) {
+    if (v > (UINT64_MAX >> 3)) throw BundleError(source + ": corrupt tar header (octal field overflows)");
+    v = v * 8 + (p[i] - '0');
+  }
   for (; i < n; ++i)
     if (p[i] != ' ' && p[i] != 0) throw BundleError(source + ": corrupt tar header (bad octal field)");
   return v;
 }
 
-// Uncompressed ustar archive of a bundle directory: regular files at the top level (an optional
-// leading "./" or single directory prefix is stripped), plus engines/ entries, which are ignored.
-FileMap read_tar(const fs::path& archive) {
-  const std::string source = archive.string();
-  const std::vector<uint8_t> data = read_file(archive);
-  FileMap files;
-  size_t pos = 0;
-  std::string prefix;
-  bool prefix_known = false;
-  while (pos + 512 <= data.size()) {
-    const uint8_t* h = data.data() + pos;
-    bool zero = true;
-    for (int i = 0; i < 512 && zero; ++i) zero = h[i] == 0;
-    if (zero) return files;
-    uint64_t sum = 0;
-    for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
-    if (sum != tar_octal(h + 148, 8, source)) throw BundleError(source + ": corrupt tar header (checksum)");
-    std::string name(reinterpret_cast<const char*>(h), strnlen(reinterpret_cast<const char*>(h), 100));
-    const std::string ustar_prefix(reinterpret_cast<const char*>(h + 345), strnlen(reinterpret_cast<const char*>(h + 345), 155));
-    if (!ustar_prefix.empty()) name = ustar_prefix + "/" + name;
-    const uint64_t size = tar_octal(h + 124, 12, source);
-    const char type = static_cast<char>(h[156]);
-    pos += 512;
-    if (size > data.size() - pos) throw BundleError(source + ": truncated tar archive (entry \"" + name + "\")");
-    if (name.rfind("./", 0) == 0) name = name.substr(2);
-    if (type == '5') {  // directory entry: "bundle/" prefix or the engines/ folder
-      if (!prefix_known && name.find('/') == name.size() - 1 && name != std::string(kEnginesDir) + "/") {
-        prefix = name;
-        prefix_known = true;
-      }
-    } else if (type == '0' || type == '\0') {
-      if (!prefix.empty() && name.rfind(prefix, 0) == 0) name = name.substr(prefix.size());
-      if (name.rfind(std::string(kEnginesDir) + "/", 0) != 0) {
-        if (name.empty() || name.find('/') != std::string::npos)
-          throw BundleError(source + ": unexpected entry \"" + name + "\" (bundles hold files at the top level)");
-        if (!files.emplace(name, std::vector<uint8_t>(data.begin() + pos, data.begin() + pos + size)).second)
-          throw BundleError(source + ": entry \"" + name + "\" appears twice");
-      }
+// The top-level files of a bundle directory or archive: names and sizes first, contents only on
+// request, so unlisted or oversized entries are refused before a byte of them is read.
+class Listing {
+ public:
+  explicit Listing(const std::string& path) : path_(path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) throw BundleError(path + ": no such bundle (directory or archive)");
+    if (S_ISDIR(st.st_mode)) {
+      list_directory();
     } else {
-      throw BundleError(source + ": unsupported tar entry type '" + std::string(1, type) + "' for \"" + name +
-                        "\" (write archives with edge_sdk.bundle.pack)");
+      archive_ = std::make_unique<RegularFile>(path, path);
+      list_archive();
     }
-    pos += (size + 511) / 512 * 512;
   }
-  throw BundleError(source + ": truncated tar archive (no end marker)");
+
+  const std::string& path() const { return path_; }
+  std::string shown(const std::string& name) const { return path_ + "/" + name; }
+  bool has(const std::string& name) const { return entries_.count(name) != 0; }
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& kv : entries_) out.push_back(kv.first);
+    return out;
+  }
+
+  // The entry's bytes. Refused unread (naming the entry) when its size is not `expected`
+  // (expected >= 0) or exceeds max_bytes.
+  std::vector<uint8_t> read(const std::string& name, int64_t expected, uint64_t max_bytes,
+                            const std::string& limit_name) const {
+    const Entry& e = entries_.at(name);
+    std::unique_ptr<RegularFile> own;
+    uint64_t size = e.size, offset = e.offset;
+    const RegularFile* f = archive_.get();
+    if (!f) {
+      own = std::make_unique<RegularFile>((fs::path(path_) / name).string(), shown(name));
+      f = own.get();
+      size = f->size();
+      offset = 0;
+    }
+    if (expected >= 0 && size != uint64_t(expected))
+      throw BundleError(shown(name) + ": " + std::to_string(size) + " bytes, manifest.json says " +
+                        std::to_string(expected) + " (truncated or replaced?)");
+    if (size > max_bytes)
+      throw BundleError(shown(name) + ": " + std::to_string(size) + " bytes, more than the " + limit_name + " of " +
+                        std::to_string(max_bytes) + " bytes (not read)");
+    return f->read(offset, size);
+  }
+
+ private:
+  struct Entry {
+    uint64_t offset = 0, size = 0;  // in the archive
+  };
+
+  void add(const std::string& name, Entry e) {
+    if (entries_.size() >= kMaxBundleEntries)
+      throw BundleError(path_ + ": more than " + std::to_string(kMaxBundleEntries) + " files");
+    if (!entries_.emplace(name, e).second)
+      throw BundleError(path_ + ": entry \"" + name + "\" appears twice");
+  }
+
+  void list_directory() {
+    const fs::path dir(path_);
+    std::error_code ec;
+    size_t seen = 0;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (++seen > 4 * kMaxBundleEntries)
+        throw BundleError(path_ + ": more than " + std::to_string(4 * kMaxBundleEntries) + " directory entries");
+      const std::string name = it->path().filename().string();
+      std::error_code sec;
+      const auto st = it->status(sec);  // follows symbolic links: a link to a regular file is read
+      if (fs::is_directory(st)) {
+        if (name == kEnginesDir) continue;
+        throw BundleError(path_ + ": unexpected subdirectory \"" + name + "\" in the bundle");
+      }
+      add(name, Entry{});  // FIFOs, devices and sockets are refused when opened (RegularFile)
+    }
+    if (ec) throw BundleError(path_ + ": cannot list the directory (" + ec.message() + ")");
+  }
+
+  // Uncompressed ustar archive of a bundle directory: regular files at the top level (an
+  // optional leading "./" or single directory prefix is stripped), plus engines/ entries, which
+  // are ignored. Only the 512-byte headers are read here.
+  void list_archive() {
+    const RegularFile& tar = *archive_;
+    const std::string& source = path_;
+    const uint64_t total = tar.size();
+    uint64_t pos = 0;
+    std::string prefix;
+    bool prefix_known = false;
+    size_t headers = 0;
+    uint8_t h[512];
+    while (total >= 512 && pos <= total - 512) {
+      if (++headers > 4 * kMaxBundleEntries)
+        throw BundleError(source + ": more than " + std::to_string(4 * kMaxBundleEntries) + " tar entries");
+      tar.read_into(pos, 512, h);
+      bool zero = true;
+      for (int i = 0; i < 512 && zero; ++i) zero = h[i] == 0;
+      if (zero) return;
+      uint64_t sum = 0;
+      for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+      if (sum != tar_octal(h + 148, 8, source)) throw BundleError(source + ": corrupt tar header (checksum)");
+      std::string name(reinterpret_cast<const char*>(h), strnlen(reinterpret_cast<const char*>(h), 100));
+      const std::string ustar_prefix(reinterpret_cast<const char*>(h + 345), strnlen(reinterpret_cast<const char*>(h + 345), 155));
+      if (!ustar_prefix.empty()) name = ustar_prefix + "/" + name;
+      const uint64_t size = tar_octal(h + 124, 12, source);
+      const char type = static_cast<char>(h[156]);
+      pos += 512;
+      if (size > total - pos)
+        throw BundleError(source + ": truncated tar archive (entry \"" + name + "\" declares " + std::to_string(size) +
+                          " bytes, " + std::to_string(total - pos) + " remain)");
+      if (name.rfind("./", 0) == 0) name = name.substr(2);
+      if (type == '5') {  // directory entry: "bundle/" prefix or the engines/ folder
+        if (!prefix_known && !name.empty() && name.find('/') == name.size() - 1 &&
+            name != std::string(kEnginesDir) + "/") {
+          prefix = name;
+          prefix_known = true;
+        }
+      } else if (type == '0' || type == '\0') {
+        if (!prefix.empty() && name.rfind(prefix, 0) == 0) name = name.substr(prefix.size());
+        if (name.rfind(std::string(kEnginesDir) + "/", 0) != 0) {
+          if (name.empty() || name.find('/') != std::string::npos)
+            throw BundleError(source + ": unexpected entry \"" + name + "\" (bundles hold files at the top level)");
+          add(name, Entry{pos, size});
+        }
+      } else {
+        throw BundleError(source + ": unsupported tar entry type '" + std::string(1, type) + "' for \"" + name +
+                          "\" (write archives with edge_sdk.bundle.pack)");
+      }
+      pos += (size + 511) / 512 * 512;
+    }
+    throw BundleError(source + ": truncated tar archive (no end marker)");
+  }
+
+  std::string path_;
+  std::unique_ptr<RegularFile> archive_;
+  std::map<std::string, Entry> entries_;
+};
+
+// manifest.json as text for the JSON reader: a UTF-8 byte order mark (Windows editors write one)
+// is skipped; UTF-16/32 text is refused with what to do about it.
+std::string manifest_text(const std::vector<uint8_t>& bytes, const std::string& source) {
+  const size_t n = bytes.size();
+  if (n >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF) return std::string(bytes.begin() + 3, bytes.end());
+  const bool bom16 = n >= 2 && ((bytes[0] == 0xFF && bytes[1] == 0xFE) || (bytes[0] == 0xFE && bytes[1] == 0xFF));
+  const bool bom32 = n >= 4 && bytes[0] == 0 && bytes[1] == 0 && bytes[2] == 0xFE && bytes[3] == 0xFF;
+  // JSON text starts with an ASCII character, so a zero byte among the first two is UTF-16/32
+  // without a byte order mark.
+  const bool zeros = n >= 2 && (bytes[0] == 0 || bytes[1] == 0);
+  if (bom16 || bom32 || zeros)
+    throw BundleError(source + ": UTF-16 or UTF-32 text; JSON manifests must be UTF-8 (save the file as UTF-8)");
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::vector<TrustedKey> trusted_keys(const LoadOptions& options) {
+  std::string list;
+  for (const auto& k : options.trusted_keys) list += (list.empty() ? "" : ":") + k;
+  std::vector<TrustedKey> keys;
+  if (!list.empty()) keys = load_trusted_keys(list, "trusted_keys option");
+  const char* env = options.trusted_keys_from_env ? std::getenv(kTrustedKeysEnv) : nullptr;
+  if (env && *env) {
+    auto more = load_trusted_keys(env, kTrustedKeysEnv);
+    if (keys.size() + more.size() > kMaxTrustedKeys)
+      throw BundleError(std::string(kTrustedKeysEnv) + ": more than " + std::to_string(kMaxTrustedKeys) + " public keys");
+    for (auto& k : more) keys.push_back(std::move(k));
+  }
+  return keys;
 }
 
 std::string dims_str(const std::vector<int64_t>& d) {
@@ -146,41 +246,51 @@ void check_tensors(const std::string& where, const std::string& what, const std:
 
 }  // namespace
 
-Bundle load_bundle(const std::string& path) {
+Bundle load_bundle(const std::string& path, const LoadOptions& options) {
   Bundle b;
   b.path = path;
-  std::error_code ec;
-  const fs::path p(path);
-  if (!fs::exists(p, ec)) throw BundleError(path + ": no such bundle (directory or archive)");
-  FileMap files = fs::is_directory(p, ec) ? read_directory(p) : read_tar(p);
-  auto name_of = [&](const std::string& f) { return path + "/" + f; };
+  const std::vector<TrustedKey> keys = trusted_keys(options);
+  const Listing listing(path);
+  auto name_of = [&](const std::string& f) { return listing.shown(f); };
 
-  auto mit = files.find(kManifestFile);
-  if (mit == files.end()) throw BundleError(name_of(kManifestFile) + ": missing");
   const std::string manifest_source = name_of(kManifestFile);
+  if (!listing.has(kManifestFile)) throw BundleError(manifest_source + ": missing");
+  const std::vector<uint8_t> manifest_bytes =
+      listing.read(kManifestFile, -1, kMaxManifestBytes, "manifest size limit");
+  // With trusted keys the signature is checked before the manifest is parsed: an unsigned
+  // manifest's text never reaches the JSON reader.
+  if (!keys.empty()) {
+    const std::string sig_source = name_of(kSignatureFile);
+    if (!listing.has(kSignatureFile))
+      throw BundleError(sig_source + ": missing (the bundle is not signed, and trusted keys are configured: " +
+                        std::to_string(keys.size()) + " key(s))");
+    const auto sig = listing.read(kSignatureFile, -1, kMaxSignatureBytes, "signature size limit");
+    b.signed_by = verify_bundle_signature(std::string(manifest_bytes.begin(), manifest_bytes.end()),
+                                          std::string(sig.begin(), sig.end()), sig_source, keys);
+  }
   json::Value doc;
   try {
-    doc = json::parse(std::string(mit->second.begin(), mit->second.end()), manifest_source);
+    doc = json::parse(manifest_text(manifest_bytes, manifest_source), manifest_source);
   } catch (const json::ParseError& e) {
     throw BundleError(e.what());
   }
   b.manifest = parse_manifest(doc, manifest_source);
   const Manifest& m = b.manifest;
-  files.erase(mit);
 
-  // Files: exactly those listed, each with the listed size and checksum.
+  // Files: exactly those listed (signature.json aside), each with the listed size and checksum.
+  // Sizes are compared before reading, so an oversized or unlisted entry is never read.
   for (const auto& [name, entry] : m.files)
-    if (!files.count(name)) throw BundleError(name_of(name) + ": missing (listed in manifest.json files)");
-  for (const auto& [name, data] : files)
-    if (!m.files.count(name)) throw BundleError(name_of(name) + ": unexpected file (not listed in manifest.json files)");
-  for (const auto& [name, data] : files) {
-    const FileEntry& e = m.files.at(name);
-    if (int64_t(data.size()) != e.bytes)
-      throw BundleError(name_of(name) + ": " + std::to_string(data.size()) + " bytes, manifest.json says " +
-                        std::to_string(e.bytes) + " (truncated or replaced?)");
+    if (!listing.has(name)) throw BundleError(name_of(name) + ": missing (listed in manifest.json files)");
+  for (const auto& name : listing.names())
+    if (name != kManifestFile && name != kSignatureFile && !m.files.count(name))
+      throw BundleError(name_of(name) + ": unexpected file (not listed in manifest.json files)");
+  std::map<std::string, std::vector<uint8_t>> files;
+  for (const auto& [name, e] : m.files) {
+    auto data = listing.read(name, e.bytes, kMaxFileBytes, "file size limit");
     const std::string sum = sha256_hex(data.data(), data.size());
     if (sum != e.sha256)
       throw BundleError(name_of(name) + ": sha256 " + sum + " does not match manifest.json (" + e.sha256 + ")");
+    files.emplace(name, std::move(data));
   }
 
   // Arrays: exactly the declared tensors with their dtypes and shapes.
@@ -200,6 +310,16 @@ Bundle load_bundle(const std::string& path) {
     for (const auto& [name, t] : b.arrays.tensors)
       if (!m.arrays.count(name))
         throw BundleError(src + ": array \"" + name + "\" is not declared in manifest.json arrays.tensors");
+    check_arrays_finite(b.arrays, src);
+    // The k-NN bank's values decide the search's cost, not only its result (array_checks.hpp).
+    if (m.postprocess_kind == "knn") {
+      const json::Value* roles = m.postprocess.find("arrays");
+      const json::Value* bank = roles ? roles->find("bank") : nullptr;
+      if (bank && bank->is_string()) {
+        auto it = b.arrays.tensors.find(bank->as_string());
+        if (it != b.arrays.tensors.end()) check_knn_bank(it->second, it->first, src);
+      }
+    }
   }
 
   // Networks: the ONNX graph must be what the manifest says it is.

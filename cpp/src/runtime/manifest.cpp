@@ -1,9 +1,13 @@
 #include "edge_sdk/runtime/manifest.hpp"
 
+#include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <set>
 
+#include "edge_sdk/kernels/heatmap.hpp"
 #include "edge_sdk/runtime/fields.hpp"
+#include "edge_sdk/runtime/signature.hpp"
 
 namespace edge {
 
@@ -36,7 +40,8 @@ std::vector<std::string> Manifest::precisions() const {
 namespace {
 
 bool plain_file_name(const std::string& f) {
-  if (f.empty() || f == "." || f == ".." || f == kManifestFile) return false;
+  // signature.json signs the manifest, so it can never be one of the files the manifest pins.
+  if (f.empty() || f == "." || f == ".." || f == kManifestFile || f == kSignatureFile) return false;
   for (char c : f)
     if (c == '/' || c == '\\' || c == '\0') return false;
   return true;
@@ -74,6 +79,76 @@ std::vector<TensorSpec> parse_tensors(const Fields& net, const std::string& key)
     if (!names.insert(out.back().name).second) net.fail(key, "duplicate tensor name \"" + out.back().name + "\"");
   }
   return out;
+}
+
+// The runtime computes in float32: a number that is not finite there (1e39), or a nonzero one that
+// becomes 0 or loses its precision as a subnormal (1e-46), means something else when it is used.
+bool float32_representable(double d) {
+  const double a = std::fabs(d);
+  return std::isfinite(d) && (a == 0.0 || (a >= FLT_MIN && a <= FLT_MAX));
+}
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+double float32_number(const Fields& f, const std::string& key) {
+  const double d = f.number(key);
+  if (!float32_representable(d)) f.fail(key, "must be a finite float32 number (|x| <= 3.4e38, 0 or >= 1.2e-38), got " + num(d));
+  return d;
+}
+
+double number_in(const Fields& f, const std::string& key, double lo, double hi, const std::string& why) {
+  const double d = f.number(key);
+  if (!(d >= lo && d <= hi)) f.fail(key, "expected a number in [" + num(lo) + ", " + num(hi) + "] (" + why + "), got " + num(d));
+  return d;
+}
+
+// Blur sigmas: 0 disables the blur; below kMinBlurSigma the Gaussian's taps underflow (1e-300
+// gave an all-NaN map with an accept verdict) while any sigma below 0.125 already blurs nothing
+// (radius 0); the upper bound is the blur kernel's own (its radius cap).
+constexpr double kMinBlurSigma = 1e-3;
+void check_blur_sigma(const Fields& pp, const std::string& key) {
+  if (!pp.has(key)) return;
+  const double s = pp.number(key);
+  if (s == 0.0) return;
+  if (!(s >= kMinBlurSigma)) pp.fail(key, "expected 0 (no blur) or a number >= " + num(kMinBlurSigma) + ", got " + num(s));
+  try {
+    gaussian_radius(s);
+  } catch (const ArgumentError& e) {
+    pp.fail(key, e.what());
+  }
+}
+
+// Every number of the kind-specific postprocess section: finite float32, integers within int32
+// (counts, sizes, window), before any kind reads them.
+void check_numbers(const json::Value& v, const std::string& source, const std::string& path) {
+  if (v.is_number()) {
+    if (v.is_integer() ? (v.as_int() < -2147483647 || v.as_int() > 2147483647) : !float32_representable(v.as_double()))
+      throw BundleError(source + ": " + path + ": " +
+                        (v.is_integer() ? "integer beyond the 32-bit range, got " + std::to_string(v.as_int())
+                                        : "must be a finite float32 number, got " + num(v.as_double())));
+  } else if (v.is_array()) {
+    for (size_t i = 0; i < v.as_array().size(); ++i) check_numbers(v.as_array()[i], source, path + "[" + std::to_string(i) + "]");
+  } else if (v.is_object()) {
+    for (const auto& [k, e] : v.as_object()) check_numbers(e, source, path + "." + k);
+  }
+}
+
+void check_postprocess_numbers(const Manifest& m, const std::string& source) {
+  check_numbers(m.postprocess, source, "postprocess");
+  Fields pp(m.postprocess, source, "postprocess");
+  check_blur_sigma(pp, "blur_sigma");
+  check_blur_sigma(pp, "score_blur_sigma");
+  if (pp.has("ssim") && pp.get("ssim").is_object()) {
+    Fields s = pp.object("ssim");
+    if (s.has("sigma")) number_in(s, "sigma", 1e-3, 1e3, "Gaussian window width");
+    if (s.has("k1")) number_in(s, "k1", 0.0, 1.0, "SSIM stabilizer, 0.01 by convention");
+    if (s.has("k2")) number_in(s, "k2", 1e-6, 1.0, "SSIM stabilizer, 0.03 by convention; > 0");
+    if (s.has("data_range")) number_in(s, "data_range", 1e-6, 1e6, "value range of the reconstructed input");
+  }
 }
 
 }  // namespace
@@ -119,9 +194,16 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
     if ((s.channels == 3) != (s.color_order == "RGB"))
       in.fail("color_order", "\"" + s.color_order + "\" does not fit channels=" + std::to_string(s.channels) +
                                  " (RGB needs 3, GRAY needs 1)");
-    for (double d : in.numbers("mean")) s.mean.push_back(static_cast<float>(d));
+    // Normalization is (x * scale - mean) / std in float32: bounds keep every image's values
+    // finite and distinct (std 1e-46 or scale 1e300 made every image "review").
+    for (double d : in.numbers("mean")) {
+      if (!float32_representable(d) || std::fabs(d) > 1e6)
+        in.fail("mean", "every entry must be a finite number with |mean| <= 1e6, got " + num(d));
+      s.mean.push_back(static_cast<float>(d));
+    }
     for (double d : in.numbers("std")) {
-      if (!(d > 0.0) || !std::isfinite(d)) in.fail("std", "every entry must be finite and > 0");
+      if (!(d >= 1e-6 && d <= 1e6))
+        in.fail("std", "every entry must be finite and > 0 (in [1e-06, 1e+06]), got " + num(d));
       s.std.push_back(static_cast<float>(d));
     }
     if (int64_t(s.mean.size()) != s.channels)
@@ -129,8 +211,12 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
     if (int64_t(s.std.size()) != s.channels)
       in.fail("std", std::to_string(s.std.size()) + " values for " + std::to_string(s.channels) + " channel(s)");
     s.scale = in.positive("scale");
+    if (!(s.scale >= 1e-9 && s.scale <= 1e6)) in.fail("scale", "expected a number in [1e-09, 1e+06], got " + num(s.scale));
     const auto range = in.numbers("value_range");
     if (range.size() != 2 || !(range[1] > range[0])) in.fail("value_range", "expected [min, max] with max > min");
+    if (!float32_representable(range[0]) || !float32_representable(range[1]) ||
+        !(static_cast<float>(range[1]) > static_cast<float>(range[0])))
+      in.fail("value_range", "min and max must be finite float32 numbers with max > min in float32");
     s.value_min = range[0];
     s.value_max = range[1];
     s.resize = in.one_of("resize", {"bilinear"});
@@ -184,16 +270,19 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
     Fields pp = top.object("postprocess");
     m.postprocess_kind = pp.str("kind");
     m.postprocess = top.get("postprocess");
+    check_postprocess_numbers(m, source);
   }
 
   {
     Fields c = top.object("calibration");
-    m.calibration.threshold = c.number("threshold");
-    m.calibration.min = c.number("min");
-    m.calibration.max = c.number("max");
-    if (!std::isfinite(m.calibration.threshold)) c.fail("threshold", "must be finite");
-    if (!(m.calibration.max > m.calibration.min) || !std::isfinite(m.calibration.max - m.calibration.min))
-      c.fail("max", "expected finite min < max");
+    m.calibration.threshold = float32_number(c, "threshold");
+    m.calibration.min = float32_number(c, "min");
+    m.calibration.max = float32_number(c, "max");
+    // Scores are float32: the normalization's divisor max - min must be a positive float32.
+    const float span = static_cast<float>(m.calibration.max) - static_cast<float>(m.calibration.min);
+    if (!(m.calibration.max > m.calibration.min) || !std::isfinite(span) || !(span >= FLT_MIN))
+      c.fail("max", "expected finite min < max (max - min a positive float32), got min " + num(m.calibration.min) +
+                        ", max " + num(m.calibration.max));
   }
 
   if (top.has("decision")) {
@@ -221,14 +310,14 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
       r.y = f.integer("y", 0, m.frame_height - 1);
       r.width = f.integer("width", 1, m.frame_width - r.x);
       r.height = f.integer("height", 1, m.frame_height - r.y);
-      r.threshold = f.number("threshold");
-      if (!std::isfinite(r.threshold)) f.fail("threshold", "must be finite");
+      r.threshold = float32_number(f, "threshold");
       m.regions.push_back(std::move(r));
     }
   }
 
   {
     Fields files = top.object("files");
+    int64_t total = 0;
     for (const auto& [name, v] : top.get("files").as_object()) {
       Fields f(v, source, "files." + name);
       if (!plain_file_name(name)) files.fail(name, "not a plain file name inside the bundle");
@@ -237,7 +326,10 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
       bool hex = e.sha256.size() == 64;
       for (char c : e.sha256) hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
       if (!hex) f.fail("sha256", "expected 64 lower-case hex digits");
-      e.bytes = f.integer("bytes", 0);
+      e.bytes = f.integer("bytes", 0, kMaxFileBytes);
+      total += e.bytes;
+      if (total > kMaxBundleBytes)
+        files.fail(name, "the files add up to more than " + std::to_string(kMaxBundleBytes) + " bytes (the bundle size cap)");
       m.files.emplace(name, std::move(e));
     }
     auto listed = [&](const std::string& file, const std::string& field) {

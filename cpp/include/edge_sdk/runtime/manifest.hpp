@@ -16,6 +16,10 @@ namespace edge {
 constexpr int kBundleSchemaVersion = 1;
 constexpr const char* kBundleFormat = "edge-sdk-bundle";
 constexpr const char* kManifestFile = "manifest.json";
+// Caps on the files' declared sizes (files.<name>.bytes): one file (ONNX's protobuf limit is
+// 2 GiB; a PatchCore bank of 100k x 1536 float32 is 0.6 GiB) and all files together.
+constexpr int64_t kMaxFileBytes = int64_t(4) << 30;
+constexpr int64_t kMaxBundleBytes = int64_t(8) << 30;
 // Keys of the ONNX metadata_props written by the converter.
 constexpr const char* kOnnxMetaManifest = "edge_sdk.manifest";
 constexpr const char* kOnnxMetaSchema = "edge_sdk.schema_version";

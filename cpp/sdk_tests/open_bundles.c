@@ -1,0 +1,23 @@
+/* Opens each bundle named on the command line through the C ABI (edge_open) and prints one line
+ * per bundle: "<index>\t<status name>\t<edge_last_error()>". The host environment decides the
+ * rest (EDGE_SDK_TRUSTED_KEYS, EDGE_SDK_ONNXRUNTIME_LIB), as in a real host. tests/test_signing.py
+ * and tests/test_bundle_hardening.py build and run it to check what a C host sees: which bundles
+ * are refused, and that the messages name the file and are valid UTF-8 (checked by the caller). */
+#include <stdio.h>
+
+#include <edge_sdk/c_api.h>
+
+int main(int argc, char** argv) {
+  int i;
+  for (i = 1; i < argc; ++i) {
+    edge_runtime* rt = NULL;
+    edge_open_options o;
+    edge_status s;
+    edge_open_options_init(&o);
+    o.threads = 1;
+    s = edge_open(argv[i], &o, &rt);
+    printf("%d\t%s\t%s\n", i, edge_status_name(s), s == EDGE_OK ? "" : edge_last_error());
+    if (rt) edge_close(rt);
+  }
+  return 0;
+}
