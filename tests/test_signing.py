@@ -293,7 +293,7 @@ def c_host(tmp_path_factory):
     return exe
 
 
-def run_c_host(exe, paths, env_keys):
+def run_c_host(exe, paths, env_keys, option_keys=None):
     env = dict(os.environ)
     env.pop(TRUSTED_KEYS_ENV, None)
     if env_keys:
@@ -302,7 +302,8 @@ def run_c_host(exe, paths, env_keys):
                          text=True, cwd=REPO)
     if out.returncode == 0 and out.stdout.strip():
         env["EDGE_SDK_ONNXRUNTIME_LIB"] = out.stdout.strip()
-    r = subprocess.run([str(exe)] + [os.fsencode(p) for p in paths], capture_output=True, env=env, timeout=120)
+    opt = [f"--trusted-keys={option_keys}"] if option_keys else []
+    r = subprocess.run([str(exe)] + opt + [os.fsencode(p) for p in paths], capture_output=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.decode("utf-8").splitlines()  # strict: every message must be valid UTF-8
     assert len(lines) == len(paths)
@@ -310,7 +311,8 @@ def run_c_host(exe, paths, env_keys):
 
 
 @pytest.mark.skipif(not HAVE_ORT, reason="built without ONNX Runtime")
-def test_c_abi_signed_bundles(bundles, keys, tmp_path, c_host):
+@pytest.mark.parametrize("through", ["environment", "option"])
+def test_c_abi_signed_bundles(bundles, keys, tmp_path, c_host, through):
     good = signed(bundles, keys, tmp_path, "good")
     other_key = signed(bundles, keys, tmp_path, "other_key", key="b")
     flipped = signed(bundles, keys, tmp_path, "flipped")
@@ -324,7 +326,8 @@ def test_c_abi_signed_bundles(bundles, keys, tmp_path, c_host):
     arc = eb.pack_bundle(bundles[0], tmp_path / "arc.edgebundle")
     sign_bundle(arc, keys[0] / "a.key")
     paths = [good, bundles[0], other_key, flipped, swapped, foreign, stripped, arc]
-    res = run_c_host(c_host, paths, str(keys[0] / "a.pub.pem"))
+    key = str(keys[0] / "a.pub.pem")
+    res = run_c_host(c_host, paths, key, None) if through == "environment" else run_c_host(c_host, paths, None, key)
     assert res[0] == ("EDGE_OK", "") and res[7] == ("EDGE_OK", ""), res
     for (status, msg), p in zip(res[1:7], paths[1:7]):
         assert status == "EDGE_E_BUNDLE", (p, status, msg)

@@ -17,15 +17,21 @@ EDGE_PY_BINDER(bundle) {
 
   m.def(
       "bundle_validate",
-      [](const std::string& path) {
+      [](const std::string& path, const std::vector<std::string>& trusted_keys, bool trusted_keys_from_env) {
+        edge::LoadOptions options;
+        options.trusted_keys = trusted_keys;
+        options.trusted_keys_from_env = trusted_keys_from_env;
         std::string manifest;
         {
           py::gil_scoped_release release;
-          manifest = edge::load_bundle(path).manifest.raw.dump();
+          manifest = edge::load_bundle(path, options).manifest.raw.dump();
         }
         return manifest;
       },
-      py::arg("path"), "Validates a bundle (directory or tar archive); returns its manifest as JSON text.");
+      py::arg("path"), py::arg("trusted_keys") = std::vector<std::string>{}, py::arg("trusted_keys_from_env") = true,
+      "Validates a bundle (directory or tar archive); returns its manifest as JSON text. trusted_keys: "
+      "Ed25519 public keys its signature must verify against (besides EDGE_SDK_TRUSTED_KEYS unless "
+      "trusted_keys_from_env is false).");
 
   m.def(
       "onnx_info",

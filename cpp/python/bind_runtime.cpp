@@ -75,7 +75,8 @@ EDGE_PY_BINDER(runtime) {
       .def(py::init([](const std::string& bundle, const std::string& device, int threads, const std::string& precision,
                        const std::string& backend, const std::string& provider, const std::string& library,
                        int64_t max_batch, bool heatmaps, int warmup, const std::string& engines_dir,
-                       bool cuda_graph, const std::string& trt_cache_dir) {
+                       bool cuda_graph, const std::string& trt_cache_dir,
+                       const std::vector<std::string>& trusted_keys) {
              edge::RuntimeOptions o;
              o.device = device;
              o.threads = threads;
@@ -89,6 +90,7 @@ EDGE_PY_BINDER(runtime) {
              o.engines_dir = engines_dir;
              o.cuda_graph = cuda_graph;
              o.trt_cache_dir = trt_cache_dir;
+             o.trusted_keys = trusted_keys;
              auto p = std::make_unique<PyRuntime>();
              {
                py::gil_scoped_release release;
@@ -99,7 +101,7 @@ EDGE_PY_BINDER(runtime) {
            py::arg("bundle"), py::arg("device"), py::arg("threads"), py::arg("precision"), py::arg("backend"),
            py::arg("provider"), py::arg("onnxruntime_library"), py::arg("max_batch"), py::arg("heatmaps"),
            py::arg("warmup"), py::arg("engines_dir") = "", py::arg("cuda_graph") = false,
-           py::arg("trt_cache_dir") = "")
+           py::arg("trt_cache_dir") = "", py::arg("trusted_keys") = std::vector<std::string>{})
       .def_property_readonly("manifest", [](const PyRuntime& p) { return p.rt->manifest().raw.dump(); })
       .def_property_readonly("backend", [](const PyRuntime& p) { return p.rt->backend_description(); })
       .def_property_readonly("region_names", [](const PyRuntime& p) { return p.rt->region_names(); })

@@ -38,7 +38,7 @@ extern "C" {
 /* ABI version: major << 16 | minor. A program built against headers of minor version m runs with
  * a library of the same major version and minor >= m. */
 #define EDGE_ABI_VERSION_MAJOR 1
-#define EDGE_ABI_VERSION_MINOR 0
+#define EDGE_ABI_VERSION_MINOR 1
 #define EDGE_ABI_VERSION ((EDGE_ABI_VERSION_MAJOR << 16) | EDGE_ABI_VERSION_MINOR)
 
 typedef enum edge_status {
@@ -114,6 +114,12 @@ typedef struct edge_open_options {
   double deadline_ms;              /* default cycle budget of edge_run; 0 = no deadline */
   double review_band;              /* half-width of the review band around the threshold in normalized
                                       score units (threshold = 0.5); < 0 = the bundle's value */
+  /* ABI 1.1: */
+  const char* trusted_keys;        /* ':'-separated Ed25519 public keys (PEM files or folders of *.pem) the
+                                      bundle's signature.json must verify against, besides those of the
+                                      environment variable EDGE_SDK_TRUSTED_KEYS; NULL = the environment's
+                                      only. With no key configured anywhere signatures are not checked;
+                                      with one, an unsigned or wrongly signed bundle is refused. */
 } edge_open_options;
 
 static inline void edge_open_options_init(edge_open_options* o) {

@@ -62,6 +62,8 @@ struct Options {
   bool heatmaps = false;         // compute heatmaps (needed for run(..., heatmaps = true))
   double deadline_ms = 0;        // default cycle budget; 0 = none
   double review_band = -1;       // < 0 = the bundle's
+  std::string trusted_keys;      // ':'-separated Ed25519 public keys (PEM files / folders); "" = the
+                                 // environment's (EDGE_SDK_TRUSTED_KEYS) only
 };
 
 struct Region {
@@ -140,6 +142,7 @@ class Runtime {
     o.heatmaps = options.heatmaps ? 1 : 0;
     o.deadline_ms = options.deadline_ms;
     o.review_band = options.review_band;
+    o.trusted_keys = options.trusted_keys.empty() ? nullptr : options.trusted_keys.c_str();
     detail::check(edge_open(bundle.c_str(), &o, &handle_));
     edge_output_spec_init(&output_);
     const edge_status s = edge_output_spec_get(handle_, &output_);

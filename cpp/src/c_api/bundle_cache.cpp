@@ -6,10 +6,10 @@
 
 namespace edge::capi {
 
-std::shared_ptr<const Bundle> load_shared_bundle(const std::string& path) {
+std::shared_ptr<const Bundle> load_shared_bundle(const std::string& path, const LoadOptions& options) {
   // Validation happens on every open, outside the lock: a bundle changed on disk since it was
   // first loaded is checked (and loaded) again, never trusted from the cache.
-  auto fresh = std::make_shared<const Bundle>(load_bundle(path));
+  auto fresh = std::make_shared<const Bundle>(load_bundle(path, options));
   std::error_code ec;
   std::string key = std::filesystem::weakly_canonical(path, ec).string();
   if (ec) key = path;

@@ -11,6 +11,7 @@
 
 namespace edge::capi {
 
-std::shared_ptr<const Bundle> load_shared_bundle(const std::string& path);
+// options: the trusted keys of this open (a signature is checked on every open, never cached).
+std::shared_ptr<const Bundle> load_shared_bundle(const std::string& path, const LoadOptions& options);
 
 }  // namespace edge::capi

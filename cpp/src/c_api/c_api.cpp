@@ -150,8 +150,20 @@ EDGE_API edge_status edge_open(const char* bundle_path, const edge_open_options*
     if (!(o.review_band < 0.5) || std::isnan(o.review_band))
       throw StatusError(EDGE_E_INVALID_ARGUMENT, "options->review_band: expected < 0.5 (a half-width in normalized units; < 0 = the bundle's)");
     ro.review_band = o.review_band;
+    edge::LoadOptions load;
+    if (o.trusted_keys) {
+      std::string keys = o.trusted_keys;
+      for (size_t start = 0; start <= keys.size();) {
+        const size_t end = std::min(keys.find(':', start), keys.size());
+        if (end > start) load.trusted_keys.push_back(keys.substr(start, end - start));
+        start = end + 1;
+      }
+      if (load.trusted_keys.empty())
+        throw StatusError(EDGE_E_INVALID_ARGUMENT, "options->trusted_keys: empty; NULL means the environment's keys only");
+    }
+    ro.trusted_keys = load.trusted_keys;
 
-    auto bundle = edge::capi::load_shared_bundle(bundle_path);
+    auto bundle = edge::capi::load_shared_bundle(bundle_path, load);
     const int64_t units = std::max<int64_t>(1, static_cast<int64_t>(bundle->manifest.regions.size()));
     io.chunk_images = o.max_batch == 0 ? 1 : o.max_batch;
     ro.max_batch = io.chunk_images * units;

@@ -554,7 +554,9 @@ class RuntimeImpl final : public Runtime {
 }  // namespace
 
 std::unique_ptr<Runtime> Runtime::open(const std::string& bundle_path, const RuntimeOptions& options) {
-  return open(std::make_shared<const Bundle>(load_bundle(bundle_path)), options);
+  LoadOptions load;
+  load.trusted_keys = options.trusted_keys;
+  return open(std::make_shared<const Bundle>(load_bundle(bundle_path, load)), options);
 }
 
 std::unique_ptr<Runtime> Runtime::open(std::shared_ptr<const Bundle> bundle, const RuntimeOptions& options) {

@@ -39,6 +39,9 @@ struct RuntimeOptions {
   std::string engines_dir;           // TensorRT backend: engine folder ("" = BUNDLE/engines)
   bool cuda_graph = false;           // TensorRT backend: replay each engine's work as a CUDA graph
   std::string trt_cache_dir;         // ONNX Runtime's TensorRT provider: engine cache folder ("" = none)
+  // Ed25519 public keys (PEM files or folders of them) the bundle's signature must verify against,
+  // besides those of EDGE_SDK_TRUSTED_KEYS; with none, signatures are not checked (bundle.hpp).
+  std::vector<std::string> trusted_keys;
 };
 
 // One image: HWC, contiguous rows, RGB or single channel. dtype "uint8" or "float32" (float
