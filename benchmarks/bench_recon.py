@@ -299,7 +299,7 @@ def runtime_speed(model, batch, args, out):
     if "onnxruntime" not in core.available_backends():
         out[f"{model.name}_runtime"] = {"skipped": "runtime built without the ONNX Runtime backend"}
         return
-    from converters.onnx_export import export_bundle
+    from edge_sdk.converters.onnx_export import export_bundle
     from edge_sdk.runtime import Runtime
 
     model.calibration = {"threshold": 0.5, "min": 0.0, "max": 1.0}  # timing only: any calibration will do

@@ -232,7 +232,7 @@ def train_model(name: str, args, work: Path):
 
 
 def export(model, name: str, images: np.ndarray, work: Path) -> Path:
-    from converters.onnx_export import export_bundle
+    from edge_sdk.converters.onnx_export import export_bundle
 
     out = work / f"{name}_bundle"
     export_bundle(model.export_parts(), out, model_type=name, real_images=images[:2], overwrite=True)

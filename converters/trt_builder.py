@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from converters import engine_manifest as em
+from . import engine_manifest as em
 
 if TYPE_CHECKING:  # the real module is imported where it is used, after require_tensorrt()
     import tensorrt

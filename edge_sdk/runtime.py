@@ -136,8 +136,9 @@ class Runtime:
     folder, or ``engines_dir``, built for this GPU by ``edge-sdk build-engine``; needs a build with
     TensorRT and device="cuda:N"; chunks of same-size uint8 images then run the whole cycle on the
     GPU) or "auto" (TensorRT when the build has it, the device is CUDA and a matching engine is
-    there, else ONNX Runtime). rebuild_engines: with backend "tensorrt", build missing or stale
-    engines first (TensorRT's Python package needed). cuda_graph: replay the TensorRT device
+    there, else ONNX Runtime). Missing or stale engines are built beforehand on the converter
+    side (``edge_sdk.converters.engine_bundle.ensure_engines`` or ``edge-sdk build-engine``): the
+    runtime only loads. cuda_graph: replay the TensorRT device
     cycle as a CUDA graph. trt_cache_dir: engine cache of ONNX Runtime's TensorRT provider
     (provider="tensorrt"; precision="fp16" gives it the fp16 ONNX file).
     Raises BundleError (bad bundle), BackendError (ONNX Runtime / TensorRT missing or failing, no
@@ -149,17 +150,11 @@ class Runtime:
                  precision: str = "fp32", *, backend: str = "onnxruntime", provider: str | None = None,
                  onnxruntime_library: str | None = None, max_batch: int = 16, heatmaps: bool = True,
                  warmup: int = 1, engines_dir: str | os.PathLike | None = None, cuda_graph: bool = False,
-                 trt_cache_dir: str | os.PathLike | None = None, rebuild_engines: bool = False):
+                 trt_cache_dir: str | os.PathLike | None = None):
         if threads is None:
             threads = int(os.environ.get("EDGE_SDK_NUM_THREADS", "0") or 0)
         library = onnxruntime_library if onnxruntime_library is not None else find_onnxruntime_library()
         self.path = Path(bundle)
-        if rebuild_engines:
-            if backend != "tensorrt":
-                raise ValueError(f"rebuild_engines: only with backend='tensorrt', got backend={backend!r}")
-            from converters.engine_bundle import ensure_engines
-
-            ensure_engines(bundle, precision, device=device, max_batch=int(max_batch), engines_dir=engines_dir)
         self._rt = _core.Runtime(os.fspath(bundle), device, int(threads), precision, backend, provider or "",
                                  library, int(max_batch), bool(heatmaps), int(warmup),
                                  os.fspath(engines_dir) if engines_dir else "", bool(cuda_graph),

@@ -27,7 +27,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def bundle(tmp_path_factory):
     import torch
 
-    from converters import export_bundle
+    from edge_sdk.converters import export_bundle
     from tests.bundle_helpers import ssim_parts
 
     torch.set_num_threads(1)
@@ -178,7 +178,7 @@ def test_region_bundle_benchmarks_frames(tmp_path):
     # A bundle with regions judges frames: the generated images have the frame's size.
     import torch
 
-    from converters import export_bundle
+    from edge_sdk.converters import export_bundle
     from tests.bundle_helpers import ssim_parts
 
     torch.set_num_threads(1)

@@ -16,7 +16,7 @@ onnx = pytest.importorskip("onnx")
 import edge_sdk
 from edge_sdk import bundle as eb
 from edge_sdk._native import core
-from converters import ExportError, export_bundle, export_onnx
+from edge_sdk.converters import ExportError, export_bundle, export_onnx
 
 from tests.bundle_helpers import tiny_parts
 

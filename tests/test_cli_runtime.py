@@ -13,7 +13,7 @@ from PIL import Image
 
 from edge_sdk import cli
 from edge_sdk._native import core
-from converters import export_bundle
+from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import embedding_parts, ssim_parts
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from converters import engine_bundle as eb
-from converters import engine_manifest as em
+from edge_sdk.converters import engine_bundle as eb
+from edge_sdk.converters import engine_manifest as em
 
 CASES = json.loads((Path(__file__).parent / "data" / "engine_manifest_cases.json").read_text())
 
@@ -70,7 +70,7 @@ def _bundle(tmp_path, precisions=("fp32", "fp16"), seed=0):
     pytest.importorskip("onnx")
     import onnx
 
-    from converters import export_bundle
+    from edge_sdk.converters import export_bundle
     from edge_sdk.bundle import add_networks, read_bundle
     from tests.bundle_helpers import ssim_parts
 
@@ -145,7 +145,7 @@ def test_missing_variant_and_missing_engine_are_clear_errors(tmp_path):
 
 
 def test_rebuild_without_tensorrt_says_so(tmp_path):
-    from converters import trt_builder as tb
+    from edge_sdk.converters import trt_builder as tb
 
     try:
         tb.require_tensorrt()

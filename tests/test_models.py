@@ -236,7 +236,7 @@ def test_runtime_reproduces_predict_from_export_parts(trained, synth, tmp_path, 
     if "onnxruntime" not in available_backends():
         pytest.skip("this build has no ONNX Runtime backend (headers missing at build time: "
                     "scripts/fetch_onnxruntime_headers.sh)")
-    from converters.onnx_export import export_bundle
+    from edge_sdk.converters.onnx_export import export_bundle
 
     if name.startswith("mhbc_per_image"):  # the per-image standardization is part of the exported graph
         norm = name[len("mhbc_"):]

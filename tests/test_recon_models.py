@@ -343,7 +343,7 @@ def test_registry_builds_models_and_finds_region_layouts(tmp_path):
 
     from edge_sdk.data import load_dataset
     from edge_sdk.data.vial_strip import make_vial_strip_dataset
-    from edge_sdk.models import registry
+    from edge_sdk.commands import _model_options as registry
     from edge_sdk.regions import RegionPatches
 
     p = argparse.ArgumentParser()
@@ -351,10 +351,10 @@ def test_registry_builds_models_and_finds_region_layouts(tmp_path):
     p.add_argument("--data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-size", type=int)
-    registry.add_train_arguments(p)
+    registry.add_recon_arguments(p)
     args = p.parse_args(["--model", "grdnet", "--data", str(tmp_path), "--epochs", "3", "--filters", "2",
                          "--input-size", "32"])
-    model = registry.build_model(args)
+    model = registry.build_recon_model(args)
     assert isinstance(model, GRDNet) and model.config.epochs == 3 and model.config.filters == 2
     assert model.config.size == 32 and registry.is_recon("resganad") and not registry.is_recon("padim")
     root = make_vial_strip_dataset(str(tmp_path), count=1, products=2, acquisitions=1, region_size=16, seed=0,

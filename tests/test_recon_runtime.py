@@ -38,7 +38,7 @@ def strips(tmp_path_factory):
 
 
 def _bundle(model, path, real):
-    from converters.onnx_export import export_bundle
+    from edge_sdk.converters.onnx_export import export_bundle
 
     export_bundle(model.export_parts(), path, model_type=model.name, real_images=real)
     from edge_sdk.runtime import Runtime

@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime")
 import edge_sdk
 from edge_sdk import bundle as eb
 from edge_sdk._native import core
-from converters import export_bundle
+from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import ssim_parts, ssim_reference
 

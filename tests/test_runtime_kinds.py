@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime")
 import edge_sdk
 import edge_sdk.bundle
 from edge_sdk._native import core
-from converters import export_bundle
+from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import embedding_parts, embedding_reference, mask_parts, mask_reference
 

@@ -37,7 +37,7 @@ def _sources(bundle: Path, precision: str, network: str | None):
         return [(network or bundle.name.split(".")[0], bundle)]
     if not bundle.is_dir():
         raise UserError(f"{bundle}: no such bundle directory or .onnx file")
-    from converters import engine_bundle
+    from edge_sdk.converters import engine_bundle
 
     try:
         return engine_bundle.network_files(bundle, precision)
@@ -46,8 +46,8 @@ def _sources(bundle: Path, precision: str, network: str | None):
 
 
 def run(args) -> int:
-    from converters import trt_builder as tb
-    from converters.precision import PRECISIONS
+    from edge_sdk.converters import trt_builder as tb
+    from edge_sdk.converters.precision import PRECISIONS
     from edge_sdk.cli import UserError
 
     if args.precision not in PRECISIONS:
@@ -66,7 +66,7 @@ def run(args) -> int:
                               timing_cache=cache, optimization_level=args.opt_level, device_index=args.device)
     try:
         tb.require_tensorrt()
-        from converters import engine_manifest as em
+        from edge_sdk.converters import engine_manifest as em
 
         machine = em.machine_info(args.device)
         if machine.compute_capability is None:

@@ -24,9 +24,9 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch and the kernels")
     p.add_argument("--k-of-n", type=int, default=7, metavar="K",
                    help="run level with a region layout: a product is right when K of its acquisitions are (default 7)")
-    from edge_sdk.models import registry
+    from edge_sdk.commands._model_options import add_region_arguments
 
-    registry.add_region_arguments(p)
+    add_region_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -102,7 +102,7 @@ def run(args) -> int:
         model = load_model(args.model_dir)
     except (ModelFormatError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
-    from edge_sdk.models.registry import region_report, with_regions
+    from edge_sdk.commands._model_options import region_report, with_regions
 
     test = with_regions(open_dataset(args, "test"), args)
     try:

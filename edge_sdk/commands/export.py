@@ -46,14 +46,14 @@ def real_images(data: str, layout: str, category: str | None, n: int, gray: bool
 
 
 def run(args) -> int:
-    from converters import ExportError, export_bundle
-    from converters.model_dirs import load_trained_model
-    from converters.onnx_export import DEFAULT_TOLERANCE, preprocess_images
+    from edge_sdk.converters import ExportError, export_bundle
+    from edge_sdk.converters.onnx_export import DEFAULT_TOLERANCE, preprocess_images
     from edge_sdk.bundle import BundleError, pack_bundle
     from edge_sdk.cli import UserError
+    from edge_sdk.models import load_model
 
     try:
-        model = load_trained_model(args.model_dir)
+        model = load_model(args.model_dir)
         parts = model.export_parts()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise UserError(f"{args.model_dir}: {exc}") from exc
@@ -63,7 +63,7 @@ def run(args) -> int:
         imgs = real_images(args.data, args.layout, args.category, args.real, gray)
         real = preprocess_images(imgs, parts.preprocess)
     try:
-        report = export_bundle(parts, args.out, model_type=getattr(model, "name", type(model).__name__.lower()),
+        report = export_bundle(parts, args.out, model_type=model.name,
                                real_images=real, tolerance=args.tolerance or DEFAULT_TOLERANCE, opset=args.opset,
                                on_size_mismatch=args.on_size_mismatch, review_band=args.review_band,
                                overwrite=args.overwrite, extra=getattr(parts, "metadata", None) or None)
@@ -82,8 +82,8 @@ def _add_variants(args, parts) -> None:
     """--precision: gated fp16/int8 variants (converters/precision_bundle.py); prints the gate report."""
     import numpy as np
 
-    from converters.precision import PrecisionError, parse_precisions
-    from converters.precision_bundle import add_precision_variants
+    from edge_sdk.converters.precision import PrecisionError, parse_precisions
+    from edge_sdk.converters.precision_bundle import add_precision_variants
     from edge_sdk.cli import UserError
     from edge_sdk.data import load_dataset
 

@@ -1,11 +1,10 @@
-"""`edge-sdk train`: trains PaDiM, PatchCore or MhBC-PatchCore on the good images of a data set."""
+"""`edge-sdk train`: trains a registered model (edge_sdk.models.registry) on the good images of a data set."""
 
 from __future__ import annotations
 
 import json
 import time
 
-MODELS = ("padim", "patchcore", "mhbc", "resganad", "grdnet")
 LAYOUTS = ("mvtec", "folder", "mtd")
 
 
@@ -63,7 +62,9 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a model (PaDiM, PatchCore, MhBC, ResGANAD, GRD-Net) on good images",
                        description="Trains on the train split (good images only), calibrates the threshold "
                                    "and writes a model directory (config.json + safetensors).")
-    p.add_argument("--model", required=True, choices=MODELS)
+    # not choices=model_names(): listing the models imports them (and torch) on every `edge-sdk ...`
+    p.add_argument("--model", required=True, metavar="NAME",
+                   help="a registered model: padim, patchcore, mhbc (embedding); resganad, grdnet (reconstruction)")
     add_data_arguments(p)
     p.add_argument("--out", required=True, help="model directory to write (replaced if it holds a model)")
     p.add_argument("--input-size", type=int, default=None,
@@ -102,18 +103,19 @@ def register(sub) -> None:
     g.add_argument("--neighbourhood", type=int, default=3,
                    help="local aggregation window of the patch features (default 3; 1 = none)")
     g.add_argument("--reweight", action="store_true", help="patchcore: the paper's image-score re-weighting")
-    from edge_sdk.models import registry
+    from edge_sdk.commands import _model_options
 
-    registry.add_train_arguments(p)  # resganad / grdnet options and region layouts
+    _model_options.add_recon_arguments(p)  # resganad / grdnet options and region layouts
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def build_model(args):
-    from edge_sdk.models import model_class, registry
+    from edge_sdk.commands._model_options import build_recon_model, is_recon
+    from edge_sdk.models import model_class
 
-    if registry.is_recon(args.model):
-        return registry.build_model(args)
+    if is_recon(args.model):
+        return build_recon_model(args)
     kw = dict(input_size=args.input_size or 256, batch_size=args.batch_size, seed=args.seed, blur_sigma=args.blur_sigma,
               image_score=args.image_score, input_norm=args.input_norm, highpass_window=args.highpass_window,
               antialias=not args.no_antialias)
@@ -132,8 +134,14 @@ def build_model(args):
 def run(args) -> int:
     from edge_sdk.cli import UserError
 
-    from edge_sdk.models.registry import with_regions
+    from edge_sdk.commands._model_options import with_regions
 
+    from edge_sdk.models import model_class
+
+    try:
+        model_class(args.model)  # an unknown name is refused before any data is read
+    except ValueError as exc:
+        raise UserError(f"--model: {exc}") from exc
     set_threads(args.threads)
     # with a region layout (regions.json beside the data, or --regions) models train on region patches
     train = with_regions(open_dataset(args, "train"), args)

@@ -28,16 +28,16 @@ def run(args) -> int:
     import numpy as np
 
     import edge_sdk
-    from converters.model_dirs import load_trained_model
-    from converters.verify import compare
+    from edge_sdk.converters.verify import compare
     from edge_sdk.atomic import write_json
     from edge_sdk.bundle import BundleError
     from edge_sdk.cli import UserError
     from edge_sdk.data import load_dataset
+    from edge_sdk.models import load_model
 
     try:
         rt = edge_sdk.Runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision)
-        model = load_trained_model(args.against)
+        model = load_model(args.against)
     except (BundleError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
     gray = rt.manifest["input"]["channels"] == 1

@@ -25,10 +25,11 @@ from edge_sdk import kernels
 from edge_sdk.models.base import EmbeddingModel
 from edge_sdk.models.features import PatchFeatures, random_orthonormal
 from edge_sdk.models.streaming import OnlineKMeans, fit_location_gaussians
+from edge_sdk.models.registry import register_model
 
 
+@register_model("mhbc", family="embedding")
 class MhBC(EmbeddingModel):
-    name = "mhbc"
     kind = "mhbc"
     default_layers = ("stride8", "stride16")
     default_image_score = "max_raw"

@@ -23,10 +23,11 @@ from edge_sdk import kernels
 from edge_sdk.models.base import EmbeddingModel
 from edge_sdk.models.coreset import StreamingCoreset
 from edge_sdk.models.features import PatchFeatures, random_orthonormal
+from edge_sdk.models.registry import register_model
 
 
+@register_model("patchcore", family="embedding")
 class PatchCore(EmbeddingModel):
-    name = "patchcore"
     kind = "knn"
     default_layers = ("stride8", "stride16")
     default_image_score = "max_raw"

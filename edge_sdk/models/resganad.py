@@ -37,6 +37,7 @@ from edge_sdk.models.export_parts import ExportParts
 from edge_sdk.models.recon_nets import Discriminator, Generator, Reconstructor
 from edge_sdk.models.recon_train import augment_geometry, masked_l2, perlin_perturb, restart_factor
 from edge_sdk.models.ssim_loss import SSIMLoss
+from edge_sdk.models.registry import register_model
 
 __all__ = ["ReconConfig", "PRESETS", "ResGANAD", "Prediction"]
 
@@ -151,11 +152,11 @@ def as_gray_or_rgb(images, channels: int) -> list[np.ndarray]:
     return out
 
 
+@register_model("resganad", family="reconstruction")
 class ResGANAD:
     """ResGANAD (see module doc). `ResGANAD(preset="small", seed=0, **settings)`; settings are the
     fields of `ReconConfig`."""
 
-    name = "resganad"
     kind = "ssim"
 
     def __init__(self, preset: str = "small", *, seed: int = 0, device: str = "cpu", **settings):
