@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from edge_sdk.atomic import sha256_file
+
 from . import engine_manifest as em
 
 ENGINES_DIR = "engines"
@@ -94,7 +96,7 @@ def find_engine(
             problems.append(f"  {engine.name}: {exc}")
             continue
         if result.ok:
-            if em.sha256_file(engine) != em.read_manifest(engine)["engine_sha256"]:
+            if sha256_file(engine) != em.read_manifest(engine)["engine_sha256"]:
                 problems.append(f"  {engine.name}: engine_sha256: the file does not match its manifest (corrupt?)")
                 continue
             return engine

@@ -25,10 +25,8 @@ as a note.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -93,27 +91,6 @@ class CheckResult:
         lines = [f"{engine}: the engine does not match this machine or bundle:"]
         lines += [f"  {d.field}: {d.message}" for d in self.differences]
         return "\n".join(lines)
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def manifest_path(engine: str | os.PathLike[str]) -> Path:

@@ -5,6 +5,7 @@ any previous bundle untouched and nothing half-written."""
 
 import hashlib
 import json
+import os
 import shutil
 
 import numpy as np
@@ -367,3 +368,21 @@ def test_add_networks_keeps_every_file_self_describing(good_bundle, tmp_path):
     replace_file(c, "backbone.fp16.onnx", data)
     with pytest.raises(eb.BundleError, match="contradicts manifest.json"):
         eb.validate_bundle(c)
+
+
+def test_overwrite_never_replaces_a_directory_that_is_not_a_bundle(tmp_path):
+    from edge_sdk.bundle import BundleError
+
+    foreign = tmp_path / "site"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text(json.dumps({"format": "web-app", "schema_version": 1}))
+    (foreign / "precious.txt").write_text("keep")
+    with pytest.raises(BundleError, match=f"{foreign}: exists and is not an edge-sdk bundle"):
+        export_bundle(tiny_parts(), foreign, model_type="tiny", overwrite=True)
+    assert sorted(os.listdir(foreign)) == ["manifest.json", "precious.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["site"]
+    # a bundle is replaced
+    b = tmp_path / "b"
+    export_bundle(tiny_parts(seed=0), b, model_type="tiny")
+    export_bundle(tiny_parts(seed=1), b, model_type="tiny", overwrite=True)
+    assert eb.validate_bundle(b)["model"]["type"] == "tiny" and sorted(os.listdir(tmp_path)) == ["b", "site"]

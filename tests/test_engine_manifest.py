@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_sdk.atomic import sha256_file, write_json
+
 from edge_sdk.converters import engine_bundle as eb
 from edge_sdk.converters import engine_manifest as em
 
@@ -94,10 +96,10 @@ def _engine(bundle, precision, machine_overrides=None, name="sm86"):
     engine.write_bytes(b"serialized " + name.encode())
     m = copy.deepcopy(CASES["manifest"])
     src = "reconstructor.onnx" if precision == "fp32" else f"reconstructor.{precision}.onnx"
-    m.update(network="reconstructor", precision=precision, source_onnx=src, source_onnx_sha256=em.sha256_file(bundle / src),
-             engine_file=engine.name, engine_sha256=em.sha256_file(engine))
+    m.update(network="reconstructor", precision=precision, source_onnx=src, source_onnx_sha256=sha256_file(bundle / src),
+             engine_file=engine.name, engine_sha256=sha256_file(engine))
     m.update(machine_overrides or {})
-    em.write_json_atomic(em.manifest_path(engine), m)
+    write_json(em.manifest_path(engine), m)
     return engine
 
 

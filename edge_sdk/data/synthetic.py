@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 from PIL import Image
 
+from edge_sdk.atomic import atomic_directory
 from edge_sdk.data.render import blob_coverage, blurred_points, polyline_coverage, random_walk, smooth_noise
 from edge_sdk.data.sample import Sample
 
@@ -367,9 +366,7 @@ def make_dataset(out_dir, kind: str = "tile", n_train: int = 20, n_test: int = 2
     final = os.path.join(out_dir, kind)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} exists; pass overwrite=True to replace it")
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{kind}.", dir=out_dir)
-    try:
+    with atomic_directory(final, is_ours=_is_synthetic_set, what="a synthetic data set (synthetic.json)") as tmp:
         counters: dict[str, int] = {}
         for split, samples in (("train", train), ("test", test)):
             for smp in samples:
@@ -388,17 +385,15 @@ def make_dataset(out_dir, kind: str = "tile", n_train: int = 20, n_test: int = 2
                 "counts": counters}
         with open(os.path.join(tmp, "synthetic.json"), "w") as f:
             json.dump(meta, f, indent=2)
-        if os.path.exists(final):
-            old = tempfile.mkdtemp(prefix=f".{kind}.old.", dir=out_dir)
-            os.rename(final, os.path.join(old, kind))
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
+
+
+def _is_synthetic_set(path) -> bool:
+    try:
+        with open(os.path.join(path, "synthetic.json")) as f:
+            return json.load(f).get("generator") == "edge_sdk.data.synthetic"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def main(argv=None) -> int:

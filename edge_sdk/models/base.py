@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from edge_sdk import kernels
+from edge_sdk.atomic import sha256_file
 from edge_sdk.models import storage
 from edge_sdk.models.backbone import (CustomBackbone, FeatureBackbone, Lite0Backbone, backbone_from_config,
                                       lite0_weights_path)
@@ -389,7 +390,7 @@ class EmbeddingModel:
         backbone_cfg = self.backbone.describe()
         tensors = {"arrays": {**self._model_arrays(), **self._network_arrays()}}
         if isinstance(self.backbone, Lite0Backbone):
-            backbone_cfg["weights_sha256"] = storage._sha256(lite0_weights_path())
+            backbone_cfg["weights_sha256"] = sha256_file(lite0_weights_path())
         elif isinstance(self.backbone, CustomBackbone):
             tensors["backbone"] = {k: v.detach().cpu().contiguous().numpy()
                                    for k, v in self.backbone.state_dict().items()}
@@ -409,7 +410,7 @@ class EmbeddingModel:
         if bcfg.get("kind") == "custom":
             state = {k: torch.from_numpy(v) for k, v in storage.read_tensors(model_dir, config, "backbone").items()}
         elif bcfg.get("kind") == "efficientnet_lite0" and bcfg.get("pretrained", True):
-            sha = storage._sha256(lite0_weights_path())
+            sha = sha256_file(lite0_weights_path())
             if bcfg.get("weights_sha256") != sha:
                 raise storage.ModelFormatError(
                     f"{model_dir}: trained with EfficientNet-Lite0 weights sha256 {bcfg.get('weights_sha256')}, "
