@@ -350,6 +350,29 @@ def test_errors_name_the_problem(trained, synth, tmp_path):
         load_model(tmp_path / "m")
 
 
+def test_a_pickled_tensor_file_is_named_by_load_export_and_eval(trained, tmp_path, mvtec_root, capsys):
+    import hashlib
+    import json
+    import pickle
+
+    from edge_sdk.cli import main
+
+    model = tmp_path / "m"
+    trained["padim"].save(model)
+    tensors = model / "arrays.safetensors"
+    tensors.write_bytes(pickle.dumps({"mean": np.zeros(3)}))
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["files"]["arrays.safetensors"] = hashlib.sha256(tensors.read_bytes()).hexdigest()  # checksum passes
+    (model / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFormatError, match=f"{tensors}: not a safetensors file"):
+        load_model(model)
+    rc = main(["export", str(model), "--out", str(tmp_path / "b")])
+    assert rc == 2 and f"{tensors}: not a safetensors file" in capsys.readouterr().err
+    rc = main(["eval", str(model), "--data", str(mvtec_root), "--layout", "mvtec", "--json", str(tmp_path / "e.json")])
+    assert rc == 2 and f"{tensors}: not a safetensors file" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 # -- command line --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

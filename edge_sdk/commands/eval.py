@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_int, threads_option
+
 import json
 import os
 import time
@@ -20,9 +22,9 @@ def register(sub) -> None:
     add_data_arguments(p)
     p.add_argument("--json", required=True, help="where to write the metrics (JSON)")
     p.add_argument("--heatmaps", help="folder for heatmap PNGs of a few test images")
-    p.add_argument("--num-heatmaps", type=int, default=8, help="how many heatmap PNGs (default 8)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch and the kernels")
-    p.add_argument("--k-of-n", type=int, default=7, metavar="K",
+    p.add_argument("--num-heatmaps", type=bounded_int("--num-heatmaps", 0, 10_000), default=8, help="how many heatmap PNGs (default 8)")
+    p.add_argument("--threads", type=threads_option("--threads"), help="CPU threads for torch and the kernels")
+    p.add_argument("--k-of-n", type=bounded_int("--k-of-n", 1, 10_000), default=7, metavar="K",
                    help="run level with a region layout: a product is right when K of its acquisitions are (default 7)")
     from edge_sdk.commands._model_options import add_region_arguments
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_int, threads_option
+
 import csv
 import io
 import json
@@ -20,27 +22,42 @@ def register(sub) -> None:
     p.add_argument("--out", default="verdicts.csv", help="results file, .csv or .json (default verdicts.csv)")
     p.add_argument("--heatmaps", metavar="DIR", help="write a heatmap overlay PNG per image into DIR")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=threads_option("--threads"), default=None)
     p.add_argument("--precision", default="fp32")
-    p.add_argument("--batch", type=int, default=16, help="images per runtime call (default 16)")
+    p.add_argument("--batch", type=bounded_int("--batch", 1, 4096), default=16, help="images per runtime call (default 16)")
     p.set_defaults(func=run)
 
 
 def _files(items: list[str]) -> list[str]:
-    from edge_sdk.cli import UserError
-    from edge_sdk.data.imageio import is_image_file
+    """The image files named or found in the folders named. Only regular files are kept (reading a
+    FIFO named like an image would wait forever for a writer); the others are listed on stderr."""
+    import sys
 
-    out = []
+    from edge_sdk.cli import UserError
+    from edge_sdk.data.imageio import is_image_file, is_regular_file
+
+    out, skipped = [], []
     for item in items:
         if os.path.isdir(item):
-            found = sorted(os.path.join(d, f) for d, _, fs in os.walk(item) for f in fs if is_image_file(f))
+            named = sorted(os.path.join(d, f) for d, _, fs in os.walk(item) for f in fs if is_image_file(f))
+            regular = [is_regular_file(p) for p in named]
+            found = [p for p, ok in zip(named, regular) if ok]
+            skipped += [p for p, ok in zip(named, regular) if not ok]
             if not found:
-                raise UserError(f"{item}: no image files in this folder")
+                raise UserError(f"{item}: no image files in this folder"
+                                + (f" ({len(named)} skipped: not regular files)" if named else ""))
             out += found
-        elif os.path.isfile(item):
+        elif is_regular_file(item):
             out.append(item)
+        elif os.path.exists(item):
+            skipped.append(item)
         else:
             raise UserError(f"{item}: no such image file or folder")
+    if skipped:
+        print(f"edge-sdk predict: skipped {len(skipped)} path(s) that are not regular files: {', '.join(skipped)}",
+              file=sys.stderr)
+    if not out:
+        raise UserError("no image files to judge (every path given was skipped)")
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_float, bounded_int, threads_option
+
 import json
 import time
 
@@ -13,9 +15,9 @@ def add_data_arguments(p, *, required: bool = True) -> None:
     p.add_argument("--data", required=required, help="data set root folder")
     p.add_argument("--layout", required=required, choices=LAYOUTS, help="how the data set is organised")
     p.add_argument("--category", help="MVTec category folder (when the root holds several)")
-    p.add_argument("--split-seed", type=int, default=0,
+    p.add_argument("--split-seed", type=bounded_int("--split-seed", 0, 2**32 - 1), default=0,
                    help="seed of the train/test split of good images (folder, mtd layouts; default 0)")
-    p.add_argument("--test-fraction", type=float, default=None,
+    p.add_argument("--test-fraction", type=bounded_float("--test-fraction", 0.0, 0.99), default=None,
                    help="share of good images kept for testing (folder, mtd layouts; default 0.2)")
     p.add_argument("--normal-dir", help="folder layout: folder of good images (default 'good')")
     p.add_argument("--abnormal-dir", help="folder layout: folder of anomalous images")
@@ -67,19 +69,19 @@ def register(sub) -> None:
                    help="a registered model: padim, patchcore, mhbc (embedding); resganad, grdnet (reconstruction)")
     add_data_arguments(p)
     p.add_argument("--out", required=True, help="model directory to write (replaced if it holds a model)")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--input-size", type=bounded_int("--input-size", 16, 4096), default=None,
                    help="square network input size (default 256; resganad/grdnet: the preset's)")
     p.add_argument("--layers", help="comma-separated EfficientNet-Lite0 taps, e.g. stride8,stride16 "
                                     "(default stride8,stride16; also stride4, blocks.0 .. blocks.15)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0, help="seed of everything random in training (default 0)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch and the kernels")
-    p.add_argument("--blur-sigma", type=float, default=4.0, help="Gaussian blur of the anomaly map (default 4)")
+    p.add_argument("--batch-size", type=bounded_int("--batch-size", 1, 4096), default=8)
+    p.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0, help="seed of everything random in training (default 0)")
+    p.add_argument("--threads", type=threads_option("--threads"), help="CPU threads for torch and the kernels")
+    p.add_argument("--blur-sigma", type=bounded_float("--blur-sigma", 0.0, 100.0), default=4.0, help="Gaussian blur of the anomaly map (default 4)")
     p.add_argument("--input-norm", choices=("fixed", "per_image", "per_image_highpass"), default="fixed",
                    help="fixed: ImageNet mean/std only (default); per_image: each image's channels standardized "
                         "inside the network (exposure varies between images); per_image_highpass: a box mean "
                         "(--highpass-window) subtracted first (shading across the part too)")
-    p.add_argument("--highpass-window", type=int, default=127, help="per_image_highpass box size, odd (default 127)")
+    p.add_argument("--highpass-window", type=bounded_int("--highpass-window", 3, 4095), default=127, help="per_image_highpass box size, odd (default 127)")
     p.add_argument("--no-antialias", action="store_true",
                    help="resize images to the input size by plain bilinear sampling instead of the default "
                         "antialiased (averaging) resize, which keeps thin defects when images are shrunk")
@@ -89,18 +91,18 @@ def register(sub) -> None:
     g = p.add_argument_group("calibration")
     g.add_argument("--val-data", help="labelled validation set (same layout/category, its test split) for the "
                                       "threshold; default: hold out --val-fraction of the training images")
-    g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument("--val-fraction", type=bounded_float("--val-fraction", 0.0, 0.9), default=0.1)
     g.add_argument("--threshold", choices=("f1", "accuracy", "quantile"),
                    help="threshold rule (default: f1 with labelled anomalies, else quantile)")
-    g.add_argument("--quantile", type=float, default=0.99, help="quantile of normal scores (default 0.99)")
+    g.add_argument("--quantile", type=bounded_float("--quantile", 0.0, 1.0), default=0.99, help="quantile of normal scores (default 0.99)")
     g = p.add_argument_group("padim / mhbc")
-    g.add_argument("--d", type=int, default=100, help="padim: random channel subset size (default 100)")
-    g.add_argument("--eps", type=float, default=0.01, help="covariance regularization eps*I (default 0.01)")
-    g.add_argument("--k", type=int, default=4, help="mhbc: centroids per location (default 4)")
+    g.add_argument("--d", type=bounded_int("--d", 1, 100_000), default=100, help="padim: random channel subset size (default 100)")
+    g.add_argument("--eps", type=bounded_float("--eps", 0.0, 1e6), default=0.01, help="covariance regularization eps*I (default 0.01)")
+    g.add_argument("--k", type=bounded_int("--k", 1, 1024), default=4, help="mhbc: centroids per location (default 4)")
     g = p.add_argument_group("patchcore / mhbc")
-    g.add_argument("--coreset-ratio", type=float, default=0.1, help="patchcore: memory bank share (default 0.1)")
-    g.add_argument("--projection-dim", type=int, help="fixed random projection of the patch features")
-    g.add_argument("--neighbourhood", type=int, default=3,
+    g.add_argument("--coreset-ratio", type=bounded_float("--coreset-ratio", 1e-6, 1.0), default=0.1, help="patchcore: memory bank share (default 0.1)")
+    g.add_argument("--projection-dim", type=bounded_int("--projection-dim", 1, 100_000), help="fixed random projection of the patch features")
+    g.add_argument("--neighbourhood", type=bounded_int("--neighbourhood", 1, 99), default=3,
                    help="local aggregation window of the patch features (default 3; 1 = none)")
     g.add_argument("--reweight", action="store_true", help="patchcore: the paper's image-score re-weighting")
     from edge_sdk.commands import _model_options

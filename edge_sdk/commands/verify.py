@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_int, threads_option
+
 
 
 def register(sub) -> None:
@@ -16,10 +18,10 @@ def register(sub) -> None:
     p.add_argument("--layout", required=True, choices=("mvtec", "folder", "mtd"), help="data set layout")
     p.add_argument("--category", help="category folder (mvtec layout)")
     p.add_argument("--split", default="test", choices=("train", "test"), help="data set split (default test)")
-    p.add_argument("--limit", type=int, help="compare only the first N images")
+    p.add_argument("--limit", type=bounded_int("--limit", 1, 10**9), help="compare only the first N images")
     p.add_argument("--precision", default="fp32", help="network variant of the bundle (default fp32)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=threads_option("--threads"), default=None)
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write the figures to this JSON file")
     p.set_defaults(func=run)
 

@@ -99,4 +99,7 @@ def read_tensors(path: str | os.PathLike, config: dict, stem: str) -> dict[str, 
     actual = sha256_file(fpath)
     if actual != expected:
         raise ModelFormatError(f"{fpath}: checksum mismatch (file corrupted or modified)")
-    return load_file(str(fpath))
+    try:
+        return load_file(str(fpath))
+    except Exception as exc:  # SafetensorError (not a ValueError): a pickle or other non-safetensors file
+        raise ModelFormatError(f"{fpath}: not a safetensors file ({type(exc).__name__}: {exc})") from exc
