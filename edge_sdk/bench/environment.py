@@ -13,7 +13,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 
@@ -99,10 +98,9 @@ def bundle_checksum(bundle: str | os.PathLike) -> str:
     if p.is_dir():
         data = (p / "manifest.json").read_bytes()
     else:
-        with tarfile.open(p, "r:") as tar:
-            members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
-            f = tar.extractfile(members["manifest.json"])
-            data = f.read() if f else b""
+        from edge_sdk.bundle.reader import read_archive_files
+
+        data = read_archive_files(p, ["manifest.json"])["manifest.json"]
     return hashlib.sha256(data).hexdigest()
 
 
