@@ -76,7 +76,7 @@ def pick_for_heatmaps(labels: np.ndarray, count: int) -> list[int]:
 
 
 def write_heatmaps(model, dataset, res: dict, folder: str, count: int) -> list[str]:
-    from edge_sdk.models.heatmap_png import heatmap_panel, save_png
+    from edge_sdk.heatmap_png import heatmap_panel, save_png
 
     paths = []
     for i in pick_for_heatmaps(res["labels"], count):

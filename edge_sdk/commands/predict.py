@@ -79,20 +79,10 @@ def display_heatmap(raw, manifest: dict):
 
 
 def overlay_png(image, heat01, path: str, caption: str) -> None:
-    """Image | heatmap blended over it (the models' jet palette), with a caption; written atomically."""
-    import numpy as np
-    from PIL import Image, ImageDraw
+    """Image | heatmap blended over it, with a caption; written atomically."""
+    from edge_sdk.heatmap_png import panels, save_png
 
-    from edge_sdk.models.heatmap_png import jet, save_png
-
-    rgb = image if image.ndim == 3 and image.shape[2] == 3 else np.repeat(image.reshape(*image.shape[:2], 1), 3, 2)
-    over = (0.5 * rgb.astype(np.float32) + 0.5 * jet(heat01).astype(np.float32)).astype(np.uint8)
-    h, w = rgb.shape[:2]
-    sheet = Image.new("RGB", (2 * w, h + 14), (255, 255, 255))
-    sheet.paste(Image.fromarray(rgb), (0, 14))
-    sheet.paste(Image.fromarray(over), (w, 14))
-    ImageDraw.Draw(sheet).text((3, 1), caption, fill=(0, 0, 0))
-    save_png(sheet, path)
+    save_png(panels(image, heat01, caption), path)
 
 
 def _write_atomic(path: str, text: str) -> None:
