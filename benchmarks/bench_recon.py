@@ -41,7 +41,8 @@ from edge_sdk import metrics  # noqa: E402
 from edge_sdk.data import load_dataset  # noqa: E402
 from edge_sdk.data.vial_strip import make_vial_strip_dataset  # noqa: E402
 from edge_sdk.models.grdnet import GRDNet  # noqa: E402
-from edge_sdk.models.resganad import ResGANAD, make_config  # noqa: E402
+from edge_sdk.models.recon_config import make_config  # noqa: E402
+from edge_sdk.models.resganad import ResGANAD  # noqa: E402
 from edge_sdk.regions import (RegionLayout, RegionPatches, calibrate_region_thresholds,  # noqa: E402
                               evaluate_decisions, product_ids)
 

@@ -14,7 +14,8 @@ from edge_sdk import kernels  # noqa: E402
 from edge_sdk.data import Sample  # noqa: E402
 from edge_sdk.models import recon_nets, recon_train  # noqa: E402
 from edge_sdk.models.grdnet import GRDNet  # noqa: E402
-from edge_sdk.models.resganad import PRESETS, ResGANAD, make_config  # noqa: E402
+from edge_sdk.models.recon_config import PRESETS, make_config  # noqa: E402
+from edge_sdk.models.resganad import ResGANAD  # noqa: E402
 from edge_sdk.models.ssim_loss import ssim as torch_ssim  # noqa: E402
 from edge_sdk.models.storage import ModelFormatError  # noqa: E402
 

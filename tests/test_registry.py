@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 
 pytest.importorskip("torch")
@@ -42,3 +44,32 @@ def test_train_names_a_model_that_is_not_registered(capsys, tmp_path):
 
     rc = cli.main(["train", "--model", "nope", "--data", str(tmp_path), "--layout", "folder", "--out", str(tmp_path / "m")])
     assert rc == 2 and "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_every_model_follows_one_contract_with_one_fit_and_one_calibration():
+    from edge_sdk.models.contract import AnomalyModel
+
+    for name in registry.model_names():
+        cls = registry.model_class(name)
+        assert issubclass(cls, AnomalyModel), name
+        # fit / calibrate / score_dataset are the contract's own, never a family's copy
+        for shared in ("fit", "calibrate", "score_dataset"):
+            assert getattr(cls, shared) is getattr(AnomalyModel, shared), (name, shared)
+        for own in ("_train", "predict", "save", "export_parts", "is_fitted"):
+            assert getattr(cls, own) is not getattr(AnomalyModel, own), (name, own)
+        assert cls.load.__func__ is not AnomalyModel.load.__func__, name
+
+
+def test_calibrate_scores_is_the_threshold_of_both_families(rng):
+    from edge_sdk.calibration import calibrate_scores
+
+    good, bad = rng.normal(0, 1, 50), rng.normal(4, 1, 10)
+    scores, labels = np.concatenate([good, bad]), np.array([0] * 50 + [1] * 10)
+    cal, found = calibrate_scores(scores, labels, source="validation")
+    assert cal["method"] == "f1" and good.max() > cal["threshold"] - 3 and found["image_auroc"] > 0.9
+    assert set(found) >= {"image_auroc", "auprc", "f1", "source"}
+    cal, found = calibrate_scores(good, np.zeros(50), quantile=0.9)
+    assert cal["method"] == "quantile" and cal["threshold"] == pytest.approx(np.quantile(good.astype(np.float32), 0.9))
+    assert found == {}
+    with pytest.raises(ValueError, match="'f1' needs validation data with good and anomalous"):
+        calibrate_scores(good, np.zeros(50), "f1")
