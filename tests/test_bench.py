@@ -12,10 +12,8 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("matplotlib")
 
-from edge_sdk._native import core  # noqa: E402
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 from edge_sdk.bench import STAGES, BenchConfig, BenchError, run_bench, write_report  # noqa: E402
 from edge_sdk.cli import main  # noqa: E402

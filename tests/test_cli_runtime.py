@@ -12,13 +12,11 @@ pytest.importorskip("onnxruntime")
 from PIL import Image
 
 from edge_sdk import cli
-from edge_sdk._native import core
 from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import embedding_parts, ssim_parts
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 
 @pytest.fixture(scope="module")

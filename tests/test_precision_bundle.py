@@ -11,12 +11,10 @@ pytest.importorskip("onnxconverter_common")
 import edge_sdk  # noqa: E402
 from edge_sdk.converters import export_bundle  # noqa: E402
 from edge_sdk.converters.precision_bundle import add_precision_variants  # noqa: E402
-from edge_sdk._native import core  # noqa: E402
 from edge_sdk.bundle import read_bundle  # noqa: E402
 from tests.bundle_helpers import ssim_parts  # noqa: E402
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 
 def _images(rng, n, anomalous=0):

@@ -15,8 +15,7 @@ from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import ssim_parts, ssim_reference
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 
 @pytest.fixture(scope="module")

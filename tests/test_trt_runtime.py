@@ -24,8 +24,7 @@ from edge_sdk._native import core
 
 from tests.bundle_helpers import embedding_parts, mask_parts, ssim_parts
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 
 def _has_tensorrt_python():
