@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from edge_sdk import gpu_info
 from edge_sdk.atomic import sha256_file, write_bytes, write_json
 
 from . import engine_manifest as em
@@ -213,7 +214,7 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         "network": network, "precision": options.precision,
         "source_onnx": onnx_path.name, "source_onnx_sha256": sha256_file(onnx_path),
         "tensorrt_version": trt.__version__,
-        "cuda_runtime_version": em.cuda_runtime_version(),
+        "cuda_runtime_version": gpu_info.cuda_runtime_version(),
         "cuda_driver_version": machine.cuda_driver_version,
         "driver_version": machine.driver_version,
         "gpu": {"name": machine.gpu_name, "compute_capability": list(machine.compute_capability)},

@@ -157,3 +157,22 @@ def test_rebuild_without_tensorrt_says_so(tmp_path):
     b = _bundle(tmp_path)
     with pytest.raises(tb.TensorRTUnavailable, match="TensorRT"):
         eb.find_engine(b, "reconstructor", "fp16", A4500, max_batch=8, rebuild=True)
+
+
+def test_gpu_facts_agree_with_what_the_runtime_found():
+    # one reader of GPU facts (edge_sdk.gpu_info, the driver through ctypes); on a GPU machine its
+    # devices are the ones the C++ runtime lists, with the same names, capabilities and memory
+    import edge_sdk
+    from edge_sdk import gpu_info
+
+    facts = [(g.name, g.compute_capability, g.total_memory) for g in gpu_info.gpus()]
+    if edge_sdk.built_with_cuda():
+        seen = [(d["name"], tuple(d["compute_capability"]), d["total_memory"])
+                for d in edge_sdk.devices() if d["kind"] == "cuda"]
+        assert facts == seen
+    machine = em.machine_info(0)
+    if facts:
+        assert (machine.gpu_name, machine.compute_capability) == facts[0][:2]
+        assert machine.cuda_driver_version is not None
+    else:
+        assert machine.gpu_name is None and machine.compute_capability is None
