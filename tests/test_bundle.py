@@ -425,3 +425,16 @@ def test_python_reader_strips_a_folder_prefix_as_the_cpp_reader_does(tmp_path):
         tar.addfile(info)
     with tarfile.open(link) as tar, pytest.raises(eb.BundleError, match="unsupported tar entry type '2'"):
         archive_members(tar, link)
+
+
+def test_pack_replaces_only_a_bundle_archive(tmp_path):
+    b = tmp_path / "b"
+    export_bundle(tiny_parts(), b, model_type="tiny")
+    archive = eb.pack_bundle(b, tmp_path / "b.tar")
+    eb.pack_bundle(b, archive, overwrite=True)  # a bundle archive: replaced
+    notes = tmp_path / "notes.tar"
+    notes.write_text("my notes")
+    with pytest.raises(eb.BundleError, match=f"{notes}: exists and is not an edge-sdk bundle archive"):
+        eb.pack_bundle(b, notes, overwrite=True)
+    assert notes.read_text() == "my notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "b.tar", "notes.tar"]

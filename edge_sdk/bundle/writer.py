@@ -9,13 +9,12 @@ import io
 import json
 import os
 import tarfile
-import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from edge_sdk.atomic import atomic_directory
+from edge_sdk.atomic import atomic_directory, atomic_path
 
 from edge_sdk.bundle.schema import (
     ARRAYS_FILE,
@@ -141,11 +140,17 @@ def pack_bundle(bundle_dir: str | os.PathLike, archive: str | os.PathLike, *, ov
 
     bundle_dir, archive = Path(bundle_dir), Path(archive)
     manifest = validate_bundle(bundle_dir)
-    if archive.exists() and not overwrite:
-        raise BundleError(f"{archive}: exists (pass overwrite=True to replace it)")
+    if os.path.lexists(archive):
+        if not overwrite:
+            raise BundleError(f"{archive}: exists (pass overwrite=True to replace it)")
+        try:  # only a bundle archive is replaced, never some other file of the same name
+            is_archive = archive.is_file() and validate_bundle(archive) is not None
+        except BundleError:
+            is_archive = False
+        if not is_archive:
+            raise BundleError(f"{archive}: exists and is not an edge-sdk bundle archive; refusing to replace it")
     names = [MANIFEST_FILE] + sorted(manifest["files"])
-    tmp = archive.parent / f".{archive.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_path(archive, ".tar") as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for name in names:
                 data = (bundle_dir / name).read_bytes()
@@ -153,10 +158,6 @@ def pack_bundle(bundle_dir: str | os.PathLike, archive: str | os.PathLike, *, ov
                 info.size, info.mode, info.mtime = len(data), 0o644, 0  # reproducible archives
                 tar.addfile(info, io.BytesIO(data))
         validate_bundle(tmp)
-        os.replace(tmp, archive)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return archive
 
 
