@@ -40,6 +40,21 @@ IMAGE_SCORE_MODES = ("max_raw", "max_blurred")
 INPUT_NORM_MODES = ("fixed", "per_image", "per_image_highpass")
 
 
+class ProjectedFeatures:
+    """Saving and reopening the optional fixed random projection of the patch features (PatchCore,
+    MhBC: ``projection_dim`` / ``projection``), which is part of the exported network."""
+
+    projection_dim: int | None
+    projection: torch.Tensor | None
+
+    def _network_arrays(self) -> dict[str, np.ndarray]:
+        return {"projection": self.projection.numpy()} if self.projection is not None else {}
+
+    def _restore_network_arrays(self, arrays) -> None:
+        if self.projection_dim is not None:
+            self.projection = torch.from_numpy(np.asarray(arrays["projection"], dtype=np.float32))
+
+
 class EmbeddingModel(AnomalyModel):
     """Base of the embedding-similarity models. Subclasses register (@register_model), set ``kind`` and implement
     ``_build_network``, ``_fit_passes``, ``_patch_scores``, ``_model_arrays``, ``_settings``,
