@@ -164,8 +164,13 @@ def recover_directory(target: str | os.PathLike) -> list[str]:
     olds = [(p, pid) for p, pid in _leftovers(target, "old") if pid is None or not _pid_alive(pid)]
     if olds and not os.path.lexists(target):
         newest = max(olds, key=lambda e: e[0].stat().st_mtime)
-        os.rename(newest[0], target)
-        olds.remove(newest)
+        inner = newest[0] / "m"
+        if os.listdir(newest[0]) == ["m"] and inner.is_dir():
+            # left by SDK versions before this module, which moved the old model to .NAME.old-*/m
+            os.rename(inner, target)
+        else:
+            os.rename(newest[0], target)
+            olds.remove(newest)
         done.append(f"{target}: restored from {newest[0].name} (a writer was killed between its two renames)")
     for path, pid in olds + [e for e in _leftovers(target, "tmp") if e[1] is None or not _pid_alive(e[1])]:
         shutil.rmtree(path, ignore_errors=True)

@@ -96,6 +96,17 @@ def test_two_rename_fallback_and_recovery_of_a_killed_writer(tmp_path, monkeypat
     assert sorted(os.listdir(tmp_path)) == [live.name, "out"]
 
 
+def test_recovery_of_the_old_layout_left_by_earlier_versions(tmp_path):
+    # earlier model saving moved the old model to .NAME.old-<random>/m before renaming the new one
+    legacy = tmp_path / ".model.old-k3j_9x2a"
+    (legacy / "m").mkdir(parents=True)
+    (legacy / "m" / "config.json").write_text("{}")
+    (tmp_path / ".model.tmp-q8w7e6r5").mkdir()  # its half-written temporary
+    done = atomic.recover_directory(tmp_path / "model")
+    assert (tmp_path / "model" / "config.json").read_text() == "{}" and len(done) == 3  # restored, 2 removed
+    assert os.listdir(tmp_path) == ["model"]
+
+
 def test_exchange_swaps_two_directories(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
