@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -94,6 +95,8 @@ def fsync_tree(path: str | os.PathLike) -> None:
 
 
 def _fsync_dir(path: str | os.PathLike) -> None:
+    if not hasattr(os, "O_DIRECTORY"):  # Windows: directories cannot be opened for fsync
+        return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -108,7 +111,7 @@ _RENAME_EXCHANGE = 2
 def _libc_renameat2():
     try:
         fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):  # not glibc >= 2.28 / not Linux
+    except (AttributeError, OSError, TypeError):  # not glibc >= 2.28 / not Linux (Windows: no CDLL(None))
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     fn.restype = ctypes.c_int
@@ -189,8 +192,6 @@ def atomic_directory(target: str | os.PathLike, *, is_ours: Callable[[Path], boo
     directory whose config.json carries this SDK's format marker) or it is an empty directory;
     otherwise FileExistsError naming the path and ``what`` it is not. Leftovers of an earlier
     killed write are recovered first (`recover_directory`); what was done is printed to stderr."""
-    import sys
-
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     for line in recover_directory(target):
@@ -213,7 +214,11 @@ def atomic_directory(target: str | os.PathLike, *, is_ours: Callable[[Path], boo
         else:
             old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.rename(target, old)  # a kill from here to the next rename: recover_directory restores old
-            os.rename(tmp, target)
+            try:
+                os.rename(tmp, target)
+            except BaseException:
+                os.rename(old, target)
+                raise
             tmp = old
         _fsync_dir(target.parent)
     finally:
