@@ -211,7 +211,11 @@ class Runtime:
         return self.manifest["input"]["height"], self.manifest["input"]["width"]
 
     def predict(self, images, *, on_error: str = "raise") -> Results:
-        """Judges one image or a batch (see the class doc for shapes). on_error="raise" raises
+        """Judges one image or a batch: (H, W), (H, W, 1 or 3), (N, H, W), (N, H, W, C) or a list.
+        A 3-D array with 2 or 4 to 8 on its last axis is refused as ambiguous (RGBA? a batch of
+        narrow gray images?): drop alpha with ``a[..., :3]`` or pass a list. Byte-swapped arrays
+        are converted to native order; dtypes the runtime has no name for (uint16, complex,
+        object, ...) are unusable images, named with their dtype and shape. on_error="raise" raises
         ValueError when an image itself is unusable (dtype, channels, size the bundle refuses),
         naming it; on_error="review" returns such images as "review" with the reason in
         ``errors``. Images the runtime could not judge for other reasons (non-finite score, a

@@ -257,9 +257,7 @@ class EmbeddingModel(AnomalyModel):
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, *, device: str = "cpu") -> "EmbeddingModel":
-        config = storage.read_config(model_dir)
-        if config.get("model") != cls.name:
-            raise storage.ModelFormatError(f"{model_dir}: holds a {config.get('model')!r} model, not {cls.name!r}")
+        config = cls._own_config(model_dir)
         arrays = storage.read_tensors(model_dir, config, "arrays")
         bcfg = dict(config["backbone"])
         state = None

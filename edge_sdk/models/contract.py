@@ -170,6 +170,17 @@ class AnomalyModel:
     def export_parts(self) -> ExportParts:
         raise NotImplementedError
 
+    @classmethod
+    def _own_config(cls, model_dir: str | os.PathLike) -> dict:
+        """config.json of ``model_dir``, checked to hold this class's kind (ModelFormatError naming
+        the directory and both kinds otherwise): the first step of every ``load``."""
+        from edge_sdk.models import storage
+
+        config = storage.read_config(model_dir)
+        if config.get("model") != cls.name:
+            raise storage.ModelFormatError(f"{model_dir}: holds a {config.get('model')!r} model, not {cls.name!r}")
+        return config
+
     def _calibrate_regions(self, dataset, res: dict, method: str, quantile: float) -> None:
         """Hook after the image threshold is chosen (per-region thresholds of region layouts)."""
 

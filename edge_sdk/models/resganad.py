@@ -261,9 +261,7 @@ class ResGANAD(AnomalyModel):
 
     @classmethod
     def load(cls, model_dir, *, device: str = "cpu") -> "ResGANAD":
-        config = storage.read_config(model_dir)
-        if config.get("model") != cls.name:
-            raise storage.ModelFormatError(f"{model_dir}: holds a {config.get('model')!r} model, not {cls.name!r}")
+        config = cls._own_config(model_dir)
         settings = dict(config["settings"])
         for k in ("perlin_scale_range", "perlin_beta"):
             settings[k] = tuple(settings[k])
