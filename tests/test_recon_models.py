@@ -233,6 +233,11 @@ def test_input_errors(recon_tiny, trained):
     np.testing.assert_array_equal(res.predict([gray3]).scores, res.predict([gray3[..., 0]]).scores)
     with pytest.raises(RuntimeError, match="not trained"):
         ResGANAD("small", **recon_tiny).predict([gray3])
+    # one (H, W, C) image given as an array is refused, not judged as 40 gray images of 40 x C
+    for c in (1, 3, 4):
+        with pytest.raises(ValueError, match=rf"shape \(40, 40, {c}\) looks like one image"):
+            res.predict(np.zeros((40, 40, c), np.uint8))
+    assert len(res.predict(np.zeros((2, 40, 40), np.uint8)).scores) == 2  # a gray batch is still one
     bad = _samples(_stripes(np.random.default_rng(0), 2))
     bad[1].label = 1
     with pytest.raises(ValueError, match="good images only"):

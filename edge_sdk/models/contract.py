@@ -40,6 +40,11 @@ def as_image_list(images) -> list[np.ndarray]:
     """Accepts (N, H, W) gray, (N, H, W, C) with C in {1, 3}, or a sequence of (H, W[, C]) arrays,
     all uint8; returns a list of (H, W, C) uint8 C-contiguous arrays."""
     if isinstance(images, np.ndarray):
+        if images.ndim == 3 and images.shape[-1] <= 8:
+            # (H, W, C) of one colour / RGBA image, read as a batch of H gray images of W x C pixels
+            # before: refused instead (a gray batch is never this narrow)
+            raise ValueError(f"images: shape {images.shape} looks like one image with {images.shape[-1]} channel(s), "
+                             "not a batch (N, H, W); pass a batch (N, H, W, C) or a list of images")
         if images.ndim == 3:
             images = images[..., None]
         if images.ndim != 4:
