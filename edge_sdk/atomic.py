@@ -181,6 +181,17 @@ def recover_directory(target: str | os.PathLike) -> list[str]:
     return done
 
 
+def replaceable(target: str | os.PathLike, is_ours: Callable[[Path], bool]) -> bool:
+    """Whether a directory writer may replace what is at ``target``: nothing, an empty directory,
+    or a directory ``is_ours`` recognizes (never a file or a symlink)."""
+    target = Path(target)
+    if not os.path.lexists(target):
+        return True
+    if target.is_symlink() or not target.is_dir():
+        return False
+    return not any(target.iterdir()) or is_ours(target)
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike, *, is_ours: Callable[[Path], bool], what: str,
                      overwrite: bool = True) -> Iterator[Path]:
@@ -196,12 +207,10 @@ def atomic_directory(target: str | os.PathLike, *, is_ours: Callable[[Path], boo
     target.parent.mkdir(parents=True, exist_ok=True)
     for line in recover_directory(target):
         print(f"edge_sdk: {line}", file=sys.stderr)
-    if os.path.lexists(target):
-        if not overwrite:
-            raise FileExistsError(f"{target}: exists (pass overwrite=True to replace it)")
-        empty = target.is_dir() and not target.is_symlink() and not any(target.iterdir())
-        if not empty and (target.is_symlink() or not target.is_dir() or not is_ours(target)):
-            raise FileExistsError(f"{target}: exists and is not {what}; refusing to replace it")
+    if os.path.lexists(target) and not overwrite:
+        raise FileExistsError(f"{target}: exists (pass overwrite=True to replace it)")
+    if not replaceable(target, is_ours):
+        raise FileExistsError(f"{target}: exists and is not {what}; refusing to replace it")
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         yield tmp

@@ -491,3 +491,20 @@ def test_patchcore_reweighting_with_float16_bank(trained, synth):
     ref._ensure_network()
     ref.bank, ref.calibration = base.bank.astype(np.float16).astype(np.float32), base.calibration
     np.testing.assert_allclose(model.predict(images).scores, ref.predict(images).scores, rtol=1e-5)
+
+
+def test_train_and_export_never_replace_a_directory_that_is_not_theirs(trained, tmp_path, mvtec_root, capsys):
+    from edge_sdk.cli import main
+
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    (app / "config.json").write_text('{"name": "my-app"}')
+    (app / "precious.txt").write_text("keep")
+    rc = main(["train", "--model", "padim", "--data", str(mvtec_root), "--layout", "mvtec", "--d", "16",
+               "--input-size", "64", "--threads", "1", "--no-progress", "--out", str(app)])
+    assert rc == 2 and f"{app}: exists and is not an edge-sdk-model model directory" in capsys.readouterr().err
+    model = tmp_path / "m"
+    trained["padim"].save(model)
+    rc = main(["export", str(model), "--out", str(app), "--overwrite"])
+    assert rc == 2 and f"{app}: exists and is not an edge-sdk bundle" in capsys.readouterr().err
+    assert sorted(os.listdir(app)) == ["config.json", "precious.txt", "src"] and (app / "precious.txt").read_text() == "keep"

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edge_sdk.atomic import atomic_directory, atomic_path
+from edge_sdk.atomic import atomic_directory, atomic_path, replaceable
 
 from edge_sdk.bundle.schema import (
     ARRAYS_FILE,
@@ -82,7 +82,7 @@ def check_bundle_target(out: str | os.PathLike, overwrite: bool) -> None:
         return
     if not overwrite:
         raise BundleError(f"{out}: exists (pass overwrite=True to replace it)")
-    if not (is_bundle_dir(out) or (out.is_dir() and not out.is_symlink() and not any(out.iterdir()))):
+    if not replaceable(out, is_bundle_dir):
         raise BundleError(f"{out}: exists and is not an edge-sdk bundle (no manifest.json with format "
                           f"{FORMAT!r}); refusing to replace it")
 

@@ -140,10 +140,16 @@ def run(args) -> int:
 
     from edge_sdk.models import model_class
 
+    from edge_sdk.models.storage import ModelFormatError, check_model_target
+
     try:
         model_class(args.model)  # an unknown name is refused before any data is read
     except ValueError as exc:
         raise UserError(f"--model: {exc}") from exc
+    try:
+        check_model_target(args.out)  # before hours of training, not after
+    except ModelFormatError as exc:
+        raise UserError(f"--out: {exc}") from exc
     set_threads(args.threads)
     # with a region layout (regions.json beside the data, or --regions) models train on region patches
     train = with_regions(open_dataset(args, "train"), args)
@@ -161,7 +167,10 @@ def run(args) -> int:
                   quantile=args.quantile, progress=not args.no_progress)
     except ValueError as exc:  # includes DataError raised while reading images
         raise UserError(str(exc)) from exc
-    out = model.save(args.out)
+    try:
+        out = model.save(args.out)
+    except ModelFormatError as exc:  # --out changed during training
+        raise UserError(f"--out: {exc}") from exc
     from edge_sdk.models.base import model_size_bytes
 
     print(json.dumps({"model": args.model, "out": str(out), "train_images": model.training_info["train_images"],

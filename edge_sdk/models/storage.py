@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_sdk.atomic import atomic_directory, sha256_file
+from edge_sdk.atomic import atomic_directory, replaceable, sha256_file
 
 FORMAT = "edge-sdk-model"
 VERSION = 1
@@ -39,6 +39,15 @@ def is_model_dir(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(config, dict) and config.get("format") == FORMAT and type(config.get("version")) is int
+
+
+def check_model_target(path: str | os.PathLike) -> None:
+    """ModelFormatError naming ``path`` unless a model may be written there: nothing, an empty
+    directory or a model directory (`is_model_dir`). For callers that want to refuse before
+    training; `write_model_dir` checks again when it writes."""
+    if not replaceable(path, is_model_dir):
+        raise ModelFormatError(f"{Path(path).absolute()}: exists and is not an {FORMAT} model directory; "
+                               "refusing to replace it")
 
 
 def write_model_dir(path: str | os.PathLike, config: dict, tensors: dict[str, dict[str, np.ndarray]]) -> Path:
