@@ -76,7 +76,10 @@ def run(args) -> int:
         print("  real inputs: none compared (give --data to check the graph on real images)")
     _add_variants(args, parts)
     if args.archive:
-        print(f"archive: {pack_bundle(args.out, args.archive, overwrite=args.overwrite)}")
+        try:
+            print(f"archive: {pack_bundle(args.out, args.archive, overwrite=args.overwrite)}")
+        except BundleError as exc:
+            raise UserError(f"--archive: {exc}") from exc
     return 0
 
 
