@@ -10,7 +10,7 @@ the threshold (F1 on it, as `fit(val_dataset=...)` does), the gate runs on the o
 (400 images by default, so one flipped verdict is 0.25 %, below the 0.5 % the gate allows: a
 refusal means at least two flips). int8 is calibrated on good training images
 (converters/precision.py: Q/DQ, per-channel symmetric weights, the input quantizer over the whole
-pixel range). Every figure comes from `converters.precision_bundle.add_precision_variants`, the
+pixel range). Every figure comes from `edge_sdk.converters.precision_bundle.add_precision_variants`, the
 code path of `edge-sdk export --precision fp32,fp16,int8`.
 
 With --mtd, PatchCore and PaDiM are also measured on the Magnetic Tile Defect set
@@ -93,8 +93,8 @@ def measure(name: str, model, train, gate, workdir: str, threads: int, precision
     bundle and recorded as "int8/<method>" (for comparison; not in the bundle)."""
     import shutil
 
-    from converters import export_bundle
-    from converters.precision_bundle import add_precision_variants
+    from edge_sdk.converters import export_bundle
+    from edge_sdk.converters.precision_bundle import add_precision_variants
     from edge_sdk.bundle import read_bundle
 
     bundle = os.path.join(workdir, f"{name}.bundle")

@@ -41,7 +41,8 @@ from edge_sdk import metrics  # noqa: E402
 from edge_sdk.data import load_dataset  # noqa: E402
 from edge_sdk.data.vial_strip import make_vial_strip_dataset  # noqa: E402
 from edge_sdk.models.grdnet import GRDNet  # noqa: E402
-from edge_sdk.models.resganad import ResGANAD, make_config  # noqa: E402
+from edge_sdk.models.recon_config import make_config  # noqa: E402
+from edge_sdk.models.resganad import ResGANAD  # noqa: E402
 from edge_sdk.regions import (RegionLayout, RegionPatches, calibrate_region_thresholds,  # noqa: E402
                               evaluate_decisions, product_ids)
 
@@ -299,7 +300,7 @@ def runtime_speed(model, batch, args, out):
     if "onnxruntime" not in core.available_backends():
         out[f"{model.name}_runtime"] = {"skipped": "runtime built without the ONNX Runtime backend"}
         return
-    from converters.onnx_export import export_bundle
+    from edge_sdk.converters.onnx_export import export_bundle
     from edge_sdk.runtime import Runtime
 
     model.calibration = {"threshold": 0.5, "min": 0.0, "max": 1.0}  # timing only: any calibration will do

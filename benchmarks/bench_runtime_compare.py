@@ -199,7 +199,8 @@ def train_model(name: str, args, work: Path):
 
     dirs = dict(kv.split("=", 1) for kv in args.model_dir)
     if name == "resganad":
-        from edge_sdk.models.resganad import PRESETS, ResGANAD
+        from edge_sdk.models.recon_config import PRESETS
+        from edge_sdk.models.resganad import ResGANAD
 
         size = PRESETS[args.resganad_preset]["size"]
         train, test = make_samples("vial", n_train=args.train_images, n_test=max(args.batch, 8), size=size, seed=0,
@@ -232,7 +233,7 @@ def train_model(name: str, args, work: Path):
 
 
 def export(model, name: str, images: np.ndarray, work: Path) -> Path:
-    from converters.onnx_export import export_bundle
+    from edge_sdk.converters.onnx_export import export_bundle
 
     out = work / f"{name}_bundle"
     export_bundle(model.export_parts(), out, model_type=name, real_images=images[:2], overwrite=True)

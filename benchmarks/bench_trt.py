@@ -34,7 +34,7 @@ from bench_precision import synthetic_splits, train_model  # noqa: E402  (same m
 
 def preconditions() -> str | None:
     import edge_sdk
-    from converters import trt_builder as tb
+    from edge_sdk.converters import trt_builder as tb
 
     if not any(d["kind"] == "cuda" for d in edge_sdk.devices()):
         return "no CUDA device visible to edge_sdk (edge_sdk.devices())"
@@ -73,11 +73,11 @@ def main(argv=None) -> int:
         return 2
     pin_threads(args.threads)
     import edge_sdk
-    from converters import export_bundle
-    from converters import trt_builder as tb
-    from converters.engine_bundle import ensure_engines
-    from converters.engine_manifest import read_manifest
-    from converters.precision_bundle import add_precision_variants
+    from edge_sdk.converters import export_bundle
+    from edge_sdk.converters import trt_builder as tb
+    from edge_sdk.converters.engine_bundle import ensure_engines
+    from edge_sdk.converters.engine_manifest import read_manifest
+    from edge_sdk.converters.precision_bundle import add_precision_variants
     from edge_sdk import metrics
 
     out = Path(args.out_dir)

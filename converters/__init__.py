@@ -1,7 +1,7 @@
 """Converters from a trained model to deployable artifacts: ONNX export and bundle writing
 (onnx_export.py), precision variants (precision.py), TensorRT engines (trt_builder.py)."""
 
-from converters.onnx_export import (
+from .onnx_export import (
     ExportError,
     ExportReport,
     ParityResult,

@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from converters import engine_manifest as em
+from edge_sdk.atomic import sha256_file
+
+from . import engine_manifest as em
 
 ENGINES_DIR = "engines"
 
@@ -94,13 +96,13 @@ def find_engine(
             problems.append(f"  {engine.name}: {exc}")
             continue
         if result.ok:
-            if em.sha256_file(engine) != em.read_manifest(engine)["engine_sha256"]:
+            if sha256_file(engine) != em.read_manifest(engine)["engine_sha256"]:
                 problems.append(f"  {engine.name}: engine_sha256: the file does not match its manifest (corrupt?)")
                 continue
             return engine
         problems += [f"  {engine.name}: {d.field}: {d.message}" for d in result.differences]
     if rebuild:
-        from converters import trt_builder as tb
+        from . import trt_builder as tb
 
         options = build_options or tb.BuildOptions(precision=precision)
         options.precision = precision
@@ -143,9 +145,9 @@ def ensure_engines(
 ) -> list[Path]:
     """An engine for every network of the bundle in ``precision`` that matches this machine and the
     bundle: the one present, or one rebuilt from the bundle's ONNX (TensorRT's Python package and a
-    GPU needed; TensorRTUnavailable says what is missing). Used by ``edge_sdk.Runtime(...,
-    backend="tensorrt", rebuild_engines=True)``."""
-    from converters import trt_builder as tb
+    GPU needed; TensorRTUnavailable says what is missing). Call it before
+    ``edge_sdk.Runtime(..., backend="tensorrt")``: the runtime loads engines, it never builds them."""
+    from . import trt_builder as tb
 
     index = _cuda_index(device)
     tb.require_tensorrt()

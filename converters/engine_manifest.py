@@ -24,14 +24,13 @@ as a note.
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+from edge_sdk import gpu_info
 
 SCHEMA = "edge_sdk.engine"
 SCHEMA_VERSION = 1
@@ -93,27 +92,6 @@ class CheckResult:
         lines = [f"{engine}: the engine does not match this machine or bundle:"]
         lines += [f"  {d.field}: {d.message}" for d in self.differences]
         return "\n".join(lines)
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def manifest_path(engine: str | os.PathLike[str]) -> Path:
@@ -209,61 +187,9 @@ def engine_differences(manifest: dict[str, Any], machine: MachineInfo, expected:
 
 # ---- this machine ---------------------------------------------------------------------------------
 
-def _cuda_version_text(v: int) -> str:
-    return f"{v // 1000}.{(v % 1000) // 10}"
-
-
-def _driver_facts(device_index: int) -> tuple[str | None, str | None, tuple[int, int] | None]:
-    """CUDA version of the driver, GPU name and compute capability through the driver API (libcuda),
-    which needs no toolkit. All None without a driver or device."""
-    try:
-        cuda = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return None, None, None
-    if cuda.cuInit(0) != 0:
-        return None, None, None
-    version = ctypes.c_int()
-    cuda_version = _cuda_version_text(version.value) if cuda.cuDriverGetVersion(ctypes.byref(version)) == 0 else None
-    dev = ctypes.c_int()
-    if cuda.cuDeviceGet(ctypes.byref(dev), device_index) != 0:
-        return cuda_version, None, None
-    name = ctypes.create_string_buffer(256)
-    gpu = name.value.decode() if cuda.cuDeviceGetName(name, 256, dev) == 0 else None
-    major, minor = ctypes.c_int(), ctypes.c_int()
-    # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, _MINOR = 76
-    ok = cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, dev) == 0 and \
-        cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, dev) == 0
-    return cuda_version, gpu, (major.value, minor.value) if ok else None
-
-
-def _driver_release() -> str | None:
-    try:
-        nvml = ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        return None
-    if nvml.nvmlInit_v2() != 0:
-        return None
-    buf = ctypes.create_string_buffer(96)
-    try:
-        return buf.value.decode() if nvml.nvmlSystemGetDriverVersion(buf, 96) == 0 else None
-    finally:
-        nvml.nvmlShutdown()
-
-
-def cuda_runtime_version() -> str | None:
-    """The CUDA runtime TensorRT runs on (libcudart loaded by the process), or None."""
-    for name in ("libcudart.so.13", "libcudart.so.12", "libcudart.so"):
-        try:
-            rt = ctypes.CDLL(name)
-        except OSError:
-            continue
-        v = ctypes.c_int()
-        if rt.cudaRuntimeGetVersion(ctypes.byref(v)) == 0:
-            return _cuda_version_text(v.value)
-    return None
-
-
 def machine_info(device_index: int = 0, tensorrt_version: str | None = None) -> MachineInfo:
-    cuda_version, gpu, cc = _driver_facts(device_index)
-    return MachineInfo(tensorrt_version=tensorrt_version, cuda_driver_version=cuda_version,
-                       driver_version=_driver_release(), gpu_name=gpu, compute_capability=cc)
+    """This machine's facts for device ``device_index`` (edge_sdk.gpu_info)."""
+    device = gpu_info.gpu(device_index)
+    return MachineInfo(tensorrt_version=tensorrt_version, cuda_driver_version=gpu_info.cuda_driver_version(),
+                       driver_version=gpu_info.driver_release(), gpu_name=device.name if device else None,
+                       compute_capability=device.compute_capability if device else None)

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edge_sdk.bundle import build_manifest, input_spec, network_entry, write_bundle
+from edge_sdk.bundle import build_manifest, check_bundle_target, input_spec, network_entry, write_bundle
 
 MIN_OPSET = 17
 DEFAULT_OPSET = 17
@@ -225,6 +225,7 @@ def export_bundle(
     by more than ``tolerance`` (relative to its largest magnitude) ExportError is raised and
     nothing is written. Returns the report (bundle path, opset, parity figures).
     """
+    check_bundle_target(out, overwrite)  # before the exports, which take a while
     pre = dict(parts.preprocess)
     c, h, w = int(pre["channels"]), int(pre["height"]), int(pre["width"])
     rng = np.random.default_rng(seed)

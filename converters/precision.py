@@ -29,6 +29,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from edge_sdk.atomic import atomic_path
+
 PRECISIONS = ("fp32", "fp16", "int8")
 MIN_VERDICT_AGREEMENT = 0.995
 MAX_AUROC_DROP = 0.005
@@ -72,15 +74,8 @@ def _session(model: str | os.PathLike | bytes, threads: int | None = None, simul
 def _atomic_save(model, dst: Path) -> None:
     import onnx
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         onnx.save(model, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_checked(src: str | os.PathLike):

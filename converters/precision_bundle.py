@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from converters import precision as P
+from . import precision as P
 
 
 def _runtime_scores(bundle: Path, precision: str, images: Sequence[np.ndarray], threads: int | None,

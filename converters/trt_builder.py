@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import os
 import shlex
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from converters import engine_manifest as em
+from edge_sdk import gpu_info
+from edge_sdk.atomic import sha256_file, write_bytes, write_json
+
+from . import engine_manifest as em
 
 if TYPE_CHECKING:  # the real module is imported where it is used, after require_tensorrt()
     import tensorrt
@@ -154,17 +156,6 @@ def parser_errors(parser: "tensorrt.OnnxParser") -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, data: bytes | memoryview) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLike[str], *, network: str,
                  options: BuildOptions, verbose: bool = False) -> dict[str, Any]:
     """Builds the engine, writes it and its manifest (``<engine>.json``) atomically, and returns
@@ -212,18 +203,18 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     seconds = time.perf_counter() - start
 
     engine_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(engine_path, memoryview(serialized))
+    write_bytes(engine_path, memoryview(serialized))
     if options.timing_cache is not None:
         options.timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(options.timing_cache, memoryview(config.get_timing_cache().serialize()))
+        write_bytes(options.timing_cache, memoryview(config.get_timing_cache().serialize()))
 
     manifest: dict[str, Any] = {
         "schema": em.SCHEMA, "schema_version": em.SCHEMA_VERSION,
-        "engine_file": engine_path.name, "engine_sha256": em.sha256_file(engine_path),
+        "engine_file": engine_path.name, "engine_sha256": sha256_file(engine_path),
         "network": network, "precision": options.precision,
-        "source_onnx": onnx_path.name, "source_onnx_sha256": em.sha256_file(onnx_path),
+        "source_onnx": onnx_path.name, "source_onnx_sha256": sha256_file(onnx_path),
         "tensorrt_version": trt.__version__,
-        "cuda_runtime_version": em.cuda_runtime_version(),
+        "cuda_runtime_version": gpu_info.cuda_runtime_version(),
         "cuda_driver_version": machine.cuda_driver_version,
         "driver_version": machine.driver_version,
         "gpu": {"name": machine.gpu_name, "compute_capability": list(machine.compute_capability)},
@@ -238,7 +229,7 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         "trtexec": trtexec_command(onnx_path, engine_path, shapes, options),
     }
     em.validate_manifest(manifest, str(em.manifest_path(engine_path)))
-    em.write_json_atomic(em.manifest_path(engine_path), manifest)
+    write_json(em.manifest_path(engine_path), manifest)
     return manifest
 
 

@@ -90,6 +90,39 @@ def normalization_stats(scores_normal, threshold: float) -> dict:
     return {"threshold": float(threshold), "min": lo, "max": hi}
 
 
+def calibrate_scores(scores, labels, threshold_method: str | None = None, quantile: float = 0.99,
+                     source: str = "validation") -> tuple[dict, dict]:
+    """The one calibration of every model: (calibration, metrics) from the raw scores and labels
+    (0 good, 1 anomalous) of a calibration set.
+
+    calibration: threshold (``threshold_method``, default "f1" when both classes are present, else
+    "quantile"), min / max of `normalization_stats`, the method, the quantile (quantile method
+    only), ``source`` and the number of images. metrics: image AUROC, AUPRC and the threshold
+    metrics when both classes are present, else {}. ValueError for "f1" / "accuracy" without
+    both classes."""
+    from edge_sdk import metrics
+
+    scores = np.asarray(scores, dtype=np.float32)
+    labels = np.asarray(labels)
+    both = bool((labels == 1).any()) and bool((labels == 0).any())
+    method = threshold_method or ("f1" if both else "quantile")
+    if method in ("f1", "accuracy") and not both:
+        raise ValueError(f"threshold method {method!r} needs validation data with good and anomalous images")
+    threshold = choose_threshold(scores, labels if both else None, method=method, quantile=quantile)
+    normal = scores[labels == 0] if (labels == 0).any() else scores
+    stats = normalization_stats(normal, threshold)
+    calibration = {"threshold": float(stats["threshold"]), "min": float(stats["min"]), "max": float(stats["max"]),
+                   "method": method, "quantile": quantile if method == "quantile" else None, "source": source,
+                   "images": int(len(scores))}
+    found = {}
+    if both:
+        found = {"image_auroc": float(metrics.image_auroc(labels, scores)),
+                 "auprc": float(metrics.auprc(labels, scores)),
+                 **{k: float(v) for k, v in metrics.threshold_metrics(labels, scores, threshold).items()},
+                 "source": source}
+    return calibration, found
+
+
 def _check_k_n(k, n) -> None:
     for name, v in (("k", k), ("n", n)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:

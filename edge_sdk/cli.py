@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -16,11 +17,48 @@ class UserError(Exception):
     traceback and exits with status 2."""
 
 
+def _bounded(option: str, parse, kind: str, low, high):
+    def check(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option}: expected {kind}, got {text!r}") from None
+        # "not (low <= value <= high)" also refuses NaN, which every comparison lets through
+        if not (low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{option}: expected {kind} from {low} to {high}, got {text!r}")
+        return value
+
+    check.__name__ = kind  # argparse names the type in some messages
+    return check
+
+
+def bounded_int(option: str, low: int, high: int):
+    """An argparse ``type`` accepting integers in [low, high]; the message names the option."""
+    return _bounded(option, int, "an integer", low, high)
+
+
+def bounded_float(option: str, low: float, high: float):
+    """An argparse ``type`` accepting finite numbers in [low, high]; the message names the option."""
+    return _bounded(option, float, "a number", low, high)
+
+
+def max_threads() -> int:
+    """Upper bound of every --threads option: oversubscribing the cores more than this only adds
+    contention, and a huge count exhausts memory creating threads."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def threads_option(option: str = "--threads"):
+    return bounded_int(option, 1, max_threads())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-sdk", description="Industrial visual anomaly detection at the edge: train on good images, "
                                      "export bundles, run and benchmark them.")
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared option helpers, not subcommands
+            continue
         module = importlib.import_module(f"edge_sdk.commands.{info.name}")
         module.register(sub)
     return parser

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m edge_sdk.demo", description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default="edge_sdk_demo", help="where everything is written (default ./edge_sdk_demo)")
     p.add_argument("--model", default="patchcore", choices=("padim", "patchcore", "mhbc"))
-    p.add_argument("--size", type=int, default=256, help="synthetic image size")
+    p.add_argument("--size", type=cli.bounded_int("--size", 32, 4096), default=256, help="synthetic image size")
     args = p.parse_args(argv)
 
     work = Path(args.workdir).resolve()

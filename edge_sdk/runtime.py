@@ -105,24 +105,59 @@ class Results:
                            self.errors[i])
 
 
+# A 3-D array whose last axis is this small and not 1 or 3 looks like channels (RGBA, gray +
+# alpha) as much as like a batch of narrow gray images: refused rather than guessed (one RGBA
+# image was once judged as 256 gray images of 256 x 4 pixels).
+_AMBIGUOUS_LAST_AXIS = (2, 4, 5, 6, 7, 8)
+
+# dtypes the C++ runtime tells apart (it refuses all but uint8 / float32 by name); any other
+# (uint16, complex, object, ...) it would misname, so they are refused here with their real name
+_KNOWN_KINDS = {("u", 1), ("f", 2), ("f", 4), ("f", 8), ("i", 1), ("i", 2), ("i", 4), ("i", 8), ("b", 1)}
+
+
+# Results.times keys (a call where no image reached the runtime reports zeros)
+_STAGES = ("preprocess", "host_to_device", "network", "postprocess", "device_to_host", "decision", "total", "maps")
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    """C-contiguous, in the machine's byte order (the C++ side reads raw memory: a big-endian
+    float32 image read as little-endian is noise near zero, judged as a black image)."""
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return np.ascontiguousarray(a)
+
+
 def _as_image_list(images) -> tuple[list[np.ndarray], bool]:
-    """-> (list of (H, W[, C]) C-contiguous arrays, single). One image: (H, W) or (H, W, C) with
-    C in {1, 3}; a batch: (N, H, W) gray, (N, H, W, C), or a list/tuple of images. Dtypes are kept
-    (the runtime refuses what the bundle does not accept); non-contiguous arrays are copied."""
+    """-> (list of (H, W[, C]) C-contiguous native-byte-order arrays, single). One image: (H, W)
+    or (H, W, C) with C in {1, 3}; a batch: (N, H, W) gray, (N, H, W, C), or a list/tuple of
+    images. A 3-D array with 2 or 4 to 8 on its last axis is refused as ambiguous (an RGBA image is
+    not silently read as a batch): drop alpha (``a[..., :3]``) or pass a list. Dtypes are kept
+    (see `_unreadable`); non-contiguous or byte-swapped arrays are copied."""
     if isinstance(images, np.ndarray):
+        if images.ndim == 3 and images.shape[-1] in _AMBIGUOUS_LAST_AXIS:
+            raise ValueError(f"images: shape {images.shape} is ambiguous: one image with {images.shape[-1]} channels "
+                             f"(only 1 or 3 are read; drop alpha with a[..., :3]) or {images.shape[0]} gray images "
+                             f"{images.shape[1]} x {images.shape[2]} (pass them as a list)")
         if images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3)):
-            return [np.ascontiguousarray(images)], True
+            return [_native(images)], True
         if images.ndim in (3, 4):
-            return [np.ascontiguousarray(a) for a in images], False
+            return [_native(a) for a in images], False
         raise ValueError(f"images: expected (H, W), (H, W, C), (N, H, W) or (N, H, W, C), got shape {images.shape}")
     if isinstance(images, (list, tuple)):
         out = []
         for i, a in enumerate(images):
             if not isinstance(a, np.ndarray):
                 raise TypeError(f"images[{i}]: expected a numpy array, got {type(a).__name__}")
-            out.append(np.ascontiguousarray(a))
+            out.append(_native(a))
         return out, False
     raise TypeError(f"images: expected a numpy array or a list of arrays, got {type(images).__name__}")
+
+
+def _unreadable(a: np.ndarray, i: int) -> str | None:
+    """Why image ``i`` cannot even be handed to the runtime (a dtype it has no name for), else None."""
+    if (a.dtype.kind, a.dtype.itemsize) not in _KNOWN_KINDS:
+        return f"image {i}: dtype {a.dtype} (shape {a.shape}) is not supported (uint8 or float32)"
+    return None
 
 
 class Runtime:
@@ -139,8 +174,9 @@ class Runtime:
     folder, or ``engines_dir``, built for this GPU by ``edge-sdk build-engine``; needs a build with
     TensorRT and device="cuda:N"; chunks of same-size uint8 images then run the whole cycle on the
     GPU) or "auto" (TensorRT when the build has it, the device is CUDA and a matching engine is
-    there, else ONNX Runtime). rebuild_engines: with backend "tensorrt", build missing or stale
-    engines first (TensorRT's Python package needed). cuda_graph: replay the TensorRT device
+    there, else ONNX Runtime). Missing or stale engines are built beforehand on the converter
+    side (``edge_sdk.converters.engine_bundle.ensure_engines`` or ``edge-sdk build-engine``): the
+    runtime only loads. cuda_graph: replay the TensorRT device
     cycle as a CUDA graph. trt_cache_dir: engine cache of ONNX Runtime's TensorRT provider
     (provider="tensorrt"; precision="fp16" gives it the fp16 ONNX file).
     Raises BundleError (bad bundle), BackendError (ONNX Runtime / TensorRT missing or failing, no
@@ -152,17 +188,11 @@ class Runtime:
                  precision: str = "fp32", *, backend: str = "onnxruntime", provider: str | None = None,
                  onnxruntime_library: str | None = None, max_batch: int = 16, heatmaps: bool = True,
                  warmup: int = 1, engines_dir: str | os.PathLike | None = None, cuda_graph: bool = False,
-                 trt_cache_dir: str | os.PathLike | None = None, rebuild_engines: bool = False):
+                 trt_cache_dir: str | os.PathLike | None = None):
         if threads is None:
             threads = int(os.environ.get("EDGE_SDK_NUM_THREADS", "0") or 0)
         library = onnxruntime_library if onnxruntime_library is not None else find_onnxruntime_library()
         self.path = Path(bundle)
-        if rebuild_engines:
-            if backend != "tensorrt":
-                raise ValueError(f"rebuild_engines: only with backend='tensorrt', got backend={backend!r}")
-            from converters.engine_bundle import ensure_engines
-
-            ensure_engines(bundle, precision, device=device, max_batch=int(max_batch), engines_dir=engines_dir)
         self._rt = _core.Runtime(os.fspath(bundle), device, int(threads), precision, backend, provider or "",
                                  library, int(max_batch), bool(heatmaps), int(warmup),
                                  os.fspath(engines_dir) if engines_dir else "", bool(cuda_graph),
@@ -184,7 +214,11 @@ class Runtime:
         return self.manifest["input"]["height"], self.manifest["input"]["width"]
 
     def predict(self, images, *, on_error: str = "raise") -> Results:
-        """Judges one image or a batch (see the class doc for shapes). on_error="raise" raises
+        """Judges one image or a batch: (H, W), (H, W, 1 or 3), (N, H, W), (N, H, W, C) or a list.
+        A 3-D array with 2 or 4 to 8 on its last axis is refused as ambiguous (RGBA? a batch of
+        narrow gray images?): drop alpha with ``a[..., :3]`` or pass a list. Byte-swapped arrays
+        are converted to native order; dtypes the runtime has no name for (uint16, complex,
+        object, ...) are unusable images, named with their dtype and shape. on_error="raise" raises
         ValueError when an image itself is unusable (dtype, channels, size the bundle refuses),
         naming it; on_error="review" returns such images as "review" with the reason in
         ``errors``. Images the runtime could not judge for other reasons (non-finite score, a
@@ -192,7 +226,10 @@ class Runtime:
         if on_error not in ("raise", "review"):
             raise ValueError(f"on_error: expected 'raise' or 'review', got {on_error!r}")
         items, _ = _as_image_list(images)
-        raw = self._rt.predict(items)
+        refused = {i: why for i, a in enumerate(items) if (why := _unreadable(a, i)) is not None}
+        if refused and on_error == "raise":
+            raise ValueError("; ".join(refused.values()))
+        raw = self._predict_raw(items, refused)
         if on_error == "raise":
             bad = [e for e, inv in zip(raw["errors"], raw["invalid_input"]) if inv]
             if bad:
@@ -210,6 +247,34 @@ class Runtime:
         return Results(scores=raw["scores"], normalized=raw["normalized"], verdicts=_VERDICT_NAMES[codes],
                        verdict_codes=codes, heatmaps=heat, regions=regions, errors=list(raw["errors"]),
                        times=dict(raw["times"]))
+
+    def _predict_raw(self, items: list[np.ndarray], refused: dict[int, str]) -> dict:
+        """The C++ predict on the images it can read; ``refused`` ones (index -> reason) are put
+        back in place as not judged ("review", NaN scores, no heatmap), as the runtime itself
+        returns an image it refuses."""
+        if not refused:
+            return self._rt.predict(items)
+        kept = [i for i in range(len(items)) if i not in refused]
+        part = self._rt.predict([items[i] for i in kept]) if kept else None
+        review = VERDICTS.index("review")
+        n, r = len(items), len(self.region_names)
+        raw = {"scores": np.full(n, np.nan, np.float32), "normalized": np.full(n, np.nan, np.float32),
+               "verdicts": np.full(n, review, np.int8), "heatmaps": [None] * n, "errors": [None] * n,
+               "invalid_input": [False] * n, "region_scores": np.full((n, r), np.nan, np.float32),
+               "region_normalized": np.full((n, r), np.nan, np.float32),
+               "region_verdicts": np.full((n, r), review, np.int8),
+               "times": part["times"] if part else dict.fromkeys(_STAGES, 0.0)}
+        for i, why in refused.items():
+            raw["errors"][i], raw["invalid_input"][i] = why, True
+        for j, i in enumerate(kept):
+            for key in ("scores", "normalized", "verdicts"):
+                raw[key][i] = part[key][j]
+            for key in ("heatmaps", "errors", "invalid_input"):
+                raw[key][i] = part[key][j]
+            if r:
+                for key in ("region_scores", "region_normalized", "region_verdicts"):
+                    raw[key][i] = part[key][j]
+        return raw
 
     def __repr__(self) -> str:
         m = self.manifest

@@ -5,6 +5,7 @@ any previous bundle untouched and nothing half-written."""
 
 import hashlib
 import json
+import os
 import shutil
 
 import numpy as np
@@ -16,7 +17,7 @@ onnx = pytest.importorskip("onnx")
 import edge_sdk
 from edge_sdk import bundle as eb
 from edge_sdk._native import core
-from converters import ExportError, export_bundle, export_onnx
+from edge_sdk.converters import ExportError, export_bundle, export_onnx
 
 from tests.bundle_helpers import tiny_parts
 
@@ -367,3 +368,73 @@ def test_add_networks_keeps_every_file_self_describing(good_bundle, tmp_path):
     replace_file(c, "backbone.fp16.onnx", data)
     with pytest.raises(eb.BundleError, match="contradicts manifest.json"):
         eb.validate_bundle(c)
+
+
+def test_overwrite_never_replaces_a_directory_that_is_not_a_bundle(tmp_path):
+    from edge_sdk.bundle import BundleError
+
+    foreign = tmp_path / "site"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text(json.dumps({"format": "web-app", "schema_version": 1}))
+    (foreign / "precious.txt").write_text("keep")
+    with pytest.raises(BundleError, match=f"{foreign}: exists and is not an edge-sdk bundle"):
+        export_bundle(tiny_parts(), foreign, model_type="tiny", overwrite=True)
+    assert sorted(os.listdir(foreign)) == ["manifest.json", "precious.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["site"]
+    # a bundle is replaced
+    b = tmp_path / "b"
+    export_bundle(tiny_parts(seed=0), b, model_type="tiny")
+    export_bundle(tiny_parts(seed=1), b, model_type="tiny", overwrite=True)
+    assert eb.validate_bundle(b)["model"]["type"] == "tiny" and sorted(os.listdir(tmp_path)) == ["b", "site"]
+
+
+def test_python_reader_strips_a_folder_prefix_as_the_cpp_reader_does(tmp_path):
+    import tarfile
+
+    from edge_sdk.bundle.reader import archive_members
+
+    from tests.bundle_helpers import ssim_parts
+
+    b = tmp_path / "bundle"
+    export_bundle(ssim_parts(), b, model_type="resganad")  # a bundle the runtime runs
+    (b / "engines").mkdir()
+    (b / "engines" / "x.engine").write_bytes(b"ignored by both readers")
+    ref = eb.read_bundle(b)
+    for arcname in ("bundle", "./bundle", "."):
+        archive = tmp_path / f"{arcname.strip('./') or 'dot'}.tar"
+        with tarfile.open(archive, "w", format=tarfile.USTAR_FORMAT) as tar:
+            tar.add(b, arcname=arcname)  # as `tar -cf b.tar bundle`: a directory entry, then bundle/...
+        names = [m.name for m in tarfile.open(archive).getmembers()]
+        assert any(n.endswith("manifest.json") and "/" in n for n in names) or arcname == "."
+        got = eb.read_bundle(archive)
+        assert got.manifest == ref.manifest and got.networks == ref.networks
+        assert sorted(got.arrays) == sorted(ref.arrays)
+        # the C++ runtime reads the same archive
+        assert edge_sdk.Runtime(archive, threads=1).manifest["files"] == ref.manifest["files"]
+    # a file below the top level after the prefix, or a link, is refused (as in C++), naming the entry
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(bad, "w", format=tarfile.USTAR_FORMAT) as tar:
+        tar.add(b, arcname="bundle")
+        tar.add(b / "manifest.json", arcname="bundle/sub/manifest.json")
+    with tarfile.open(bad) as tar, pytest.raises(eb.BundleError, match='unexpected entry "sub/manifest.json"'):
+        archive_members(tar, bad)
+    link = tmp_path / "link.tar"
+    with tarfile.open(link, "w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+    with tarfile.open(link) as tar, pytest.raises(eb.BundleError, match="unsupported tar entry type '2'"):
+        archive_members(tar, link)
+
+
+def test_pack_replaces_only_a_bundle_archive(tmp_path):
+    b = tmp_path / "b"
+    export_bundle(tiny_parts(), b, model_type="tiny")
+    archive = eb.pack_bundle(b, tmp_path / "b.tar")
+    eb.pack_bundle(b, archive, overwrite=True)  # a bundle archive: replaced
+    notes = tmp_path / "notes.tar"
+    notes.write_text("my notes")
+    with pytest.raises(eb.BundleError, match=f"{notes}: exists and is not an edge-sdk bundle archive"):
+        eb.pack_bundle(b, notes, overwrite=True)
+    assert notes.read_text() == "my notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "b.tar", "notes.tar"]

@@ -12,13 +12,11 @@ pytest.importorskip("onnxruntime")
 from PIL import Image
 
 from edge_sdk import cli
-from edge_sdk._native import core
-from converters import export_bundle
+from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import embedding_parts, ssim_parts
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +91,76 @@ def test_predict_regions_columns(tmp_path, rng):
 def test_predict_missing_input_is_an_error(padim_like, tmp_path, capsys):
     assert cli.main(["predict", str(padim_like[0]), str(tmp_path / "none.png")]) == 2
     assert "no such image file" in capsys.readouterr().err
+
+
+def test_predict_opens_only_regular_files_and_says_which_it_skipped(padim_like, tmp_path, rng):
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(folder / "a.png")
+    os.mkfifo(folder / "pipe.png")  # nobody ever writes to it: opening it to read would wait forever
+    out_csv = tmp_path / "v.csv"
+    # a subprocess with a timeout: a regression hangs, and must fail the test rather than the run
+    code = "import sys; from edge_sdk.cli import main; sys.exit(main(sys.argv[1:]))"
+    r = subprocess.run([sys.executable, "-c", code, "predict", str(padim_like[0]), str(folder), "--out", str(out_csv),
+                        "--threads", "1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"skipped 1 path(s) that are not regular files: {folder / 'pipe.png'}" in r.stderr
+    assert [row["path"] for row in csv.DictReader(out_csv.open())] == [str(folder / "a.png")]
+    # named directly: skipped too; alone, nothing is left to judge
+    r = subprocess.run([sys.executable, "-c", code, "predict", str(padim_like[0]), str(folder / "pipe.png"),
+                        "--out", str(out_csv)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "not regular files" in r.stderr and "no image files to judge" in r.stderr
+
+
+def test_reading_a_fifo_as_an_image_is_refused_at_once(tmp_path):
+    import os
+
+    from edge_sdk.data import DataError
+    from edge_sdk.data.imageio import image_size, read_image
+
+    os.mkfifo(tmp_path / "pipe.png")
+    for read in (read_image, image_size):
+        with pytest.raises(DataError, match=f"{tmp_path / 'pipe.png'}: not a regular file"):
+            read(str(tmp_path / "pipe.png"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "B", "x.png", "--threads", "100000"], "--threads: expected an integer from 1 to"),
+    (["predict", "B", "x.png", "--threads", "0"], "--threads: expected an integer from 1 to"),
+    (["predict", "B", "x.png", "--batch", "0"], "--batch: expected an integer from 1 to 4096, got '0'"),
+    (["predict", "B", "x.png", "--batch", "99999999"], "--batch: expected an integer from 1 to 4096"),
+    (["predict", "B", "x.png", "--batch", "two"], "--batch: expected an integer, got 'two'"),
+    (["train", "--model", "padim", "--data", "D", "--layout", "folder", "--out", "M", "--quantile", "nan"],
+     "--quantile: expected a number from 0.0 to 1.0, got 'nan'"),
+    (["train", "--model", "padim", "--data", "D", "--layout", "folder", "--out", "M", "--batch-size", "-1"],
+     "--batch-size: expected an integer from 1 to 4096"),
+    (["eval", "M", "--data", "D", "--layout", "folder", "--json", "j", "--threads", "999999"], "--threads"),
+    (["export", "M", "--out", "B", "--review-band", "0.7"], "--review-band: expected a number from 0.0 to 0.5"),
+    (["bench", "B", "--iterations", "10000000000"], "--iterations: expected an integer from 1 to 1000000"),
+    (["synth", "vial-strip", "--out", "O", "--region-size", "100000"], "--region-size: expected an integer from 16"),
+])
+def test_numeric_options_are_bounded_by_the_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_every_numeric_option_has_a_bounded_type():
+    # no option of any subcommand may take a bare int / float: each has bounds
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    bare = []
+    for name, p in sub.choices.items():
+        stack = [p]
+        while stack:
+            q = stack.pop()
+            for a in q._actions:
+                if a.type in (int, float) and a.choices is None:  # choices bound it too
+                    bare.append(f"{name} {a.option_strings}")
+                if hasattr(a, "choices") and isinstance(a.choices, dict):
+                    stack += a.choices.values()
+    assert bare == []

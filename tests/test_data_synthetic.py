@@ -104,14 +104,15 @@ def test_make_dataset_writes_mvtec_layout(tmp_path):
     assert load_dataset(tmp_path / "g", "mvtec", "test", gray=True)[0].image.shape == (64, 64)
 
 
-def test_cli_and_preview(tmp_path):
-    from edge_sdk.data.synthetic import main
+def test_cli_and_preview(tmp_path, capsys):
+    from edge_sdk.cli import main
 
     prev = tmp_path / "p.png"
-    assert main(["--out", str(tmp_path / "o"), "--kind", "tile", "--n-train", "2", "--n-test", "6",
+    assert main(["synth", "tile", "--out", str(tmp_path / "o"), "--n-train", "2", "--n-test", "6",
                  "--size", "64", "--preview", str(prev)]) == 0
     im = Image.open(prev)
     assert im.mode == "RGB" and im.size[0] > 0
-    assert main(["--out", str(tmp_path / "o"), "--kind", "tile", "--n-train", "1", "--n-test", "1"]) == 2
+    assert main(["synth", "tile", "--out", str(tmp_path / "o"), "--n-train", "1", "--n-test", "1"]) == 2
+    assert "exists; pass overwrite=True" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no samples"):
         save_preview([], str(tmp_path / "x.png"))

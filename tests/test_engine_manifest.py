@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from converters import engine_bundle as eb
-from converters import engine_manifest as em
+from edge_sdk.atomic import sha256_file, write_json
+
+from edge_sdk.converters import engine_bundle as eb
+from edge_sdk.converters import engine_manifest as em
 
 CASES = json.loads((Path(__file__).parent / "data" / "engine_manifest_cases.json").read_text())
 
@@ -70,7 +72,7 @@ def _bundle(tmp_path, precisions=("fp32", "fp16"), seed=0):
     pytest.importorskip("onnx")
     import onnx
 
-    from converters import export_bundle
+    from edge_sdk.converters import export_bundle
     from edge_sdk.bundle import add_networks, read_bundle
     from tests.bundle_helpers import ssim_parts
 
@@ -94,10 +96,10 @@ def _engine(bundle, precision, machine_overrides=None, name="sm86"):
     engine.write_bytes(b"serialized " + name.encode())
     m = copy.deepcopy(CASES["manifest"])
     src = "reconstructor.onnx" if precision == "fp32" else f"reconstructor.{precision}.onnx"
-    m.update(network="reconstructor", precision=precision, source_onnx=src, source_onnx_sha256=em.sha256_file(bundle / src),
-             engine_file=engine.name, engine_sha256=em.sha256_file(engine))
+    m.update(network="reconstructor", precision=precision, source_onnx=src, source_onnx_sha256=sha256_file(bundle / src),
+             engine_file=engine.name, engine_sha256=sha256_file(engine))
     m.update(machine_overrides or {})
-    em.write_json_atomic(em.manifest_path(engine), m)
+    write_json(em.manifest_path(engine), m)
     return engine
 
 
@@ -145,7 +147,7 @@ def test_missing_variant_and_missing_engine_are_clear_errors(tmp_path):
 
 
 def test_rebuild_without_tensorrt_says_so(tmp_path):
-    from converters import trt_builder as tb
+    from edge_sdk.converters import trt_builder as tb
 
     try:
         tb.require_tensorrt()
@@ -155,3 +157,22 @@ def test_rebuild_without_tensorrt_says_so(tmp_path):
     b = _bundle(tmp_path)
     with pytest.raises(tb.TensorRTUnavailable, match="TensorRT"):
         eb.find_engine(b, "reconstructor", "fp16", A4500, max_batch=8, rebuild=True)
+
+
+def test_gpu_facts_agree_with_what_the_runtime_found():
+    # one reader of GPU facts (edge_sdk.gpu_info, the driver through ctypes); on a GPU machine its
+    # devices are the ones the C++ runtime lists, with the same names, capabilities and memory
+    import edge_sdk
+    from edge_sdk import gpu_info
+
+    facts = [(g.name, g.compute_capability, g.total_memory) for g in gpu_info.gpus()]
+    if edge_sdk.built_with_cuda():
+        seen = [(d["name"], tuple(d["compute_capability"]), d["total_memory"])
+                for d in edge_sdk.devices() if d["kind"] == "cuda"]
+        assert facts == seen
+    machine = em.machine_info(0)
+    if facts:
+        assert (machine.gpu_name, machine.compute_capability) == facts[0][:2]
+        assert machine.cuda_driver_version is not None
+    else:
+        assert machine.gpu_name is None and machine.compute_capability is None

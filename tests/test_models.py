@@ -236,7 +236,7 @@ def test_runtime_reproduces_predict_from_export_parts(trained, synth, tmp_path, 
     if "onnxruntime" not in available_backends():
         pytest.skip("this build has no ONNX Runtime backend (headers missing at build time: "
                     "scripts/fetch_onnxruntime_headers.sh)")
-    from converters.onnx_export import export_bundle
+    from edge_sdk.converters.onnx_export import export_bundle
 
     if name.startswith("mhbc_per_image"):  # the per-image standardization is part of the exported graph
         norm = name[len("mhbc_"):]
@@ -348,6 +348,29 @@ def test_errors_name_the_problem(trained, synth, tmp_path):
     (tmp_path / "m" / "arrays.safetensors").write_bytes(bytes(raw))
     with pytest.raises(ModelFormatError, match="checksum mismatch"):
         load_model(tmp_path / "m")
+
+
+def test_a_pickled_tensor_file_is_named_by_load_export_and_eval(trained, tmp_path, mvtec_root, capsys):
+    import hashlib
+    import json
+    import pickle
+
+    from edge_sdk.cli import main
+
+    model = tmp_path / "m"
+    trained["padim"].save(model)
+    tensors = model / "arrays.safetensors"
+    tensors.write_bytes(pickle.dumps({"mean": np.zeros(3)}))
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["files"]["arrays.safetensors"] = hashlib.sha256(tensors.read_bytes()).hexdigest()  # checksum passes
+    (model / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFormatError, match=f"{tensors}: not a safetensors file"):
+        load_model(model)
+    rc = main(["export", str(model), "--out", str(tmp_path / "b")])
+    assert rc == 2 and f"{tensors}: not a safetensors file" in capsys.readouterr().err
+    rc = main(["eval", str(model), "--data", str(mvtec_root), "--layout", "mvtec", "--json", str(tmp_path / "e.json")])
+    assert rc == 2 and f"{tensors}: not a safetensors file" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 # -- command line --------------------------------------------------------------------------------
@@ -468,3 +491,20 @@ def test_patchcore_reweighting_with_float16_bank(trained, synth):
     ref._ensure_network()
     ref.bank, ref.calibration = base.bank.astype(np.float16).astype(np.float32), base.calibration
     np.testing.assert_allclose(model.predict(images).scores, ref.predict(images).scores, rtol=1e-5)
+
+
+def test_train_and_export_never_replace_a_directory_that_is_not_theirs(trained, tmp_path, mvtec_root, capsys):
+    from edge_sdk.cli import main
+
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    (app / "config.json").write_text('{"name": "my-app"}')
+    (app / "precious.txt").write_text("keep")
+    rc = main(["train", "--model", "padim", "--data", str(mvtec_root), "--layout", "mvtec", "--d", "16",
+               "--input-size", "64", "--threads", "1", "--no-progress", "--out", str(app)])
+    assert rc == 2 and f"{app}: exists and is not an edge-sdk-model model directory" in capsys.readouterr().err
+    model = tmp_path / "m"
+    trained["padim"].save(model)
+    rc = main(["export", str(model), "--out", str(app), "--overwrite"])
+    assert rc == 2 and f"{app}: exists and is not an edge-sdk bundle" in capsys.readouterr().err
+    assert sorted(os.listdir(app)) == ["config.json", "precious.txt", "src"] and (app / "precious.txt").read_text() == "keep"

@@ -375,10 +375,36 @@ def test_model_dir_round_trip_and_checksum(tmp_path, rng):
         storage.read_tensors(d, storage.read_config(d), "arrays")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("user data")
-    with pytest.raises(storage.ModelFormatError, match="refusing to overwrite"):
+    with pytest.raises(storage.ModelFormatError, match=f"{tmp_path / 'other'}: exists and is not .*refusing to replace"):
         storage.write_model_dir(tmp_path / "other", {"model": "x"}, {"arrays": arrays})
+    assert sorted(os.listdir(tmp_path / "other")) == ["keep.txt"]
     with pytest.raises(storage.ModelFormatError, match="config.json: missing"):
         storage.read_config(tmp_path / "other")
     (tmp_path / "other" / "config.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(storage.ModelFormatError, match="not an edge-sdk-model config"):
         storage.read_config(tmp_path / "other")
+
+
+def test_saving_never_replaces_a_directory_that_is_not_a_model(tmp_path):
+    # another application's folder that happens to have a config.json: refused, nothing touched
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    (app / "config.json").write_text(json.dumps({"name": "my-app", "version": 3}))
+    (app / "precious.txt").write_text("irreplaceable")
+    (app / "src" / "main.c").write_text("int main() {}")
+    arrays = {"a": np.ones(4, np.float32)}
+    with pytest.raises(storage.ModelFormatError, match=f"{app}: exists and is not an edge-sdk-model model directory"):
+        storage.write_model_dir(app, {"model": "x"}, {"arrays": arrays})
+    assert (app / "precious.txt").read_text() == "irreplaceable" and (app / "src" / "main.c").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["app"]
+    # the marker without an integer version is not ours either; ours (any version) and empty are replaced
+    (app / "config.json").write_text(json.dumps({"format": storage.FORMAT, "version": "1"}))
+    with pytest.raises(storage.ModelFormatError, match="refusing"):
+        storage.write_model_dir(app, {"model": "x"}, {"arrays": arrays})
+    model = tmp_path / "model"
+    model.mkdir()
+    storage.write_model_dir(model, {"model": "x"}, {"arrays": arrays})
+    cfg = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**cfg, "version": storage.VERSION + 1}))
+    storage.write_model_dir(model, {"model": "y"}, {"arrays": arrays})
+    assert storage.read_config(model)["model"] == "y"

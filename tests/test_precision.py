@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxconverter_common")
 
-from converters import precision as P  # noqa: E402
+from edge_sdk.converters import precision as P  # noqa: E402
 
 
 def _export(tmp_path, rng, out_conv=True):

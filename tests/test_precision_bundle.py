@@ -9,14 +9,12 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxconverter_common")
 
 import edge_sdk  # noqa: E402
-from converters import export_bundle  # noqa: E402
-from converters.precision_bundle import add_precision_variants  # noqa: E402
-from edge_sdk._native import core  # noqa: E402
+from edge_sdk.converters import export_bundle  # noqa: E402
+from edge_sdk.converters.precision_bundle import add_precision_variants  # noqa: E402
 from edge_sdk.bundle import read_bundle  # noqa: E402
 from tests.bundle_helpers import ssim_parts  # noqa: E402
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 
 def _images(rng, n, anomalous=0):
@@ -62,7 +60,7 @@ def test_variants_pass_or_are_refused_by_the_gate(tmp_path, rng):
 
 
 def test_gate_needs_a_labelled_set(tmp_path, rng):
-    from converters.precision import PrecisionError
+    from edge_sdk.converters.precision import PrecisionError
 
     bundle = export_bundle(ssim_parts(), tmp_path / "b", model_type="resganad").bundle
     with pytest.raises(PrecisionError, match="validation"):

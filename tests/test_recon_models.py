@@ -14,20 +14,12 @@ from edge_sdk import kernels  # noqa: E402
 from edge_sdk.data import Sample  # noqa: E402
 from edge_sdk.models import recon_nets, recon_train  # noqa: E402
 from edge_sdk.models.grdnet import GRDNet  # noqa: E402
-from edge_sdk.models.resganad import PRESETS, ResGANAD, make_config  # noqa: E402
+from edge_sdk.models.recon_config import PRESETS, make_config  # noqa: E402
+from edge_sdk.models.resganad import ResGANAD  # noqa: E402
 from edge_sdk.models.ssim_loss import ssim as torch_ssim  # noqa: E402
 from edge_sdk.models.storage import ModelFormatError  # noqa: E402
 
-TINY = dict(size=32, filters=2, stages=2, blocks=1, disc_filters=4, unet_filters=4, unet_depth=2, batch_size=8)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 def _stripes(rng, n, size=40):
     """Good patches: smooth horizontal stripes with a random phase, plus noise (uint8)."""
@@ -44,12 +36,12 @@ def _samples(images):
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(recon_tiny):
     rng = np.random.default_rng(0)
     torch.set_num_threads(1)
     data = _samples(_stripes(rng, 24))
-    res = ResGANAD("small", seed=1, **TINY).fit(data, epochs=2, progress=False, val_fraction=0.2)
-    grd = GRDNet("small", seed=1, **TINY).fit(data, epochs=1, progress=False, val_fraction=0.2)
+    res = ResGANAD("small", seed=1, **recon_tiny).fit(data, epochs=2, progress=False, val_fraction=0.2)
+    grd = GRDNet("small", seed=1, **recon_tiny).fit(data, epochs=1, progress=False, val_fraction=0.2)
     return res, grd, data
 
 
@@ -162,12 +154,12 @@ def test_losses_match_references(rng):
     assert float(recon_train.focal_loss(p, m, gamma=2.0)) == pytest.approx(float((-(1 - pt) ** 2 * np.log(pt)).mean()))
 
 
-def test_training_is_deterministic_and_learns(rng):
+def test_training_is_deterministic_and_learns(recon_tiny, rng):
     data = torch.from_numpy(np.stack(
         [kernels.preprocess(np.stack(_stripes(np.random.default_rng(3), 16))[..., None], (32, 32), mean=[0.0],
                             std=[1.0], channels=1)])[0])
-    a = ResGANAD("small", seed=4, **TINY)
-    b = ResGANAD("small", seed=4, **TINY)
+    a = ResGANAD("small", seed=4, **recon_tiny)
+    b = ResGANAD("small", seed=4, **recon_tiny)
     ha = a.train_patches(data, epochs=6, progress=False)
     hb = b.train_patches(data, epochs=6, progress=False)
     assert ha == hb
@@ -229,7 +221,7 @@ def test_grdnet_score_is_max_of_smoothed_mask(trained):
         grd.set_roi(np.ones((8, 8)))
 
 
-def test_input_errors(trained):
+def test_input_errors(recon_tiny, trained):
     res, _, _ = trained
     with pytest.raises(TypeError, match=r"images\[0\]: expected uint8"):
         res.predict([np.zeros((40, 40), np.float32)])
@@ -240,11 +232,16 @@ def test_input_errors(trained):
     gray3 = np.repeat(np.full((40, 40, 1), 7, np.uint8), 3, axis=2)
     np.testing.assert_array_equal(res.predict([gray3]).scores, res.predict([gray3[..., 0]]).scores)
     with pytest.raises(RuntimeError, match="not trained"):
-        ResGANAD("small", **TINY).predict([gray3])
+        ResGANAD("small", **recon_tiny).predict([gray3])
+    # one (H, W, C) image given as an array is refused, not judged as 40 gray images of 40 x C
+    for c in (1, 3, 4):
+        with pytest.raises(ValueError, match=rf"shape \(40, 40, {c}\) looks like one image"):
+            res.predict(np.zeros((40, 40, c), np.uint8))
+    assert len(res.predict(np.zeros((2, 40, 40), np.uint8)).scores) == 2  # a gray batch is still one
     bad = _samples(_stripes(np.random.default_rng(0), 2))
     bad[1].label = 1
     with pytest.raises(ValueError, match="good images only"):
-        ResGANAD("small", **TINY).fit(bad, epochs=1, progress=False)
+        ResGANAD("small", **recon_tiny).fit(bad, epochs=1, progress=False)
 
 
 # ---------------------------------------------------------------------------- save, load, export
@@ -304,7 +301,7 @@ def test_export_parts_reproduce_predict_through_onnx(trained, tmp_path):
 
 # ------------------------------------------------------------------------------------ regions
 
-def test_regions_calibrated_and_decided(tmp_path):
+def test_regions_calibrated_and_decided(recon_tiny, tmp_path):
     from edge_sdk.data import load_dataset
     from edge_sdk.data.vial_strip import make_vial_strip_dataset
     from edge_sdk.regions import RegionLayout, RegionPatches, decide
@@ -313,7 +310,7 @@ def test_regions_calibrated_and_decided(tmp_path):
                                    progress=False)
     lay = RegionLayout.load(root)
     train = RegionPatches(load_dataset(root, "mvtec", "train", gray=True), lay)
-    model = ResGANAD("small", seed=0, **TINY).fit(train, epochs=1, progress=False, val_fraction=0.34)
+    model = ResGANAD("small", seed=0, **recon_tiny).fit(train, epochs=1, progress=False, val_fraction=0.34)
     layout = model.region_layout()
     assert layout.names == lay.names
     assert set(model.region_methods.values()) <= {"quantile", "image_threshold"}
@@ -343,7 +340,7 @@ def test_registry_builds_models_and_finds_region_layouts(tmp_path):
 
     from edge_sdk.data import load_dataset
     from edge_sdk.data.vial_strip import make_vial_strip_dataset
-    from edge_sdk.models import registry
+    from edge_sdk.commands import _model_options as registry
     from edge_sdk.regions import RegionPatches
 
     p = argparse.ArgumentParser()
@@ -351,10 +348,10 @@ def test_registry_builds_models_and_finds_region_layouts(tmp_path):
     p.add_argument("--data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-size", type=int)
-    registry.add_train_arguments(p)
+    registry.add_recon_arguments(p)
     args = p.parse_args(["--model", "grdnet", "--data", str(tmp_path), "--epochs", "3", "--filters", "2",
                          "--input-size", "32"])
-    model = registry.build_model(args)
+    model = registry.build_recon_model(args)
     assert isinstance(model, GRDNet) and model.config.epochs == 3 and model.config.filters == 2
     assert model.config.size == 32 and registry.is_recon("resganad") and not registry.is_recon("padim")
     root = make_vial_strip_dataset(str(tmp_path), count=1, products=2, acquisitions=1, region_size=16, seed=0,

@@ -7,21 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from edge_sdk._native import core  # noqa: E402
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="runtime built without the ONNX Runtime backend (headers not found at build time)")
-
-TINY = dict(size=32, filters=2, stages=2, blocks=1, disc_filters=4, unet_filters=4, unet_depth=2, batch_size=8)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = [pytest.mark.onnxruntime, pytest.mark.usefixtures("torch_one_thread")]
 
 @pytest.fixture(scope="module")
 def strips(tmp_path_factory):
@@ -38,7 +25,7 @@ def strips(tmp_path_factory):
 
 
 def _bundle(model, path, real):
-    from converters.onnx_export import export_bundle
+    from edge_sdk.converters.onnx_export import export_bundle
 
     export_bundle(model.export_parts(), path, model_type=model.name, real_images=real)
     from edge_sdk.runtime import Runtime
@@ -46,11 +33,11 @@ def _bundle(model, path, real):
     return Runtime(path, threads=1)
 
 
-def test_resganad_bundle_matches_predict(strips, tmp_path):
+def test_resganad_bundle_matches_predict(recon_tiny, strips, tmp_path):
     from edge_sdk.models.resganad import ResGANAD
 
     train, frames, lay = strips
-    model = ResGANAD("small", seed=0, blur_sigma=1.5, **TINY).fit(train, epochs=1, progress=False, val_fraction=0.34)
+    model = ResGANAD("small", seed=0, blur_sigma=1.5, **recon_tiny).fit(train, epochs=1, progress=False, val_fraction=0.34)
     patches = [p for f in frames for p in lay.cut(f)]
     rt = _bundle(model, tmp_path / "b", np.stack(patches[:4])[..., None])
     res = rt.predict(frames)
@@ -66,11 +53,11 @@ def test_resganad_bundle_matches_predict(strips, tmp_path):
                                    rtol=1e-4, atol=1e-5)
 
 
-def test_grdnet_bundle_matches_predict(strips, tmp_path):
+def test_grdnet_bundle_matches_predict(recon_tiny, strips, tmp_path):
     from edge_sdk.models.grdnet import GRDNet
 
     train, frames, lay = strips
-    model = GRDNet("small", seed=0, **TINY).fit(train, epochs=1, progress=False, val_fraction=0.34)
+    model = GRDNet("small", seed=0, **recon_tiny).fit(train, epochs=1, progress=False, val_fraction=0.34)
     patches = [p for f in frames for p in lay.cut(f)]
     try:
         rt = _bundle(model, tmp_path / "g", np.stack(patches[:4])[..., None])

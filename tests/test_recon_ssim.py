@@ -8,13 +8,7 @@ torch = pytest.importorskip("torch")
 from edge_sdk import kernels  # noqa: E402
 from edge_sdk.models import ssim_loss  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.mark.parametrize("shape", [(1, 11, 11), (3, 40, 33), (2, 1, 64, 64), (2, 3, 29, 31), (4, 1, 128, 128)])

@@ -11,12 +11,11 @@ pytest.importorskip("onnxruntime")
 import edge_sdk
 from edge_sdk import bundle as eb
 from edge_sdk._native import core
-from converters import export_bundle
+from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import ssim_parts, ssim_reference
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +220,31 @@ def test_runtime_refuses_bad_bundle(ssim_bundle, tmp_path):
 def test_onnxruntime_info():
     info = core.onnxruntime_info("")
     assert info["version"] and "CPUExecutionProvider" in info["providers"] and info["api_version"] >= 17
+
+
+def test_byte_order_shapes_and_dtypes_are_never_misread(rt, rng):
+    gray = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    ref = rt.predict([gray.astype(np.float32)])
+    # big-endian float32: the same pixels, the same score (not a near-black image)
+    big = gray.astype(">f4")
+    assert not big.dtype.isnative
+    np.testing.assert_array_equal(rt.predict([big]).scores, ref.scores)
+    np.testing.assert_array_equal(rt.predict(big).scores, ref.scores)
+    # (H, W, 2/4/5): refused, naming the shape, instead of judged as 32 gray images
+    for c in (2, 4, 5):
+        with pytest.raises(ValueError, match=rf"shape \(32, 32, {c}\) is ambiguous.*{c} channels"):
+            rt.predict(rng.integers(0, 256, (32, 32, c), dtype=np.uint8))
+    assert len(rt.predict(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8))) == 3  # a gray batch still is one
+    with pytest.raises(ValueError, match="3 channels, but the model takes single-channel"):
+        rt.predict(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))  # (H, W, 3): one colour image, not refused here
+    # dtypes the runtime has no name for: refused with the real dtype and shape
+    for bad, name in ((gray.astype(np.uint16), "uint16"), (gray.astype(np.complex64), "complex64"),
+                      (gray.astype(object), "object")):
+        with pytest.raises(ValueError, match=rf"image 0: dtype {name} \(shape \(32, 32\)\) is not supported"):
+            rt.predict([bad])
+        res = rt.predict([gray, bad, gray], on_error="review")
+        assert list(res.verdicts)[1] == "review" and name in res.errors[1] and np.isnan(res.scores[1])
+        assert res.errors[0] is None and res.heatmaps[1] is None and res.heatmaps[0].shape == (32, 32)
+        np.testing.assert_array_equal(res.scores[[0, 2]], rt.predict([gray, gray]).scores)
+    only_bad = rt.predict([gray.astype(np.uint16)], on_error="review")
+    assert list(only_bad.verdicts) == ["review"] and only_bad.times["total"] == 0.0

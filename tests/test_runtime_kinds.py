@@ -10,13 +10,11 @@ pytest.importorskip("onnxruntime")
 
 import edge_sdk
 import edge_sdk.bundle
-from edge_sdk._native import core
-from converters import export_bundle
+from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import embedding_parts, embedding_reference, mask_parts, mask_reference
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 
 def _images(rng, n=5, size=(32, 40)):

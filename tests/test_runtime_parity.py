@@ -17,17 +17,12 @@ pytest.importorskip("onnxruntime")
 
 import edge_sdk
 from edge_sdk import cli
-from edge_sdk._native import core
-from converters import export_bundle
-from converters.verify import HEATMAP_ABS_TOLERANCE, SCORE_REL_TOLERANCE, compare
+from edge_sdk.converters import export_bundle
+from edge_sdk.converters.verify import HEATMAP_ABS_TOLERANCE, SCORE_REL_TOLERANCE, compare
 
-models = pytest.importorskip("edge_sdk.models")
-if not hasattr(models, "MODEL_CLASSES"):
-    pytest.skip("the embedding models (edge_sdk.models.PaDiM, PatchCore, MhBC) are not in this tree yet",
-                allow_module_level=True)
+from edge_sdk import models  # noqa: E402
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 SIZE = 96
 REPO = Path(__file__).resolve().parents[1]

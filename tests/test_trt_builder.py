@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from converters import trt_builder as tb
+from edge_sdk.converters import trt_builder as tb
 
 ROOT = Path(__file__).resolve().parents[1]
 # edge_sdk.cli imported as a module (python -m would run it as __main__, a second UserError class).

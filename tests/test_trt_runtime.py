@@ -18,14 +18,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import edge_sdk
-from converters import export_bundle
-from converters import trt_builder as tb
+from edge_sdk.converters import export_bundle
+from edge_sdk.converters import trt_builder as tb
 from edge_sdk._native import core
 
 from tests.bundle_helpers import embedding_parts, mask_parts, ssim_parts
 
-pytestmark = pytest.mark.skipif("onnxruntime" not in core.available_backends(),
-                                reason="built without the ONNX Runtime headers (scripts/fetch_onnxruntime_headers.sh)")
+pytestmark = pytest.mark.onnxruntime
 
 
 def _has_tensorrt_python():
@@ -90,11 +89,9 @@ def test_auto_backend_without_engine_is_onnxruntime(tmp_path, rng):
     assert list(res.verdicts) == list(ref.verdicts)
 
 
-def test_rebuild_engines_options(tmp_path):
+def test_ensure_engines_options(tmp_path):
     b = _ssim_bundle(tmp_path)
-    with pytest.raises(ValueError, match="rebuild_engines.*backend='tensorrt'"):
-        edge_sdk.Runtime(b, backend="onnxruntime", rebuild_engines=True)
-    from converters.engine_bundle import ensure_engines
+    from edge_sdk.converters.engine_bundle import ensure_engines
 
     with pytest.raises(ValueError, match="device.*cuda:N.*'cpu'"):
         ensure_engines(b, "fp32", device="cpu")
@@ -150,7 +147,7 @@ def _bundle_with_engines(tmp_path, kind, rng, precisions=("fp32",)):
     probe = edge_sdk.Runtime(b0, threads=1).predict(_images(rng, parts, 8))
     _calibrated(parts, probe.scores)  # both verdicts occur
     b = export_bundle(parts, tmp_path / "b", model_type=MODEL_TYPES[kind]).bundle
-    from converters.engine_bundle import ensure_engines
+    from edge_sdk.converters.engine_bundle import ensure_engines
 
     for p in precisions:
         ensure_engines(b, p, device="cuda:0", max_batch=8,
@@ -212,10 +209,13 @@ def test_tensorrt_refuses_a_stale_engine_with_reasons(tmp_path, rng):
     with pytest.raises(RuntimeError, match=r"(?s)no fp32 engine.*matches.*tensorrt_version.*9\.0\.0\.1.*build-engine"):
         edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8)
     # auto falls back to ONNX Runtime (its CPU provider here: the onnxruntime wheel may lack CUDA);
-    # rebuild_engines builds a matching engine.
+    # ensure_engines (converter side) builds a matching engine, which the runtime then loads.
     auto = edge_sdk.Runtime(b, device="cuda:0", backend="auto", provider="cpu", max_batch=8)
     assert auto.backend.startswith("onnxruntime"), auto.backend
-    rt = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8, rebuild_engines=True)
+    from edge_sdk.converters.engine_bundle import ensure_engines
+
+    ensure_engines(b, "fp32", device="cuda:0", max_batch=8)
+    rt = edge_sdk.Runtime(b, device="cuda:0", backend="tensorrt", max_batch=8)
     assert "TensorRT" in rt.backend
     # An archived bundle needs the engines folder.
     shutil.copytree(b / "engines", tmp_path / "engines")
@@ -228,7 +228,7 @@ def test_tensorrt_refuses_a_stale_engine_with_reasons(tmp_path, rng):
 def test_tensorrt_reduced_precision_engines_follow_their_onnx_variant(tmp_path, rng):
     """fp16 / int8 engines are built from the gated ONNX variants: TensorRT's result stays near
     onnxruntime's result for the same variant (both reduced precision)."""
-    from converters.precision_bundle import add_precision_variants
+    from edge_sdk.converters.precision_bundle import add_precision_variants
 
     parts = KINDS["mahalanobis"]()
     train = _images(rng, parts, 16)
@@ -242,7 +242,7 @@ def test_tensorrt_reduced_precision_engines_follow_their_onnx_variant(tmp_path, 
                                      validation_labels=labels, threads=1, log=lambda _: None)
     if not reports["fp16"].accepted:
         pytest.fail(f"the fp16 variant of this small model failed the gate: {reports['fp16']}")
-    from converters.engine_bundle import ensure_engines
+    from edge_sdk.converters.engine_bundle import ensure_engines
 
     ensure_engines(b, "fp16", device="cuda:0", max_batch=8,
                    build_options=tb.BuildOptions(precision="fp16", profile=(1, 4, 8), workspace_mib=1024))

@@ -1,8 +1,8 @@
 """The machine and software a benchmark ran on, and the identity of the bundle, for the record.
 
-Nothing here imports torch or initializes CUDA: GPU facts come from ``nvidia-smi`` (absent on
-machines without a driver), library versions from package metadata and from the runtime's own
-description of the backend it loaded."""
+Nothing here imports torch or creates a CUDA context: GPU facts come from the driver's libraries
+(edge_sdk.gpu_info; none without a driver), library versions from package metadata and from the
+runtime's own description of the backend it loaded."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import hashlib
 import importlib.metadata
 import os
 import platform
-import shutil
-import subprocess
 import sys
-import tarfile
 from pathlib import Path
+
+from edge_sdk import gpu_info
 
 
 def cpu_model() -> str:
@@ -44,42 +43,14 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _nvidia_smi(query: list[str]) -> list[list[str]] | None:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run([exe, *query], capture_output=True, text=True, timeout=20, check=True).stdout
-    except (subprocess.SubprocessError, OSError):
-        return None
-    return [[c.strip() for c in line.split(",")] for line in out.strip().splitlines() if line.strip()]
-
-
 def gpus() -> list[dict]:
-    """Name, driver, memory of each NVIDIA GPU (nvidia-smi), [] without a driver."""
-    rows = _nvidia_smi(["--query-gpu=index,name,driver_version,memory.total", "--format=csv,noheader,nounits"])
-    if not rows:
-        return []
-    out = []
-    for r in rows:
-        if len(r) >= 4:
-            out.append({"index": int(r[0]) if r[0].isdigit() else r[0], "name": r[1], "driver": r[2],
-                        "memory_total_mib": float(r[3]) if r[3].replace(".", "", 1).isdigit() else r[3]})
-    return out
-
-
-def cuda_driver_version() -> str | None:
-    """The CUDA version the driver supports (from nvidia-smi's banner), None without a driver."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run([exe], capture_output=True, text=True, timeout=20).stdout
-    except (subprocess.SubprocessError, OSError):
-        return None
-    marker = "CUDA Version:"
-    i = out.find(marker)
-    return out[i + len(marker):].split()[0] if i >= 0 else None
+    """Index, name, driver release, compute capability and memory of each NVIDIA GPU
+    (edge_sdk.gpu_info), [] without a driver."""
+    release = gpu_info.driver_release()
+    return [{"index": g.index, "name": g.name, "driver": release,
+             "compute_capability": list(g.compute_capability) if g.compute_capability else None,
+             "memory_total_mib": round(g.total_memory / 2**20, 1) if g.total_memory is not None else None}
+            for g in gpu_info.gpus()]
 
 
 def tensorrt_version() -> str | None:
@@ -99,10 +70,9 @@ def bundle_checksum(bundle: str | os.PathLike) -> str:
     if p.is_dir():
         data = (p / "manifest.json").read_bytes()
     else:
-        with tarfile.open(p, "r:") as tar:
-            members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
-            f = tar.extractfile(members["manifest.json"])
-            data = f.read() if f else b""
+        from edge_sdk.bundle.reader import read_archive_files
+
+        data = read_archive_files(p, ["manifest.json"])["manifest.json"]
     return hashlib.sha256(data).hexdigest()
 
 
@@ -120,7 +90,7 @@ def describe(threads: int, backend_description: str | None = None) -> dict:
         "gpus": gpu_list,
         "gpu_name": gpu_list[0]["name"] if gpu_list else None,
         "gpu_driver": gpu_list[0]["driver"] if gpu_list else None,
-        "cuda_driver_version": cuda_driver_version() if gpu_list else None,
+        "cuda_driver_version": gpu_info.cuda_driver_version() if gpu_list else None,
         "edge_sdk_built_with_cuda": edge_sdk.built_with_cuda(),
         "tensorrt_version": tensorrt_version(),
         "onnxruntime_version": _package_version("onnxruntime") or _package_version("onnxruntime-gpu"),

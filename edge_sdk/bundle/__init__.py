@@ -20,12 +20,12 @@ from edge_sdk.bundle.schema import (
     manifest_for_onnx,
     network_entry,
 )
-from edge_sdk.bundle.writer import add_networks, pack_bundle, write_bundle
+from edge_sdk.bundle.writer import add_networks, check_bundle_target, is_bundle_dir, pack_bundle, write_bundle
 from edge_sdk.bundle.validator import validate_bundle
 from edge_sdk.bundle.reader import Bundle, read_bundle
 
 __all__ = [
     "SCHEMA_VERSION", "FORMAT", "MANIFEST_FILE", "ARRAYS_FILE", "POSTPROCESS_KINDS", "PRECISIONS",
     "BundleError", "build_manifest", "input_spec", "network_entry", "manifest_for_onnx",
-    "write_bundle", "add_networks", "pack_bundle", "validate_bundle", "read_bundle", "Bundle",
+    "write_bundle", "check_bundle_target", "is_bundle_dir", "add_networks", "pack_bundle", "validate_bundle", "read_bundle", "Bundle",
 ]

@@ -33,16 +33,59 @@ class Bundle:
         return self.networks[self.network(name, precision)["file"]]
 
 
+ENGINES_DIR = "engines"
+
+
+def archive_members(tar: tarfile.TarFile, source: str | os.PathLike) -> dict[str, tarfile.TarInfo]:
+    """Bundle file name -> tar member, by the C++ reader's rules (read_tar in
+    cpp/src/runtime/bundle.cpp): a leading "./" is dropped; the first directory entry with a single
+    component other than engines/ (e.g. "bundle/", as `tar -cf b.tar bundle` writes) is a prefix
+    stripped from the files after it; files under engines/ are ignored; any other file must then
+    be at the top level and appear once; entry types other than files and directories are refused."""
+    files: dict[str, tarfile.TarInfo] = {}
+    prefix, prefix_known = "", False
+    for m in tar.getmembers():
+        # tarfile drops a directory's trailing "/"; put it back to compare names as C++ does
+        name = m.name + "/" if m.isdir() else m.name
+        if name.startswith("./"):
+            name = name[2:]
+        if m.isdir():
+            # "" (the "./" entry itself) counts too: its prefix is empty, as in C++
+            if not prefix_known and name.find("/") in (len(name) - 1, -1) and name != ENGINES_DIR + "/":
+                prefix, prefix_known = name, True
+        elif m.type in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            if prefix and name.startswith(prefix):
+                name = name[len(prefix):]
+            if name.startswith(ENGINES_DIR + "/"):
+                continue
+            if not name or "/" in name:
+                raise BundleError(f"{source}: unexpected entry \"{name}\" (bundles hold files at the top level)")
+            if name in files:
+                raise BundleError(f"{source}: entry \"{name}\" appears twice")
+            files[name] = m
+        else:
+            raise BundleError(f"{source}: unsupported tar entry type {m.type.decode(errors='replace')!r} for "
+                              f"\"{name}\" (write archives with edge_sdk.bundle.pack_bundle)")
+    return files
+
+
+def read_archive_files(path: str | os.PathLike, names: list[str]) -> dict[str, bytes]:
+    """The bytes of ``names`` from a bundle archive (names as `archive_members` maps them)."""
+    out = {}
+    with tarfile.open(path, "r:") as tar:
+        members = archive_members(tar, path)
+        for n in names:
+            if n not in members:
+                raise BundleError(f"{path}: no entry \"{n}\"")
+            f = tar.extractfile(members[n])
+            out[n] = f.read() if f else b""
+    return out
+
+
 def _read_files(path: Path, names: list[str]) -> dict[str, bytes]:
     if path.is_dir():
         return {n: (path / n).read_bytes() for n in names}
-    out = {}
-    with tarfile.open(path, "r:") as tar:
-        members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
-        for n in names:
-            f = tar.extractfile(members[n])
-            out[n] = f.read()
-    return out
+    return read_archive_files(path, names)
 
 
 def read_bundle(path: str | os.PathLike) -> Bundle:

@@ -8,13 +8,13 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tarfile
-import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from edge_sdk.atomic import atomic_directory, atomic_path, replaceable
 
 from edge_sdk.bundle.schema import (
     ARRAYS_FILE,
@@ -23,6 +23,7 @@ from edge_sdk.bundle.schema import (
     ONNX_META_NETWORK,
     ONNX_META_SCHEMA,
     SCHEMA_VERSION,
+    FORMAT,
     BundleError,
     manifest_for_onnx,
 )
@@ -61,28 +62,29 @@ def _arrays_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return save({name: np.ascontiguousarray(a) for name, a in arrays.items()})
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Renames tmp to out. An existing out is moved aside first and removed only after the new
-    bundle is in place (a directory cannot be atomically replaced by rename)."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
+def is_bundle_dir(path: Path) -> bool:
+    """A directory this SDK wrote as a bundle: manifest.json with ``format`` FORMAT and an integer
+    ``schema_version``. Only such a directory (or an empty one) is ever replaced."""
     try:
-        os.rename(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        with open(Path(path) / MANIFEST_FILE) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(manifest, dict) and manifest.get("format") == FORMAT
+            and type(manifest.get("schema_version")) is int)
+
+
+def check_bundle_target(out: str | os.PathLike, overwrite: bool) -> None:
+    """BundleError unless a bundle may be written at ``out``: nothing there, an empty directory,
+    or (with ``overwrite``) a bundle. Called before any work, so a refusal costs nothing."""
+    out = Path(out)
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
+        raise BundleError(f"{out}: exists (pass overwrite=True to replace it)")
+    if not replaceable(out, is_bundle_dir):
+        raise BundleError(f"{out}: exists and is not an edge-sdk bundle (no manifest.json with format "
+                          f"{FORMAT!r}); refusing to replace it")
 
 
 def write_bundle(
@@ -100,11 +102,11 @@ def write_bundle(
     must be named by a ``networks[].file`` of the manifest. The manifest is embedded in each
     model's metadata_props. arrays: the tensors declared in ``manifest["arrays"]``.
     Returns the bundle path. Raises BundleError (naming the file or field) without touching an
-    existing bundle at ``out``; an existing ``out`` is replaced only with ``overwrite=True``.
+    existing bundle at ``out``; an existing ``out`` is replaced only with ``overwrite=True`` and
+    only when it is a bundle (`is_bundle_dir`) or an empty directory.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise BundleError(f"{out}: exists (pass overwrite=True to replace it)")
+    check_bundle_target(out, overwrite)
     manifest = dict(manifest)
     if "files" in manifest:
         raise BundleError("manifest: must not contain 'files' (the writer computes the checksums)")
@@ -118,20 +120,16 @@ def write_bundle(
         name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in sorted(payload.items())
     }
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        for name, data in payload.items():
-            _fsync_write(tmp / name, data)
-        _fsync_write(tmp / MANIFEST_FILE, _dumps(manifest).encode())
-        from edge_sdk.bundle.validator import validate_bundle
+    from edge_sdk.bundle.validator import validate_bundle
 
-        validate_bundle(tmp)  # the runtime's own check, before anything replaces a good bundle
-        _swap_into_place(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with atomic_directory(out, is_ours=is_bundle_dir, what="an edge-sdk bundle", overwrite=overwrite) as tmp:
+            for name, data in payload.items():
+                (tmp / name).write_bytes(data)
+            (tmp / MANIFEST_FILE).write_text(_dumps(manifest))
+            validate_bundle(tmp)  # the runtime's own check, before anything replaces a good bundle
+    except FileExistsError as exc:
+        raise BundleError(str(exc)) from exc
     return out
 
 
@@ -142,11 +140,17 @@ def pack_bundle(bundle_dir: str | os.PathLike, archive: str | os.PathLike, *, ov
 
     bundle_dir, archive = Path(bundle_dir), Path(archive)
     manifest = validate_bundle(bundle_dir)
-    if archive.exists() and not overwrite:
-        raise BundleError(f"{archive}: exists (pass overwrite=True to replace it)")
+    if os.path.lexists(archive):
+        if not overwrite:
+            raise BundleError(f"{archive}: exists (pass overwrite=True to replace it)")
+        try:  # only a bundle archive is replaced, never some other file of the same name
+            is_archive = archive.is_file() and validate_bundle(archive) is not None
+        except BundleError:
+            is_archive = False
+        if not is_archive:
+            raise BundleError(f"{archive}: exists and is not an edge-sdk bundle archive; refusing to replace it")
     names = [MANIFEST_FILE] + sorted(manifest["files"])
-    tmp = archive.parent / f".{archive.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_path(archive, ".tar") as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for name in names:
                 data = (bundle_dir / name).read_bytes()
@@ -154,10 +158,6 @@ def pack_bundle(bundle_dir: str | os.PathLike, archive: str | os.PathLike, *, ov
                 info.size, info.mode, info.mtime = len(data), 0o644, 0  # reproducible archives
                 tar.addfile(info, io.BytesIO(data))
         validate_bundle(tmp)
-        os.replace(tmp, archive)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return archive
 
 

@@ -4,6 +4,8 @@ side by side."""
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_float, bounded_int, threads_option
+
 import re
 from pathlib import Path
 
@@ -24,24 +26,24 @@ def register(sub) -> None:
                    help="ONNX Runtime execution provider (cpu, cuda, tensorrt; default from --device)")
     p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32, fp16 or int8")
     p.add_argument("--batch", default=None, help="batch sizes, comma-separated (default 1,8, or the preset's)")
-    p.add_argument("--iterations", type=int, default=100, help="timed cycles per batch size (default 100)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed calls per batch size (default 10)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads of the runtime (default: all cores)")
+    p.add_argument("--iterations", type=bounded_int("--iterations", 1, 1_000_000), default=100, help="timed cycles per batch size (default 100)")
+    p.add_argument("--warmup", type=bounded_int("--warmup", 0, 100_000), default=10, help="untimed calls per batch size (default 10)")
+    p.add_argument("--threads", type=threads_option("--threads"), default=None, help="CPU threads of the runtime (default: all cores)")
     p.add_argument("--images", default=None, metavar="FOLDER",
                    help="real images from FOLDER (default: random data of the bundle's input spec)")
     p.add_argument("--shape", default=None, metavar="HxWxC", help="size of generated images (default: the bundle's)")
-    p.add_argument("--budget", type=float, default=None, metavar="MS", help="cycle budget in milliseconds")
-    p.add_argument("--units", type=int, default=None,
+    p.add_argument("--budget", type=bounded_float("--budget", 1e-3, 1e7), default=None, metavar="MS", help="cycle budget in milliseconds")
+    p.add_argument("--units", type=bounded_int("--units", 1, 1_000_000), default=None,
                    help="units (images) per cycle (default: one batch); a cycle is ceil(units/batch) calls")
-    p.add_argument("--required", type=float, default=0.99,
+    p.add_argument("--required", type=bounded_float("--required", 0.0, 1.0), default=0.99,
                    help="share of cycles that must meet the budget (default 0.99)")
     p.add_argument("--preset", default=None, choices=["vial-line", "mvtec"],
                    help="vial-line: 60 single-channel 256x256 patches per cycle, 500 ms, batches 1,8,60; "
                         "mvtec: 3x256x256 colour images, batches 1,8")
     p.add_argument("--no-heatmaps", action="store_true", help="verdicts only (heatmaps not computed)")
-    p.add_argument("--max-seconds", type=float, default=None,
+    p.add_argument("--max-seconds", type=bounded_float("--max-seconds", 1e-3, 1e6), default=None,
                    help="stop measuring a batch size after this long (at least one cycle)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random images")
+    p.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0, help="seed of the random images")
     p.add_argument("--out", default=None, help="output folder (default bench-<bundle>-<device>-<precision>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

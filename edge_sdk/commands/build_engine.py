@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_int
+
 from pathlib import Path
 
 
@@ -16,11 +18,11 @@ def register(sub) -> None:
     p.add_argument("bundle", help="bundle directory, or one .onnx file")
     p.add_argument("--precision", default="fp32", help="network variant: fp32, fp16 or int8 (default fp32)")
     p.add_argument("--profile", default="1,60,64", help="batch sizes MIN,OPT,MAX of the optimization profile")
-    p.add_argument("--workspace", type=int, default=4096, metavar="MIB", help="builder workspace limit (MiB)")
+    p.add_argument("--workspace", type=bounded_int("--workspace", 1, 1 << 20), default=4096, metavar="MIB", help="builder workspace limit (MiB)")
     p.add_argument("--timing-cache", default=None, metavar="FILE",
                    help="timing cache reused across builds (default: engines/timing.cache beside the engines)")
     p.add_argument("--opt-level", type=int, default=3, choices=range(0, 6), help="builder optimization level")
-    p.add_argument("--device", type=int, default=0, help="CUDA device index")
+    p.add_argument("--device", type=bounded_int("--device", 0, 63), default=0, help="CUDA device index")
     p.add_argument("--out", default=None, help="folder for engines and manifests (default BUNDLE/engines)")
     p.add_argument("--network", default=None, help="network name for a bare .onnx file (default: file stem)")
     p.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")
@@ -37,7 +39,7 @@ def _sources(bundle: Path, precision: str, network: str | None):
         return [(network or bundle.name.split(".")[0], bundle)]
     if not bundle.is_dir():
         raise UserError(f"{bundle}: no such bundle directory or .onnx file")
-    from converters import engine_bundle
+    from edge_sdk.converters import engine_bundle
 
     try:
         return engine_bundle.network_files(bundle, precision)
@@ -46,8 +48,8 @@ def _sources(bundle: Path, precision: str, network: str | None):
 
 
 def run(args) -> int:
-    from converters import trt_builder as tb
-    from converters.precision import PRECISIONS
+    from edge_sdk.converters import trt_builder as tb
+    from edge_sdk.converters.precision import PRECISIONS
     from edge_sdk.cli import UserError
 
     if args.precision not in PRECISIONS:
@@ -66,7 +68,7 @@ def run(args) -> int:
                               timing_cache=cache, optimization_level=args.opt_level, device_index=args.device)
     try:
         tb.require_tensorrt()
-        from converters import engine_manifest as em
+        from edge_sdk.converters import engine_manifest as em
 
         machine = em.machine_info(args.device)
         if machine.compute_capability is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_int, threads_option
+
 import json
 import os
 import time
@@ -20,13 +22,13 @@ def register(sub) -> None:
     add_data_arguments(p)
     p.add_argument("--json", required=True, help="where to write the metrics (JSON)")
     p.add_argument("--heatmaps", help="folder for heatmap PNGs of a few test images")
-    p.add_argument("--num-heatmaps", type=int, default=8, help="how many heatmap PNGs (default 8)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch and the kernels")
-    p.add_argument("--k-of-n", type=int, default=7, metavar="K",
+    p.add_argument("--num-heatmaps", type=bounded_int("--num-heatmaps", 0, 10_000), default=8, help="how many heatmap PNGs (default 8)")
+    p.add_argument("--threads", type=threads_option("--threads"), help="CPU threads for torch and the kernels")
+    p.add_argument("--k-of-n", type=bounded_int("--k-of-n", 1, 10_000), default=7, metavar="K",
                    help="run level with a region layout: a product is right when K of its acquisitions are (default 7)")
-    from edge_sdk.models import registry
+    from edge_sdk.commands._model_options import add_region_arguments
 
-    registry.add_region_arguments(p)
+    add_region_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -74,7 +76,7 @@ def pick_for_heatmaps(labels: np.ndarray, count: int) -> list[int]:
 
 
 def write_heatmaps(model, dataset, res: dict, folder: str, count: int) -> list[str]:
-    from edge_sdk.models.heatmap_png import heatmap_panel, save_png
+    from edge_sdk.heatmap_png import heatmap_panel, save_png
 
     paths = []
     for i in pick_for_heatmaps(res["labels"], count):
@@ -102,7 +104,7 @@ def run(args) -> int:
         model = load_model(args.model_dir)
     except (ModelFormatError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
-    from edge_sdk.models.registry import region_report, with_regions
+    from edge_sdk.commands._model_options import region_report, with_regions
 
     test = with_regions(open_dataset(args, "test"), args)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_float, bounded_int
+
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a trained model directory into a bundle (ONNX + arrays + manifest)",
@@ -15,21 +17,21 @@ def register(sub) -> None:
     p.add_argument("--data", help="data set root: its first images are the real inputs of the parity check")
     p.add_argument("--layout", default="mvtec", choices=("mvtec", "folder", "mtd"), help="data set layout")
     p.add_argument("--category", help="category folder (mvtec layout)")
-    p.add_argument("--real", type=int, default=8, metavar="N", help="real images compared (default 8)")
-    p.add_argument("--tolerance", type=float, default=None,
+    p.add_argument("--real", type=bounded_int("--real", 0, 10_000), default=8, metavar="N", help="real images compared (default 8)")
+    p.add_argument("--tolerance", type=bounded_float("--tolerance", 1e-12, 1.0), default=None,
                    help="largest accepted max|onnx - torch| / max|torch| per output (default 1e-4)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    p.add_argument("--opset", type=bounded_int("--opset", 17, 30), default=17, help="ONNX opset (>= 17)")
     p.add_argument("--on-size-mismatch", choices=("resize", "reject"), default="resize",
                    help="what the runtime does with images of another size than the input (default resize)")
-    p.add_argument("--review-band", type=float, default=0.0,
+    p.add_argument("--review-band", type=bounded_float("--review-band", 0.0, 0.5), default=0.0,
                    help="normalized scores within this distance of 0.5 are judged 'review' (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--precision", default="fp32",
                    help="precision variants to add, e.g. fp32,fp16,int8: each is calibrated (int8: on --calibration good "
                         "training images of --data) and admitted only if, on the test split of --data, verdicts agree with "
                         "fp32 on >= 99.5%% of images and image AUROC drops by <= 0.005 (converters/precision.py)")
-    p.add_argument("--calibration", type=int, default=64, metavar="N", help="good training images for int8 (default 64)")
-    p.add_argument("--validation", type=int, default=0, metavar="N",
+    p.add_argument("--calibration", type=bounded_int("--calibration", 1, 100_000), default=64, metavar="N", help="good training images for int8 (default 64)")
+    p.add_argument("--validation", type=bounded_int("--validation", 0, 10**7), default=0, metavar="N",
                    help="test images for the accuracy gate (default 0 = all)")
     p.set_defaults(func=run)
 
@@ -46,14 +48,14 @@ def real_images(data: str, layout: str, category: str | None, n: int, gray: bool
 
 
 def run(args) -> int:
-    from converters import ExportError, export_bundle
-    from converters.model_dirs import load_trained_model
-    from converters.onnx_export import DEFAULT_TOLERANCE, preprocess_images
+    from edge_sdk.converters import ExportError, export_bundle
+    from edge_sdk.converters.onnx_export import DEFAULT_TOLERANCE, preprocess_images
     from edge_sdk.bundle import BundleError, pack_bundle
     from edge_sdk.cli import UserError
+    from edge_sdk.models import load_model
 
     try:
-        model = load_trained_model(args.model_dir)
+        model = load_model(args.model_dir)
         parts = model.export_parts()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise UserError(f"{args.model_dir}: {exc}") from exc
@@ -63,7 +65,7 @@ def run(args) -> int:
         imgs = real_images(args.data, args.layout, args.category, args.real, gray)
         real = preprocess_images(imgs, parts.preprocess)
     try:
-        report = export_bundle(parts, args.out, model_type=getattr(model, "name", type(model).__name__.lower()),
+        report = export_bundle(parts, args.out, model_type=model.name,
                                real_images=real, tolerance=args.tolerance or DEFAULT_TOLERANCE, opset=args.opset,
                                on_size_mismatch=args.on_size_mismatch, review_band=args.review_band,
                                overwrite=args.overwrite, extra=getattr(parts, "metadata", None) or None)
@@ -74,7 +76,10 @@ def run(args) -> int:
         print("  real inputs: none compared (give --data to check the graph on real images)")
     _add_variants(args, parts)
     if args.archive:
-        print(f"archive: {pack_bundle(args.out, args.archive, overwrite=args.overwrite)}")
+        try:
+            print(f"archive: {pack_bundle(args.out, args.archive, overwrite=args.overwrite)}")
+        except BundleError as exc:
+            raise UserError(f"--archive: {exc}") from exc
     return 0
 
 
@@ -82,8 +87,8 @@ def _add_variants(args, parts) -> None:
     """--precision: gated fp16/int8 variants (converters/precision_bundle.py); prints the gate report."""
     import numpy as np
 
-    from converters.precision import PrecisionError, parse_precisions
-    from converters.precision_bundle import add_precision_variants
+    from edge_sdk.converters.precision import PrecisionError, parse_precisions
+    from edge_sdk.converters.precision_bundle import add_precision_variants
     from edge_sdk.cli import UserError
     from edge_sdk.data import load_dataset
 

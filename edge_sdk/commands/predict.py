@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_int, threads_option
+
 import csv
 import io
 import json
@@ -20,27 +22,42 @@ def register(sub) -> None:
     p.add_argument("--out", default="verdicts.csv", help="results file, .csv or .json (default verdicts.csv)")
     p.add_argument("--heatmaps", metavar="DIR", help="write a heatmap overlay PNG per image into DIR")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=threads_option("--threads"), default=None)
     p.add_argument("--precision", default="fp32")
-    p.add_argument("--batch", type=int, default=16, help="images per runtime call (default 16)")
+    p.add_argument("--batch", type=bounded_int("--batch", 1, 4096), default=16, help="images per runtime call (default 16)")
     p.set_defaults(func=run)
 
 
 def _files(items: list[str]) -> list[str]:
-    from edge_sdk.cli import UserError
-    from edge_sdk.data.imageio import is_image_file
+    """The image files named or found in the folders named. Only regular files are kept (reading a
+    FIFO named like an image would wait forever for a writer); the others are listed on stderr."""
+    import sys
 
-    out = []
+    from edge_sdk.cli import UserError
+    from edge_sdk.data.imageio import is_image_file, is_regular_file
+
+    out, skipped = [], []
     for item in items:
         if os.path.isdir(item):
-            found = sorted(os.path.join(d, f) for d, _, fs in os.walk(item) for f in fs if is_image_file(f))
+            named = sorted(os.path.join(d, f) for d, _, fs in os.walk(item) for f in fs if is_image_file(f))
+            regular = [is_regular_file(p) for p in named]
+            found = [p for p, ok in zip(named, regular) if ok]
+            skipped += [p for p, ok in zip(named, regular) if not ok]
             if not found:
-                raise UserError(f"{item}: no image files in this folder")
+                raise UserError(f"{item}: no image files in this folder"
+                                + (f" ({len(named)} skipped: not regular files)" if named else ""))
             out += found
-        elif os.path.isfile(item):
+        elif is_regular_file(item):
             out.append(item)
+        elif os.path.exists(item):
+            skipped.append(item)
         else:
             raise UserError(f"{item}: no such image file or folder")
+    if skipped:
+        print(f"edge-sdk predict: skipped {len(skipped)} path(s) that are not regular files: {', '.join(skipped)}",
+              file=sys.stderr)
+    if not out:
+        raise UserError("no image files to judge (every path given was skipped)")
     return out
 
 
@@ -62,20 +79,10 @@ def display_heatmap(raw, manifest: dict):
 
 
 def overlay_png(image, heat01, path: str, caption: str) -> None:
-    """Image | heatmap blended over it (the models' jet palette), with a caption; written atomically."""
-    import numpy as np
-    from PIL import Image, ImageDraw
+    """Image | heatmap blended over it, with a caption; written atomically."""
+    from edge_sdk.heatmap_png import panels, save_png
 
-    from edge_sdk.models.heatmap_png import jet, save_png
-
-    rgb = image if image.ndim == 3 and image.shape[2] == 3 else np.repeat(image.reshape(*image.shape[:2], 1), 3, 2)
-    over = (0.5 * rgb.astype(np.float32) + 0.5 * jet(heat01).astype(np.float32)).astype(np.uint8)
-    h, w = rgb.shape[:2]
-    sheet = Image.new("RGB", (2 * w, h + 14), (255, 255, 255))
-    sheet.paste(Image.fromarray(rgb), (0, 14))
-    sheet.paste(Image.fromarray(over), (w, 14))
-    ImageDraw.Draw(sheet).text((3, 1), caption, fill=(0, 0, 0))
-    save_png(sheet, path)
+    save_png(panels(image, heat01, caption), path)
 
 
 def _write_atomic(path: str, text: str) -> None:

@@ -1,11 +1,12 @@
-"""`edge-sdk train`: trains PaDiM, PatchCore or MhBC-PatchCore on the good images of a data set."""
+"""`edge-sdk train`: trains a registered model (edge_sdk.models.registry) on the good images of a data set."""
 
 from __future__ import annotations
+
+from edge_sdk.cli import bounded_float, bounded_int, threads_option
 
 import json
 import time
 
-MODELS = ("padim", "patchcore", "mhbc", "resganad", "grdnet")
 LAYOUTS = ("mvtec", "folder", "mtd")
 
 
@@ -14,9 +15,9 @@ def add_data_arguments(p, *, required: bool = True) -> None:
     p.add_argument("--data", required=required, help="data set root folder")
     p.add_argument("--layout", required=required, choices=LAYOUTS, help="how the data set is organised")
     p.add_argument("--category", help="MVTec category folder (when the root holds several)")
-    p.add_argument("--split-seed", type=int, default=0,
+    p.add_argument("--split-seed", type=bounded_int("--split-seed", 0, 2**32 - 1), default=0,
                    help="seed of the train/test split of good images (folder, mtd layouts; default 0)")
-    p.add_argument("--test-fraction", type=float, default=None,
+    p.add_argument("--test-fraction", type=bounded_float("--test-fraction", 0.0, 0.99), default=None,
                    help="share of good images kept for testing (folder, mtd layouts; default 0.2)")
     p.add_argument("--normal-dir", help="folder layout: folder of good images (default 'good')")
     p.add_argument("--abnormal-dir", help="folder layout: folder of anomalous images")
@@ -63,22 +64,24 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a model (PaDiM, PatchCore, MhBC, ResGANAD, GRD-Net) on good images",
                        description="Trains on the train split (good images only), calibrates the threshold "
                                    "and writes a model directory (config.json + safetensors).")
-    p.add_argument("--model", required=True, choices=MODELS)
+    # not choices=model_names(): listing the models imports them (and torch) on every `edge-sdk ...`
+    p.add_argument("--model", required=True, metavar="NAME",
+                   help="a registered model: padim, patchcore, mhbc (embedding); resganad, grdnet (reconstruction)")
     add_data_arguments(p)
     p.add_argument("--out", required=True, help="model directory to write (replaced if it holds a model)")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--input-size", type=bounded_int("--input-size", 16, 4096), default=None,
                    help="square network input size (default 256; resganad/grdnet: the preset's)")
     p.add_argument("--layers", help="comma-separated EfficientNet-Lite0 taps, e.g. stride8,stride16 "
                                     "(default stride8,stride16; also stride4, blocks.0 .. blocks.15)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0, help="seed of everything random in training (default 0)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch and the kernels")
-    p.add_argument("--blur-sigma", type=float, default=4.0, help="Gaussian blur of the anomaly map (default 4)")
+    p.add_argument("--batch-size", type=bounded_int("--batch-size", 1, 4096), default=8)
+    p.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0, help="seed of everything random in training (default 0)")
+    p.add_argument("--threads", type=threads_option("--threads"), help="CPU threads for torch and the kernels")
+    p.add_argument("--blur-sigma", type=bounded_float("--blur-sigma", 0.0, 100.0), default=4.0, help="Gaussian blur of the anomaly map (default 4)")
     p.add_argument("--input-norm", choices=("fixed", "per_image", "per_image_highpass"), default="fixed",
                    help="fixed: ImageNet mean/std only (default); per_image: each image's channels standardized "
                         "inside the network (exposure varies between images); per_image_highpass: a box mean "
                         "(--highpass-window) subtracted first (shading across the part too)")
-    p.add_argument("--highpass-window", type=int, default=127, help="per_image_highpass box size, odd (default 127)")
+    p.add_argument("--highpass-window", type=bounded_int("--highpass-window", 3, 4095), default=127, help="per_image_highpass box size, odd (default 127)")
     p.add_argument("--no-antialias", action="store_true",
                    help="resize images to the input size by plain bilinear sampling instead of the default "
                         "antialiased (averaging) resize, which keeps thin defects when images are shrunk")
@@ -88,32 +91,33 @@ def register(sub) -> None:
     g = p.add_argument_group("calibration")
     g.add_argument("--val-data", help="labelled validation set (same layout/category, its test split) for the "
                                       "threshold; default: hold out --val-fraction of the training images")
-    g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument("--val-fraction", type=bounded_float("--val-fraction", 0.0, 0.9), default=0.1)
     g.add_argument("--threshold", choices=("f1", "accuracy", "quantile"),
                    help="threshold rule (default: f1 with labelled anomalies, else quantile)")
-    g.add_argument("--quantile", type=float, default=0.99, help="quantile of normal scores (default 0.99)")
+    g.add_argument("--quantile", type=bounded_float("--quantile", 0.0, 1.0), default=0.99, help="quantile of normal scores (default 0.99)")
     g = p.add_argument_group("padim / mhbc")
-    g.add_argument("--d", type=int, default=100, help="padim: random channel subset size (default 100)")
-    g.add_argument("--eps", type=float, default=0.01, help="covariance regularization eps*I (default 0.01)")
-    g.add_argument("--k", type=int, default=4, help="mhbc: centroids per location (default 4)")
+    g.add_argument("--d", type=bounded_int("--d", 1, 100_000), default=100, help="padim: random channel subset size (default 100)")
+    g.add_argument("--eps", type=bounded_float("--eps", 0.0, 1e6), default=0.01, help="covariance regularization eps*I (default 0.01)")
+    g.add_argument("--k", type=bounded_int("--k", 1, 1024), default=4, help="mhbc: centroids per location (default 4)")
     g = p.add_argument_group("patchcore / mhbc")
-    g.add_argument("--coreset-ratio", type=float, default=0.1, help="patchcore: memory bank share (default 0.1)")
-    g.add_argument("--projection-dim", type=int, help="fixed random projection of the patch features")
-    g.add_argument("--neighbourhood", type=int, default=3,
+    g.add_argument("--coreset-ratio", type=bounded_float("--coreset-ratio", 1e-6, 1.0), default=0.1, help="patchcore: memory bank share (default 0.1)")
+    g.add_argument("--projection-dim", type=bounded_int("--projection-dim", 1, 100_000), help="fixed random projection of the patch features")
+    g.add_argument("--neighbourhood", type=bounded_int("--neighbourhood", 1, 99), default=3,
                    help="local aggregation window of the patch features (default 3; 1 = none)")
     g.add_argument("--reweight", action="store_true", help="patchcore: the paper's image-score re-weighting")
-    from edge_sdk.models import registry
+    from edge_sdk.commands import _model_options
 
-    registry.add_train_arguments(p)  # resganad / grdnet options and region layouts
+    _model_options.add_recon_arguments(p)  # resganad / grdnet options and region layouts
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def build_model(args):
-    from edge_sdk.models import model_class, registry
+    from edge_sdk.commands._model_options import build_recon_model, is_recon
+    from edge_sdk.models import model_class
 
-    if registry.is_recon(args.model):
-        return registry.build_model(args)
+    if is_recon(args.model):
+        return build_recon_model(args)
     kw = dict(input_size=args.input_size or 256, batch_size=args.batch_size, seed=args.seed, blur_sigma=args.blur_sigma,
               image_score=args.image_score, input_norm=args.input_norm, highpass_window=args.highpass_window,
               antialias=not args.no_antialias)
@@ -132,8 +136,20 @@ def build_model(args):
 def run(args) -> int:
     from edge_sdk.cli import UserError
 
-    from edge_sdk.models.registry import with_regions
+    from edge_sdk.commands._model_options import with_regions
 
+    from edge_sdk.models import model_class
+
+    from edge_sdk.models.storage import ModelFormatError, check_model_target
+
+    try:
+        model_class(args.model)  # an unknown name is refused before any data is read
+    except ValueError as exc:
+        raise UserError(f"--model: {exc}") from exc
+    try:
+        check_model_target(args.out)  # before hours of training, not after
+    except ModelFormatError as exc:
+        raise UserError(f"--out: {exc}") from exc
     set_threads(args.threads)
     # with a region layout (regions.json beside the data, or --regions) models train on region patches
     train = with_regions(open_dataset(args, "train"), args)
@@ -151,7 +167,10 @@ def run(args) -> int:
                   quantile=args.quantile, progress=not args.no_progress)
     except ValueError as exc:  # includes DataError raised while reading images
         raise UserError(str(exc)) from exc
-    out = model.save(args.out)
+    try:
+        out = model.save(args.out)
+    except ModelFormatError as exc:  # --out changed during training
+        raise UserError(f"--out: {exc}") from exc
     from edge_sdk.models.base import model_size_bytes
 
     print(json.dumps({"model": args.model, "out": str(out), "train_images": model.training_info["train_images"],

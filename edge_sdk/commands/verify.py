@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_sdk.cli import bounded_int, threads_option
+
 
 
 def register(sub) -> None:
@@ -16,10 +18,10 @@ def register(sub) -> None:
     p.add_argument("--layout", required=True, choices=("mvtec", "folder", "mtd"), help="data set layout")
     p.add_argument("--category", help="category folder (mvtec layout)")
     p.add_argument("--split", default="test", choices=("train", "test"), help="data set split (default test)")
-    p.add_argument("--limit", type=int, help="compare only the first N images")
+    p.add_argument("--limit", type=bounded_int("--limit", 1, 10**9), help="compare only the first N images")
     p.add_argument("--precision", default="fp32", help="network variant of the bundle (default fp32)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=threads_option("--threads"), default=None)
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write the figures to this JSON file")
     p.set_defaults(func=run)
 
@@ -28,16 +30,16 @@ def run(args) -> int:
     import numpy as np
 
     import edge_sdk
-    from converters.model_dirs import load_trained_model
-    from converters.verify import compare
+    from edge_sdk.converters.verify import compare
     from edge_sdk.atomic import write_json
     from edge_sdk.bundle import BundleError
     from edge_sdk.cli import UserError
     from edge_sdk.data import load_dataset
+    from edge_sdk.models import load_model
 
     try:
         rt = edge_sdk.Runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision)
-        model = load_trained_model(args.against)
+        model = load_model(args.against)
     except (BundleError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
     gray = rt.manifest["input"]["channels"] == 1

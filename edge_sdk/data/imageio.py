@@ -5,7 +5,9 @@ masks are drawn on the stored pixel grid)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -30,30 +32,55 @@ def list_images(folder: str, *, what: str = "image folder") -> list[str]:
                   if is_image_file(n) and os.path.isfile(os.path.join(folder, n)))
 
 
-def _open(path: str) -> Image.Image:
+def is_regular_file(path: str) -> bool:
+    """A regular file (or a link to one): never a FIFO, socket or device, whose reading can block
+    forever or never end."""
     try:
-        with warnings.catch_warnings():
-            # A decompression-bomb warning becomes an error: such a file is not a camera image.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
-            im.load()
-        return im
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _regular_file(path: str):
+    """The file opened for reading, refused (DataError) unless it is a regular file. O_NONBLOCK:
+    opening a FIFO returns at once instead of waiting for a writer, and fstat then refuses it (a
+    check by name before opening could be raced by a rename)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except OSError as exc:
         raise DataError(f"cannot read image {path}: {exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(f"cannot read image {path}: not a regular file")
+        yield f
+
+
+def _open(path: str) -> Image.Image:
+    with _regular_file(path) as f:
+        try:
+            with warnings.catch_warnings():
+                # A decompression-bomb warning becomes an error: such a file is not a camera image.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im = Image.open(f)
+                im.load()
+            im.filename = path  # opened from a file object: keep the name for later messages
+            return im
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from None
 
 
 def image_size(path: str) -> tuple[int, int]:
     """(height, width) from the file header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError:
-        raise DataError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
+    with _regular_file(path) as f:
+        try:
+            with Image.open(f) as im:
+                w, h = im.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from None
     return h, w
 
 

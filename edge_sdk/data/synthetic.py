@@ -15,21 +15,18 @@ more than 0.04 (10 grey levels, any channel) in the noise-free rendering: exactl
 visibly alters, computed from the same geometry that drew it.
 
     root = make_dataset("/tmp/syn", kind="vial", n_train=30, n_test=20, size=256, seed=0)
-    python -m edge_sdk.data.synthetic --out /tmp/syn --kind vial --preview /tmp/syn/vial.png
+    edge-sdk synth vial --out /tmp/syn --preview /tmp/syn/vial.png
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
-import sys
-import tempfile
 
 import numpy as np
 from PIL import Image
 
+from edge_sdk.atomic import atomic_directory
 from edge_sdk.data.render import blob_coverage, blurred_points, polyline_coverage, random_walk, smooth_noise
 from edge_sdk.data.sample import Sample
 
@@ -367,9 +364,7 @@ def make_dataset(out_dir, kind: str = "tile", n_train: int = 20, n_test: int = 2
     final = os.path.join(out_dir, kind)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} exists; pass overwrite=True to replace it")
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{kind}.", dir=out_dir)
-    try:
+    with atomic_directory(final, is_ours=_is_synthetic_set, what="a synthetic data set (synthetic.json)") as tmp:
         counters: dict[str, int] = {}
         for split, samples in (("train", train), ("test", test)):
             for smp in samples:
@@ -388,48 +383,12 @@ def make_dataset(out_dir, kind: str = "tile", n_train: int = 20, n_test: int = 2
                 "counts": counters}
         with open(os.path.join(tmp, "synthetic.json"), "w") as f:
             json.dump(meta, f, indent=2)
-        if os.path.exists(final):
-            old = tempfile.mkdtemp(prefix=f".{kind}.old.", dir=out_dir)
-            os.rename(final, os.path.join(old, kind))
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edge_sdk.data.synthetic",
-                                description="Write a synthetic MVTec-layout anomaly-detection set.")
-    p.add_argument("--out", required=True, help="output root; the set goes into <out>/<kind>")
-    p.add_argument("--kind", choices=KINDS, default="tile")
-    p.add_argument("--n-train", type=int, default=40)
-    p.add_argument("--n-test", type=int, default=30)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gray", action="store_true")
-    p.add_argument("--anomaly-fraction", type=float, default=0.6)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--preview", help="also write a PNG grid of the test images with mask outlines here")
-    a = p.parse_args(argv)
+def _is_synthetic_set(path) -> bool:
     try:
-        root = make_dataset(a.out, a.kind, a.n_train, a.n_test, a.size, a.seed, a.gray,
-                            anomaly_fraction=a.anomaly_fraction, overwrite=a.overwrite, progress=True)
-    except (ValueError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {os.path.join(root, a.kind)}")
-    if a.preview:
-        from edge_sdk.data import load_dataset
-        from edge_sdk.data.preview import save_preview
-
-        save_preview(list(load_dataset(root, "mvtec", "test", category=a.kind)), a.preview)
-        print(f"preview {a.preview}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        with open(os.path.join(path, "synthetic.json")) as f:
+            return json.load(f).get("generator") == "edge_sdk.data.synthetic"
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -33,14 +33,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from edge_sdk.atomic import atomic_directory
 from edge_sdk.synthesis.perlin import perlin_noise
 
 __all__ = ["CATEGORY", "PARTS", "DEFECT_KINDS", "VIALS", "StripSpec", "region_layout", "render_strip",
@@ -293,14 +292,12 @@ def make_vial_strip_dataset(out_dir: str, *, count: int = 60, products: int = 20
     final = os.path.join(out_dir, CATEGORY)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final}: already exists (pass overwrite=True / --overwrite to replace it)")
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{CATEGORY}.", dir=out_dir)
     root = np.random.SeedSequence(seed)
     train_ss, test_ss = root.spawn(2)
     n_bad = int(round(products * defect_fraction))
     kinds = [None] * (products - n_bad) + [DEFECT_KINDS[i % len(DEFECT_KINDS)] for i in range(n_bad)]
     total = count + products * acquisitions
-    try:
+    with atomic_directory(final, is_ours=_is_vial_strip_set, what="a vial-strip data set (strips.json)") as tmp:
         from tqdm import tqdm
         bar = tqdm(total=total, desc="vial strips", disable=not progress)
         for i, ss in enumerate(train_ss.spawn(count)):
@@ -329,10 +326,12 @@ def make_vial_strip_dataset(out_dir: str, *, count: int = 60, products: int = 20
             json.dump(region_layout(region_size), f, indent=1)
         with open(os.path.join(tmp, "strips.json"), "w") as f:
             json.dump({"schema_version": 1, "seed": seed, "acquisitions": acquisitions, "images": entries}, f, indent=1)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
+
+
+def _is_vial_strip_set(path) -> bool:
+    try:
+        with open(os.path.join(path, "strips.json")) as f:
+            return type(json.load(f).get("schema_version")) is int
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -1,5 +1,6 @@
-"""What PaDiM, PatchCore and MhBC-PatchCore share: input handling, feature extraction over a data
-set in batches, the anomaly-map path through the kernels, calibration, saving and export.
+"""What PaDiM, PatchCore and MhBC-PatchCore share beyond the model contract (contract.py: fit,
+calibrate): input handling, feature extraction over a data set in batches, the anomaly-map path
+through the kernels, saving and export.
 
 Scoring path of every embedding model (identical in the runtime, from ``export_parts``):
 
@@ -16,18 +17,19 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from edge_sdk import kernels
+from edge_sdk.atomic import sha256_file
 from edge_sdk.models import storage
 from edge_sdk.models.backbone import (CustomBackbone, FeatureBackbone, Lite0Backbone, backbone_from_config,
                                       lite0_weights_path)
+from edge_sdk.models.contract import AnomalyModel, Prediction, _groups_by_shape, _tqdm, as_image_list, maps_at_sizes
 from edge_sdk.models.export_parts import ExportParts
 from edge_sdk.models.features import PerImageStandardized
 
@@ -38,118 +40,26 @@ IMAGE_SCORE_MODES = ("max_raw", "max_blurred")
 INPUT_NORM_MODES = ("fixed", "per_image", "per_image_highpass")
 
 
-@dataclass
-class Prediction:
-    """scores: (N,) float32 raw image scores (higher = more anomalous).
-    maps: raw anomaly maps at each input image's size: (N, H, W) float32 when all inputs share one
-    size, otherwise a list of (H_i, W_i) arrays."""
+class ProjectedFeatures:
+    """Saving and reopening the optional fixed random projection of the patch features (PatchCore,
+    MhBC: ``projection_dim`` / ``projection``), which is part of the exported network."""
 
-    scores: np.ndarray
-    maps: np.ndarray | list[np.ndarray]
+    projection_dim: int | None
+    projection: torch.Tensor | None
 
+    def _network_arrays(self) -> dict[str, np.ndarray]:
+        return {"projection": self.projection.numpy()} if self.projection is not None else {}
 
-def as_image_list(images) -> list[np.ndarray]:
-    """Accepts (N, H, W) gray, (N, H, W, C) with C in {1, 3}, or a sequence of (H, W[, C]) arrays,
-    all uint8; returns a list of (H, W, C) uint8 C-contiguous arrays."""
-    if isinstance(images, np.ndarray):
-        if images.ndim == 3:
-            images = images[..., None]
-        if images.ndim != 4:
-            raise ValueError(f"images: expected (N, H, W) or (N, H, W, C), got shape {images.shape}")
-        items = list(images)
-    elif isinstance(images, (list, tuple)):
-        items = list(images)
-    else:
-        raise TypeError(f"images: expected a numpy array or a list of arrays, got {type(images).__name__}")
-    out = []
-    for i, img in enumerate(items):
-        img = np.asarray(img)
-        if img.dtype != np.uint8:
-            raise TypeError(f"images[{i}]: expected uint8, got {img.dtype}")
-        if img.ndim == 2:
-            img = img[..., None]
-        if img.ndim != 3 or img.shape[2] not in (1, 3) or img.shape[0] < 1 or img.shape[1] < 1:
-            raise ValueError(f"images[{i}]: expected (H, W), (H, W, 1) or (H, W, 3), got {img.shape}")
-        out.append(np.ascontiguousarray(img))
-    if not out:
-        raise ValueError("images: empty batch")
-    return out
+    def _restore_network_arrays(self, arrays) -> None:
+        if self.projection_dim is not None:
+            self.projection = torch.from_numpy(np.asarray(arrays["projection"], dtype=np.float32))
 
 
-def _groups_by_shape(items: Sequence[np.ndarray]) -> dict[tuple, list[int]]:
-    groups: dict[tuple, list[int]] = {}
-    for i, a in enumerate(items):
-        groups.setdefault(a.shape, []).append(i)
-    return groups
-
-
-def maps_at_sizes(grid: np.ndarray, sizes: Sequence[tuple[int, int]], sigma: float,
-                  device: str = "cpu") -> list[np.ndarray]:
-    """(N, h, w) grid -> one map per image at its own size: ``kernels.resize_blur`` (bilinear
-    resize, then Gaussian blur when sigma > 0), images of one size in one call."""
-    out: list = [None] * len(sizes)
-    groups: dict[tuple, list[int]] = {}
-    for i, s in enumerate(sizes):
-        groups.setdefault(tuple(s), []).append(i)
-    for size, idx in groups.items():
-        maps = kernels.resize_blur(np.ascontiguousarray(grid[idx]), size, sigma, device=device)
-        for j, i in enumerate(idx):
-            out[i] = maps[j]
-    return out
-
-
-def split_training(n: int, seed: int, val_fraction: float, min_images: int,
-                   hold_out: bool = True) -> tuple[list[int], list[int]]:
-    """Seeded shuffle of n training images -> (train indices, held-out indices): with ``hold_out``,
-    a ``val_fraction`` is held out for calibration when there are at least ``min_images``."""
-    if n == 0:
-        raise ValueError("training data set is empty")
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    order = np.random.default_rng(seed).permutation(n).tolist()
-    if hold_out and val_fraction > 0 and n >= min_images:
-        n_val = max(1, int(round(val_fraction * n)))
-        return order[n_val:], order[:n_val]
-    return order, []
-
-
-def score_batches(predict: Callable, batches: Iterable[list], keep_maps: bool = False) -> dict:
-    """Runs ``predict`` over batches of Samples: scores (N,) float32, labels (N,) int64 and, with
-    keep_maps, the maps and masks (all-zero for good samples; a mask of another size than its map
-    is an error naming the sample)."""
-    scores, labels, maps, masks = [], [], [], []
-    for samples in batches:
-        pred = predict([s.image for s in samples])
-        scores.append(pred.scores)
-        labels += [int(s.label) for s in samples]
-        if keep_maps:
-            for s, m in zip(samples, list(pred.maps)):
-                mask = s.mask if s.mask is not None else np.zeros(m.shape, dtype=np.uint8)
-                if mask.shape != m.shape:
-                    raise ValueError(f"mask of {s.path} has shape {mask.shape}, its image {m.shape}")
-                maps.append(m)
-                masks.append(mask)
-    out = {"scores": np.concatenate(scores).astype(np.float32), "labels": np.asarray(labels, dtype=np.int64)}
-    if keep_maps:
-        out["maps"], out["masks"] = maps, masks
-    return out
-
-
-def _tqdm(iterable, progress: bool, **kw):
-    if not progress:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, **kw)
-
-
-class EmbeddingModel:
-    """Base of the embedding-similarity models. Subclasses set ``name``, ``kind`` and implement
+class EmbeddingModel(AnomalyModel):
+    """Base of the embedding-similarity models. Subclasses register (@register_model), set ``kind`` and implement
     ``_build_network``, ``_fit_passes``, ``_patch_scores``, ``_model_arrays``, ``_settings``,
     ``_restore`` and ``_postprocess_extra``."""
 
-    name = "embedding"
-    kind = ""
     default_layers: tuple[str, ...] = ("stride8", "stride16")
     default_image_score = "max_raw"
 
@@ -261,67 +171,14 @@ class EmbeddingModel:
     def _fit_passes(self, passes: Callable[[str], Iterator[torch.Tensor]], n_images: int) -> None:
         raise NotImplementedError
 
-    def fit(self, dataset, *, val_dataset=None, val_fraction: float = 0.1, threshold_method: str | None = None,
-            quantile: float = 0.99, calibrate: bool = True, progress: bool = True) -> "EmbeddingModel":
-        """Trains on the good images of ``dataset`` (a sized, indexable data set of Samples).
-
-        Calibration (threshold + normalization statistics) uses ``val_dataset`` when given (F1-optimal
-        threshold when it holds anomalies, else a quantile of its scores); otherwise ``val_fraction``
-        of the training images are held out (chosen with the seed) for a quantile threshold. With
-        fewer than 20 training images nothing is held out and the training images themselves are
-        scored (biased low; recorded as calibration source "train"). ``calibrate=False`` skips
-        calibration (call ``calibrate`` later on data of your choice).
-        """
-        order, held_out = split_training(len(dataset), self.seed, val_fraction, min_images=20,
-                                         hold_out=val_dataset is None)
+    def _train(self, dataset, indices: list[int], *, progress: bool) -> dict:
         self._ensure_network()
         t0 = time.perf_counter()
-        self._fit_passes(self._feature_passes(dataset, order, progress), len(order))
-        fit_s = time.perf_counter() - t0
-        self.training_info = {"train_images": len(order), "fit_seconds": round(fit_s, 3), "seed": self.seed,
-                              **self._fit_info}
-        if not calibrate:
-            pass
-        elif val_dataset is not None:
-            self.calibrate(val_dataset, range(len(val_dataset)), threshold_method, quantile, progress, "validation")
-        elif held_out:
-            self.calibrate(dataset, held_out, threshold_method, quantile, progress, "held_out_train")
-        else:
-            self.calibrate(dataset, order, threshold_method, quantile, progress, "train")
-        return self
+        self._fit_passes(self._feature_passes(dataset, indices, progress), len(indices))
+        return {"fit_seconds": round(time.perf_counter() - t0, 3), **self._fit_info}
 
-    def score_dataset(self, dataset, indices: Sequence[int] | None = None, *, progress: bool = True,
-                      desc: str = "scoring", keep_maps: bool = False):
-        """Scores, labels (and maps, masks if keep_maps) of the given samples, in batches."""
-        indices = list(range(len(dataset))) if indices is None else list(indices)
-        return score_batches(self.predict, self._iter_dataset(dataset, indices, desc, progress), keep_maps)
-
-    def calibrate(self, dataset, indices, threshold_method: str | None = None, quantile: float = 0.99,
-                  progress: bool = True, source: str = "validation") -> dict:
-        """Chooses the threshold and normalization statistics on the given samples and stores them."""
-        from edge_sdk import calibration, metrics
-
-        res = self.score_dataset(dataset, list(indices), progress=progress, desc="calibrating")
-        scores, labels = res["scores"], res["labels"]
-        has_anomalies = bool((labels == 1).any()) and bool((labels == 0).any())
-        method = threshold_method or ("f1" if has_anomalies else "quantile")
-        if method in ("f1", "accuracy") and not has_anomalies:
-            raise ValueError(f"threshold method {method!r} needs validation data with good and anomalous images")
-        threshold = calibration.choose_threshold(scores, labels if has_anomalies else None, method=method,
-                                                 quantile=quantile)
-        normal = scores[labels == 0] if (labels == 0).any() else scores
-        stats = calibration.normalization_stats(normal, threshold)
-        self.calibration = {"threshold": float(stats["threshold"]), "min": float(stats["min"]),
-                            "max": float(stats["max"]), "method": method,
-                            "quantile": quantile if method == "quantile" else None,
-                            "source": source, "images": int(len(scores))}
-        self.metrics = {}
-        if has_anomalies:
-            self.metrics = {"image_auroc": float(metrics.image_auroc(labels, scores)),
-                            "auprc": float(metrics.auprc(labels, scores)),
-                            **{k: float(v) for k, v in metrics.threshold_metrics(labels, scores, threshold).items()},
-                            "source": source}
-        return self.calibration
+    def _score_batch_size(self) -> int:
+        return self.batch_size
 
     # -- scoring -------------------------------------------------------------------------------
     def _patch_scores(self, feats: np.ndarray):
@@ -389,7 +246,7 @@ class EmbeddingModel:
         backbone_cfg = self.backbone.describe()
         tensors = {"arrays": {**self._model_arrays(), **self._network_arrays()}}
         if isinstance(self.backbone, Lite0Backbone):
-            backbone_cfg["weights_sha256"] = storage._sha256(lite0_weights_path())
+            backbone_cfg["weights_sha256"] = sha256_file(lite0_weights_path())
         elif isinstance(self.backbone, CustomBackbone):
             tensors["backbone"] = {k: v.detach().cpu().contiguous().numpy()
                                    for k, v in self.backbone.state_dict().items()}
@@ -400,16 +257,14 @@ class EmbeddingModel:
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, *, device: str = "cpu") -> "EmbeddingModel":
-        config = storage.read_config(model_dir)
-        if config.get("model") != cls.name:
-            raise storage.ModelFormatError(f"{model_dir}: holds a {config.get('model')!r} model, not {cls.name!r}")
+        config = cls._own_config(model_dir)
         arrays = storage.read_tensors(model_dir, config, "arrays")
         bcfg = dict(config["backbone"])
         state = None
         if bcfg.get("kind") == "custom":
             state = {k: torch.from_numpy(v) for k, v in storage.read_tensors(model_dir, config, "backbone").items()}
         elif bcfg.get("kind") == "efficientnet_lite0" and bcfg.get("pretrained", True):
-            sha = storage._sha256(lite0_weights_path())
+            sha = sha256_file(lite0_weights_path())
             if bcfg.get("weights_sha256") != sha:
                 raise storage.ModelFormatError(
                     f"{model_dir}: trained with EfficientNet-Lite0 weights sha256 {bcfg.get('weights_sha256')}, "

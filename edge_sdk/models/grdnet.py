@@ -25,14 +25,15 @@ from edge_sdk.models import storage
 from edge_sdk.models.recon_nets import MaskHead, MaskUNet
 from edge_sdk.models.recon_train import focal_loss
 from edge_sdk.models.resganad import Prediction, ResGANAD, as_gray_or_rgb
+from edge_sdk.models.registry import register_model
 
 __all__ = ["GRDNet"]
 
 
+@register_model("grdnet", family="reconstruction")
 class GRDNet(ResGANAD):
     """GRD-Net (see module doc). `GRDNet(preset="small", seed=0, roi=None, **settings)`."""
 
-    name = "grdnet"
     kind = "mask"
 
     def __init__(self, preset: str = "small", *, seed: int = 0, device: str = "cpu", roi: np.ndarray | None = None,

@@ -22,13 +22,14 @@ import numpy as np
 import torch
 
 from edge_sdk import kernels
-from edge_sdk.models.base import EmbeddingModel
+from edge_sdk.models.base import EmbeddingModel, ProjectedFeatures
 from edge_sdk.models.features import PatchFeatures, random_orthonormal
 from edge_sdk.models.streaming import OnlineKMeans, fit_location_gaussians
+from edge_sdk.models.registry import register_model
 
 
-class MhBC(EmbeddingModel):
-    name = "mhbc"
+@register_model("mhbc", family="embedding")
+class MhBC(ProjectedFeatures, EmbeddingModel):
     kind = "mhbc"
     default_layers = ("stride8", "stride16")
     default_image_score = "max_raw"
@@ -80,13 +81,6 @@ class MhBC(EmbeddingModel):
 
     def _model_arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "chol": self.chol, "centroids": self.centroids}
-
-    def _network_arrays(self) -> dict[str, np.ndarray]:
-        return {"projection": self.projection.numpy()} if self.projection is not None else {}
-
-    def _restore_network_arrays(self, arrays) -> None:
-        if self.projection_dim is not None:
-            self.projection = torch.from_numpy(np.asarray(arrays["projection"], dtype=np.float32))
 
     def _restore(self, arrays) -> None:
         self.mean = np.ascontiguousarray(arrays["mean"], dtype=np.float32)

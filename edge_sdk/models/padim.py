@@ -21,10 +21,11 @@ from edge_sdk import kernels
 from edge_sdk.models.base import EmbeddingModel
 from edge_sdk.models.features import PadimFeatures
 from edge_sdk.models.streaming import fit_location_gaussians
+from edge_sdk.models.registry import register_model
 
 
+@register_model("padim", family="embedding")
 class PaDiM(EmbeddingModel):
-    name = "padim"
     kind = "mahalanobis"
     default_layers = ("stride8", "stride16")
     default_image_score = "max_blurred"

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from edge_sdk import kernels
-from edge_sdk.models.base import EmbeddingModel
+from edge_sdk.models.base import EmbeddingModel, ProjectedFeatures
 from edge_sdk.models.coreset import StreamingCoreset
 from edge_sdk.models.features import PatchFeatures, random_orthonormal
+from edge_sdk.models.registry import register_model
 
 
-class PatchCore(EmbeddingModel):
-    name = "patchcore"
+@register_model("patchcore", family="embedding")
+class PatchCore(ProjectedFeatures, EmbeddingModel):
     kind = "knn"
     default_layers = ("stride8", "stride16")
     default_image_score = "max_raw"
@@ -108,13 +109,6 @@ class PatchCore(EmbeddingModel):
 
     def _model_arrays(self) -> dict[str, np.ndarray]:
         return {"bank": self.bank}
-
-    def _network_arrays(self) -> dict[str, np.ndarray]:
-        return {"projection": self.projection.numpy()} if self.projection is not None else {}
-
-    def _restore_network_arrays(self, arrays) -> None:
-        if self.projection_dim is not None:
-            self.projection = torch.from_numpy(np.asarray(arrays["projection"], dtype=np.float32))
 
     def _restore(self, arrays) -> None:
         self.bank = np.ascontiguousarray(arrays["bank"]).astype(self.bank_dtype, copy=False)

@@ -1,126 +1,73 @@
-"""Reconstruction models (ResGANAD, GRD-Net) for the command line: their names, their training
-options and the region-layout handling that `edge-sdk train` / `edge-sdk eval` share.
+"""The one registry of model kinds. Each model class registers itself where it is defined:
 
-The commands stay model-agnostic: they ask `is_recon(name)`, add `add_train_arguments(parser)`,
-build with `build_model(args)` and pass data sets through `with_regions(dataset, args)`, which
-turns a data set of frames with a region layout (regions.json next to train/ and test/, or
---regions) into a data set of region patches (`edge_sdk.regions.RegionPatches`).
+    @register_model("padim", family="embedding")
+    class PaDiM(EmbeddingModel): ...
+
+(as timm registers its models). The name is the ``model`` field of a saved model's config.json,
+the ``--model`` value of `edge-sdk train` and the bundle's model type; the family ("embedding" or
+"reconstruction") tells the command line which training options apply.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
-RECON_MODELS = {"resganad": "edge_sdk.models.resganad:ResGANAD", "grdnet": "edge_sdk.models.grdnet:GRDNet"}
+FAMILIES = ("embedding", "reconstruction")
+
+# Modules holding the built-in models, imported on the first look-up rather than with
+# edge_sdk.models: they import torch, which `edge-sdk --help` or the runtime never need.
+_BUILTIN_MODULES = ("padim", "patchcore", "mhbc", "resganad", "grdnet")
+
+_REGISTRY: dict[str, type] = {}
 
 
-def is_recon(name: str) -> bool:
-    return name in RECON_MODELS
+def register_model(name: str, *, family: str):
+    """Class decorator: registers ``cls`` under ``name`` and sets ``cls.name`` / ``cls.family``."""
+    if family not in FAMILIES:
+        raise ValueError(f"register_model({name!r}): family must be one of {FAMILIES}, got {family!r}")
+
+    def decorate(cls: type) -> type:
+        known = _REGISTRY.get(name)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise ValueError(f"register_model: {name!r} is already {known.__module__}.{known.__qualname__}, "
+                             f"cannot register {cls.__module__}.{cls.__qualname__} under it")
+        cls.name, cls.family = name, family
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
 
 
-def add_train_arguments(p) -> None:
-    g = p.add_argument_group("resganad / grdnet")
-    g.add_argument("--preset", choices=("small", "full"), default="small",
-                   help="small: trains in minutes on 2 CPU cores (64 x 64 input, few filters); "
-                        "full: the published configuration (256 x 256, 16x16x1024 encoder, GPU)")
-    g.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
-    g.add_argument("--filters", type=int, help="base filters of the generator (default: the preset's)")
-    g.add_argument("--bottleneck", choices=("dense", "conv"), help="dense 64 (default) or convolutional 32xh/32xw/32")
-    g.add_argument("--roi", help="grdnet: region-of-interest mask image (nonzero = inspect), resized to the input")
-    add_region_arguments(p)
+def _load_builtin() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(f"edge_sdk.models.{module}")
 
 
-def add_region_arguments(p) -> None:
-    g = p.add_argument_group("regions")
-    g.add_argument("--regions", help="region layout (regions.json) cutting each frame into patches "
-                                     "(default: regions.json found with the data set)")
-    g.add_argument("--no-regions", action="store_true", help="ignore any region layout: whole images are the patches")
+def model_names(family: str | None = None) -> list[str]:
+    """Registered model names (of one family when given), sorted."""
+    _load_builtin()
+    return sorted(n for n, c in _REGISTRY.items() if family is None or c.family == family)
 
 
-def _roi(path: str, size: int):
-    import numpy as np
-    from PIL import Image
+def model_class(name: str) -> type:
+    """The class registered as ``name``; ValueError listing the known names otherwise."""
+    if name not in _REGISTRY:
+        _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(model_names())}")
+    return _REGISTRY[name]
 
-    from edge_sdk.cli import UserError
 
+def load_model(model_dir: str | os.PathLike, **kw):
+    """Reopens a model directory written by ``save``, by the kind its config.json records.
+    Raises ModelFormatError (a ValueError) naming the directory when it is not a model or holds
+    an unknown kind."""
+    from edge_sdk.models.storage import ModelFormatError, read_config
+
+    name = read_config(model_dir).get("model")
     try:
-        with Image.open(path) as im:
-            im = im.convert("L").resize((size, size), Image.NEAREST)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"--roi {path}: cannot read the mask image ({exc})") from exc
-    return (np.asarray(im) > 0).astype(np.float32)
-
-
-def build_model(args):
-    """A ResGANAD / GRD-Net from parsed `edge-sdk train` arguments."""
-    import importlib
-
-    module, cls = RECON_MODELS[args.model].split(":")
-    model_cls = getattr(importlib.import_module(module), cls)
-    settings = {}
-    if getattr(args, "input_size", None) is not None:
-        settings["size"] = args.input_size
-    for key in ("epochs", "filters", "bottleneck"):
-        if getattr(args, key, None) is not None:
-            settings[key] = getattr(args, key)
-    if args.model == "grdnet":
-        model = model_cls(args.preset, seed=args.seed, **settings)
-        if getattr(args, "roi", None):
-            model.set_roi(_roi(args.roi, model.config.size))
-        return model
-    if getattr(args, "roi", None):
-        from edge_sdk.cli import UserError
-        raise UserError("--roi applies to grdnet only")
-    return model_cls(args.preset, seed=args.seed, **settings)
-
-
-def find_layout_file(dataset, data_root: str) -> str | None:
-    """regions.json in the folder of the data set's images or any parent up to `data_root`."""
-    paths = getattr(dataset, "paths", None) or []
-    if not paths:
-        return None
-    root = os.path.abspath(data_root)
-    d = os.path.dirname(os.path.abspath(paths[0]))
-    while True:
-        cand = os.path.join(d, "regions.json")
-        if os.path.isfile(cand):
-            return cand
-        if d == root or os.path.dirname(d) == d or not d.startswith(root):
-            return None
-        d = os.path.dirname(d)
-
-
-def with_regions(dataset, args):
-    """`dataset` as region patches when a layout applies (see module doc), else unchanged."""
-    from edge_sdk.cli import UserError
-    from edge_sdk.regions import RegionError, RegionLayout, RegionPatches
-
-    if getattr(args, "no_regions", False):
-        return dataset
-    path = getattr(args, "regions", None) or find_layout_file(dataset, args.data)
-    if path is None:
-        return dataset
-    try:
-        return RegionPatches(dataset, RegionLayout.load(path))
-    except RegionError as exc:
-        raise UserError(str(exc)) from exc
-
-
-def region_report(model, dataset, res: dict, *, k: int = 7) -> dict | None:
-    """Patch / strip / run (k-of-n) decisions of `edge-sdk eval` on region patches, with the
-    model's per-region thresholds (or its image threshold for every region when it has none);
-    None when the data set is not cut into regions or the model is not calibrated."""
-    import numpy as np
-
-    from edge_sdk.regions import RegionPatches, evaluate_region_patches
-
-    if not isinstance(dataset, RegionPatches) or not (model.calibration or {}).get("threshold") is not None:
-        return None
-    layout = model.region_layout() if hasattr(model, "region_layout") else None
-    if layout is not None and layout.names == dataset.layout.names:
-        thresholds, source = layout.thresholds(), "per_region"
-    else:
-        thresholds, source = np.full(len(dataset.layout), model.calibration["threshold"]), "image_threshold"
-    out = evaluate_region_patches(res["scores"], dataset, thresholds, k=k, labels=res["labels"])
-    out["thresholds"] = source
-    return out
+        cls = model_class(name)
+    except ValueError as exc:
+        raise ModelFormatError(f"{os.fspath(model_dir)}/config.json: {exc}") from exc
+    return cls.load(model_dir, **kw)

@@ -21,117 +21,22 @@ a third of the previous, batch 32.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from edge_sdk import kernels
 from edge_sdk.models import storage
-from edge_sdk.models.base import Prediction, as_image_list, maps_at_sizes, score_batches, split_training
+from edge_sdk.models.contract import AnomalyModel, Prediction, as_image_list, maps_at_sizes
 from edge_sdk.models.export_parts import ExportParts
+from edge_sdk.models.recon_config import make_config
 from edge_sdk.models.recon_nets import Discriminator, Generator, Reconstructor
-from edge_sdk.models.recon_train import augment_geometry, masked_l2, perlin_perturb, restart_factor
-from edge_sdk.models.ssim_loss import SSIMLoss
+from edge_sdk.models.recon_train import train_adversarial
+from edge_sdk.models.registry import register_model
 
-__all__ = ["ReconConfig", "PRESETS", "ResGANAD", "Prediction"]
-
-
-@dataclass
-class ReconConfig:
-    # architecture
-    size: int = 64
-    channels: int = 1
-    filters: int = 4
-    stages: int = 4
-    blocks: int = 1
-    latent: int = 64
-    bottleneck: str = "dense"
-    disc_filters: int = 8
-    # losses
-    w_adv: float = 1.0
-    w_con: float = 50.0
-    w_enc: float = 1.0
-    w_noise: float = 3.0
-    w_huber: float = 2.0
-    w_ssim: float = 1.0
-    huber_delta: float = 1.0
-    # optimization
-    lr: float = 1.5e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    batch_size: int = 32
-    epochs: int = 40
-    cycle_epochs: int = 10
-    restart_decay: float = 1.0 / 3.0
-    # augmentation
-    perlin_probability: float = 0.75
-    perlin_scale_range: tuple = (0, 6)
-    perlin_octaves: int = 1
-    perlin_threshold: float = 0.5
-    perlin_beta: tuple = (0.5, 1.0)
-    rotation: float = math.pi / 8
-    vflip: float = 0.5
-    # scoring (SSIM exactly as the kernel / runtime)
-    ssim_window: int = 11
-    ssim_sigma: float = 1.5
-    ssim_k1: float = 0.01
-    ssim_k2: float = 0.03
-    blur_sigma: float = 0.0
-    # GRD-Net only (ignored by ResGANAD)
-    unet_filters: int = 8
-    unet_depth: int = 3
-    focal_gamma: float = 2.0
-    w_focal: float = 1.0
-    mask_blur_sigma: float = 4.0
-
-    def validate(self) -> "ReconConfig":
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels: expected 1 or 3, got {self.channels}")
-        for name in ("size", "filters", "stages", "blocks", "latent", "disc_filters", "batch_size", "epochs",
-                     "cycle_epochs", "unet_filters", "unet_depth"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        if self.bottleneck not in ("dense", "conv"):
-            raise ValueError(f"bottleneck: expected 'dense' or 'conv', got {self.bottleneck!r}")
-        if self.size < self.ssim_window:
-            raise ValueError(f"size: {self.size} is smaller than ssim_window={self.ssim_window}")
-        if not 0 <= self.perlin_probability <= 1 or not 0 <= self.vflip <= 1:
-            raise ValueError("perlin_probability and vflip: expected probabilities in [0, 1]")
-        if not 0 <= self.rotation <= math.pi / 2:
-            raise ValueError(f"rotation: expected 0..pi/2 (larger rotations are defects on this product), got {self.rotation}")
-        if self.blur_sigma < 0 or self.mask_blur_sigma < 0:
-            raise ValueError("blur_sigma, mask_blur_sigma: expected >= 0")
-        return self
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-# "small" trains in minutes on 2 CPU cores: 64 x 64 input, 4 filters, one block a stage, and a
-# larger learning rate (1e-3: at 1.5e-4 the generator and the U-Net are far from converged after
-# the few epochs a CPU affords); "full" is the published configuration (GPU).
-PRESETS = {
-    "small": dict(size=64, filters=4, blocks=1, disc_filters=8, unet_filters=8, unet_depth=3, epochs=20,
-                  cycle_epochs=10, lr=1e-3),
-    "full": dict(size=256, filters=32, blocks=3, disc_filters=64, unet_filters=64, unet_depth=4, epochs=300,
-                 cycle_epochs=50, lr=1.5e-4),
-}
-
-
-def make_config(preset: str = "small", **overrides) -> ReconConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
-    known = {f.name for f in fields(ReconConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
-    return ReconConfig(**{**PRESETS[preset], **overrides}).validate()
+__all__ = ["ResGANAD", "Prediction", "as_gray_or_rgb"]
 
 
 def as_gray_or_rgb(images, channels: int) -> list[np.ndarray]:
@@ -151,12 +56,15 @@ def as_gray_or_rgb(images, channels: int) -> list[np.ndarray]:
     return out
 
 
-class ResGANAD:
+@register_model("resganad", family="reconstruction")
+class ResGANAD(AnomalyModel):
     """ResGANAD (see module doc). `ResGANAD(preset="small", seed=0, **settings)`; settings are the
-    fields of `ReconConfig`."""
+    fields of `ReconConfig` (recon_config.py). The network is in recon_nets.py, the training loop
+    in recon_train.py; this file is the model: input, scoring, calibration by region, saving and
+    export."""
 
-    name = "resganad"
     kind = "ssim"
+    min_held_out_images = 10
 
     def __init__(self, preset: str = "small", *, seed: int = 0, device: str = "cpu", **settings):
         self.preset = preset
@@ -229,102 +137,21 @@ class ResGANAD:
         return x.new_zeros(()), {}
 
     def train_patches(self, x_all: torch.Tensor, *, epochs: int | None = None, progress: bool = True) -> list[dict]:
-        """Adversarial training on preprocessed good patches (N, C, S, S) in [0, 1]."""
-        c = self.config
-        epochs = int(epochs or c.epochs)
-        n = x_all.shape[0]
-        if n == 0:
-            raise ValueError("training data set is empty")
-        torch.manual_seed(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
-        g_params = [p for m in self._trainable() for p in m.parameters()]
-        opt_g = torch.optim.Adam(g_params, lr=c.lr, betas=(c.beta1, c.beta2))
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
-        steps = math.ceil(n / c.batch_size)
-        cycle = c.cycle_epochs * steps
-        lam = lambda t: restart_factor(t, cycle, c.restart_decay)  # noqa: E731
-        sched = [torch.optim.lr_scheduler.LambdaLR(o, lam) for o in (opt_g, opt_d)]
-        ssim = SSIMLoss(c.ssim_window, c.ssim_sigma, c.ssim_k1, c.ssim_k2, 1.0)
-        for m in self._trainable() + [self.discriminator]:
-            m.train()
-        bar = range(epochs)
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(bar, desc=f"train {self.name}", unit="epoch")
-        history = []
-        for epoch in bar:
-            perm = torch.randperm(n, generator=gen)
-            sums: dict[str, float] = {}
-            for b in range(steps):
-                idx = perm[b * c.batch_size:(b + 1) * c.batch_size]
-                x = augment_geometry(x_all[idx].to(self.device), gen, c.rotation, c.vflip)
-                x_star, mask = perlin_perturb(x, rng, c)
-                x_hat, z, z_hat = self.generator(x_star)
-                # discriminator: real patches vs reconstructions
-                real, _ = self.discriminator(x)
-                fake, _ = self.discriminator(x_hat.detach())
-                loss_d = 0.5 * (F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) +
-                                F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                # generator
-                _, f_real = self.discriminator(x)
-                _, f_fake = self.discriminator(x_hat)
-                l_adv = F.mse_loss(f_fake, f_real.detach())
-                l_con = c.w_huber * F.huber_loss(x_hat, x, delta=c.huber_delta) + c.w_ssim * ssim(x_hat, x)
-                l_enc = F.l1_loss(z_hat, z)
-                l_noise = masked_l2(x_hat, x, mask)
-                extra, extra_logs = self._extra_generator_loss(x, x_star, x_hat, mask)
-                loss_g = c.w_adv * l_adv + c.w_con * l_con + c.w_enc * l_enc + c.w_noise * l_noise + extra
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                for s in sched:
-                    s.step()
-                if loss_d.item() < 1e-5:  # collapsed discriminator: start it again (GANomaly)
-                    for mod in self.discriminator.modules():
-                        if hasattr(mod, "reset_parameters"):
-                            mod.reset_parameters()
-                logs = {"d": loss_d.item(), "g": loss_g.item(), "adv": l_adv.item(), "con": l_con.item(),
-                        "enc": l_enc.item(), "noise": l_noise.item(), **extra_logs}
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v / steps
-            history.append({"epoch": epoch, **{k: round(v, 6) for k, v in sums.items()},
-                            "lr": float(opt_g.param_groups[0]["lr"])})
-            if progress:
-                bar.set_postfix(g=f"{sums['g']:.3f}", d=f"{sums['d']:.3f}", con=f"{sums['con']:.4f}")
-        for m in self._trainable() + [self.discriminator]:
-            m.eval()
+        """Adversarial training on preprocessed good patches (N, C, S, S) in [0, 1] (recon_train.py)."""
+        history = train_adversarial(self, x_all, epochs=epochs, progress=progress)
         self._fitted = True
         self.history += history
         return history
 
-    def fit(self, dataset, *, val_dataset=None, val_fraction: float = 0.1, threshold_method: str | None = None,
-            quantile: float = 0.99, calibrate: bool = True, epochs: int | None = None,
-            progress: bool = True) -> "ResGANAD":
-        """Trains on the good images of `dataset` (Samples; a `edge_sdk.regions.RegionPatches` for
-        region layouts, which also gives per-region thresholds), then calibrates on `val_dataset`
-        or a held-out `val_fraction` of the training images (quantile of their scores).
-        `calibrate=False` skips calibration (call `calibrate` later; export needs it)."""
-        order, held_out = split_training(len(dataset), self.seed, val_fraction, min_images=10,
-                                         hold_out=calibrate and val_dataset is None)
-        x_all = self._load_training(dataset, order, progress)
+    def _train(self, dataset, indices: list[int], *, progress: bool, epochs: int | None = None) -> dict:
+        x_all = self._load_training(dataset, indices, progress)
         t0 = time.perf_counter()
         self.train_patches(x_all, epochs=epochs, progress=progress)
-        self.training_info = {"train_images": len(order), "fit_seconds": round(time.perf_counter() - t0, 3),
-                              "seed": self.seed, "epochs": int(epochs or self.config.epochs),
-                              "final_losses": self.history[-1] if self.history else {}}
-        if not calibrate:
-            return self
-        if val_dataset is not None:
-            self.calibrate(val_dataset, range(len(val_dataset)), threshold_method, quantile, progress, "validation")
-        elif held_out:
-            self.calibrate(dataset, held_out, threshold_method, quantile, progress, "held_out_train")
-        else:
-            self.calibrate(dataset, order, threshold_method, quantile, progress, "train")
-        return self
+        return {"fit_seconds": round(time.perf_counter() - t0, 3), "epochs": int(epochs or self.config.epochs),
+                "final_losses": self.history[-1] if self.history else {}}
+
+    def _score_batch_size(self) -> int:
+        return 64
 
     # -- scoring --------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -371,45 +198,12 @@ class ResGANAD:
             return [kernels.minmax_normalize(np.ascontiguousarray(m[None]))[0] for m in maps]
         return kernels.minmax_normalize(np.ascontiguousarray(maps))
 
-    def score_dataset(self, dataset, indices=None, *, progress: bool = True, desc: str = "scoring",
-                      keep_maps: bool = False, batch_size: int = 64) -> dict:
-        """scores (N,), labels (N,), indices (N,) of the given samples, in batches; with keep_maps
-        also maps and masks (all-zero masks for good samples), as the embedding models return them."""
-        indices = list(range(len(dataset))) if indices is None else list(indices)
-        batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-        if progress:
-            from tqdm import tqdm
-            batches = tqdm(batches, desc=desc, unit="batch")
-        out = score_batches(self.predict, ([dataset[i] for i in b] for b in batches), keep_maps)
-        out["indices"] = np.asarray(indices, np.int64)
-        return out
-
-    def calibrate(self, dataset, indices, threshold_method: str | None = None, quantile: float = 0.99,
-                  progress: bool = True, source: str = "validation") -> dict:
-        """Image threshold + normalization statistics on the given samples; per-region thresholds
-        too when `dataset` is a RegionPatches (max accuracy where a region has defects, else the
-        quantile of its good scores)."""
-        from edge_sdk import calibration, metrics
+    def _calibrate_regions(self, dataset, res: dict, method: str, quantile: float) -> None:
+        """Per-region thresholds when `dataset` is a RegionPatches (max accuracy where a region has
+        defects, else the quantile of its good scores)."""
         from edge_sdk.regions import calibrate_region_thresholds
 
-        res = self.score_dataset(dataset, list(indices), progress=progress, desc="calibrating")
-        scores, labels = res["scores"], res["labels"]
-        both = bool((labels == 1).any() and (labels == 0).any())
-        method = threshold_method or ("f1" if both else "quantile")
-        if method in ("f1", "accuracy") and not both:
-            raise ValueError(f"threshold method {method!r} needs validation data with good and anomalous images")
-        threshold = calibration.choose_threshold(scores, labels if both else None, method=method, quantile=quantile)
-        normal = scores[labels == 0] if (labels == 0).any() else scores
-        stats = calibration.normalization_stats(normal, threshold)
-        self.calibration = {"threshold": float(stats["threshold"]), "min": float(stats["min"]),
-                            "max": float(stats["max"]), "method": method,
-                            "quantile": quantile if method == "quantile" else None, "source": source,
-                            "images": int(len(scores))}
-        self.metrics = {}
-        if both:
-            self.metrics = {"image_auroc": float(metrics.image_auroc(labels, scores)),
-                            **{k: float(v) for k, v in metrics.threshold_metrics(labels, scores, threshold).items()},
-                            "source": source}
+        scores, labels, threshold = res["scores"], res["labels"], self.calibration["threshold"]
         layout = getattr(dataset, "layout", None)
         if layout is not None and hasattr(dataset, "region_names"):
             names = [dataset.region_names[i] for i in res["indices"]]
@@ -421,7 +215,6 @@ class ResGANAD:
                 thr[n], used[n] = float(threshold), "image_threshold"
             self.regions = layout.with_thresholds(thr).to_dict()
             self.region_methods = used
-        return self.calibration
 
     def region_layout(self):
         from edge_sdk.regions import RegionLayout
@@ -468,9 +261,7 @@ class ResGANAD:
 
     @classmethod
     def load(cls, model_dir, *, device: str = "cpu") -> "ResGANAD":
-        config = storage.read_config(model_dir)
-        if config.get("model") != cls.name:
-            raise storage.ModelFormatError(f"{model_dir}: holds a {config.get('model')!r} model, not {cls.name!r}")
+        config = cls._own_config(model_dir)
         settings = dict(config["settings"])
         for k in ("perlin_scale_range", "perlin_beta"):
             settings[k] = tuple(settings[k])
