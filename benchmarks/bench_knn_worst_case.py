@@ -42,7 +42,7 @@ def loader_verdict(bank, tmp):
     """'loads' or the loader's refusal, for a k-NN bundle holding `bank`."""
     import torch
 
-    from converters import export_bundle
+    from edge_sdk.converters import export_bundle
     from edge_sdk.bundle import BundleError
     from tests.bundle_helpers import embedding_parts
 

@@ -21,10 +21,9 @@ def devices():
 
 
 def set_num_threads(threads: int) -> None:
-    """Sets the worker thread count of the CPU kernels (default: all cores, or EDGE_SDK_NUM_THREADS).
-
-    Not to be called while kernels run on other threads.
-    """
+    """Sets the worker thread count of the CPU kernels (default: all cores, or EDGE_SDK_NUM_THREADS),
+    at most 4x the hardware threads (and 256). Safe while kernels run on other threads: they finish
+    on the pool they started with."""
     _core.set_num_threads(int(threads))
 
 

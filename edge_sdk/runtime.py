@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -172,13 +172,16 @@ class Runtime:
 
     backend: "onnxruntime" (default), "tensorrt" (serialized engines of the bundle's ``engines/``
     folder, or ``engines_dir``, built for this GPU by ``edge-sdk build-engine``; needs a build with
-    TensorRT and device="cuda:N"; chunks of same-size uint8 images then run the whole cycle on the
-    GPU) or "auto" (TensorRT when the build has it, the device is CUDA and a matching engine is
+    TensorRT and device="cuda:N"; every chunk then runs the whole cycle on the GPU, through the same
+    pipeline code as the CPU's) or "auto" (TensorRT when the build has it, the device is CUDA and a matching engine is
     there, else ONNX Runtime). Missing or stale engines are built beforehand on the converter
     side (``edge_sdk.converters.engine_bundle.ensure_engines`` or ``edge-sdk build-engine``): the
-    runtime only loads. cuda_graph: replay the TensorRT device
-    cycle as a CUDA graph. trt_cache_dir: engine cache of ONNX Runtime's TensorRT provider
-    (provider="tensorrt"; precision="fp16" gives it the fp16 ONNX file).
+    runtime only loads. cuda_graph: replay each TensorRT engine's
+    work as a CUDA graph. trt_cache_dir: engine cache of ONNX Runtime's TensorRT provider
+    (provider="tensorrt"; precision="fp16" gives it the fp16 ONNX file). trusted_keys: Ed25519
+    public keys (PEM files or folders of them) the bundle's signature must verify against, besides
+    those of EDGE_SDK_TRUSTED_KEYS; with a key configured, an unsigned or wrongly signed bundle is
+    refused (``edge-sdk sign``; docs/BUNDLE.md).
     Raises BundleError (bad bundle), BackendError (ONNX Runtime / TensorRT missing or failing, no
     matching engine: the message lists each candidate and what differs), ValueError (bad option),
     each naming the file, field or option.
@@ -188,7 +191,8 @@ class Runtime:
                  precision: str = "fp32", *, backend: str = "onnxruntime", provider: str | None = None,
                  onnxruntime_library: str | None = None, max_batch: int = 16, heatmaps: bool = True,
                  warmup: int = 1, engines_dir: str | os.PathLike | None = None, cuda_graph: bool = False,
-                 trt_cache_dir: str | os.PathLike | None = None):
+                 trt_cache_dir: str | os.PathLike | None = None,
+                 trusted_keys: Sequence[str | os.PathLike] | None = None):
         if threads is None:
             threads = int(os.environ.get("EDGE_SDK_NUM_THREADS", "0") or 0)
         library = onnxruntime_library if onnxruntime_library is not None else find_onnxruntime_library()
@@ -196,7 +200,8 @@ class Runtime:
         self._rt = _core.Runtime(os.fspath(bundle), device, int(threads), precision, backend, provider or "",
                                  library, int(max_batch), bool(heatmaps), int(warmup),
                                  os.fspath(engines_dir) if engines_dir else "", bool(cuda_graph),
-                                 os.fspath(trt_cache_dir) if trt_cache_dir else "")
+                                 os.fspath(trt_cache_dir) if trt_cache_dir else "",
+                                 [os.fspath(k) for k in (trusted_keys or [])])
         self.manifest: dict = json.loads(self._rt.manifest)
         self.device, self.precision, self.heatmaps_enabled = device, precision, bool(heatmaps)
 

@@ -68,7 +68,7 @@ def main() -> int:
     import torch
     from safetensors.numpy import load, save
 
-    from converters import export_bundle
+    from edge_sdk.converters import export_bundle
     from edge_sdk.bundle import pack_bundle
     from edge_sdk.bundle.signing import generate_key, sign_bundle
     from tests.bundle_helpers import embedding_parts, ssim_parts

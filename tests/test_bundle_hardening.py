@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from edge_sdk import bundle as eb
-from converters import export_bundle
+from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import embedding_parts, ssim_parts
 

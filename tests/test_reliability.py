@@ -17,7 +17,7 @@ onnx = pytest.importorskip("onnx")
 
 import edge_sdk
 from edge_sdk import bundle as eb
-from converters import export_bundle
+from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import embedding_parts, tiny_parts
 

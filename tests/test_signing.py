@@ -22,7 +22,7 @@ from edge_sdk import bundle as eb
 from edge_sdk._native import core
 from edge_sdk.bundle.signing import SIGNATURE_FILE, TRUSTED_KEYS_ENV, generate_key, sign_bundle
 from edge_sdk.cli import main as cli
-from converters import export_bundle
+from edge_sdk.converters import export_bundle
 
 from tests.bundle_helpers import ssim_parts
 
@@ -353,3 +353,29 @@ def test_c_abi_messages_are_utf8(bundles, tmp_path, c_host):
     res = run_c_host(c_host, [arc, os.fsdecode(b"/nonexistent/\xff\xfe")], None)
     assert res[0] == ("EDGE_E_BUNDLE", f"{arc}/caf\\xE9.bin: unexpected file (not listed in manifest.json files)")
     assert res[1] == ("EDGE_E_BUNDLE", "/nonexistent/\\xFF\\xFE: no such bundle (directory or archive)")
+
+
+@pytest.mark.skipif(not HAVE_ORT, reason="built without ONNX Runtime")
+def test_python_trusted_keys_argument(bundles, keys, tmp_path, monkeypatch):
+    """Keys given as an argument (no environment variable) verify as the environment's do; the
+    writers' own structure checks never demand a signature."""
+    monkeypatch.delenv(TRUSTED_KEYS_ENV, raising=False)
+    good = signed(bundles, keys, tmp_path, "good_arg")
+    other = signed(bundles, keys, tmp_path, "other_arg", key="b")
+    key = keys[0] / "a.pub.pem"
+    assert eb.validate_bundle(good, trusted_keys=[key])
+    edge_sdk.Runtime(good, threads=1, trusted_keys=[key])
+    for b in (bundles[0], other):
+        with pytest.raises(eb.BundleError, match="signature"):
+            eb.validate_bundle(b, trusted_keys=[key])
+        with pytest.raises(eb.BundleError, match="signature"):
+            edge_sdk.Runtime(b, threads=1, trusted_keys=[key])
+        with pytest.raises(eb.BundleError, match="signature"):
+            eb.read_bundle(b, trusted_keys=[key])
+    # with the host's keys set, packing an unsigned bundle (a release step before signing) works
+    monkeypatch.setenv(TRUSTED_KEYS_ENV, str(key))
+    arc = eb.pack_bundle(bundles[0], tmp_path / "unsigned.edgebundle")
+    with pytest.raises(eb.BundleError, match="signature"):
+        eb.validate_bundle(arc)
+    sign_bundle(arc, keys[0] / "a.key")
+    assert eb.validate_bundle(arc)

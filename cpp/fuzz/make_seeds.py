@@ -34,7 +34,7 @@ def main(out: str) -> None:
     import torch
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from converters import export_bundle
+    from edge_sdk.converters import export_bundle
     from edge_sdk.bundle import pack_bundle
     from edge_sdk.bundle.signing import signature_document
     from tests.bundle_helpers import embedding_parts, ssim_parts

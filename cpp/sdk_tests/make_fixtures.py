@@ -97,7 +97,7 @@ def _big_weights_parts():
 def _export(parts, out: Path, images: np.ndarray | None, **kw) -> Path:
     """Exports, and when images are given re-exports with the threshold at their median score."""
     import edge_sdk
-    from converters import export_bundle
+    from edge_sdk.converters import export_bundle
 
     path = export_bundle(parts, out, model_type="resganad", model_name=out.name, overwrite=True, **kw).bundle
     if images is None:
@@ -163,7 +163,7 @@ def main(out_dir: str) -> None:
     _export(_big_weights_parts(), out / "big", None)
 
     # One bundle per other post-processing kind, for the hot-path allocation count.
-    from converters import export_bundle
+    from edge_sdk.converters import export_bundle
     from tests.bundle_helpers import embedding_parts, mask_parts
 
     for name, kind, parts in (("knn", "knn", embedding_parts("knn", reweight=True)),

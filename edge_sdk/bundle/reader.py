@@ -88,12 +88,13 @@ def _read_files(path: Path, names: list[str]) -> dict[str, bytes]:
     return read_archive_files(path, names)
 
 
-def read_bundle(path: str | os.PathLike) -> Bundle:
-    """Validates (see :func:`validate_bundle`) and reads a bundle directory or archive."""
+def read_bundle(path: str | os.PathLike, *, trusted_keys=None, trusted_keys_from_env: bool = True) -> Bundle:
+    """Validates (see :func:`validate_bundle`, which takes the same key arguments) and reads a
+    bundle directory or archive."""
     from safetensors.numpy import load
 
     path = Path(path)
-    manifest = validate_bundle(path)
+    manifest = validate_bundle(path, trusted_keys=trusted_keys, trusted_keys_from_env=trusted_keys_from_env)
     files = _read_files(path, sorted(manifest["files"]))
     # The files are read again after validation: check them again so nothing changed in between.
     for name, data in files.items():

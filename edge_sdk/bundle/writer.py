@@ -127,7 +127,7 @@ def write_bundle(
             for name, data in payload.items():
                 (tmp / name).write_bytes(data)
             (tmp / MANIFEST_FILE).write_text(_dumps(manifest))
-            validate_bundle(tmp)  # the runtime's own check, before anything replaces a good bundle
+            validate_bundle(tmp, trusted_keys_from_env=False)  # the runtime's own check, before anything replaces a good bundle
     except FileExistsError as exc:
         raise BundleError(str(exc)) from exc
     return out
@@ -139,12 +139,12 @@ def pack_bundle(bundle_dir: str | os.PathLike, archive: str | os.PathLike, *, ov
     from edge_sdk.bundle.validator import validate_bundle
 
     bundle_dir, archive = Path(bundle_dir), Path(archive)
-    manifest = validate_bundle(bundle_dir)
+    manifest = validate_bundle(bundle_dir, trusted_keys_from_env=False)
     if os.path.lexists(archive):
         if not overwrite:
             raise BundleError(f"{archive}: exists (pass overwrite=True to replace it)")
         try:  # only a bundle archive is replaced, never some other file of the same name
-            is_archive = archive.is_file() and validate_bundle(archive) is not None
+            is_archive = archive.is_file() and validate_bundle(archive, trusted_keys_from_env=False) is not None
         except BundleError:
             is_archive = False
         if not is_archive:
@@ -157,7 +157,7 @@ def pack_bundle(bundle_dir: str | os.PathLike, archive: str | os.PathLike, *, ov
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(data), 0o644, 0  # reproducible archives
                 tar.addfile(info, io.BytesIO(data))
-        validate_bundle(tmp)
+        validate_bundle(tmp, trusted_keys_from_env=False)
     return archive
 
 
@@ -169,7 +169,7 @@ def add_networks(bundle: str | os.PathLike, networks: Mapping[str, tuple[Mapping
     with the same name and precision as an existing one replaces it."""
     from edge_sdk.bundle.reader import read_bundle
 
-    b = read_bundle(bundle)
+    b = read_bundle(bundle, trusted_keys_from_env=False)  # its signature no longer holds once networks are added
     manifest = {k: v for k, v in b.manifest.items() if k != "files"}
     entries = list(manifest["networks"])
     files = dict(b.networks)
