@@ -8,6 +8,20 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 
+echo "== system packages"
+# libssl-dev: libcrypto's headers (bundle signatures are verified with OpenSSL's Ed25519); strace:
+# the tests that kill a writer at each rename. Installed only where missing, by package name.
+missing=()
+[ -f /usr/include/openssl/evp.h ] || missing+=(libssl-dev)
+command -v strace > /dev/null || missing+=(strace)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
+  else
+    echo "missing system packages: ${missing[*]} (install them with your package manager)"
+  fi
+fi
+
 echo "== python packages (versions from requirements/constraints.txt)"
 # Every pip call, and the isolated build environment of 'pip install .', reads the pins from here.
 # EDGE_SDK_UNPINNED=1 (scripts/check_drift.sh) installs the newest versions instead.
