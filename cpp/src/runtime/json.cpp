@@ -1,5 +1,7 @@
 #include "edge_sdk/runtime/json.hpp"
 
+#include "edge_sdk/runtime/text.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -383,31 +385,10 @@ class Parser {
 
   // Copies one UTF-8 encoded character, checking it is well formed (no overlong forms or surrogates).
   void utf8_char(std::string& out) {
-    const unsigned char c = static_cast<unsigned char>(s_[pos_]);
-    int extra;
-    unsigned cp, min;
-    if (c < 0x80) {
-      out += char(c);
-      ++pos_;
-      return;
-    } else if ((c & 0xE0) == 0xC0) {
-      extra = 1; cp = c & 0x1F; min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2; cp = c & 0x0F; min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3; cp = c & 0x07; min = 0x10000;
-    } else {
-      fail("invalid UTF-8");
-    }
-    if (pos_ + size_t(extra) >= s_.size()) fail("truncated UTF-8");
-    for (int i = 1; i <= extra; ++i) {
-      const unsigned char d = static_cast<unsigned char>(s_[pos_ + i]);
-      if ((d & 0xC0) != 0x80) fail("invalid UTF-8");
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) fail("invalid UTF-8");
-    out.append(s_, pos_, size_t(extra) + 1);
-    pos_ += size_t(extra) + 1;
+    const size_t n = utf8_length(s_, pos_);
+    if (n == 0) fail("invalid UTF-8");
+    out.append(s_, pos_, n);
+    pos_ += n;
   }
 
   std::string string() {

@@ -4,9 +4,7 @@
 #include <cstdio>
 
 namespace edge {
-namespace {
 
-// Length of the well-formed UTF-8 sequence starting at s[i], or 0 when there is none.
 size_t utf8_length(const std::string& s, size_t i) {
   const unsigned char c = static_cast<unsigned char>(s[i]);
   if (c < 0x80) return 1;
@@ -30,8 +28,6 @@ size_t utf8_length(const std::string& s, size_t i) {
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return extra + 1;
 }
-
-}  // namespace
 
 std::string utf8_sanitize(const std::string& s) {
   std::string out;

@@ -3,6 +3,7 @@
 // text safe to pass on.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace edge {
@@ -15,5 +16,8 @@ std::string utf8_sanitize(const std::string& s);
 
 // True when `s` is well-formed UTF-8 (the rules above, control characters allowed).
 bool utf8_valid(const std::string& s);
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (1-4), or 0 when there is none.
+size_t utf8_length(const std::string& s, size_t i);
 
 }  // namespace edge
