@@ -252,7 +252,9 @@ def test_streaming_gaussian_is_stable_with_a_large_mean(rng):
 
 def test_regularized_cholesky(rng):
     a = rng.standard_normal((3, 5, 2))
-    cov = torch.from_numpy(a @ a.transpose(0, 2, 1))  # rank 2: singular without eps
+    a[:, -1] = 0  # an exactly zero last row and column: the factorization must fail at location 0
+    cov = torch.from_numpy(a @ a.transpose(0, 2, 1))  # rank 2: singular without eps (rounding can
+    # hide a merely rank-deficient matrix, never an exact zero pivot)
     chol = regularized_cholesky(cov, 0.01)
     np.testing.assert_allclose((chol @ chol.transpose(1, 2)).numpy(), cov.numpy() + 0.01 * np.eye(5), atol=1e-12)
     assert torch.all(torch.triu(chol, 1) == 0)
