@@ -347,10 +347,8 @@ class GateReport:
 def _auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     if labels.min() == labels.max():
         return None
-    try:
-        from edge_sdk.metrics import image_auroc
-    except ImportError:  # edge_sdk.metrics lands with the data helper; same definition
-        from sklearn.metrics import roc_auc_score as image_auroc
+    from edge_sdk.metrics import image_auroc
+
     return float(image_auroc(labels, scores))
 
 
