@@ -37,9 +37,10 @@ Env: PYTHON, EDGE_SDK_GPU_BUILD (build folder, default build-gpu), CUDA_ARCH, TE
 
 On the lent device (no network; the tree arrives without git-ignored paths unless carried):
   command: benchmarks/gpu_check --out "$OUT"
-  carry:   ["third_party"]   (the ONNX Runtime and TensorRT headers; plus a folder of wheels, e.g.
-           "wheels", installed with `pip install --no-index wheels/*.whl` first, where the image
-           lacks onnxruntime)
+  carry:   ["third_party"]   (the ONNX Runtime and TensorRT headers), and ".whl" where the image
+           lacks a package: wheels for the device's Python (pybind11 and cmake to build, numpy and
+           pytest, onnxruntime for the runtime checks), installed with pip --no-index by step 1
+  --wheels DIR  that folder (default .whl, git-ignored; env EDGE_SDK_GPU_CHECK_WHEELS)
 Exit status: 0 when no check failed or timed out, 1 otherwise, 124 when killed (SIGTERM/SIGINT).
 """
 
@@ -278,6 +279,10 @@ def _cuda_arch() -> str:
     return ";".join(caps)
 
 
+def _importable(module: str) -> bool:
+    return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
 def _nvcc() -> str | None:
     found = shutil.which("nvcc")
     if found:
@@ -417,6 +422,18 @@ class Driver:
         if nvcc is None:
             self.record(1, "nvcc present", "fail", 0.0, "nvcc not found (CUDA toolkit missing or not on PATH)")
             return
+        wheels = Path(self.args.wheels)
+        if wheels.is_dir() and list(wheels.glob("*.whl")):
+            # Carried wheels (the device reaches no registry): what the image lacks, e.g. onnxruntime.
+            self.run(1, f"install the carried wheels of {wheels}", [PY, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                                                                   "--find-links", str(wheels),
+                                                                   *map(str, sorted(wheels.glob("*.whl")))], 180)
+        missing = [m for m in ("numpy", "pytest", "pybind11") if not _importable(m)]
+        missing += [t for t in ("cmake",) if shutil.which(t) is None]
+        if missing:
+            self.record(1, "build tools and packages present", "fail", 0.0,
+                        f"missing on this machine: {', '.join(missing)} (carry wheels in {wheels}, see the header)")
+            return
         arch = _cuda_arch()
         if not (ROOT / "third_party" / "onnxruntime" / "include").is_dir():
             self.record(1, "ONNX Runtime headers present", "fail", 0.0,
@@ -447,10 +464,16 @@ class Driver:
             return
         self.run(2, "ctest of the CUDA build", ["ctest", "--test-dir", BUILD, "--output-on-failure", "-j",
                                                 str(os.cpu_count() or 4), "--timeout", "120"], 200)
+        files = ["tests/test_kernels_gpu.py", "tests/test_knn.py"]
+        if _importable("scipy"):
+            files.append("tests/test_mahalanobis.py")  # its float64 references use scipy
+        else:
+            self.skip(2, "Mahalanobis CUDA kernels vs CPU (tests/test_mahalanobis.py)",
+                      "scipy is not on this machine (the file's references import it); carry its wheel in .whl")
         xml = self.out / "pytest_gpu.xml"
         code = (f"import subprocess, sys, xml.etree.ElementTree as ET\n"
                 f"rc = subprocess.call([{PY!r}, '-m', 'pytest', '-m', 'gpu', '-q', '-ra', '-p', 'no:cacheprovider',"
-                f" '--junitxml={xml}', 'tests/test_kernels_gpu.py', 'tests/test_knn.py', 'tests/test_mahalanobis.py'])\n"
+                f" '--junitxml={xml}', *{files!r}])\n"
                 "r = ET.parse(sys.argv[1]).getroot(); s = r if r.tag == 'testsuite' else r.find('testsuite')\n"
                 "n, sk = int(s.get('tests')), int(s.get('skipped')); f = int(s.get('failures')) + int(s.get('errors'))\n"
                 "print(f'GPU kernel tests: {n} collected, {n - sk - f} passed, {f} failed, {sk} skipped')\n"
@@ -511,6 +534,7 @@ def main(argv=None) -> int:
     ap.add_argument("--step", type=lambda s: [int(x) for x in s.split(",")], default=None)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--budget", type=float, default=float(os.environ.get("EDGE_SDK_GPU_CHECK_BUDGET", 570)))
+    ap.add_argument("--wheels", default=os.environ.get("EDGE_SDK_GPU_CHECK_WHEELS", str(ROOT / ".whl")))
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--strict", action="store_true")
     ap.add_argument("--_check", help=argparse.SUPPRESS)
