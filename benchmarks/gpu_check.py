@@ -156,6 +156,10 @@ def check_tensorrt():
         raise AssertionError("tensorrt is importable but the build has no TensorRT backend (step 1 did not find "
                              "libnvinfer or the headers of third_party/tensorrt)")
     _need_onnxruntime()
+    try:
+        import onnx  # noqa: F401  (the engine builder reads the networks' inputs with it)
+    except ImportError as e:
+        raise Skip(f"the onnx package is not on this machine ({e}); carry its wheel in .whl")
     detail = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, bundle, images, data in _fixture_sets():
