@@ -1,8 +1,9 @@
 // Concurrency stress: one runtime used from 4 threads x 500 small batches; every output (scores,
 // verdicts, statuses, region results, heatmaps) must equal, bit for bit, the serial run of the
 // same batch. Run with as many contexts as threads (each call runs at once) and with fewer (calls
-// wait for a free context), then a close() racing with running threads: each call either
-// completes or reports EDGE_E_INVALID_HANDLE, never crashes.
+// wait for a free context), every post-processing kind with 1, 2 and 4 kernel threads against the
+// single-thread run, then a close() racing with running threads: each call either completes or
+// reports EDGE_E_INVALID_HANDLE, never crashes.
 //
 // usage: test_concurrency FIXTURES_DIR [BATCHES_PER_THREAD]
 #include <edge_sdk/edge_sdk.hpp>
@@ -158,6 +159,36 @@ int main(int argc, char** argv) {
       std::vector<Reference> batches = make_batches(frames, 7);
       serial_reference(rt, batches, false);
       stress("regions, 2 contexts for 4 threads", rt, batches, 4, per_thread, false);
+    }
+    // Every post-processing kind with 1, 2 and 4 kernel threads and 2 contexts: the CPU kernels
+    // split their work by the thread count, yet every output must equal the single-thread serial
+    // run bit for bit, called one at a time or from 2 threads at once.
+    for (const char* kind : {"plain", "kind_knn", "kind_knn_plain", "kind_mahalanobis", "kind_mhbc", "kind_mask"}) {
+      std::vector<Reference> batches = make_batches(plain, 7);
+      {
+        edge_sdk::Options o;
+        o.threads = 1;
+        o.contexts = 1;
+        o.heatmaps = true;
+        serial_reference(edge_sdk::Runtime(dir + "/" + kind, o), batches, true);
+      }
+      for (int threads : {1, 2, 4}) {
+        edge_sdk::Options o;
+        o.threads = threads;
+        o.contexts = 2;
+        o.heatmaps = true;
+        edge_sdk::Runtime rt(dir + "/" + kind, o);
+        int differ = 0;
+        for (const Reference& r : batches) {
+          edge_sdk::Cycle c;
+          rt.run(r.images.data(), r.images.size(), c, 0, true);
+          differ += !same_cycle(c, r, true);
+        }
+        if (differ) std::printf("%s, %d threads: %d serial batches differ from 1 thread\n", kind, threads, differ);
+        CHECK(differ == 0);
+        const std::string what = std::string(kind) + ", " + std::to_string(threads) + " kernel threads, 2 contexts";
+        stress(what.c_str(), rt, batches, 2, per_thread / 10 > 10 ? per_thread / 10 : 10, true);
+      }
     }
     close_while_running(dir + "/plain", plain);
   } catch (const std::exception& e) {
