@@ -23,11 +23,14 @@ echo "== newest versions (EDGE_SDK_UNPINNED=1 scripts/setup.sh)"
 
 echo "== tests with the newest versions"
 (cd "$work" && (cd build && ctest --output-on-failure -j1 >"$work/ctest.log" 2>&1); echo "ctest exit $?"; tail -3 "$work/ctest.log")
-(cd "$work" && $PY -m pytest -q -p no:cacheprovider "$@" 2>&1 | tail -25)
-status=${PIPESTATUS[0]}
+(cd "$work" && $PY -m pytest -q -p no:cacheprovider "$@" > "$work/pytest.log" 2>&1)
+status=$?
+grep -E "^(FAILED|ERROR) " "$work/pytest.log" | head -20
+tail -1 "$work/pytest.log"
 
 echo "== packages that moved against requirements/constraints.txt"
-$PY -m pip freeze 2>/dev/null | $PY - "$root/requirements/constraints.txt" <<'PY'
+$PY -m pip freeze > "$work/freeze.txt" 2>/dev/null
+$PY - "$root/requirements/constraints.txt" "$work/freeze.txt" <<'PY'
 import re, sys
 norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
 pins = {}
@@ -37,7 +40,7 @@ for line in open(sys.argv[1]):
         n, v = line.split("==", 1)
         pins[norm(n)] = v
 now = {}
-for line in sys.stdin:
+for line in open(sys.argv[2]):
     if "==" in line:
         n, v = line.strip().split("==", 1)
         now[norm(n)] = v.split("+")[0]
