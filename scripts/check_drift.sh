@@ -26,7 +26,7 @@ echo "== tests with the newest versions"
 (cd "$work" && $PY -m pytest -q -p no:cacheprovider "$@" > "$work/pytest.log" 2>&1)
 status=$?
 grep -E "^(FAILED|ERROR) " "$work/pytest.log" | head -20
-tail -1 "$work/pytest.log"
+grep -E "[0-9]+ (passed|failed)" "$work/pytest.log" | tail -1
 
 echo "== packages that moved against requirements/constraints.txt"
 $PY -m pip freeze > "$work/freeze.txt" 2>/dev/null
