@@ -194,6 +194,10 @@ def test_device_without_provider_is_clear(ssim_bundle):
 def test_bad_options(ssim_bundle):
     with pytest.raises(ValueError, match="max_batch"):
         edge_sdk.Runtime(ssim_bundle[0], max_batch=0)
+    with pytest.raises(ValueError, match=r"max_batch: expected 1\.\.4096"):
+        edge_sdk.Runtime(ssim_bundle[0], max_batch=10**9)
+    with pytest.raises(ValueError, match=r"warmup: expected 0\.\.100, got 1000000"):
+        edge_sdk.Runtime(ssim_bundle[0], warmup=10**6)
     # thread counts are bounded (4x the hardware threads, at most 256) instead of exhausting the machine
     with pytest.raises(ValueError, match=r"^threads: expected 0\.\.\d+ .*got 100000"):
         edge_sdk.Runtime(ssim_bundle[0], threads=100000)

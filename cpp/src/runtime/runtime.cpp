@@ -49,7 +49,8 @@ class RuntimeImpl final : public Runtime {
     if (opt_.max_batch < 1 || opt_.max_batch > 4096)
       throw ArgumentError("max_batch: expected 1..4096, got " + std::to_string(opt_.max_batch));
     check_thread_count(opt_.threads, "threads", /*zero_allowed=*/true);
-    if (opt_.warmup < 0) throw ArgumentError("warmup: expected >= 0, got " + std::to_string(opt_.warmup));
+    if (opt_.warmup < 0 || opt_.warmup > 100)  // a few calls reach steady state; more only delays the open
+      throw ArgumentError("warmup: expected 0..100, got " + std::to_string(opt_.warmup));
     const Device device = parse_device(opt_.device, "device");
     BackendOptions bo;
     bo.backend = opt_.backend;
