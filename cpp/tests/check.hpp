@@ -81,5 +81,24 @@ inline int run_all() {
     }                                                                                \
   } while (0)
 
+namespace edge_test {
+
+// Runs fn and checks that it throws E with a message containing `needle`.
+template <class E, class F>
+void expect_error(F fn, const std::string& needle) {
+  try {
+    fn();
+    std::printf("  no error, expected one containing \"%s\"\n", needle.c_str());
+    CHECK(false);
+  } catch (const E& e) {
+    if (std::string(e.what()).find(needle) == std::string::npos) {
+      std::printf("  message \"%s\" lacks \"%s\"\n", e.what(), needle.c_str());
+      CHECK(false);
+    }
+  }
+}
+
+}  // namespace edge_test
+
 #define EDGE_TEST_MAIN() \
   int main() { return edge_test::run_all(); }

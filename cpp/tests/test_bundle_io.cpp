@@ -18,21 +18,6 @@
 
 namespace fs = std::filesystem;
 
-// Runs fn and checks it throws BundleError whose message contains `needle`.
-template <typename F>
-static void expect_bundle_error(F fn, const std::string& needle) {
-  try {
-    fn();
-    std::printf("  no error, expected one containing \"%s\"\n", needle.c_str());
-    CHECK(false);
-  } catch (const edge::BundleError& e) {
-    if (std::string(e.what()).find(needle) == std::string::npos) {
-      std::printf("  message \"%s\" lacks \"%s\"\n", e.what(), needle.c_str());
-      CHECK(false);
-    }
-  }
-}
-
 static fs::path temp_dir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / ("edge_sdk_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
@@ -90,19 +75,19 @@ EDGE_TEST(safetensors_rejects_corruption) {
   auto parse = [](const std::string& s) {
     return edge::parse_safetensors(reinterpret_cast<const uint8_t*>(s.data()), s.size(), "x.safetensors");
   };
-  expect_bundle_error([&] { parse(st.substr(0, 5)); }, "x.safetensors: truncated");
-  expect_bundle_error([&] { parse(st.substr(0, st.size() - 4)); }, "beyond the data");
-  expect_bundle_error([&] { parse(st + "abcd"); }, "trailing bytes");
+  edge_test::expect_error<edge::BundleError>([&] { parse(st.substr(0, 5)); }, "x.safetensors: truncated");
+  edge_test::expect_error<edge::BundleError>([&] { parse(st.substr(0, st.size() - 4)); }, "beyond the data");
+  edge_test::expect_error<edge::BundleError>([&] { parse(st + "abcd"); }, "trailing bytes");
   std::string bad_len = st;
   bad_len[0] = char(0xff);
   bad_len[1] = char(0xff);
-  expect_bundle_error([&] { parse(bad_len); }, "header length");
+  edge_test::expect_error<edge::BundleError>([&] { parse(bad_len); }, "header length");
   std::string bad_dtype = st;
   bad_dtype.replace(bad_dtype.find("F32"), 3, "Q32");
-  expect_bundle_error([&] { parse(bad_dtype); }, "unsupported dtype 'Q32'");
+  edge_test::expect_error<edge::BundleError>([&] { parse(bad_dtype); }, "unsupported dtype 'Q32'");
   std::string bad_shape = st;
   bad_shape.replace(bad_shape.find("[2,3]"), 5, "[3,3]");
-  expect_bundle_error([&] { parse(bad_shape); }, "tensor 'a'");
+  edge_test::expect_error<edge::BundleError>([&] { parse(bad_shape); }, "tensor 'a'");
 }
 
 EDGE_TEST(onnx_info_reads_graph_io_and_metadata) {
@@ -124,9 +109,9 @@ EDGE_TEST(onnx_info_rejects_garbage) {
   auto read = [](const std::string& s) {
     return edge::read_onnx_info(reinterpret_cast<const uint8_t*>(s.data()), s.size(), "bad.onnx");
   };
-  expect_bundle_error([&] { read(m.substr(0, m.size() / 2)); }, "bad.onnx: not a valid ONNX model");
-  expect_bundle_error([&] { read("this is not a protobuf at all"); }, "bad.onnx: not a valid ONNX model");
-  expect_bundle_error([&] { read(""); }, "bad.onnx: not a valid ONNX model");
+  edge_test::expect_error<edge::BundleError>([&] { read(m.substr(0, m.size() / 2)); }, "bad.onnx: not a valid ONNX model");
+  edge_test::expect_error<edge::BundleError>([&] { read("this is not a protobuf at all"); }, "bad.onnx: not a valid ONNX model");
+  edge_test::expect_error<edge::BundleError>([&] { read(""); }, "bad.onnx: not a valid ONNX model");
 }
 
 static void rewrite_manifest(const fs::path& dir, const std::function<void(edge::json::Value&)>& edit) {
@@ -159,11 +144,11 @@ EDGE_TEST(bundle_errors_name_file_or_field) {
 
   fresh();
   fs::remove(dir / "arrays.safetensors");
-  expect_bundle_error(load, "arrays.safetensors: missing");
+  edge_test::expect_error<edge::BundleError>(load, "arrays.safetensors: missing");
 
   fresh();
   tiny::write(dir / "notes.txt", "x");
-  expect_bundle_error(load, "notes.txt: unexpected file");
+  edge_test::expect_error<edge::BundleError>(load, "notes.txt: unexpected file");
 
   fresh();
   fs::create_directories(dir / "engines");  // reserved, ignored
@@ -176,15 +161,15 @@ EDGE_TEST(bundle_errors_name_file_or_field) {
     f.seekp(10);
     f.put('\x7f');
   }
-  expect_bundle_error(load, "backbone.onnx: sha256");
+  edge_test::expect_error<edge::BundleError>(load, "backbone.onnx: sha256");
 
   fresh();
   fs::remove(dir / "manifest.json");
-  expect_bundle_error(load, "manifest.json: missing");
+  edge_test::expect_error<edge::BundleError>(load, "manifest.json: missing");
 
   fresh();
   rewrite_manifest(dir, [](edge::json::Value& m) { m.set("schema_version", edge::json::Value::integer(2)); });
-  expect_bundle_error(load, "schema_version: version 2 is not supported");
+  edge_test::expect_error<edge::BundleError>(load, "schema_version: version 2 is not supported");
 
   fresh();
   rewrite_manifest(dir, [](edge::json::Value& m) {
@@ -192,7 +177,7 @@ EDGE_TEST(bundle_errors_name_file_or_field) {
     in.set("height", edge::json::Value::string("8"));
     m.set("input", in);
   });
-  expect_bundle_error(load, "input.height: expected an integer, got string");
+  edge_test::expect_error<edge::BundleError>(load, "input.height: expected an integer, got string");
 
   fresh();
   rewrite_manifest(dir, [](edge::json::Value& m) {
@@ -200,7 +185,7 @@ EDGE_TEST(bundle_errors_name_file_or_field) {
     in.erase("mean");
     m.set("input", in);
   });
-  expect_bundle_error(load, "input.mean: missing");
+  edge_test::expect_error<edge::BundleError>(load, "input.mean: missing");
 
   // The manifest says 8x6 but the ONNX file was exported for another size: the embedded
   // manifest and the graph both contradict it.
@@ -210,7 +195,7 @@ EDGE_TEST(bundle_errors_name_file_or_field) {
     in.set("height", edge::json::Value::integer(16));
     m.set("input", in);
   });
-  expect_bundle_error(load, "does not match input");
+  edge_test::expect_error<edge::BundleError>(load, "does not match input");
 
   // A valid ONNX whose metadata says something else than the manifest.
   fresh();
@@ -230,7 +215,7 @@ EDGE_TEST(bundle_errors_name_file_or_field) {
       m.set("files", files);
     });
   }
-  expect_bundle_error(load, "contradicts manifest.json (field \"calibration\"");
+  edge_test::expect_error<edge::BundleError>(load, "contradicts manifest.json (field \"calibration\"");
 
   // Corrupt ONNX with a matching checksum.
   fresh();
@@ -246,13 +231,13 @@ EDGE_TEST(bundle_errors_name_file_or_field) {
       m.set("files", files);
     });
   }
-  expect_bundle_error(load, "backbone.onnx: not a valid ONNX model");
+  edge_test::expect_error<edge::BundleError>(load, "backbone.onnx: not a valid ONNX model");
 
   fresh();
   tiny::write(dir / "manifest.json", "{\"schema_version\": 1,");
-  expect_bundle_error(load, "manifest.json:1:");
+  edge_test::expect_error<edge::BundleError>(load, "manifest.json:1:");
 
-  expect_bundle_error([] { edge::load_bundle("/nonexistent/bundle"); }, "/nonexistent/bundle: no such bundle");
+  edge_test::expect_error<edge::BundleError>([] { edge::load_bundle("/nonexistent/bundle"); }, "/nonexistent/bundle: no such bundle");
   fs::remove_all(dir);
 }
 

@@ -70,20 +70,6 @@ struct Key {
   }
 };
 
-template <typename F>
-void expect_error(F fn, const std::string& needle) {
-  try {
-    fn();
-    std::printf("  no error, expected one containing \"%s\"\n", needle.c_str());
-    CHECK(false);
-  } catch (const edge::BundleError& e) {
-    if (std::string(e.what()).find(needle) == std::string::npos) {
-      std::printf("  message \"%s\" lacks \"%s\"\n", e.what(), needle.c_str());
-      CHECK(false);
-    }
-  }
-}
-
 }  // namespace
 
 EDGE_TEST(load_options_trusted_keys) {
@@ -96,20 +82,20 @@ EDGE_TEST(load_options_trusted_keys) {
   edge::LoadOptions with_a;
   with_a.trusted_keys = {(dir / "a.pem").string()};
   CHECK(edge::load_bundle(bundle.string()).signed_by.empty());  // no keys: unsigned loads
-  expect_error([&] { edge::load_bundle(bundle.string(), with_a); }, "signature.json: missing (the bundle is not signed");
+  edge_test::expect_error<edge::BundleError>([&] { edge::load_bundle(bundle.string(), with_a); }, "signature.json: missing (the bundle is not signed");
   a.sign(bundle);
   CHECK(edge::load_bundle(bundle.string(), with_a).signed_by == a.id);
   b.sign(bundle);
-  expect_error([&] { edge::load_bundle(bundle.string(), with_a); }, "signed by key " + b.id + ", which is not a trusted key");
+  edge_test::expect_error<edge::BundleError>([&] { edge::load_bundle(bundle.string(), with_a); }, "signed by key " + b.id + ", which is not a trusted key");
 
   // The option and the environment add up; trusted_keys_from_env = false ignores the variable.
   ::setenv(edge::kTrustedKeysEnv, (dir / "b.pem").c_str(), 1);
   CHECK(edge::load_bundle(bundle.string(), with_a).signed_by == b.id);
   a.sign(bundle);
   CHECK(edge::load_bundle(bundle.string(), with_a).signed_by == a.id);
-  expect_error([&] { edge::load_bundle(bundle.string()); }, "signed by key " + a.id);
+  edge_test::expect_error<edge::BundleError>([&] { edge::load_bundle(bundle.string()); }, "signed by key " + a.id);
   ::setenv(edge::kTrustedKeysEnv, (dir / "missing.pem").c_str(), 1);
-  expect_error([&] { edge::load_bundle(bundle.string()); }, "EDGE_SDK_TRUSTED_KEYS entry");
+  edge_test::expect_error<edge::BundleError>([&] { edge::load_bundle(bundle.string()); }, "EDGE_SDK_TRUSTED_KEYS entry");
   edge::LoadOptions only_option = with_a;
   only_option.trusted_keys_from_env = false;
   CHECK(edge::load_bundle(bundle.string(), only_option).signed_by == a.id);
@@ -123,7 +109,7 @@ EDGE_TEST(load_options_trusted_keys) {
   m.insert(m.size() - 1, " ");  // same JSON, other bytes
   tiny::write(bundle / "manifest.json", m);
   CHECK(edge::load_bundle(bundle.string()).signed_by.empty());
-  expect_error([&] { edge::load_bundle(bundle.string(), with_dir); }, "does not verify against manifest.json");
+  edge_test::expect_error<edge::BundleError>([&] { edge::load_bundle(bundle.string(), with_dir); }, "does not verify against manifest.json");
   fs::remove_all(dir);
 }
 
@@ -145,15 +131,15 @@ EDGE_TEST(regular_files_only) {
   const fs::path dir = temp_dir("fifo");
   const fs::path fifo = dir / "pipe";
   CHECK(::mkfifo(fifo.c_str(), 0600) == 0);
-  expect_error([&] { edge::RegularFile f(fifo.string(), "pipe"); }, "pipe: is a FIFO, not a regular file");
-  expect_error([&] { edge::RegularFile f(dir.string(), "dir"); }, "dir: is a directory");
-  expect_error([&] { edge::RegularFile f("/dev/null", "null"); }, "null: is a device");
+  edge_test::expect_error<edge::BundleError>([&] { edge::RegularFile f(fifo.string(), "pipe"); }, "pipe: is a FIFO, not a regular file");
+  edge_test::expect_error<edge::BundleError>([&] { edge::RegularFile f(dir.string(), "dir"); }, "dir: is a directory");
+  edge_test::expect_error<edge::BundleError>([&] { edge::RegularFile f("/dev/null", "null"); }, "null: is a device");
   tiny::write(dir / "ten", "0123456789");
-  expect_error([&] { edge::read_regular_file((dir / "ten").string(), "ten", 9, "test cap"); },
+  edge_test::expect_error<edge::BundleError>([&] { edge::read_regular_file((dir / "ten").string(), "ten", 9, "test cap"); },
                "ten: 10 bytes, more than the test cap of 9 bytes (not read)");
   const edge::RegularFile f((dir / "ten").string(), "ten");
   CHECK(f.size() == 10 && f.read(2, 3) == std::vector<uint8_t>({'2', '3', '4'}));
-  expect_error([&] { f.read(8, 3); }, "past its end");
+  edge_test::expect_error<edge::BundleError>([&] { f.read(8, 3); }, "past its end");
   fs::remove_all(dir);
 }
 

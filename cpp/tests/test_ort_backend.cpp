@@ -15,20 +15,6 @@
 
 namespace fs = std::filesystem;
 
-template <typename E, typename F>
-static void expect_error(F fn, const std::string& needle) {
-  try {
-    fn();
-    std::printf("  no error, expected one containing \"%s\"\n", needle.c_str());
-    CHECK(false);
-  } catch (const E& e) {
-    if (std::string(e.what()).find(needle) == std::string::npos) {
-      std::printf("  message \"%s\" lacks \"%s\"\n", e.what(), needle.c_str());
-      CHECK(false);
-    }
-  }
-}
-
 static std::string lib_path() {
   const char* p = std::getenv("EDGE_SDK_ONNXRUNTIME_LIB");
   return p ? p : "";
@@ -36,12 +22,12 @@ static std::string lib_path() {
 
 // Must run first: the library is loaded once per process.
 EDGE_TEST(missing_library_is_a_clear_error) {
-  expect_error<edge::BackendError>([] { edge::load_onnxruntime("/nonexistent/libonnxruntime.so.1"); },
+  edge_test::expect_error<edge::BackendError>([] { edge::load_onnxruntime("/nonexistent/libonnxruntime.so.1"); },
                                    "/nonexistent/libonnxruntime.so.1");
-  expect_error<edge::BackendError>([] { edge::load_onnxruntime("libm.so.6"); },
+  edge_test::expect_error<edge::BackendError>([] { edge::load_onnxruntime("libm.so.6"); },
                                    "no symbol OrtGetApiBase");
   // A library older than the headers: refused with both versions named.
-  expect_error<edge::BackendError>([] { edge::load_onnxruntime(EDGE_TEST_FAKE_ORT); },
+  edge_test::expect_error<edge::BackendError>([] { edge::load_onnxruntime(EDGE_TEST_FAKE_ORT); },
                                    "is version 1.10.0, older than the headers this SDK was built with (API version");
 }
 
@@ -54,7 +40,7 @@ EDGE_TEST(loads_and_reports_version) {
   CHECK(std::find(info.providers.begin(), info.providers.end(), "CPUExecutionProvider") != info.providers.end());
   // Loading again returns the same library; asking for another one is refused.
   CHECK(&edge::load_onnxruntime() == &info);
-  expect_error<edge::BackendError>([] { edge::load_onnxruntime("/tmp/other/libonnxruntime.so"); }, "already loaded");
+  edge_test::expect_error<edge::BackendError>([] { edge::load_onnxruntime("/tmp/other/libonnxruntime.so"); }, "already loaded");
 }
 
 EDGE_TEST(runs_tiny_model_on_cpu_with_any_batch) {
@@ -78,18 +64,18 @@ EDGE_TEST(runs_tiny_model_on_cpu_with_any_batch) {
     for (int64_t i = 0; i < batch * per; ++i) CHECK(out[size_t(i)] == 2.0f * in[size_t(i)]);
     for (int64_t i = batch * per; i < max_batch * per; ++i) CHECK(out[size_t(i)] == -1.0f);  // untouched
   }
-  expect_error<edge::ArgumentError>([&] { backend->run(5); }, "batch 5");
-  expect_error<edge::ArgumentError>([&] { backend->run(0); }, "batch 0");
+  edge_test::expect_error<edge::ArgumentError>([&] { backend->run(5); }, "batch 5");
+  edge_test::expect_error<edge::ArgumentError>([&] { backend->run(0); }, "batch 0");
 
   // Execution providers this CPU-only onnxruntime lacks are a clear error, not a silent CPU run.
   opt.provider = "cuda";
-  expect_error<edge::BackendError>([&] { edge::make_backend(b, b.manifest.networks[0], opt); },
+  edge_test::expect_error<edge::BackendError>([&] { edge::make_backend(b, b.manifest.networks[0], opt); },
                                    "has no CUDAExecutionProvider");
   opt.provider = "tensorrt";
-  expect_error<edge::BackendError>([&] { edge::make_backend(b, b.manifest.networks[0], opt); },
+  edge_test::expect_error<edge::BackendError>([&] { edge::make_backend(b, b.manifest.networks[0], opt); },
                                    "has no TensorrtExecutionProvider");
   opt.provider = "npu";
-  expect_error<edge::ArgumentError>([&] { edge::make_backend(b, b.manifest.networks[0], opt); }, "provider");
+  edge_test::expect_error<edge::ArgumentError>([&] { edge::make_backend(b, b.manifest.networks[0], opt); }, "provider");
   fs::remove_all(dir);
 }
 

@@ -204,70 +204,56 @@ std::string check_tensor(Reader r, const std::string& where) {
   return name;
 }
 
-// SparseTensorProto: values 1, indices 2 (both TensorProto).
-void check_sparse_tensor(Reader r, const std::string& where) {
+// Calls on(field, payload) for every length-delimited field of a message (sub-messages, strings);
+// the walks below look only at sub-messages and skip everything else.
+template <class F>
+void each_message_field(Reader r, F&& on) {
   while (!r.done()) {
     uint32_t f, w;
     r.tag(&f, &w);
-    if ((f == 1 || f == 2) && w == 2) check_tensor(r.bytes(), where);
+    if (w == 2) on(f, r.bytes());
     else r.skip(w);
   }
+}
+
+// SparseTensorProto: values 1, indices 2 (both TensorProto).
+void check_sparse_tensor(Reader r, const std::string& where) {
+  each_message_field(r, [&](uint32_t f, Reader m) {
+    if (f == 1 || f == 2) check_tensor(m, where);
+  });
 }
 
 // AttributeProto: t 5, g 6, tensors 10, graphs 11, sparse_tensor 22, sparse_tensors 23.
 void check_attribute(Reader r, int depth, const std::string& where) {
-  while (!r.done()) {
-    uint32_t f, w;
-    r.tag(&f, &w);
-    if (w != 2) {
-      r.skip(w);
-      continue;
-    }
-    switch (f) {
-      case 5: case 10: check_tensor(r.bytes(), where + " (node attribute)"); break;
-      case 6: case 11: check_graph_tensors(r.bytes(), depth + 1, where + " (subgraph)"); break;
-      case 22: case 23: check_sparse_tensor(r.bytes(), where + " (node attribute)"); break;
-      default: r.skip(w);
-    }
-  }
+  each_message_field(r, [&](uint32_t f, Reader m) {
+    if (f == 5 || f == 10) check_tensor(m, where + " (node attribute)");
+    else if (f == 6 || f == 11) check_graph_tensors(m, depth + 1, where + " (subgraph)");
+    else if (f == 22 || f == 23) check_sparse_tensor(m, where + " (node attribute)");
+  });
 }
 
-// NodeProto (attribute 5) and FunctionProto (node 7) share the walk below.
+// NodeProto: attribute 5.
 void check_node(Reader r, int depth, const std::string& where) {
-  while (!r.done()) {
-    uint32_t f, w;
-    r.tag(&f, &w);
-    if (f == 5 && w == 2) check_attribute(r.bytes(), depth, where);
-    else r.skip(w);
-  }
+  each_message_field(r, [&](uint32_t f, Reader m) {
+    if (f == 5) check_attribute(m, depth, where);
+  });
 }
 
+// FunctionProto: node 7.
 void check_function(Reader r, int depth) {
-  while (!r.done()) {
-    uint32_t f, w;
-    r.tag(&f, &w);
-    if (f == 7 && w == 2) check_node(r.bytes(), depth, "a model function");
-    else r.skip(w);
-  }
+  each_message_field(r, [&](uint32_t f, Reader m) {
+    if (f == 7) check_node(m, depth, "a model function");
+  });
 }
 
 // GraphProto: node 1, initializer 5, sparse_initializer 15.
 void check_graph_tensors(Reader r, int depth, const std::string& where) {
   if (depth > kMaxGraphNesting) throw Malformed{"subgraphs nested deeper than " + std::to_string(kMaxGraphNesting)};
-  while (!r.done()) {
-    uint32_t f, w;
-    r.tag(&f, &w);
-    if (w != 2) {
-      r.skip(w);
-      continue;
-    }
-    switch (f) {
-      case 1: check_node(r.bytes(), depth, where); break;
-      case 5: check_tensor(r.bytes(), where + " (initializer)"); break;
-      case 15: check_sparse_tensor(r.bytes(), where + " (sparse initializer)"); break;
-      default: r.skip(w);
-    }
-  }
+  each_message_field(r, [&](uint32_t f, Reader m) {
+    if (f == 1) check_node(m, depth, where);
+    else if (f == 5) check_tensor(m, where + " (initializer)");
+    else if (f == 15) check_sparse_tensor(m, where + " (sparse initializer)");
+  });
 }
 
 void read_graph(Reader r, OnnxInfo& info) {
