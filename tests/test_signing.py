@@ -372,6 +372,8 @@ def test_python_trusted_keys_argument(bundles, keys, tmp_path, monkeypatch):
             edge_sdk.Runtime(b, threads=1, trusted_keys=[key])
         with pytest.raises(eb.BundleError, match="signature"):
             eb.read_bundle(b, trusted_keys=[key])
+    with pytest.raises(eb.BundleError, match="trusted_keys option: names no public key"):
+        edge_sdk.Runtime(bundles[0], threads=1, trusted_keys=[""])
     # with the host's keys set, packing an unsigned bundle (a release step before signing) works
     monkeypatch.setenv(TRUSTED_KEYS_ENV, str(key))
     arc = eb.pack_bundle(bundles[0], tmp_path / "unsigned.edgebundle")

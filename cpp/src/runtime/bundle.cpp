@@ -195,7 +195,8 @@ std::vector<TrustedKey> trusted_keys(const LoadOptions& options) {
   std::string list;
   for (const auto& k : options.trusted_keys) list += (list.empty() ? "" : ":") + k;
   std::vector<TrustedKey> keys;
-  if (!list.empty()) keys = load_trusted_keys(list, "trusted_keys option");
+  // Entries given but naming nothing (an empty path) refuse, never quietly mean "no keys".
+  if (!options.trusted_keys.empty()) keys = load_trusted_keys(list, "trusted_keys option");
   const char* env = options.trusted_keys_from_env ? std::getenv(kTrustedKeysEnv) : nullptr;
   if (env && *env) {
     auto more = load_trusted_keys(env, kTrustedKeysEnv);
