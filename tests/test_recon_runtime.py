@@ -59,12 +59,7 @@ def test_grdnet_bundle_matches_predict(recon_tiny, strips, tmp_path):
     train, frames, lay = strips
     model = GRDNet("small", seed=0, **recon_tiny).fit(train, epochs=1, progress=False, val_fraction=0.34)
     patches = [p for f in frames for p in lay.cut(f)]
-    try:
-        rt = _bundle(model, tmp_path / "g", np.stack(patches[:4])[..., None])
-    except Exception as exc:  # the runtime names an unknown postprocess kind in its BundleError
-        if 'postprocess.kind: "mask"' in str(exc):
-            pytest.skip(f"the runtime does not implement postprocess kind 'mask' yet: {exc}")
-        raise
+    rt = _bundle(model, tmp_path / "g", np.stack(patches[:4])[..., None])
     res = rt.predict(frames)
     ours = model.predict_frames(frames)
     np.testing.assert_allclose(res.regions.scores, ours["scores"], rtol=1e-4, atol=1e-6)
