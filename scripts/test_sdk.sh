@@ -22,7 +22,14 @@ echo "== exported C symbols = the functions declared in c_api.h"
 grep -oE 'EDGE_API [^;(]*\b(edge_[a-z_0-9]+)\(' "$work/prefix/include/edge_sdk/c_api.h" | grep -oE 'edge_[a-z_0-9]+\($' | tr -d '(' | sort > "$work/declared.txt"
 nm -D --defined-only "$lib" | awk '$2 == "T" && $3 ~ /^edge_/ {print $3}' | sort > "$work/exported.txt"
 if ! diff -u "$work/declared.txt" "$work/exported.txt"; then echo "FAIL: exported C symbols differ from c_api.h"; exit 1; fi
-echo "$(wc -l < "$work/exported.txt") C functions, SONAME $(readelf -d "$lib" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')"
+soname=$(readelf -d "$lib" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+abi_major=$(sed -n 's/^#define EDGE_ABI_VERSION_MAJOR \([0-9]*\).*/\1/p' "$work/prefix/include/edge_sdk/c_api.h")
+# The SONAME follows the C ABI's major version (docs/C_API.md): a host linked today keeps loading
+# every minor release, and refuses a library whose ABI broke.
+if [ -z "$abi_major" ] || [ "$soname" != "libedge_sdk.so.$abi_major" ]; then
+  echo "FAIL: SONAME '$soname', expected libedge_sdk.so.<EDGE_ABI_VERSION_MAJOR = '$abi_major'>"; exit 1
+fi
+echo "$(wc -l < "$work/exported.txt") C functions, SONAME $soname (ABI major $abi_major)"
 
 echo "== fixtures"
 $PY cpp/sdk_tests/make_fixtures.py "$work/fixtures"

@@ -411,8 +411,10 @@ static void test_bad_images(const fixture_images* fx) {
     CHECK(res[i].verdict == EDGE_VERDICT_REVIEW && res[i].status == EDGE_E_IMAGE && res[i].review == EDGE_REVIEW_ERROR);
     CHECK(isnan(res[i].score));
   }
-  /* NaN pixels: whichever way it fails (refused dtype, or a non-finite score), never accept. */
-  CHECK(res[5].verdict == EDGE_VERDICT_REVIEW && res[5].status != EDGE_OK);
+  /* NaN pixels are valid float32 input: the network runs and its score is NaN, which the decision
+     turns into review with EDGE_E_NUMERIC and the non-finite flag, never accept. */
+  CHECK(res[5].verdict == EDGE_VERDICT_REVIEW && res[5].status == EDGE_E_NUMERIC);
+  CHECK((res[5].review & EDGE_REVIEW_NONFINITE) != 0 && isnan(res[5].score));
   CHECK(o.judged == 1 && o.not_judged == 5);
 
   /* The call itself unusable: results written as review where possible. */
