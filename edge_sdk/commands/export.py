@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from edge_sdk.cli import bounded_float, bounded_int
 
 
@@ -54,6 +56,10 @@ def run(args) -> int:
     from edge_sdk.cli import UserError
     from edge_sdk.models import load_model
 
+    # Refused before the minutes of export, and in the CLI's words (the writer names its argument).
+    for flag, path in (("--out", args.out), ("--archive", args.archive)):
+        if path and os.path.lexists(path) and not args.overwrite:
+            raise UserError(f"{flag} {path}: exists (pass --overwrite to replace it)")
     try:
         model = load_model(args.model_dir)
         parts = model.export_parts()

@@ -1,0 +1,123 @@
+"""The CLI's documented flags and exit codes, run as a user runs them: `python -m edge_sdk.cli ...`
+in a subprocess (devices, build-engine without TensorRT, export's --precision / --review-band /
+--on-size-mismatch / --overwrite, verify's exit status 1), and the fail-safe verdict of a
+non-finite score through the Python runtime."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import edge_sdk  # noqa: E402
+from edge_sdk import models  # noqa: E402
+
+pytestmark = pytest.mark.onnxruntime
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 64
+
+
+def run(*args, cwd=None):
+    p = subprocess.run([sys.executable, "-m", "edge_sdk.cli", *map(str, args)], cwd=cwd or REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from edge_sdk.data.synthetic import make_dataset
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("cli")
+    root = make_dataset(tmp / "data", kind="tile", n_train=12, n_test=10, size=SIZE, seed=3)
+    from edge_sdk.data import load_dataset
+
+    train = load_dataset(root, "mvtec", "train")
+    model_dir, other_dir = tmp / "model", tmp / "other"
+    models.PaDiM(d=32, input_size=SIZE, batch_size=8, seed=0).fit(train, progress=False).save(model_dir)
+    # The same method with another random feature subset: a different model, other scores.
+    models.PaDiM(d=32, input_size=SIZE, batch_size=8, seed=1).fit(train, progress=False).save(other_dir)
+    return tmp, root, model_dir, other_dir
+
+
+def test_devices_lists_the_cpu():
+    p = run("devices")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert isinstance(info["built_with_cuda"], bool)
+    cpu = [d for d in info["devices"] if d["kind"] == "cpu"]
+    assert len(cpu) == 1 and cpu[0]["threads"] >= 1
+
+
+def test_build_engine_without_tensorrt_is_a_clear_refusal(tmp_path):
+    from edge_sdk.converters.trt_builder import TensorRTUnavailable, require_tensorrt
+
+    try:
+        require_tensorrt()
+        pytest.skip("TensorRT works here: the success path runs in benchmarks/gpu_check")
+    except TensorRTUnavailable:
+        pass
+    onnx_file = REPO / "tests" / "data" / "gpu_fixtures" / "mahalanobis.bundle" / "features.onnx"
+    assert onnx_file.is_file()
+    p = run("build-engine", onnx_file, "--out", tmp_path / "engines")
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "tensorrt" in p.stderr.lower()
+    assert not (tmp_path / "engines").exists() or not any((tmp_path / "engines").iterdir())
+
+
+def test_export_flags_reach_the_manifest_and_overwrite_is_explicit(setup):
+    tmp, root, model_dir, _ = setup
+    bundle = tmp / "flags.bundle"
+    p = run("export", model_dir, "--out", bundle, "--data", root, "--layout", "mvtec", "--real", "2",
+            "--precision", "fp32,fp16", "--review-band", "0.1", "--on-size-mismatch", "reject")
+    assert p.returncode == 0, p.stderr
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["input"]["on_size_mismatch"] == "reject"
+    assert m["decision"]["review_band"] == pytest.approx(0.1)
+    assert {n["precision"] for n in m["networks"]} == {"fp32", "fp16"}, m["networks"]
+    # --on-size-mismatch reject: the runtime refuses another size (naming the image) instead of resizing it.
+    with pytest.raises(ValueError, match=r"image 0: size 68x64 differs .* on_size_mismatch is \"reject\""):
+        edge_sdk.Runtime(bundle, threads=1).predict(np.zeros((SIZE + 4, SIZE, 3), np.uint8))
+    before = (bundle / "manifest.json").read_bytes()
+    # An existing bundle is not replaced without --overwrite, and stays as it was.
+    p = run("export", model_dir, "--out", bundle)
+    assert p.returncode == 2 and "--overwrite" in p.stderr, p.stderr
+    assert (bundle / "manifest.json").read_bytes() == before
+    p = run("export", model_dir, "--out", bundle, "--overwrite", "--on-size-mismatch", "resize")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((bundle / "manifest.json").read_text())["input"]["on_size_mismatch"] == "resize"
+
+
+def test_verify_exit_status_is_one_when_the_figures_disagree(setup):
+    tmp, root, model_dir, other_dir = setup
+    bundle = tmp / "verify.bundle"
+    assert run("export", model_dir, "--out", bundle).returncode == 0
+    ok = run("verify", bundle, "--against", model_dir, "--data", root, "--layout", "mvtec", "--threads", "1",
+             "--json", tmp / "ok.json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads((tmp / "ok.json").read_text())["passed"] is True
+    bad = run("verify", bundle, "--against", other_dir, "--data", root, "--layout", "mvtec", "--threads", "1",
+              "--json", tmp / "bad.json")
+    fig = json.loads((tmp / "bad.json").read_text())
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert fig["passed"] is False and fig["max_score_rel_diff"] > 1e-4
+
+
+def test_a_non_finite_score_is_review_never_accept(setup):
+    tmp, _, model_dir, _ = setup
+    bundle = tmp / "nan.bundle"
+    assert run("export", model_dir, "--out", bundle).returncode == 0
+    rt = edge_sdk.Runtime(bundle, threads=1)
+    x = np.full((3, SIZE, SIZE, 3), 128, np.float32)
+    x[1, 5, 5, 0] = np.nan
+    res = rt.predict(x)
+    assert np.isnan(res.scores[1]) and res.verdicts[1] == "review"
+    assert res.errors[1] and "finite" in res.errors[1]
+    assert np.isfinite(res.scores[[0, 2]]).all() and res.errors[0] is None
