@@ -83,7 +83,7 @@ def test_export_flags_reach_the_manifest_and_overwrite_is_explicit(setup):
     assert m["decision"]["review_band"] == pytest.approx(0.1)
     assert {n["precision"] for n in m["networks"]} == {"fp32", "fp16"}, m["networks"]
     # --on-size-mismatch reject: the runtime refuses another size (naming the image) instead of resizing it.
-    with pytest.raises(ValueError, match=r"image 0: size 68x64 differs .* on_size_mismatch is .reject."):
+    with pytest.raises(ValueError, match=r"image 0: size 68x64 differs .*on_size_mismatch is .reject."):
         edge_sdk.Runtime(bundle, threads=1).predict(np.zeros((SIZE + 4, SIZE, 3), np.uint8))
     before = (bundle / "manifest.json").read_bytes()
     # An existing bundle is not replaced without --overwrite, and stays as it was.
