@@ -48,7 +48,7 @@ echo "== test_cpp_api (C++17 wrapper)"
 echo "== test_concurrency"
 "$work/tests/test_concurrency" "$work/fixtures" "${EDGE_SDK_STRESS_BATCHES:-500}"
 echo "== test_hot_path_alloc"
-"$work/tests/test_hot_path_alloc" "$work/fixtures" 100
+"$work/tests/test_hot_path_alloc" "$work/fixtures" 200
 
 echo "== example host program (cpp/examples/host) against the installed SDK"
 cmake -S cpp/examples/host -B "$work/host" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" > "$work/host.log"
