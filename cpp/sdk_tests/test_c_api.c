@@ -491,7 +491,19 @@ static void test_handles(const fixture_images* fx) {
 
 /* Deadlines: a cycle returns on time with review for what was not judged; finished images keep
  * their verdicts (equal to an unhurried run); the runtime works normally afterwards. */
+static int cmp_double(const void* a, const void* b) {
+  const double x = *(const double*)a, y = *(const double*)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double* v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static void test_deadline(const fixture_images* slow) {
+  enum { kRepeats = 7 };
+  double times[kRepeats];
   edge_runtime* rt = NULL;
   edge_open_options opt;
   enum { N = 6 };
@@ -513,8 +525,14 @@ static void test_deadline(const fixture_images* slow) {
   t0 = now_ms();
   CHECK_STATUS(edge_run(rt, images, N, 0, &o), EDGE_OK);
   full_ms = now_ms() - t0;
-  one_ms = full_ms / N;
-  printf("slow bundle: %.1f ms per image\n", one_ms);
+  /* One image's time as the median of repeated runs: a shared machine makes single timings noisy. */
+  for (i = 0; i < kRepeats; ++i) {
+    t0 = now_ms();
+    CHECK_STATUS(edge_run(rt, images, 1, 0, &o), EDGE_OK);
+    times[i] = now_ms() - t0;
+  }
+  one_ms = median(times, kRepeats);
+  printf("slow bundle: %.1f ms per image (median of %d)\n", one_ms, kRepeats);
 
   /* Budget for about two and a half images. */
   deadline = 2.5 * one_ms;
@@ -554,14 +572,20 @@ static void test_deadline(const fixture_images* slow) {
   /* An overrun in the middle of a network call cancels that call (ONNX Runtime stops between graph
    * nodes), so with one context the next cycle starts about at once instead of after the chunk. */
   o.results = res;
-  CHECK_STATUS(edge_run(rt, images, 1, 0.1 * one_ms, &o), EDGE_E_DEADLINE);
-  t0 = now_ms();
-  CHECK_STATUS(edge_run(rt, images, 1, 0, &o), EDGE_OK);
-  elapsed = now_ms() - t0;
-  printf("cycle right after an overrun at 10%% of a network call: %.1f ms (one image alone: %.1f ms; waiting for "
-         "the abandoned call instead of cancelling it: about %.1f)\n", elapsed, one_ms, 1.9 * one_ms);
-  CHECK(same_result(&res[0], &ref[0]));
-  CHECK(elapsed < 1.6 * one_ms + 20.0); /* loose: the machine is shared */
+  for (i = 0; i < kRepeats; ++i) {
+    CHECK_STATUS(edge_run(rt, images, 1, 0.1 * one_ms, &o), EDGE_E_DEADLINE);
+    t0 = now_ms();
+    CHECK_STATUS(edge_run(rt, images, 1, 0, &o), EDGE_OK);
+    times[i] = now_ms() - t0;
+    CHECK(same_result(&res[0], &ref[0]));
+  }
+  elapsed = median(times, kRepeats);
+  printf("cycle right after an overrun at 10%% of a network call: median %.1f ms of %d (one image alone: %.1f ms; "
+         "waiting for the abandoned call instead of cancelling it: about %.1f)\n", elapsed, kRepeats, one_ms,
+         1.9 * one_ms);
+  /* Cancelled: ~1.0-1.1 x one image; not cancelled: ~1.9 x. The median separates the two where a
+     single timing on a shared machine could not; benchmarks/bench_deadline.py measures it. */
+  CHECK(elapsed < 1.45 * one_ms);
 
   CHECK_STATUS(edge_close(rt), EDGE_OK);
 
