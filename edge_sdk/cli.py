@@ -52,9 +52,24 @@ def threads_option(option: str = "--threads"):
     return bounded_int(option, 1, max_threads())
 
 
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("edge-sdk")
+    except Exception:  # a source tree that was never installed: the compiled core knows its version
+        try:
+            from edge_sdk._native import core
+
+            return core.__version__
+        except ImportError:
+            return "unknown (not built)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-sdk", description="Industrial visual anomaly detection at the edge: train on good images, "
                                      "export bundles, run and benchmark them.")
+    parser.add_argument("--version", action="version", version=f"edge-sdk {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):  # shared option helpers, not subcommands
@@ -72,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"edge-sdk {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `edge-sdk inspect B | head`: the reader left; stop quietly, as other Unix tools do.
+        # stdout is pointed at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -121,3 +121,41 @@ def test_a_non_finite_score_is_review_never_accept(setup):
     assert np.isnan(res.scores[1]) and res.verdicts[1] == "review"
     assert res.errors[1] and "finite" in res.errors[1]
     assert np.isfinite(res.scores[[0, 2]]).all() and res.errors[0] is None
+
+
+def test_version_and_help_texts():
+    p = run("--version")
+    assert p.returncode == 0 and p.stdout.startswith("edge-sdk ") and edge_sdk.__version__ in p.stdout
+    p = run("eval", "--help")
+    assert "PRO (to 30 % FPR)" in " ".join(p.stdout.split())
+
+
+def test_a_closed_pipe_ends_quietly():
+    bundle = REPO / "tests" / "data" / "gpu_fixtures" / "mahalanobis.bundle"
+    p = subprocess.Popen([sys.executable, "-m", "edge_sdk.cli", "inspect", str(bundle), "--json"], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.read(1)
+    p.stdout.close()  # as `| head -c 1` does
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) in (0, 141) and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_predict_names_what_it_cannot_use(setup, tmp_path):
+    from PIL import Image
+
+    _, _, model_dir, _ = setup
+    folder = tmp_path / "parts"
+    (folder / "masks").mkdir(parents=True)
+    Image.fromarray(np.full((SIZE, SIZE, 3), 90, np.uint8)).save(folder / "p0.png")
+    Image.fromarray(np.zeros((SIZE, SIZE), np.uint8)).save(folder / "masks" / "p0_mask.png")
+    p = run("predict", model_dir, folder, "--out", tmp_path / "v.csv")
+    assert p.returncode == 2 and "model directory" in p.stderr and "edge-sdk export" in p.stderr
+    bundle = REPO / "tests" / "data" / "gpu_fixtures" / "mahalanobis.bundle"
+    p = run("predict", bundle, folder, "--out", tmp_path / "v.csv")
+    assert p.returncode == 0, p.stderr
+    assert "mask folders" in p.stderr
+    rows = (tmp_path / "v.csv").read_text().splitlines()
+    assert len(rows) == 2 and "p0.png" in rows[1]  # the mask was not judged as a part
+    if not edge_sdk.built_with_cuda() or not any(d["kind"] == "cuda" for d in edge_sdk.devices()):
+        p = run("predict", bundle, folder, "--out", tmp_path / "w.csv", "--device", "cuda:0")
+        assert p.returncode == 2 and "cuda" in p.stderr.lower()

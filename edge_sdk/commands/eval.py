@@ -16,7 +16,7 @@ from edge_sdk.commands.train import add_data_arguments, open_dataset, set_thread
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a trained model on a test split (metrics JSON, heatmap PNGs)",
-                       description="Image AUROC, pixel AUROC, PRO (to 30 %% FPR), AUPRC and F1 / accuracy / "
+                       description="Image AUROC, pixel AUROC, PRO (to 30 % FPR), AUPRC and F1 / accuracy / "
                                    "TPR / TNR at the model's stored threshold.")
     p.add_argument("model_dir", help="model directory written by `edge-sdk train`")
     add_data_arguments(p)

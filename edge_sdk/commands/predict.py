@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+MASK_FOLDERS = {"masks", "mask", "ground_truth", "groundtruth", "gt"}
+
+
 def _files(items: list[str]) -> list[str]:
     """The image files named or found in the folders named. Only regular files are kept (reading a
     FIFO named like an image would wait forever for a writer); the others are listed on stderr."""
@@ -36,10 +39,17 @@ def _files(items: list[str]) -> list[str]:
     from edge_sdk.cli import UserError
     from edge_sdk.data.imageio import is_image_file, is_regular_file
 
-    out, skipped = [], []
+    out, skipped, mask_dirs = [], [], []
     for item in items:
         if os.path.isdir(item):
-            named = sorted(os.path.join(d, f) for d, _, fs in os.walk(item) for f in fs if is_image_file(f))
+            named = []
+            for d, subdirs, fs in os.walk(item):
+                # Ground-truth masks beside the parts (the folder / mvtec layouts) are not parts to judge.
+                for sd in [sd for sd in subdirs if sd.lower() in MASK_FOLDERS]:
+                    subdirs.remove(sd)
+                    mask_dirs.append(os.path.join(d, sd))
+                named += [os.path.join(d, f) for f in fs if is_image_file(f)]
+            named.sort()
             regular = [is_regular_file(p) for p in named]
             found = [p for p, ok in zip(named, regular) if ok]
             skipped += [p for p, ok in zip(named, regular) if not ok]
@@ -53,6 +63,9 @@ def _files(items: list[str]) -> list[str]:
             skipped.append(item)
         else:
             raise UserError(f"{item}: no such image file or folder")
+    if mask_dirs:
+        print(f"edge-sdk predict: not judged, mask folders: {', '.join(mask_dirs)} (name the files to judge them)",
+              file=sys.stderr)
     if skipped:
         print(f"edge-sdk predict: skipped {len(skipped)} path(s) that are not regular files: {', '.join(skipped)}",
               file=sys.stderr)
@@ -94,18 +107,14 @@ def _write_atomic(path: str, text: str) -> None:
 def run(args) -> int:
     import numpy as np
 
-    import edge_sdk
-    from edge_sdk.bundle import BundleError
     from edge_sdk.cli import UserError
+    from edge_sdk.commands._runtime import open_runtime
     from edge_sdk.data import DataError
     from edge_sdk.data.imageio import read_image
 
     files = _files(args.images)
-    try:
-        rt = edge_sdk.Runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision,
-                              heatmaps=bool(args.heatmaps))
-    except (BundleError, ValueError) as exc:
-        raise UserError(str(exc)) from exc
+    rt = open_runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision,
+                      heatmaps=bool(args.heatmaps))
     gray = rt.manifest["input"]["channels"] == 1
     if args.heatmaps:
         os.makedirs(args.heatmaps, exist_ok=True)

@@ -29,16 +29,16 @@ def register(sub) -> None:
 def run(args) -> int:
     import numpy as np
 
-    import edge_sdk
     from edge_sdk.converters.verify import compare
     from edge_sdk.atomic import write_json
     from edge_sdk.bundle import BundleError
     from edge_sdk.cli import UserError
+    from edge_sdk.commands._runtime import open_runtime
     from edge_sdk.data import load_dataset
     from edge_sdk.models import load_model
 
+    rt = open_runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision)
     try:
-        rt = edge_sdk.Runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision)
         model = load_model(args.against)
     except (BundleError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc

@@ -1,0 +1,24 @@
+"""Opening a bundle for a CLI command: every failure becomes one line naming the bundle."""
+
+from __future__ import annotations
+
+import os
+
+
+def open_runtime(bundle, **options):
+    """edge_sdk.Runtime(bundle, **options), or a UserError: a model directory is pointed to
+    `edge-sdk export`; a bad bundle, a missing backend or device, or a bad option is named."""
+    import edge_sdk
+    from edge_sdk import _core
+    from edge_sdk.bundle import BundleError
+    from edge_sdk.cli import UserError
+
+    path = os.fspath(bundle)
+    if (os.path.isdir(path) and not os.path.exists(os.path.join(path, "manifest.json"))
+            and os.path.exists(os.path.join(path, "config.json"))):
+        raise UserError(f"{path} is a model directory (config.json), not a bundle: make a bundle of it first with "
+                        f"`edge-sdk export {path} --out BUNDLE`")
+    try:
+        return edge_sdk.Runtime(bundle, **options)
+    except (BundleError, _core.BackendError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
