@@ -218,7 +218,46 @@ class Runtime:
     def input_size(self) -> tuple[int, int]:
         return self.manifest["input"]["height"], self.manifest["input"]["width"]
 
-    def predict(self, images, *, on_error: str = "raise") -> Results:
+    def _float_convention(self, items: list[np.ndarray], value_range) -> dict[int, str]:
+        """Float images against the bundle's ``input.value_range`` (uint8 is 0..255 by definition).
+        With ``value_range=(lo, hi)`` the caller states the images' range and they are mapped
+        linearly onto the bundle's; without it they must already lie in the bundle's range, and
+        images in [0, 1] for a bundle expecting more are refused rather than guessed at (read as
+        0..255 they are near black and score wrongly). Returns index -> reason for refused images;
+        converts ``items`` in place."""
+        b_lo, b_hi = (float(v) for v in self.manifest["input"].get("value_range", (0.0, 255.0)))
+        if value_range is not None:
+            try:
+                lo, hi = (float(v) for v in value_range)
+            except (TypeError, ValueError):
+                raise ValueError(f"value_range: expected (min, max), got {value_range!r}") from None
+            if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+                raise ValueError(f"value_range: expected finite (min, max) with max > min, got {value_range!r}")
+        refused = {}
+        slack = 1e-3 * (b_hi - b_lo)
+        for i, a in enumerate(items):
+            if a.dtype.kind != "f":
+                continue
+            if value_range is not None:
+                if (lo, hi) != (b_lo, b_hi):
+                    a = ((a.astype(np.float64) - lo) * ((b_hi - b_lo) / (hi - lo)) + b_lo).astype(np.float32)
+                    items[i] = np.ascontiguousarray(a)
+                    continue
+            finite = a[np.isfinite(a)]
+            if finite.size == 0:
+                continue  # all NaN / inf: the runtime judges nothing and says why
+            mn, mx = float(finite.min()), float(finite.max())
+            where = f"image {i}: float values in [{mn:.4g}, {mx:.4g}]"
+            if mn < b_lo - slack or mx > b_hi + slack:
+                refused[i] = (f"{where} are outside the bundle's input.value_range [{b_lo:g}, {b_hi:g}]; "
+                              f"pass value_range=(min, max) to map them onto it")
+            elif value_range is None and b_hi - b_lo > 1.0 + slack and 0.0 < mx <= 1.0 and mn >= 0.0:
+                refused[i] = (f"{where} look like the 0..1 convention, but the bundle expects [{b_lo:g}, {b_hi:g}] "
+                              f"(input.value_range): pass value_range=(0, 1) to convert them, or "
+                              f"value_range=({b_lo:g}, {b_hi:g}) if they are dark images already in that range")
+        return refused
+
+    def predict(self, images, *, on_error: str = "raise", value_range=None) -> Results:
         """Judges one image or a batch: (H, W), (H, W, 1 or 3), (N, H, W), (N, H, W, C) or a list.
         A 3-D array with 2 or 4 to 8 on its last axis is refused as ambiguous (RGBA? a batch of
         narrow gray images?): drop alpha with ``a[..., :3]`` or pass a list. Byte-swapped arrays
@@ -227,11 +266,19 @@ class Runtime:
         ValueError when an image itself is unusable (dtype, channels, size the bundle refuses),
         naming it; on_error="review" returns such images as "review" with the reason in
         ``errors``. Images the runtime could not judge for other reasons (non-finite score, a
-        kernel refusing the features) are always returned as "review" with the reason."""
+        kernel refusing the features) are always returned as "review" with the reason.
+
+        Float images follow the bundle's ``input.value_range`` (``self.manifest["input"]``, usually
+        [0, 255] like uint8). ``value_range=(min, max)`` states the range of float images and maps
+        them onto the bundle's; without it, float images outside the bundle's range, or in [0, 1]
+        for a bundle expecting [0, 255], are unusable images (never silently rescaled)."""
         if on_error not in ("raise", "review"):
             raise ValueError(f"on_error: expected 'raise' or 'review', got {on_error!r}")
         items, _ = _as_image_list(images)
         refused = {i: why for i, a in enumerate(items) if (why := _unreadable(a, i)) is not None}
+        readable = [a if i not in refused else np.zeros((1, 1), np.uint8) for i, a in enumerate(items)]
+        refused.update(self._float_convention(readable, value_range))
+        items = [readable[i] if i not in refused else a for i, a in enumerate(items)]
         if refused and on_error == "raise":
             raise ValueError("; ".join(refused.values()))
         raw = self._predict_raw(items, refused)
