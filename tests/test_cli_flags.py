@@ -159,3 +159,28 @@ def test_predict_names_what_it_cannot_use(setup, tmp_path):
     if not edge_sdk.built_with_cuda() or not any(d["kind"] == "cuda" for d in edge_sdk.devices()):
         p = run("predict", bundle, folder, "--out", tmp_path / "w.csv", "--device", "cuda:0")
         assert p.returncode == 2 and "cuda" in p.stderr.lower()
+
+
+def test_one_name_and_one_meaning_per_option(setup, tmp_path):
+    from edge_sdk.data.synthetic import make_dataset
+
+    root = make_dataset(tmp_path / "d", kind="tile", n_train=6, n_test=4, size=SIZE, seed=5)
+    out = tmp_path / "m"
+    args = ["train", "--model", "padim", "--data", root, "--layout", "mvtec", "--out", out, "--input-size", SIZE,
+            "--threads", "1"]
+    assert run(*args, "--batch", "4").returncode == 0
+    # an existing model is not replaced without --overwrite; the older --batch-size still works
+    p = run(*args, "--batch-size", "4")
+    assert p.returncode == 2 and "--overwrite" in p.stderr
+    assert run(*args, "--batch-size", "4", "--overwrite").returncode == 0
+    for bad in (["--batch", "0"], ["--batch", "-3"], ["--threads", "-1"], ["--threads", "0"]):
+        p = run(*args, *bad)
+        assert p.returncode == 2 and bad[0] in p.stderr, (bad, p.stderr)
+    # eval runs without --json (the metrics are printed), and writes them with it
+    p = run("eval", out, "--data", root, "--layout", "mvtec", "--no-progress")
+    assert p.returncode == 0 and '"image_auroc"' in p.stdout, p.stderr
+    # inspect --json: printed without a path, written with one
+    bundle = REPO / "tests" / "data" / "gpu_fixtures" / "mahalanobis.bundle"
+    assert json.loads(run("inspect", bundle, "--json").stdout)["format"] == "edge-sdk-bundle"
+    assert run("inspect", bundle, "--json", tmp_path / "m.json").returncode == 0
+    assert json.loads((tmp_path / "m.json").read_text())["format"] == "edge-sdk-bundle"

@@ -137,7 +137,7 @@ def test_reading_a_fifo_as_an_image_is_refused_at_once(tmp_path):
     (["train", "--model", "padim", "--data", "D", "--layout", "folder", "--out", "M", "--quantile", "nan"],
      "--quantile: expected a number from 0.0 to 1.0, got 'nan'"),
     (["train", "--model", "padim", "--data", "D", "--layout", "folder", "--out", "M", "--batch-size", "-1"],
-     "--batch-size: expected an integer from 1 to 4096"),
+     "--batch: expected an integer from 1 to 4096"),
     (["eval", "M", "--data", "D", "--layout", "folder", "--json", "j", "--threads", "999999"], "--threads"),
     (["export", "M", "--out", "B", "--review-band", "0.7"], "--review-band: expected a number from 0.0 to 0.5"),
     (["bench", "B", "--iterations", "10000000000"], "--iterations: expected an integer from 1 to 1000000"),

@@ -20,7 +20,7 @@ def register(sub) -> None:
                                    "TPR / TNR at the model's stored threshold.")
     p.add_argument("model_dir", help="model directory written by `edge-sdk train`")
     add_data_arguments(p)
-    p.add_argument("--json", required=True, help="where to write the metrics (JSON)")
+    p.add_argument("--json", metavar="OUT", help="also write the metrics to this JSON file (they are always printed)")
     p.add_argument("--heatmaps", help="folder for heatmap PNGs of a few test images")
     p.add_argument("--num-heatmaps", type=bounded_int("--num-heatmaps", 0, 10_000), default=8, help="how many heatmap PNGs (default 8)")
     p.add_argument("--threads", type=threads_option("--threads"), help="CPU threads for torch and the kernels")
@@ -116,6 +116,7 @@ def run(args) -> int:
         out["regions"] = report
     if args.heatmaps:
         out["heatmaps"] = write_heatmaps(model, test, res, args.heatmaps, args.num_heatmaps)
-    write_json(out, args.json)
+    if args.json:
+        write_json(out, args.json)
     print(json.dumps({k: v for k, v in out.items() if k != "heatmaps"}, indent=2))
     return 0

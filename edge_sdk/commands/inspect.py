@@ -11,7 +11,8 @@ def register(sub) -> None:
                                    "prints what it holds: model, input spec, networks, arrays, post-processing, "
                                    "calibration, regions and files.")
     p.add_argument("bundle", help="bundle directory or archive")
-    p.add_argument("--json", action="store_true", help="print the manifest as JSON instead")
+    p.add_argument("--json", nargs="?", const="-", metavar="OUT",
+                   help="the manifest as JSON instead: to OUT, or printed when no file is given")
     p.set_defaults(func=run)
 
 
@@ -72,8 +73,14 @@ def run(args) -> int:
         b = read_bundle(args.bundle)
     except (BundleError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
-    if args.json:
+    if args.json == "-":
         print(json.dumps(b.manifest, indent=2))
+        return 0
+    if args.json:
+        from edge_sdk.atomic import write_json
+
+        write_json(args.json, b.manifest)
+        print(f"manifest -> {args.json}")
         return 0
     onnx = {f: core.onnx_info(data, f) for f, data in b.networks.items()}
     print(describe(b.manifest, onnx))

@@ -21,9 +21,10 @@ def register(sub) -> None:
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--out", default="verdicts.csv", help="results file, .csv or .json (default verdicts.csv)")
     p.add_argument("--heatmaps", metavar="DIR", help="write a heatmap overlay PNG per image into DIR")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=threads_option("--threads"), default=None)
-    p.add_argument("--precision", default="fp32")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda:N (see `edge-sdk devices`)")
+    p.add_argument("--threads", type=threads_option("--threads"), default=None,
+                   help="CPU threads of the runtime (default: all cores)")
+    p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32 (default), fp16 or int8")
     p.add_argument("--batch", type=bounded_int("--batch", 1, 4096), default=16, help="images per runtime call (default 16)")
     p.set_defaults(func=run)
 

@@ -68,12 +68,14 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, metavar="NAME",
                    help="a registered model: padim, patchcore, mhbc (embedding); resganad, grdnet (reconstruction)")
     add_data_arguments(p)
-    p.add_argument("--out", required=True, help="model directory to write (replaced if it holds a model)")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace the model directory at --out if there is one")
     p.add_argument("--input-size", type=bounded_int("--input-size", 16, 4096), default=None,
                    help="square network input size (default 256; resganad/grdnet: the preset's)")
     p.add_argument("--layers", help="comma-separated EfficientNet-Lite0 taps, e.g. stride8,stride16 "
                                     "(default stride8,stride16; also stride4, blocks.0 .. blocks.15)")
-    p.add_argument("--batch-size", type=bounded_int("--batch-size", 1, 4096), default=8)
+    p.add_argument("--batch", "--batch-size", dest="batch_size", type=bounded_int("--batch", 1, 4096), default=8,
+                   help="images per training step (default 8; --batch-size is the older name)")
     p.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0, help="seed of everything random in training (default 0)")
     p.add_argument("--threads", type=threads_option("--threads"), help="CPU threads for torch and the kernels")
     p.add_argument("--blur-sigma", type=bounded_float("--blur-sigma", 0.0, 100.0), default=4.0, help="Gaussian blur of the anomaly map (default 4)")
@@ -140,7 +142,7 @@ def run(args) -> int:
 
     from edge_sdk.models import model_class
 
-    from edge_sdk.models.storage import ModelFormatError, check_model_target
+    from edge_sdk.models.storage import ModelFormatError, check_model_target, is_model_dir
 
     try:
         model_class(args.model)  # an unknown name is refused before any data is read
@@ -150,6 +152,8 @@ def run(args) -> int:
         check_model_target(args.out)  # before hours of training, not after
     except ModelFormatError as exc:
         raise UserError(f"--out: {exc}") from exc
+    if is_model_dir(args.out) and not args.overwrite:
+        raise UserError(f"--out {args.out}: holds a trained model (pass --overwrite to replace it)")
     set_threads(args.threads)
     # with a region layout (regions.json beside the data, or --regions) models train on region patches
     train = with_regions(open_dataset(args, "train"), args)
