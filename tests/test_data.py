@@ -159,6 +159,13 @@ def folder(tmp_path, rng):
 
 def test_folder_layout_split(folder):
     opts = dict(normal_dir="ok", abnormal_dir="ng", mask_dir="masks", test_fraction=0.3)
+    # as in mvtec, a mask folder must hold every anomalous image's mask (a1.jpg has none)
+    with pytest.raises(DataError, match=r"mask of image .*a1\.jpg is missing in .*masks .*1 of 4"):
+        load_dataset(folder, "folder", "test", seed=5, **opts)
+    # without a mask folder the anomalous images have no masks
+    nomask = load_dataset(folder, "folder", "test", seed=5, normal_dir="ok", abnormal_dir="ng", test_fraction=0.3)
+    assert all(s.mask is None for s in nomask)
+    _img(str(folder / "masks" / "a1_mask.png"), np.zeros((20, 24), np.uint8))
     train = load_dataset(folder, "folder", "train", seed=5, **opts)
     test = load_dataset(folder, "folder", "test", seed=5, **opts)
     assert len(train) == 7 and len(test) == 3 + 4
@@ -170,7 +177,7 @@ def test_folder_layout_split(folder):
     others = {tuple(load_dataset(folder, "folder", "train", seed=s, **opts).paths) for s in range(6)}
     assert len(others) > 1
     masks = {os.path.basename(s.path): s.mask for s in test if s.label == 1}
-    assert masks["a1.jpg"] is None and masks["a0.jpg"] is not None and masks["a3.jpg"] is not None
+    assert all(masks[f"a{i}.jpg"] is not None for i in range(4))
     assert set(test.defect_types) == {"good", "ng"}
     # absolute folders work too, and test_fraction=0 keeps every good image for training
     t0 = load_dataset("/", "folder", "train", normal_dir=str(folder / "ok"), test_fraction=0.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from edge_sdk.cli import bounded_float, bounded_int
+from edge_sdk.commands.train import add_data_arguments, open_dataset
 
 
 def register(sub) -> None:
@@ -16,9 +17,9 @@ def register(sub) -> None:
     p.add_argument("model_dir", help="directory written by the model's save() (edge-sdk train --out)")
     p.add_argument("--out", required=True, help="bundle directory to write")
     p.add_argument("--archive", help="also pack the bundle into this single file (uncompressed tar)")
-    p.add_argument("--data", help="data set root: its first images are the real inputs of the parity check")
-    p.add_argument("--layout", default="mvtec", choices=("mvtec", "folder", "mtd"), help="data set layout")
-    p.add_argument("--category", help="category folder (mvtec layout)")
+    # The data set options of train / eval (every layout's flags): its first good training images
+    # are the real inputs of the parity check; its test split gates precision variants.
+    add_data_arguments(p, required=False)
     p.add_argument("--real", type=bounded_int("--real", 0, 10_000), default=8, metavar="N", help="real images compared (default 8)")
     p.add_argument("--tolerance", type=bounded_float("--tolerance", 1e-12, 1.0), default=None,
                    help="largest accepted max|onnx - torch| / max|torch| per output (default 1e-4)")
@@ -38,13 +39,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def real_images(data: str, layout: str, category: str | None, n: int, gray: bool):
-    """The first n good training images of a data set (uint8 HWC / HW)."""
+def real_images(args, n: int, gray: bool):
+    """The first n good training images of the data set of ``args`` (uint8 HWC / HW)."""
     import numpy as np
 
-    from edge_sdk.data import load_dataset
-
-    ds = load_dataset(data, layout, "train", category=category, gray=gray)
+    ds = open_dataset(args, "train", gray=gray)
     k = min(n, len(ds))
     return [np.ascontiguousarray(ds[i].image) for i in range(k)]
 
@@ -56,6 +55,8 @@ def run(args) -> int:
     from edge_sdk.cli import UserError
     from edge_sdk.models import load_model
 
+    if args.data and not args.layout:
+        raise UserError("--data needs --layout (mvtec, folder or mtd)")
     # Refused before the minutes of export, and in the CLI's words (the writer names its argument).
     for flag, path in (("--out", args.out), ("--archive", args.archive)):
         if path and os.path.lexists(path) and not args.overwrite:
@@ -68,7 +69,7 @@ def run(args) -> int:
     real = None
     if args.data:
         gray = int(parts.preprocess["channels"]) == 1
-        imgs = real_images(args.data, args.layout, args.category, args.real, gray)
+        imgs = real_images(args, args.real, gray)
         real = preprocess_images(imgs, parts.preprocess)
     try:
         report = export_bundle(parts, args.out, model_type=model.name,
@@ -96,7 +97,6 @@ def _add_variants(args, parts) -> None:
     from edge_sdk.converters.precision import PrecisionError, parse_precisions
     from edge_sdk.converters.precision_bundle import add_precision_variants
     from edge_sdk.cli import UserError
-    from edge_sdk.data import load_dataset
 
     try:
         wanted = [p for p in parse_precisions(args.precision) if p != "fp32"]
@@ -108,8 +108,8 @@ def _add_variants(args, parts) -> None:
         raise UserError("--precision: fp16/int8 variants need --data (good training images to calibrate on and a "
                         "labelled test split for the accuracy gate)")
     gray = int(parts.preprocess["channels"]) == 1
-    calib = real_images(args.data, args.layout, args.category, args.calibration, gray)
-    test = load_dataset(args.data, args.layout, "test", category=args.category, gray=gray)
+    calib = real_images(args, args.calibration, gray)
+    test = open_dataset(args, "test", gray=gray)
     n = len(test) if args.validation <= 0 else min(args.validation, len(test))
     samples = [test[i] for i in range(n)]
     try:

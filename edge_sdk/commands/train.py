@@ -24,8 +24,9 @@ def add_data_arguments(p, *, required: bool = True) -> None:
     p.add_argument("--mask-dir", help="folder layout: folder of masks of the anomalous images")
 
 
-def open_dataset(args, split: str):
-    """load_dataset from the parsed arguments; data errors become UserError."""
+def open_dataset(args, split: str, **extra):
+    """load_dataset from the parsed arguments (of `add_data_arguments`) and ``extra`` keyword
+    arguments (e.g. gray=True); data errors become UserError."""
     from edge_sdk.cli import UserError
     from edge_sdk.data import DataError, load_dataset
 
@@ -41,7 +42,8 @@ def open_dataset(args, split: str):
                 raise UserError(f"--{name.replace('_', '-')} applies to the folder layout only")
             options[name] = value
     try:
-        ds = load_dataset(args.data, args.layout, split, category=args.category, seed=args.split_seed, **options)
+        ds = load_dataset(args.data, args.layout, split, category=args.category, seed=args.split_seed, **options,
+                          **extra)
     except (DataError, FileNotFoundError, NotADirectoryError) as exc:
         raise UserError(str(exc)) from exc
     if len(ds) == 0:

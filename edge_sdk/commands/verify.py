@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edge_sdk.cli import bounded_int, threads_option
+from edge_sdk.commands.train import add_data_arguments, open_dataset
 
 
 
@@ -14,9 +15,7 @@ def register(sub) -> None:
                                    "Exit status 1 when a figure is outside the runtime's tolerances.")
     p.add_argument("bundle", help="bundle directory or archive")
     p.add_argument("--against", required=True, metavar="MODEL_DIR", help="the trained model directory")
-    p.add_argument("--data", required=True, help="data set root")
-    p.add_argument("--layout", required=True, choices=("mvtec", "folder", "mtd"), help="data set layout")
-    p.add_argument("--category", help="category folder (mvtec layout)")
+    add_data_arguments(p)
     p.add_argument("--split", default="test", choices=("train", "test"), help="data set split (default test)")
     p.add_argument("--limit", type=bounded_int("--limit", 1, 10**9), help="compare only the first N images")
     p.add_argument("--precision", default="fp32", help="network variant of the bundle (default fp32)")
@@ -34,7 +33,6 @@ def run(args) -> int:
     from edge_sdk.bundle import BundleError
     from edge_sdk.cli import UserError
     from edge_sdk.commands._runtime import open_runtime
-    from edge_sdk.data import load_dataset
     from edge_sdk.models import load_model
 
     rt = open_runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision)
@@ -43,7 +41,7 @@ def run(args) -> int:
     except (BundleError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
     gray = rt.manifest["input"]["channels"] == 1
-    ds = load_dataset(args.data, args.layout, args.split, category=args.category, gray=gray)
+    ds = open_dataset(args, args.split, gray=gray)
     n = len(ds) if args.limit is None else min(len(ds), args.limit)
     images = [np.ascontiguousarray(ds[i].image) for i in range(n)]
     fig = compare(rt, model, images, progress=True)

@@ -146,6 +146,12 @@ def folder_entries(root: str, split: str, category: str | None, *, normal_dir: s
             raise DataError(f"normal_dir and abnormal_dir are the same folder: {normal}")
         t = defect_type or os.path.basename(os.path.normpath(abnormal))
         pairs = _match_masks(bad, _resolve(root, mask_dir)) if mask_dir is not None else {}
+        # As in mvtec: with a mask folder every anomalous image needs its mask (a missing one would
+        # silently count the image as having no defect pixels in pixel metrics).
+        unmasked = [p for p in bad if p not in pairs] if mask_dir is not None else []
+        if unmasked:
+            raise DataError(f"mask of image {unmasked[0]} is missing in {_resolve(root, mask_dir)} "
+                            f"(<stem>.* or <stem>_mask.*; {len(unmasked)} of {len(bad)} anomalous images have none)")
         entries += [Entry(p, pairs.get(p), 1, t) for p in bad]
     elif mask_dir is not None:
         raise DataError("folder layout: mask_dir given without abnormal_dir")
