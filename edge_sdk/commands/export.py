@@ -39,6 +39,26 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+class _Steps:
+    """Export's stages on stderr with their times: minutes of ONNX export and checks are not silent."""
+
+    def __init__(self):
+        import sys
+        import time
+
+        self._clock, self._err, self._t0, self._name = time.perf_counter, sys.stderr, None, None
+
+    def __call__(self, name: str) -> None:
+        self.done()
+        self._name, self._t0 = name, self._clock()
+        print(f"export: {name} ...", file=self._err, flush=True)
+
+    def done(self) -> None:
+        if self._name is not None:
+            print(f"export: {self._name}: {self._clock() - self._t0:.1f} s", file=self._err, flush=True)
+        self._name = None
+
+
 def real_images(args, n: int, gray: bool):
     """The first n good training images of the data set of ``args`` (uint8 HWC / HW)."""
     import numpy as np
@@ -61,16 +81,20 @@ def run(args) -> int:
     for flag, path in (("--out", args.out), ("--archive", args.archive)):
         if path and os.path.lexists(path) and not args.overwrite:
             raise UserError(f"{flag} {path}: exists (pass --overwrite to replace it)")
+    step = _Steps()
     try:
+        step("loading the model")
         model = load_model(args.model_dir)
         parts = model.export_parts()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise UserError(f"{args.model_dir}: {exc}") from exc
     real = None
     if args.data:
+        step(f"reading {args.real} real image(s) of {args.data}")
         gray = int(parts.preprocess["channels"]) == 1
         imgs = real_images(args, args.real, gray)
         real = preprocess_images(imgs, parts.preprocess)
+    step("exporting ONNX, checking it against PyTorch, writing and validating the bundle")
     try:
         report = export_bundle(parts, args.out, model_type=model.name,
                                real_images=real, tolerance=args.tolerance or DEFAULT_TOLERANCE, opset=args.opset,
@@ -78,6 +102,7 @@ def run(args) -> int:
                                overwrite=args.overwrite, extra=getattr(parts, "metadata", None) or None)
     except (ExportError, BundleError) as exc:
         raise UserError(str(exc)) from exc
+    step.done()
     print(report)
     if real is None:
         print("  real inputs: none compared (give --data to check the graph on real images)")

@@ -29,6 +29,17 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _progress(total: int):
+    """A progress bar on stderr for runs long enough to need one (tqdm, when installed)."""
+    if total < 2:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a runtime-only install: no bar, the summary line still comes
+        return None
+    return tqdm(total=total, unit="img", desc="predict", leave=False)
+
+
 MASK_FOLDERS = {"masks", "mask", "ground_truth", "groundtruth", "gt"}
 
 
@@ -121,6 +132,7 @@ def run(args) -> int:
         os.makedirs(args.heatmaps, exist_ok=True)
     rows = []
     counts = {"accept": 0, "reject": 0, "review": 0}
+    bar = _progress(len(files))
     for b in range(0, len(files), args.batch):
         chunk = files[b:b + args.batch]
         images, read_errors = [], {}
@@ -146,6 +158,11 @@ def run(args) -> int:
                 out = os.path.join(args.heatmaps, f"{b + i:05d}_{stem}.png")
                 overlay_png(images[i], display_heatmap(r.heatmap, rt.manifest), out,
                             f"{r.verdict}  score {r.score:.4g}  normalized {r.normalized:.3f}")
+        if bar is not None:
+            bar.update(len(chunk))
+            bar.set_postfix(counts, refresh=False)
+    if bar is not None:
+        bar.close()
     if args.out.endswith(".json"):
         clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]
         _write_atomic(args.out, json.dumps({"bundle": str(args.bundle), "backend": rt.backend, "results": clean},
