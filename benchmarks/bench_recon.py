@@ -364,7 +364,7 @@ def main() -> int:
     ap.add_argument("--data", default=os.path.join(ROOT, "out", "bench_recon"))
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/bench_recon.json)")
     ap.add_argument("--models", default="resganad,grdnet,patchcore",
-                    help="comma list of models to compare (resganad, grdnet, patchcore, resganad_v2)")
+                    help="comma list of models to compare (resganad, grdnet, patchcore, resganad_abc, resganad_abc4)")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: vial,mtd,speed,flops,patchcore")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -374,9 +374,11 @@ def main() -> int:
                "load_average_at_start": os.getloadavg(), "torch": torch.__version__}
     epochs = 2 if args.quick else args.epochs
     kw = {"epochs": epochs} if epochs else {}
-    # resganad_v2: the earlier ResNet-V2 encoder/decoder at the small preset's former width, for comparison.
+    # resganad_abc / _abc4: the published A/B/C network (the full preset's) at CPU widths, beside the
+    # small preset's ResNet-V2 encoder.
     models = {"resganad": lambda: ResGANAD("small", seed=0, **kw), "grdnet": lambda: GRDNet("small", seed=0, **kw),
-              "resganad_v2": lambda: ResGANAD("small", seed=0, arch="resnetv2", filters=4, **kw)}
+              "resganad_abc": lambda: ResGANAD("small", seed=0, arch="abc", filters=2, top=64, **kw),
+              "resganad_abc4": lambda: ResGANAD("small", seed=0, arch="abc", filters=4, top=128, **kw)}
     if "patchcore" not in skip:
         try:
             from edge_sdk.models.patchcore import PatchCore

@@ -134,7 +134,7 @@ def test_geometry_errors_are_named():
     with pytest.raises(ValueError, match="bottleneck"):
         make_config("small", bottleneck="sparse")
     with pytest.raises(ValueError, match="abc architecture has a dense bottleneck"):
-        make_config("small", bottleneck="conv")
+        make_config("full", bottleneck="conv")
     with pytest.raises(ValueError, match="arch"):
         make_config("small", arch="vgg")
     with pytest.raises(ValueError, match="preset"):

@@ -87,16 +87,17 @@ class ReconConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-# Both presets build the published A/B/C network ("abc", recon_abc.py). "small" trains in minutes on
-# 2 CPU cores: 64 x 64 input, 2 filters, 64 channels at the bottleneck, and a larger learning rate
-# (1e-3: at 1.5e-4 the generator and the U-Net are far from converged after the few epochs a CPU
-# affords). "full" is the published configuration (GPU): 256 x 256 input, 16 x 16 x 1024 before the
-# dense bottleneck. 2 filters put it at 0.71 GFLOP and 61 MiB of activations a patch, which is what
-# the published 0.17 ms a patch on the RTX A4500 allows (benchmarks/gpu_estimate.py: 0.173 ms a
-# patch at batch 60; 3 filters: 0.24 ms; 4 filters: 0.30 ms).
+# "full" is the published configuration (GPU): the A/B/C network ("abc", recon_abc.py), 256 x 256
+# input, 16 x 16 x 1024 before the dense bottleneck. 2 filters put it at 0.71 GFLOP and 61 MiB of
+# activations a patch, which is what the published 0.17 ms a patch on the RTX A4500 allows
+# (benchmarks/gpu_estimate.py: 0.173 ms a patch at batch 60; 3 filters: 0.24 ms; 4 filters: 0.30 ms).
+# "small" trains in minutes on 2 CPU cores: 64 x 64 input and a larger learning rate (1e-3: at
+# 1.5e-4 the generator and the U-Net are far from converged after the few epochs a CPU affords). It
+# keeps the ResNet-V2 encoder: at this budget it beat the A/B/C network on the synthetic vial strips
+# (patch AUROC 0.811 vs 0.710 / 0.738 with 2 / 4 filters; docs/RESULTS.md).
 PRESETS = {
-    "small": dict(arch="abc", size=64, filters=2, top=64, disc_filters=8, unet_filters=8, unet_depth=3, epochs=20,
-                  cycle_epochs=10, lr=1e-3),
+    "small": dict(arch="resnetv2", size=64, filters=4, blocks=1, disc_filters=8, unet_filters=8, unet_depth=3,
+                  epochs=20, cycle_epochs=10, lr=1e-3),
     "full": dict(arch="abc", size=256, filters=2, top=1024, disc_filters=64, unet_filters=64, unet_depth=4,
                  epochs=300, cycle_epochs=50, lr=1.5e-4),
 }
