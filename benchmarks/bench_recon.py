@@ -324,13 +324,15 @@ def runtime_speed(model, batch, args, out):
 def flops(results):
     from torch.utils.flop_counter import FlopCounterMode
 
-    from edge_sdk.models.recon_nets import Decoder, Encoder, MaskHead, MaskUNet, Reconstructor
+    from edge_sdk.models.recon_nets import MaskHead, MaskUNet, Reconstructor, make_coder
 
     c = make_config("full")
-    kw = dict(channels=1, size=c.size, filters=c.filters, stages=c.stages, blocks=c.blocks, latent=c.latent)
+    kw = dict(channels=1, size=c.size, filters=c.filters, stages=c.stages, blocks=c.blocks, latent=c.latent, top=c.top)
+    # The earlier ResNet-V2 variant at the width it had as the full preset (32 filters, 3 blocks).
+    v2 = dict(kw, filters=32, blocks=3)
     out = {}
     with torch.device("meta"):
-        rec = Reconstructor(Encoder(**kw), Decoder(**kw))
+        rec = Reconstructor(*make_coder(c.arch, **kw))
         head = MaskHead(MaskUNet(1, c.unet_filters, c.unet_depth))
         x = torch.empty(1, 1, c.size, c.size)
         with FlopCounterMode(display=False) as fc:
@@ -339,9 +341,12 @@ def flops(results):
         with FlopCounterMode(display=False) as fc:
             head(x, y)
         out["grdnet_full_mask_unet"] = fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            Reconstructor(*make_coder("resnetv2", **v2))(x)
+        out["resganad_resnetv2_32_filters_reconstructor"] = fc.get_total_flops()
     out["grdnet_full_total"] = out["resganad_full_reconstructor"] + out["grdnet_full_mask_unet"]
     params = {}
-    rec_cpu = Reconstructor(Encoder(**kw), Decoder(**kw))
+    rec_cpu = Reconstructor(*make_coder(c.arch, **kw))
     params["resganad_full_reconstructor"] = sum(p.numel() for p in rec_cpu.parameters())
     params["grdnet_full_mask_unet"] = sum(p.numel() for p in MaskUNet(1, c.unet_filters, c.unet_depth).parameters())
     for k, v in out.items():
@@ -358,7 +363,8 @@ def main() -> int:
     ap.add_argument("--speed-runs", type=int, default=30)
     ap.add_argument("--data", default=os.path.join(ROOT, "out", "bench_recon"))
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/bench_recon.json)")
-    ap.add_argument("--models", default="resganad,grdnet,patchcore", help="comma list of models to compare")
+    ap.add_argument("--models", default="resganad,grdnet,patchcore",
+                    help="comma list of models to compare (resganad, grdnet, patchcore, resganad_abc, resganad_abc4)")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: vial,mtd,speed,flops,patchcore")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -368,7 +374,11 @@ def main() -> int:
                "load_average_at_start": os.getloadavg(), "torch": torch.__version__}
     epochs = 2 if args.quick else args.epochs
     kw = {"epochs": epochs} if epochs else {}
-    models = {"resganad": lambda: ResGANAD("small", seed=0, **kw), "grdnet": lambda: GRDNet("small", seed=0, **kw)}
+    # resganad_abc / _abc4: the published A/B/C network (the full preset's) at CPU widths, beside the
+    # small preset's ResNet-V2 encoder.
+    models = {"resganad": lambda: ResGANAD("small", seed=0, **kw), "grdnet": lambda: GRDNet("small", seed=0, **kw),
+              "resganad_abc": lambda: ResGANAD("small", seed=0, arch="abc", filters=2, top=64, **kw),
+              "resganad_abc4": lambda: ResGANAD("small", seed=0, arch="abc", filters=4, top=128, **kw)}
     if "patchcore" not in skip:
         try:
             from edge_sdk.models.patchcore import PatchCore

@@ -13,6 +13,7 @@ from scipy import ndimage  # noqa: E402
 from edge_sdk import kernels  # noqa: E402
 from edge_sdk.data import Sample  # noqa: E402
 from edge_sdk.models import recon_nets, recon_train  # noqa: E402
+from edge_sdk.models.recon_abc import ABCEncoder  # noqa: E402
 from edge_sdk.models.grdnet import GRDNet  # noqa: E402
 from edge_sdk.models.recon_config import PRESETS, make_config  # noqa: E402
 from edge_sdk.models.resganad import ResGANAD  # noqa: E402
@@ -47,23 +48,66 @@ def trained(recon_tiny):
 
 # ------------------------------------------------------------------------------------ architecture
 
-def test_full_preset_architecture_shapes():
+def test_full_preset_is_the_published_abc_network():
+    from edge_sdk.models import recon_abc
+
     cfg = make_config("full")
-    assert (cfg.size, cfg.filters, cfg.stages, cfg.blocks, cfg.latent) == (256, 32, 4, 3, 64)
+    assert (cfg.arch, cfg.size, cfg.stages, cfg.latent, cfg.top, cfg.bottleneck) == ("abc", 256, 4, 64, 1024, "dense")
+    with torch.device("meta"):
+        enc, dec = recon_nets.make_coder(cfg.arch, channels=1, size=256, filters=cfg.filters, stages=4,
+                                         blocks=cfg.blocks, latent=64, top=1024)
+        x = torch.empty(2, 1, 256, 256)
+        feats = enc.features(x)
+        out = dec(enc(x))
+    assert tuple(feats.shape) == (2, 1024, 16, 16) and tuple(out.shape) == (2, 1, 256, 256)
+    blocks = list(enc.stages)
+    assert [type(b).__name__ for b in blocks] == ["BlockA", "BlockB", "BlockC"] * 4
+    for s in range(4):
+        a, b, c = blocks[3 * s: 3 * s + 3]
+        width = cfg.filters * 2**s
+        # A: three 3x3 convolutions in a row beside one 1x1; B: three 3x3 beside its input (A's output);
+        # C: three 3x3 (the last strided) beside a 1x1 -> strided 3x3 -> 1x1 downsampling block.
+        assert [m[0].kernel_size for m in a.chain] == [(3, 3)] * 3 and a.side[0].kernel_size == (1, 1)
+        assert b.out_channels == a.out_channels + width
+        assert [m[0].stride for m in c.chain] == [(1, 1), (1, 1), (2, 2)]
+        assert [m[0].kernel_size for m in c.sample] == [(1, 1), (3, 3), (1, 1)] and c.sample[1][0].stride == (2, 2)
+    assert isinstance(dec, recon_abc.ABCDecoder)
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in dec.modules())
+
+
+def test_abc_blocks_concatenate_their_branches(rng):
+    from edge_sdk.models.recon_abc import BlockA, BlockB, BlockC
+
+    torch.manual_seed(0)
+    x = torch.from_numpy(rng.standard_normal((2, 3, 8, 8), dtype=np.float32))
+    a, b, c = BlockA(3, 4).eval(), BlockB(8, 4).eval(), BlockC(12, 4, 12).eval()
+    with torch.no_grad():
+        ya = a(x)
+        np.testing.assert_array_equal(ya[:, :4].numpy(), a.chain(x).numpy())
+        np.testing.assert_array_equal(ya[:, 4:].numpy(), a.side(x).numpy())
+        yb = b(ya)
+        np.testing.assert_array_equal(yb[:, 4:].numpy(), ya.numpy())
+        yc = c(yb)
+    assert tuple(yc.shape) == (2, 16, 4, 4)
+    np.testing.assert_array_equal(yc[:, 4:].numpy(), c.sample(yb).detach().numpy())
+
+
+def test_resnetv2_variant_shapes():
+    # Model dirs saved before the A/B/C network carry no `arch` and load as this variant.
+    from edge_sdk.models.recon_config import ReconConfig
+
+    assert ReconConfig().arch == "resnetv2"
     kw = dict(channels=1, size=256, filters=32, stages=4, blocks=3, latent=64)
     with torch.device("meta"):
         enc = recon_nets.Encoder(**kw)
         dec = recon_nets.Decoder(**kw)
         x = torch.empty(2, 1, 256, 256)
         feats = enc.features(x)
-        z = enc(x)
-        out = dec(z)
-        conv_enc = recon_nets.Encoder(**kw, bottleneck="conv")
-        zc = conv_enc(x)
+        out = dec(enc(x))
+        zc = recon_nets.Encoder(**kw, bottleneck="conv")(x)
         outc = recon_nets.Decoder(**kw, bottleneck="conv")(zc)
         d_logit, d_feat = recon_nets.Discriminator(1, 256, 64)(x)
-    assert tuple(feats.shape) == (2, 1024, 16, 16)
-    assert tuple(z.shape) == (2, 64) and tuple(out.shape) == (2, 1, 256, 256)
+    assert tuple(feats.shape) == (2, 1024, 16, 16) and tuple(out.shape) == (2, 1, 256, 256)
     assert tuple(zc.shape) == (2, 32, 8, 8) and tuple(outc.shape) == (2, 1, 256, 256)
     assert tuple(d_logit.shape) == (2,) and tuple(d_feat.shape) == (2, 512, 16, 16)
     blocks = list(enc.stages)
@@ -73,8 +117,6 @@ def test_full_preset_architecture_shapes():
         assert first.project and isinstance(first.shortcut, torch.nn.Conv2d) and first.shortcut.stride == (1, 1)
         assert isinstance(mid.shortcut, torch.nn.Identity)
         assert isinstance(last.shortcut, torch.nn.MaxPool2d) and last.body[3].stride == (2, 2)
-    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in dec.modules())
-    assert isinstance(dec, recon_nets.Decoder)
 
 
 def test_decoder_output_is_an_image_in_unit_range(rng):
@@ -91,6 +133,10 @@ def test_geometry_errors_are_named():
         recon_nets.Encoder(channels=1, size=40, filters=2, stages=4, blocks=1, latent=8)
     with pytest.raises(ValueError, match="bottleneck"):
         make_config("small", bottleneck="sparse")
+    with pytest.raises(ValueError, match="abc architecture has a dense bottleneck"):
+        make_config("full", bottleneck="conv")
+    with pytest.raises(ValueError, match="arch"):
+        make_config("small", arch="vgg")
     with pytest.raises(ValueError, match="preset"):
         ResGANAD("medium")
     with pytest.raises(ValueError, match="unknown setting"):
@@ -284,7 +330,7 @@ def test_export_parts_reproduce_predict_through_onnx(trained, tmp_path):
                                 "scale": 1 / 255, "resize": "bilinear", "antialias": False}
     module, ins, outs = parts.networks["reconstructor"]
     assert not any(isinstance(m, recon_nets.Discriminator) for m in module.modules())
-    assert sum(isinstance(m, recon_nets.Encoder) for m in module.modules()) == 1  # second encoder not exported
+    assert sum(isinstance(m, (recon_nets.Encoder, ABCEncoder)) for m in module.modules()) == 1  # second encoder not exported
     x_hat = _onnx_run(module, [x], ins, outs, tmp_path / "rec.onnx")
     s = 1 - kernels.ssim(x, x_hat, **parts.postprocess["ssim"])
     np.testing.assert_allclose(s, res.predict(imgs).scores, rtol=1e-4)

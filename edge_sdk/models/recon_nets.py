@@ -1,7 +1,9 @@
 """Networks of the reconstruction models (ResGANAD, GRD-Net), in PyTorch.
 
 Generator = encoder -> bottleneck -> decoder (the exported part) + a second encoder that
-re-encodes the reconstruction (training only). The encoder is ResNet-V2 style: a 3x3 stem at full
+re-encodes the reconstruction (training only). Two encoder/decoder architectures: "abc", the
+published A/B/C blocks (recon_abc.py, the presets' choice), and "resnetv2" below, the earlier
+variant that model dirs saved without an `arch` setting use. The "resnetv2" encoder is ResNet-V2 style: a 3x3 stem at full
 resolution, then `stages` stages of `blocks` pre-activation bottleneck blocks (Keras "stack2"): the
 first block of a stage has a 1x1 projection shortcut, the last halves H and W (strided 3x3, 1x1
 max-pool shortcut); stage s has bottleneck width filters * 2^s and output 4 * filters * 2^s
@@ -146,14 +148,31 @@ class Decoder(nn.Module):
         return torch.sigmoid(self.head(self.stages(x)))
 
 
+def make_coder(arch: str, *, channels: int, size: int, filters: int, stages: int, blocks: int, latent: int,
+               bottleneck: str = "dense", top: int = 1024):
+    """(encoder, decoder) of one architecture: "abc" (the published A/B/C blocks, recon_abc.py) or
+    "resnetv2" (pre-activation bottlenecks, this module)."""
+    if arch == "abc":
+        from edge_sdk.models.recon_abc import ABCDecoder, ABCEncoder
+
+        if bottleneck != "dense":
+            raise ValueError(f"bottleneck: the abc architecture has a dense bottleneck, got {bottleneck!r}")
+        kw = dict(channels=channels, size=size, filters=filters, stages=stages, latent=latent, top=top)
+        return ABCEncoder(**kw), ABCDecoder(**kw)
+    if arch == "resnetv2":
+        kw = dict(channels=channels, size=size, filters=filters, stages=stages, blocks=blocks, latent=latent,
+                  bottleneck=bottleneck)
+        return Encoder(**kw), Decoder(**kw)
+    raise ValueError(f"arch: expected 'abc' or 'resnetv2', got {arch!r}")
+
+
 class Generator(nn.Module):
     """Encoder-decoder-encoder. forward(x) -> (reconstruction, z, z_hat)."""
 
-    def __init__(self, **kw):
+    def __init__(self, arch: str = "resnetv2", **kw):
         super().__init__()
-        self.encoder = Encoder(**kw)
-        self.decoder = Decoder(**kw)
-        self.encoder2 = Encoder(**kw)
+        self.encoder, self.decoder = make_coder(arch, **kw)
+        self.encoder2, _ = make_coder(arch, **kw)
 
     def forward(self, x):
         z = self.encoder(x)

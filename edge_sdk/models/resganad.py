@@ -83,8 +83,8 @@ class ResGANAD(AnomalyModel):
     # -- networks -------------------------------------------------------------------------------
     def _net_kwargs(self) -> dict:
         c = self.config
-        return dict(channels=c.channels, size=c.size, filters=c.filters, stages=c.stages, blocks=c.blocks,
-                    latent=c.latent, bottleneck=c.bottleneck)
+        return dict(arch=c.arch, channels=c.channels, size=c.size, filters=c.filters, stages=c.stages,
+                    blocks=c.blocks, latent=c.latent, bottleneck=c.bottleneck, top=c.top)
 
     def _build(self) -> None:
         c = self.config
