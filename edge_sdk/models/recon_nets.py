@@ -2,8 +2,8 @@
 
 Generator = encoder -> bottleneck -> decoder (the exported part) + a second encoder that
 re-encodes the reconstruction (training only). Two encoder/decoder architectures: "abc", the
-published A/B/C blocks (recon_abc.py, the presets' choice), and "resnetv2" below, the earlier
-variant that model dirs saved without an `arch` setting use. The "resnetv2" encoder is ResNet-V2 style: a 3x3 stem at full
+published A/B/C blocks (recon_abc.py, the full preset), and "resnetv2" below (the small preset,
+and what model dirs saved without an `arch` setting use). The "resnetv2" encoder is ResNet-V2 style: a 3x3 stem at full
 resolution, then `stages` stages of `blocks` pre-activation bottleneck blocks (Keras "stack2"): the
 first block of a stage has a 1x1 projection shortcut, the last halves H and W (strided 3x3, 1x1
 max-pool shortcut); stage s has bottleneck width filters * 2^s and output 4 * filters * 2^s
