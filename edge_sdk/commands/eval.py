@@ -33,6 +33,22 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def without_validation(test, model):
+    """The test split less the images training held out to calibrate on (recorded in the model):
+    a threshold is never evaluated on the images it was chosen on."""
+    import sys
+
+    from edge_sdk.data.dataset import ImageDataset
+
+    held = set(((model.training_info or {}).get("labelled_validation") or {}).get("files") or [])
+    if not held:
+        return test
+    kept = [e for e in test.entries if e.image_path not in held]
+    print(f"eval: leaving out {len(test) - len(kept)} image(s) training calibrated on; {len(kept)} remain",
+          file=sys.stderr)
+    return ImageDataset(kept, gray=test.gray, name=test.name, split=test.split)
+
+
 def evaluate(model, dataset, *, progress: bool = True) -> tuple[dict, dict]:
     """Metrics of ``model`` on ``dataset`` and the raw results (scores, labels, maps, masks)."""
     from edge_sdk import metrics
@@ -106,7 +122,8 @@ def run(args) -> int:
         raise UserError(str(exc)) from exc
     from edge_sdk.commands._model_options import region_report, with_regions
 
-    test = with_regions(open_dataset(args, "test"), args)
+    test = without_validation(open_dataset(args, "test"), model)
+    test = with_regions(test, args)
     try:
         out, res = evaluate(model, test, progress=not args.no_progress)
         report = region_report(model, test, res, k=args.k_of_n)

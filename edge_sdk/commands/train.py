@@ -51,6 +51,48 @@ def open_dataset(args, split: str, **extra):
     return ds
 
 
+def labelled_validation(args):
+    """(validation set, record) held out of the user's labelled images (folder layout with
+    --abnormal-dir): a seeded stratified share of each class of the test split, when each part keeps
+    at least 2 good and 2 anomalous images; else (None, None) with the reason printed."""
+    import sys
+
+    from edge_sdk.data.split import split_labelled
+
+    if args.layout != "folder" or not getattr(args, "abnormal_dir", None) or not args.labelled_val:
+        return None, None
+    test = open_dataset(args, "test")
+    val, rest = split_labelled(test, args.labelled_val, args.split_seed)
+    counts = [(int((d.labels == 0).sum()), int((d.labels == 1).sum())) for d in (val, rest)]
+    if min(min(c) for c in counts) < 2:
+        print(f"train: labelled images too few to hold out a validation share (validation good/anomalous "
+              f"{counts[0]}, remaining test {counts[1]}; each needs >= 2 of both): calibrating on held-out good "
+              f"training images only", file=sys.stderr)
+        return None, None
+    print(f"train: calibrating on a labelled validation split: {counts[0][0]} good + {counts[0][1]} anomalous "
+          f"images (seed {args.split_seed}, {args.labelled_val:g} of each class of the test split); "
+          f"{len(rest)} test images remain for eval", file=sys.stderr)
+    info = {"fraction": args.labelled_val, "seed": args.split_seed, "good": counts[0][0], "anomalous": counts[0][1],
+            "files": sorted(val.paths)}
+    return val, info
+
+
+def warn_small_calibration(calibration: dict | None) -> None:
+    """Says when the calibration set is too small for its method (a 0.99 quantile of 3 scores is
+    their maximum)."""
+    import sys
+
+    if not calibration:
+        return
+    n, method, q = calibration.get("images") or 0, calibration.get("method"), calibration.get("quantile")
+    if method == "quantile" and q and n and n < 1.0 / max(1e-9, 1.0 - q):
+        print(f"train: warning: the {q:g} quantile threshold comes from {n} good images: fewer than "
+              f"{int(round(1 / (1 - q)))}, so it is about their maximum. Give labelled anomalous images "
+              f"(--abnormal-dir, --val-data) or more good images.", file=sys.stderr)
+    elif method in ("f1", "accuracy") and n and n < 10:
+        print(f"train: warning: the {method} threshold comes from {n} labelled images only", file=sys.stderr)
+
+
 def set_threads(threads: int | None) -> None:
     if threads is None:
         return
@@ -95,7 +137,13 @@ def register(sub) -> None:
     g = p.add_argument_group("calibration")
     g.add_argument("--val-data", help="labelled validation set (same layout/category, its test split) for the "
                                       "threshold; default: hold out --val-fraction of the training images")
-    g.add_argument("--val-fraction", type=bounded_float("--val-fraction", 0.0, 0.9), default=0.1)
+    g.add_argument("--val-fraction", type=bounded_float("--val-fraction", 0.0, 0.9), default=0.1,
+                   help="share of the good training images held out for a quantile threshold when no labelled "
+                        "validation data is used (default 0.1)")
+    g.add_argument("--labelled-val", type=bounded_float("--labelled-val", 0.0, 0.9), default=0.5, metavar="FRACTION",
+                   help="folder layout with --abnormal-dir: share of each class of the labelled test images held "
+                        "out (seeded, stratified) to calibrate the threshold on good and anomalous images; eval "
+                        "leaves them out. 0 = off (default 0.5)")
     g.add_argument("--threshold", choices=("f1", "accuracy", "quantile"),
                    help="threshold rule (default: f1 with labelled anomalies, else quantile)")
     g.add_argument("--quantile", type=bounded_float("--quantile", 0.0, 1.0), default=0.99, help="quantile of normal scores (default 0.99)")
@@ -159,10 +207,12 @@ def run(args) -> int:
     set_threads(args.threads)
     # with a region layout (regions.json beside the data, or --regions) models train on region patches
     train = with_regions(open_dataset(args, "train"), args)
-    val = None
+    val, val_info = None, None
     if args.val_data:
         val_args = type(args)(**{**vars(args), "data": args.val_data})
         val = with_regions(open_dataset(val_args, "test"), val_args)
+    else:
+        val, val_info = labelled_validation(args)
     try:
         model = build_model(args)
     except ValueError as exc:
@@ -173,6 +223,9 @@ def run(args) -> int:
                   quantile=args.quantile, progress=not args.no_progress)
     except ValueError as exc:  # includes DataError raised while reading images
         raise UserError(str(exc)) from exc
+    if val_info is not None:
+        model.training_info["labelled_validation"] = val_info
+    warn_small_calibration(model.calibration)
     try:
         out = model.save(args.out)
     except ModelFormatError as exc:  # --out changed during training
