@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import struct
 import sys
@@ -59,6 +60,11 @@ def main(out: str) -> None:
                 "records": b"\x05" + records(files),
                 "signature": b"\x06" + signature_document(files["manifest.json"], key) + b"\x00" + files["manifest.json"],
             }
+            # An empty listed file (its checksum over zero bytes) once reached memcpy with a null pointer.
+            manifest = json.loads(files["manifest.json"])
+            manifest["files"]["empty.bin"] = {"sha256": hashlib.sha256(b"").hexdigest(), "bytes": 0}
+            seeds["records-empty-file"] = b"\x05" + records(
+                {**files, "manifest.json": json.dumps(manifest).encode(), "empty.bin": b""})
             for name, data in files.items():
                 if name.endswith(".onnx"):
                     seeds["onnx-" + name] = b"\x03" + data

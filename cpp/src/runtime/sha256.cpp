@@ -44,6 +44,7 @@ void Sha256::block(const uint8_t* p) {
 }
 
 void Sha256::update(const void* data, size_t n) {
+  if (n == 0) return;  // an empty file's data() may be null, which memcpy may not take
   const uint8_t* p = static_cast<const uint8_t*>(data);
   total_ += n;
   if (buf_len_) {
