@@ -74,9 +74,17 @@ def choose_threshold(scores, labels=None, method: str = "f1", quantile: float = 
     return float(t[best])
 
 
+# Below this many normal scores their range is a poor measure of the normal spread (3 scores span
+# about 1.7 standard deviations, 30 about 4.1), and a too-narrow spread clips most good parts to 0.
+MIN_SPREAD_SCORES = 30
+RANGE_OF_30_NORMAL_DRAWS = 4.086  # expected range of 30 draws from a normal distribution, in sigmas
+
+
 def normalization_stats(scores_normal, threshold: float) -> dict:
     """``dict(threshold, min, max)`` for `edge_sdk.kernels.calibrated_normalize`, with min and max of the
-    normal validation scores (see the module doc). Needs at least two distinct scores."""
+    normal validation scores (see the module doc). Needs at least two distinct scores. With fewer than
+    ``MIN_SPREAD_SCORES`` scores, max - min is at least the range that many normal draws would show
+    (4.09 sample standard deviations), widened symmetrically about the middle of the scores."""
     s = np.asarray(scores_normal, dtype=np.float64)
     if s.ndim != 1 or s.size < 2:
         raise ValueError(f"scores_normal must be 1-D with at least 2 scores, got shape {s.shape}")
@@ -87,6 +95,10 @@ def normalization_stats(scores_normal, threshold: float) -> dict:
     lo, hi = float(s.min()), float(s.max())
     if hi <= lo:
         raise ValueError(f"scores_normal are all equal ({lo}); max - min would be 0 in calibrated_normalize")
+    if s.size < MIN_SPREAD_SCORES:
+        spread = max(hi - lo, RANGE_OF_30_NORMAL_DRAWS * float(s.std(ddof=1)))
+        mid = 0.5 * (lo + hi)
+        lo, hi = mid - 0.5 * spread, mid + 0.5 * spread
     return {"threshold": float(threshold), "min": lo, "max": hi}
 
 
