@@ -79,8 +79,8 @@ def test_normalization_stats(rng):
 def test_normalization_from_few_scores_keeps_good_parts_off_zero(rng):
     """A 0.99 quantile of 3 good scores is about their maximum, and their range about 1.7 sigma: the
     display normalization then clipped most good parts to 0. Below 30 scores the spread is the range
-    30 normal draws would show, so further good parts of the same distribution land inside
-    (0, 0.5) about twice as often, and from 30 scores on the range is used as it is."""
+    30 normal draws would show, so further good parts of the same distribution are clipped
+    to 0 half as often, and from 30 scores on the range is used as it is."""
     from edge_sdk import kernels
 
     clipped_range, clipped_stats = [], []
