@@ -92,13 +92,14 @@ def pick_for_heatmaps(labels: np.ndarray, count: int) -> list[int]:
 
 
 def write_heatmaps(model, dataset, res: dict, folder: str, count: int) -> list[str]:
-    from edge_sdk.heatmap_png import heatmap_panel, save_png
+    from edge_sdk.heatmap_png import caption_text, heatmap_panel, save_png, verdict_of
 
+    threshold = (model.calibration or {}).get("threshold")
     paths = []
     for i in pick_for_heatmaps(res["labels"], count):
         s = dataset[i]
-        verdict = "anomalous" if model.calibration and res["scores"][i] >= model.calibration["threshold"] else "good"
-        title = f"{s.defect_type}  score {res['scores'][i]:.3f}  -> {verdict}"
+        score = float(res["scores"][i])
+        title = caption_text(score, threshold, verdict_of(score, threshold), f"({s.defect_type})")
         stem = os.path.splitext(os.path.basename(s.path))[0] if s.path else f"{i:04d}"
         path = os.path.join(folder, f"{i:04d}_{s.defect_type}_{stem}.png")
         save_png(heatmap_panel(s.image, res["maps"][i], model.calibration, s.mask, title), path)

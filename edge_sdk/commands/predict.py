@@ -87,27 +87,30 @@ def _files(items: list[str]) -> list[str]:
 
 
 def display_heatmap(raw, manifest: dict):
-    """Raw map -> [0, 1] the way the bundle's model displays it: "minmax_per_patch" per map,
-    "raw" as is (already probabilities), otherwise the calibration (0.5 = decision threshold)."""
+    """Raw map -> ([0, 1] map, colour-bar ticks) the way the bundle's model displays it:
+    "minmax_per_patch" per map, "raw" as is (already probabilities), otherwise the calibration
+    (0.5 = decision threshold)."""
     import numpy as np
 
     from edge_sdk import kernels
+    from edge_sdk.heatmap_png import CALIBRATED_TICKS
 
     raw = np.ascontiguousarray(raw, dtype=np.float32)
     mode = manifest["postprocess"].get("heatmap")
     if mode == "minmax_per_patch":
-        return kernels.minmax_normalize(raw[None])[0]
+        return kernels.minmax_normalize(raw[None])[0], ((0.0, "min"), (1.0, "max of this image"))
     if mode == "raw":
-        return np.clip(raw, 0.0, 1.0)
+        return np.clip(raw, 0.0, 1.0), ((0.0, "0"), (0.5, "0.5"), (1.0, "1"))
     c = manifest["calibration"]
-    return kernels.calibrated_normalize(raw, c["threshold"], c["min"], c["max"])
+    return kernels.calibrated_normalize(raw, c["threshold"], c["min"], c["max"]), CALIBRATED_TICKS
 
 
-def overlay_png(image, heat01, path: str, caption: str) -> None:
-    """Image | heatmap blended over it, with a caption; written atomically."""
+def overlay_png(image, raw_map, manifest: dict, path: str, caption: str) -> None:
+    """Labelled image | heatmap sheet with a colour bar and caption; written atomically."""
     from edge_sdk.heatmap_png import panels, save_png
 
-    save_png(panels(image, heat01, caption), path)
+    heat01, ticks = display_heatmap(raw_map, manifest)
+    save_png(panels(image, heat01, caption, ticks=ticks), path)
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -129,7 +132,10 @@ def run(args) -> int:
                       heatmaps=bool(args.heatmaps))
     gray = rt.manifest["input"]["channels"] == 1
     if args.heatmaps:
+        from edge_sdk.heatmap_png import caption_text
+
         os.makedirs(args.heatmaps, exist_ok=True)
+        threshold = (rt.manifest.get("calibration") or {}).get("threshold")
     rows = []
     counts = {"accept": 0, "reject": 0, "review": 0}
     bar = _progress(len(files))
@@ -156,8 +162,8 @@ def run(args) -> int:
             if args.heatmaps and r.heatmap is not None and i not in read_errors:
                 stem = os.path.splitext(os.path.basename(path))[0]
                 out = os.path.join(args.heatmaps, f"{b + i:05d}_{stem}.png")
-                overlay_png(images[i], display_heatmap(r.heatmap, rt.manifest), out,
-                            f"{r.verdict}  score {r.score:.4g}  normalized {r.normalized:.3f}")
+                overlay_png(images[i], r.heatmap, rt.manifest, out,
+                            caption_text(r.score, threshold, r.verdict, f"normalized {r.normalized:.3f}"))
         if bar is not None:
             bar.update(len(chunk))
             bar.set_postfix(counts, refresh=False)
