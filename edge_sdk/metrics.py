@@ -190,15 +190,35 @@ def pro_score(masks, maps, fpr_limit: float = 0.3) -> float:
 
 def auprc(labels, scores) -> float:
     """Average precision: sum over distinct thresholds (descending) of (recall increase) x precision."""
-    y, s = _labels_scores(labels, scores)
+    recall, precision, _ = pr_curve(labels, scores)
+    return float(np.sum(np.diff(np.concatenate(([0.0], recall))) * precision))
+
+
+def _descending_counts(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """tp, fp at each distinct score taken as the threshold (descending), and those scores."""
     order = np.argsort(-s, kind="stable")
     s, y = s[order], y[order]
     last = np.append(np.flatnonzero(np.diff(s) != 0), s.size - 1)
     tps = np.cumsum(y)[last].astype(np.float64)
-    fps = (last + 1) - tps
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.concatenate(([0.0], recall))) * precision))
+    return tps, (last + 1) - tps, s[last]
+
+
+def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds) from (0, 0) to (1, 1), one point per distinct score (``score >=
+    threshold`` anomalous; the first point's threshold is +inf)."""
+    y, s = _labels_scores(labels, scores)
+    tps, fps, t = _descending_counts(y, s)
+    fpr = np.concatenate(([0.0], fps / fps[-1]))
+    tpr = np.concatenate(([0.0], tps / tps[-1]))
+    return fpr, tpr, np.concatenate(([np.inf], t))
+
+
+def pr_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recall, precision, thresholds), one point per distinct score, descending thresholds (the
+    steps `auprc` sums)."""
+    y, s = _labels_scores(labels, scores)
+    tps, fps, t = _descending_counts(y, s)
+    return tps / tps[-1], tps / (tps + fps), t
 
 
 def confusion(labels, scores, threshold: float) -> dict:

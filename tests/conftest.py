@@ -20,6 +20,7 @@ REQUIRED_IN_FULL = [
     r"no ONNX Runtime backend",
     r"not in this tree yet",
     r"does not implement postprocess kind",
+    r"no headless chromium",
 ]
 _REQUIRED_RE = re.compile("|".join(f"(?:{p})" for p in REQUIRED_IN_FULL))
 

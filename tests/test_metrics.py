@@ -155,3 +155,25 @@ def test_threshold_metrics(rng):
         assert got["tp"] + got["fp"] + got["tn"] + got["fn"] == 300
     with pytest.raises(ValueError, match="finite"):
         threshold_metrics(y, s, float("nan"))
+
+
+@pytest.mark.parametrize("n", [7, 200])
+def test_roc_and_pr_curves_match_sklearn(rng, n):
+    from sklearn.metrics import precision_recall_curve, roc_curve as sk_roc
+
+    from edge_sdk.metrics import pr_curve, roc_curve
+
+    labels = rng.integers(0, 2, n)
+    labels[:2] = (0, 1)
+    scores = np.round(rng.random(n) * 10) / 10  # ties
+    fpr, tpr, thr = roc_curve(labels, scores)
+    sk_fpr, sk_tpr, sk_thr = sk_roc(labels, scores, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+    np.testing.assert_allclose(thr[1:], sk_thr[1:])
+    recall, precision, pthr = pr_curve(labels, scores)
+    sk_p, sk_r, sk_t = precision_recall_curve(labels, scores)
+    # sklearn: ascending thresholds, with a final (recall 0, precision 1) point
+    np.testing.assert_allclose(recall, sk_r[:-1][::-1])
+    np.testing.assert_allclose(precision, sk_p[:-1][::-1])
+    np.testing.assert_allclose(pthr, sk_t[::-1])

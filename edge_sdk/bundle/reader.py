@@ -88,6 +88,12 @@ def _read_files(path: Path, names: list[str]) -> dict[str, bytes]:
     return read_archive_files(path, names)
 
 
+def manifest_bytes(path: str | os.PathLike) -> bytes:
+    """The manifest file of a bundle directory or archive as stored (what its sha256 is taken
+    of). Not validated: read the bundle with `read_bundle` first."""
+    return _read_files(Path(path), [MANIFEST_FILE])[MANIFEST_FILE]
+
+
 def read_bundle(path: str | os.PathLike, *, trusted_keys=None, trusted_keys_from_env: bool = True) -> Bundle:
     """Validates (see :func:`validate_bundle`, which takes the same key arguments) and reads a
     bundle directory or archive."""

@@ -43,7 +43,7 @@ def revise_decision(bundle: str | os.PathLike, out: str | os.PathLike, *, reason
     so a normalized score of 0.5 stays the threshold. ``method`` describes how the value was chosen
     (e.g. a target false-accept rate and the data). Region bundles (per-region thresholds) are
     refused: their thresholds are per region."""
-    from edge_sdk.bundle.reader import read_bundle
+    from edge_sdk.bundle.reader import manifest_bytes, read_bundle
     from edge_sdk.bundle.writer import write_bundle
     from edge_sdk import __version__
 
@@ -57,11 +57,7 @@ def revise_decision(bundle: str | os.PathLike, out: str | os.PathLike, *, reason
     if b.manifest.get("regions"):
         raise BundleError(f"{bundle}: has per-region thresholds (regions[].threshold); this command sets the "
                           "image threshold of bundles without regions")
-    manifest_bytes = (b.path / "manifest.json").read_bytes() if b.path.is_dir() else None
-    if manifest_bytes is None:
-        from edge_sdk.bundle.reader import read_archive_files
-
-        manifest_bytes = read_archive_files(b.path, ["manifest.json"])["manifest.json"]
+    stored = manifest_bytes(b.path)
     manifest: dict[str, Any] = {k: v for k, v in b.manifest.items() if k != "files"}
     old = decision_of(manifest)
     cal = dict(manifest["calibration"])
@@ -75,7 +71,7 @@ def revise_decision(bundle: str | os.PathLike, out: str | os.PathLike, *, reason
         if not 0.0 <= rb < 0.5:
             raise BundleError(f"review_band: expected a number in [0, 0.5), got {review_band!r}")
         manifest["decision"] = {**(manifest.get("decision") or {}), "review_band": rb}
-    entry = {"change": "decision", "previous_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+    entry = {"change": "decision", "previous_manifest_sha256": hashlib.sha256(stored).hexdigest(),
              "previous_bundle": str(b.path), "old": old, "new": decision_of(manifest), "reason": reason.strip(),
              "method": method or {"kind": "value"},
              "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "sdk_version": __version__}
