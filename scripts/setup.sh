@@ -43,3 +43,25 @@ bash scripts/fetch_tensorrt_headers.sh
 echo "== build (in place)"
 cmake -S . -B build -G Ninja -DEDGE_SDK_CUDA="${EDGE_SDK_CUDA:-AUTO}" >/dev/null
 cmake --build build
+
+echo "== the edge-sdk command"
+# A launcher for this source tree in the Python's scripts folder (on PATH in a venv), so the
+# README's `edge-sdk ...` works after setup; `pip install .` replaces it with the packaged one.
+# An edge-sdk that is not such a launcher is left alone.
+bin=$($PY -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+py_abs=$($PY -c 'import sys; print(sys.executable)')
+marker="# edge-sdk launcher of a source tree (scripts/setup.sh)"
+if [ -w "$bin" ] && { [ ! -e "$bin/edge-sdk" ] || grep -qF "$marker" "$bin/edge-sdk"; }; then
+  tmp=$(mktemp "$bin/.edge-sdk.XXXXXX")
+  printf '#!/bin/sh\n%s\nPYTHONPATH="%s${PYTHONPATH:+:$PYTHONPATH}" exec "%s" -m edge_sdk.cli "$@"\n' \
+    "$marker" "$PWD" "$py_abs" > "$tmp"
+  chmod 755 "$tmp" && mv -f "$tmp" "$bin/edge-sdk"
+  case ":$PATH:" in
+    *":$bin:"*) echo "edge-sdk -> $bin/edge-sdk" ;;
+    *) echo "edge-sdk written to $bin/edge-sdk; that folder is not on PATH: export PATH=\"$bin:\$PATH\"" ;;
+  esac
+elif [ -e "$bin/edge-sdk" ]; then
+  echo "edge-sdk: an installed one is kept ($bin/edge-sdk)"
+else
+  echo "edge-sdk: $bin is not writable; run the CLI as: $PY -m edge_sdk.cli ..."
+fi
