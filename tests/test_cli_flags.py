@@ -130,6 +130,24 @@ def test_version_and_help_texts():
     assert "PRO (to 30 % FPR)" in " ".join(p.stdout.split())
 
 
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from edge_sdk.cli import build_parser
+
+    parsers = [build_parser()]
+    missing = []
+    while parsers:
+        p = parsers.pop()
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                parsers += list(a.choices.values())
+                missing += [f"{p.prog} {c.dest}" for c in a._choices_actions if not c.help]
+            if a.dest != "help" and not a.help:
+                missing.append(f"{p.prog} {'/'.join(a.option_strings) or a.dest}")
+    assert not missing, missing
+
+
 def test_a_closed_pipe_ends_quietly():
     bundle = REPO / "tests" / "data" / "gpu_fixtures" / "mahalanobis.bundle"
     p = subprocess.Popen([sys.executable, "-m", "edge_sdk.cli", "inspect", str(bundle), "--json"], cwd=REPO,

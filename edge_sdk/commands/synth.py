@@ -6,7 +6,7 @@ from edge_sdk.cli import bounded_float, bounded_int
 
 def register(sub) -> None:
     p = sub.add_parser("synth", help="write synthetic data sets")
-    kinds = p.add_subparsers(dest="kind", required=True)
+    kinds = p.add_subparsers(dest="kind", required=True, help="what to synthesize")
     v = kinds.add_parser("vial-strip", help="5-vial Blow-Fill-Seal strips, 4 regions a vial, MVTec layout + regions.json")
     v.add_argument("--out", required=True, help="folder to write into (the set goes to OUT/vial_strip)")
     v.add_argument("--count", type=bounded_int("--count", 1, 1_000_000), default=60, help="good training strips (default 60)")

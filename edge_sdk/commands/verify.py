@@ -19,8 +19,9 @@ def register(sub) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"), help="data set split (default test)")
     p.add_argument("--limit", type=bounded_int("--limit", 1, 10**9), help="compare only the first N images")
     p.add_argument("--precision", default="fp32", help="network variant of the bundle (default fp32)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=threads_option("--threads"), default=None)
+    p.add_argument("--device", default="cpu", help="where the runtime scores: cpu (default) or cuda:N")
+    p.add_argument("--threads", type=threads_option("--threads"), default=None,
+                   help="CPU threads of the runtime and of torch (default: the runtime's)")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write the figures to this JSON file")
     p.set_defaults(func=run)
 
