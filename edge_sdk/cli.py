@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-sdk", description="Industrial visual anomaly detection at the edge: train on good images, "
                                      "export bundles, run and benchmark them.")
     parser.add_argument("--version", action="version", version=f"edge-sdk {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, help="the command; edge-sdk COMMAND --help for its options")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):  # shared option helpers, not subcommands
             continue

@@ -13,7 +13,7 @@ def register(sub) -> None:
     v.add_argument("--products", type=bounded_int("--products", 1, 1_000_000), default=20, help="test products, half of them defective (default 20)")
     v.add_argument("--acquisitions", type=bounded_int("--acquisitions", 1, 10_000), default=10, help="acquisitions of each test product (default 10)")
     v.add_argument("--region-size", type=bounded_int("--region-size", 16, 4096), default=128, help="side of a region in pixels (default 128)")
-    v.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0)
+    v.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0, help="seed of the synthesis (default 0)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing OUT/vial_strip")
     v.set_defaults(func=run)
     for kind, what in (("tile", "ceramic / stone surface"), ("vial", "back-lit Blow-Fill-Seal-like container")):
@@ -24,7 +24,7 @@ def register(sub) -> None:
         k.add_argument("--n-test", type=bounded_int("--n-test", 1, 1_000_000), default=30,
                        help="test images (default 30)")
         k.add_argument("--size", type=bounded_int("--size", 16, 4096), default=256, help="image side (default 256)")
-        k.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0)
+        k.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0, help="seed of the synthesis (default 0)")
         k.add_argument("--gray", action="store_true", help="single-channel images")
         k.add_argument("--anomaly-fraction", type=bounded_float("--anomaly-fraction", 0.0, 1.0), default=0.6,
                        help="share of anomalous test images (default 0.6)")
