@@ -70,3 +70,12 @@ def test_ssim_parity(rng, shape):
     m_cpu, map_cpu = kernels.ssim(a, b, return_map=True)
     np.testing.assert_allclose(m_gpu, m_cpu, atol=1e-5)
     np.testing.assert_allclose(map_gpu, map_cpu, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("shape", [(3, 16, 37, 53), (2, 5, 64, 64, 3), (1, 2, 1, 1)])
+def test_frame_extremes_parity(rng, dtype, shape):
+    frames = rng.integers(0, 256, shape).astype(dtype)
+    lo, hi = kernels.frame_extremes(frames, device=DEV)
+    np.testing.assert_array_equal(lo, frames.min(axis=1))
+    np.testing.assert_array_equal(hi, frames.max(axis=1))

@@ -17,10 +17,12 @@ from edge_sdk.kernels.heatmap import (
 from edge_sdk.kernels.knn import KnnIndex, knn
 from edge_sdk.kernels.mahalanobis import local_nearest, mahalanobis, whiten
 from edge_sdk.kernels.preprocess import preprocess
+from edge_sdk.kernels.rank import frame_extremes
 from edge_sdk.kernels.ssim import ssim
 
 __all__ = [
     "ssim",
+    "frame_extremes",
     "knn",
     "KnnIndex",
     "mahalanobis",

@@ -1,0 +1,43 @@
+"""Rank-filter images of an acquisition (kernels.frame_extremes) against NumPy, on random frames
+and on frames of a part with a static defect and a moving bubble."""
+
+import numpy as np
+import pytest
+
+from edge_sdk import kernels
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("shape", [(4, 16, 37, 53), (2, 3, 64, 64, 3), (1, 2, 1, 1), (3, 7, 129, 200)])
+def test_matches_numpy(rng, dtype, shape):
+    frames = rng.integers(0, 256, shape).astype(dtype)
+    if dtype == np.float32:
+        frames += rng.random(shape, dtype=np.float32)
+    lo, hi = kernels.frame_extremes(frames)
+    assert lo.dtype == dtype and lo.shape == shape[:1] + shape[2:]
+    np.testing.assert_array_equal(lo, frames.min(axis=1))
+    np.testing.assert_array_equal(hi, frames.max(axis=1))
+
+
+def test_what_moves_shows_only_in_the_darker_image():
+    part = np.full((16, 48, 48), 200, np.uint8)
+    part[:, 20:24, 10:30] = 60  # a defect fixed to the part: in every frame
+    for f in range(16):  # a dark bubble rising through the liquid: a different place in each frame
+        part[f, 40 - 2 * f:44 - 2 * f, 35:39] = 20
+    lo, hi = kernels.frame_extremes(part[None])
+    assert (lo[0, 20:24, 10:30] == 60).all() and (hi[0, 20:24, 10:30] == 60).all()
+    trail = lo[0, 10:44, 35:39]
+    assert (trail == 20).mean() > 0.9 and (hi[0, :, 35:39] == 200).all()
+
+
+def test_bad_input_is_named():
+    with pytest.raises(TypeError, match="frames: expected dtype uint8 or float32, got uint16"):
+        kernels.frame_extremes(np.zeros((1, 2, 4, 4), np.uint16))
+    with pytest.raises(ValueError, match="frames: expected 4 or 5 dimensions"):
+        kernels.frame_extremes(np.zeros((2, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="frames: expected 2 to 1024 frames"):
+        kernels.frame_extremes(np.zeros((1, 1, 4, 4), np.uint8))
+    bad = np.zeros((1, 2, 4, 4), np.float32)
+    bad[0, 1, 2, 2] = np.nan
+    with pytest.raises(ValueError, match="frames: contains NaN"):
+        kernels.frame_extremes(bad)
