@@ -41,3 +41,31 @@ def test_bad_input_is_named():
     bad[0, 1, 2, 2] = np.nan
     with pytest.raises(ValueError, match="frames: contains NaN"):
         kernels.frame_extremes(bad)
+
+
+def test_synthetic_acquisition_bubbles_move_defects_stay():
+    """The vial-strip generator's frames: rising bubbles darken the lowest image along their
+    trails and vanish from the highest; a black spot fixed to the plastic stays dark in both."""
+    from edge_sdk.data.vial_strip import _new_product, render_acquisition
+
+    rng = np.random.default_rng(1)
+    spec = _new_product(rng, 64, "black_spot")
+    frames, mask = render_acquisition(spec, rng, frames=16, bubbles=(3, 4))
+    lo, hi = kernels.frame_extremes(frames[None])
+    lo, hi, m = lo[0].astype(int), hi[0].astype(int), mask.astype(bool)
+    assert frames.shape == (16, 256, 320) and m.sum() > 20
+    ring = np.zeros_like(m)
+    ring[max(0, np.flatnonzero(m.any(1))[0] - 12):np.flatnonzero(m.any(1))[-1] + 12,
+         max(0, np.flatnonzero(m.any(0))[0] - 12):np.flatnonzero(m.any(0))[-1] + 12] = True
+    ring &= ~m
+    assert hi[m].mean() < hi[ring].mean() - 40  # the spot is in the lighter image
+    liquid = np.zeros_like(m)
+    liquid[150:220] = True  # the bodies below the meniscus, where the bubbles rise
+    # bubble rims: many pixels far darker in the lowest image than in the highest
+    assert ((hi - lo)[liquid & ~m] > 40).mean() > 0.02
+    # without bubbles the two images differ by sensor noise only
+    calm, _ = render_acquisition(spec, np.random.default_rng(2), frames=16, bubbles=(0, 0))
+    clo, chi = kernels.frame_extremes(calm[None])
+    assert ((chi[0].astype(int) - clo[0])[liquid & ~m] > 40).mean() < 0.001
+    with pytest.raises(ValueError, match="frames: expected 1 to 1024"):
+        render_acquisition(spec, rng, frames=0)

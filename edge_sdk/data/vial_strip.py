@@ -43,7 +43,7 @@ from edge_sdk.atomic import atomic_directory
 from edge_sdk.synthesis.perlin import perlin_noise
 
 __all__ = ["CATEGORY", "PARTS", "DEFECT_KINDS", "VIALS", "StripSpec", "region_layout", "render_strip",
-           "make_vial_strip_dataset"]
+           "render_acquisition", "make_vial_strip_dataset"]
 
 CATEGORY = "vial_strip"
 VIALS = 5
@@ -268,6 +268,58 @@ def render_strip(spec: StripSpec, rng: np.random.Generator) -> tuple[np.ndarray,
         mask[:, cols] |= ndimage.binary_dilation(fp, iterations=1)
     img = background * np.clip(trans, 0.02, 1.2) * (1.0 + 0.03 * tex) + rng.normal(0, 2.0, (h, w))
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask.astype(np.uint8)
+
+
+MAX_FRAMES = 1024
+
+
+def _bubble(img: np.ndarray, cy: float, cx: float, radius: float) -> None:
+    """A gas bubble or drop seen against the back light: a dark refracting rim around a lighter
+    centre (drawn in place on a float image)."""
+    yy, xx = np.ogrid[0:img.shape[0], 0:img.shape[1]]
+    d = np.hypot(yy - cy, xx - cx)
+    rim = np.exp(-0.5 * ((d - radius) / 0.8) ** 2)
+    img *= 1.0 - 0.55 * rim
+    img += 12.0 * np.clip(1.0 - d / max(radius - 1.0, 0.5), 0.0, 1.0)
+
+
+def render_acquisition(spec: StripSpec, rng: np.random.Generator, frames: int = 16,
+                       bubbles: tuple[int, int] = (1, 4)) -> tuple[np.ndarray, np.ndarray]:
+    """The K frames of one acquisition while the strip is handled: (K, H, W) uint8 and the (H, W)
+    uint8 mask of the defect over the whole acquisition. Between frames the pose and light stay,
+    the sensor noise changes, gas bubbles and drops (a few a vial, in the liquid) rise and drift,
+    and a particle defect floats; every other defect is fixed to the part. So the per-pixel
+    lowest value over the frames shows what moved and what is fixed; the highest only what is
+    fixed (`edge_sdk.kernels.frame_extremes`)."""
+    if not 1 <= int(frames) <= MAX_FRAMES:
+        raise ValueError(f"frames: expected 1 to {MAX_FRAMES}, got {frames}")
+    s = spec.size
+    moving = []
+    for i, vial in enumerate(spec.vials):
+        for _ in range(int(rng.integers(bubbles[0], bubbles[1] + 1))):
+            moving.append(dict(x=i * s + s / 2 + vial.dx + float(rng.uniform(-0.25, 0.25) * s),
+                               y=float(rng.uniform(vial.level * s + 0.15 * s, 3.4 * s)),
+                               r=float(rng.uniform(2.0, 4.5)), vy=-float(rng.uniform(2.0, 5.0)),
+                               vx=float(rng.uniform(-1.0, 1.0)), top=vial.level * s + 6.0))
+    out = np.empty((int(frames), 4 * s, VIALS * s), np.uint8)
+    mask = np.zeros((4 * s, VIALS * s), np.uint8)
+    frame_spec = spec
+    for f in range(int(frames)):
+        if f and spec.defect and spec.defect["kind"] == "particle":  # it floats; the rest stays put
+            d = dict(frame_spec.defect)
+            r0 = PARTS.index(d["part"]) * s
+            d["y"] = float(np.clip(d["y"] + rng.uniform(-2, 2), r0 + 0.15 * s, r0 + 0.85 * s))
+            d["x"] = float(np.clip(d["x"] + rng.uniform(-2, 2), -0.25 * s, 0.25 * s))
+            frame_spec = StripSpec(spec.size, spec.brightness, spec.vials, spec.texture_seed, d)
+        img, m = render_strip(frame_spec, rng)
+        work = img.astype(np.float64)
+        for b in moving:
+            y = b["y"] + f * b["vy"]
+            if y > b["top"]:  # a bubble that reached the meniscus is gone
+                _bubble(work, y, b["x"] + f * b["vx"], b["r"])
+        out[f] = np.clip(np.rint(work), 0, 255).astype(np.uint8)
+        mask |= m
+    return out, mask
 
 
 def _write_png(path: str, array: np.ndarray) -> None:
