@@ -71,6 +71,15 @@ EDGE_HD Verdict product_verdict(const Verdict* regions, int64_t n) {
   return any_review ? Verdict::Review : Verdict::Accept;
 }
 
+// A run's verdict from the verdicts of the n acquisitions of one product (the vial line's 7 of
+// 10): reject when at least k acquisitions were rejected (k >= 1; rejecting is always safe, even
+// with acquisitions missing); otherwise accepted only when all n were judged (accepted or
+// rejected); a missing or review acquisition makes it review.
+EDGE_HD Verdict run_verdict(int64_t rejects, int64_t accepts, int64_t n, int64_t k) {
+  if (rejects >= k) return Verdict::Reject;
+  return rejects + accepts >= n ? Verdict::Accept : Verdict::Review;
+}
+
 // The fail-safe check of a reported verdict: an accept stands only with a finite score and a
 // finite normalized score; any other code than accept or reject is review.
 EDGE_HD Verdict checked_verdict(Verdict v, float score, float normalized) {
