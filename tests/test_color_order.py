@@ -74,7 +74,8 @@ def test_preprocess_bgr_on_the_gpu(rng, dtype, size, antialias):
 def _runtime(name: str, device: str = "cpu"):
     if "onnxruntime" not in edge_sdk.runtime.available_backends():
         pytest.skip("no ONNX Runtime backend in this build")
-    return edge_sdk.Runtime(FIXTURES / f"{name}.bundle", device=device, threads=1)
+    # the network on ONNX Runtime's CPU provider: the pipeline's kernels run on `device`
+    return edge_sdk.Runtime(FIXTURES / f"{name}.bundle", device=device, threads=1, provider="cpu")
 
 
 def _assert_same(a, b):
