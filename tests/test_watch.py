@@ -241,11 +241,12 @@ def test_gray_bundle_reads_gray_frames(rng, tmp_path):
 @pytest.mark.parametrize("source, message", [
     ("no/such/place", "no such folder or video file"),
     ("notes.txt", "OpenCV cannot open this video file"),
+    ("notes.txt --save video", "--save: says what --out DIR holds"),
 ])
-def test_bad_sources_are_named(tmp_path, source, message):
+def test_bad_sources_and_options_are_named(tmp_path, source, message):
     (tmp_path / "notes.txt").write_text("not a video")
-    p = subprocess.run([sys.executable, "-m", "edge_sdk.cli", "watch", str(BUNDLE), source], cwd=tmp_path, env=_env(),
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-m", "edge_sdk.cli", "watch", str(BUNDLE), *source.split()], cwd=tmp_path,
+                       env=_env(), capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 

@@ -113,6 +113,8 @@ def run(args) -> int:
     from edge_sdk.commands._watch_sources import open_source
     from edge_sdk.commands.predict import display_heatmap
 
+    if args.save and not args.out:
+        raise UserError("--save: says what --out DIR holds; give --out DIR too")
     import cv2  # noqa: F401  (before the bundle is opened: a missing extra is named at once)
 
     from edge_sdk.commands._watch_outputs import gui_available
