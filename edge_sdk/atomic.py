@@ -35,14 +35,17 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
+def atomic_path(path: str | os.PathLike, suffix: str = "", *, keep_extension: bool = False) -> Iterator[str]:
     """Yields a temporary path in the target's folder (created if missing); renames it onto
     ``path`` when the block succeeds, removes it when the block raises. The file gets the
-    permissions a plain ``open(path, "w")`` would give (mkstemp's are owner-only)."""
+    permissions a plain ``open(path, "w")`` would give (mkstemp's are owner-only).
+    keep_extension: the temporary ends in ``.tmp`` + the target's extension (``.tmp.avi``), for
+    writers that choose the file format from the name (video encoders)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix + ".tmp", dir=folder)
+    tail = ".tmp" + os.path.splitext(path)[1] if keep_extension else suffix + ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=tail, dir=folder)
     os.close(fd)
     try:
         yield tmp

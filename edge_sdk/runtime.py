@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge_sdk._native import core as _core
+from edge_sdk.kernels._args import as_color_order
 
 # Names by verdict code: the C ABI's edge_verdict (0 review, 1 accept, 2 reject), which the C++
 # runtime uses too, so zeroed memory reads as review.
@@ -257,7 +258,7 @@ class Runtime:
                               f"value_range=({b_lo:g}, {b_hi:g}) if they are dark images already in that range")
         return refused
 
-    def predict(self, images, *, on_error: str = "raise", value_range=None) -> Results:
+    def predict(self, images, *, on_error: str = "raise", value_range=None, color_order: str = "rgb") -> Results:
         """Judges one image or a batch: (H, W), (H, W, 1 or 3), (N, H, W), (N, H, W, C) or a list.
         A 3-D array with 2 or 4 to 8 on its last axis is refused as ambiguous (RGBA? a batch of
         narrow gray images?): drop alpha with ``a[..., :3]`` or pass a list. Byte-swapped arrays
@@ -271,9 +272,15 @@ class Runtime:
         Float images follow the bundle's ``input.value_range`` (``self.manifest["input"]``, usually
         [0, 255] like uint8). ``value_range=(min, max)`` states the range of float images and maps
         them onto the bundle's; without it, float images outside the bundle's range, or in [0, 1]
-        for a bundle expecting [0, 255], are unusable images (never silently rescaled)."""
+        for a bundle expecting [0, 255], are unusable images (never silently rescaled).
+
+        color_order: channel order of 3-channel images, "rgb" (default) or "bgr" (OpenCV's
+        ``cv2.imread`` / ``VideoCapture`` frames, passed as they are: the runtime reads channel
+        2 - c where the RGB image has channel c, no copy, identical results). Gray images are
+        unaffected."""
         if on_error not in ("raise", "review"):
             raise ValueError(f"on_error: expected 'raise' or 'review', got {on_error!r}")
+        color_order = as_color_order(color_order)
         items, _ = _as_image_list(images)
         refused = {i: why for i, a in enumerate(items) if (why := _unreadable(a, i)) is not None}
         readable = [a if i not in refused else np.zeros((1, 1), np.uint8) for i, a in enumerate(items)]
@@ -281,7 +288,7 @@ class Runtime:
         items = [readable[i] if i not in refused else a for i, a in enumerate(items)]
         if refused and on_error == "raise":
             raise ValueError("; ".join(refused.values()))
-        raw = self._predict_raw(items, refused)
+        raw = self._predict_raw(items, refused, color_order)
         if on_error == "raise":
             bad = [e for e, inv in zip(raw["errors"], raw["invalid_input"]) if inv]
             if bad:
@@ -300,14 +307,14 @@ class Runtime:
                        verdict_codes=codes, heatmaps=heat, regions=regions, errors=list(raw["errors"]),
                        times=dict(raw["times"]))
 
-    def _predict_raw(self, items: list[np.ndarray], refused: dict[int, str]) -> dict:
+    def _predict_raw(self, items: list[np.ndarray], refused: dict[int, str], color_order: str) -> dict:
         """The C++ predict on the images it can read; ``refused`` ones (index -> reason) are put
         back in place as not judged ("review", NaN scores, no heatmap), as the runtime itself
         returns an image it refuses."""
         if not refused:
-            return self._rt.predict(items)
+            return self._rt.predict(items, color_order)
         kept = [i for i in range(len(items)) if i not in refused]
-        part = self._rt.predict([items[i] for i in kept]) if kept else None
+        part = self._rt.predict([items[i] for i in kept], color_order) if kept else None
         review = VERDICTS.index("review")
         n, r = len(items), len(self.region_names)
         raw = {"scores": np.full(n, np.nan, np.float32), "normalized": np.full(n, np.nan, np.float32),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The C/C++ SDK inside the Python wheel: builds the wheel (pip wheel, a full build: minutes),
 # unpacks it into a temporary site folder, asks `edge-sdk config` where the CMake package is, and
-# builds and runs the example host against it. Not part of scripts/test.sh (time); run after
+# builds and runs the example hosts against it. Not part of scripts/test.sh (time); run after
 # packaging changes.
 #
 # Usage: bash scripts/check_wheel_sdk.sh
@@ -30,4 +30,17 @@ cmake -S cpp/examples/host -B "$work/host" -G Ninja -Dedge_sdk_DIR="$cmake_dir" 
 cmake --build "$work/host" > /dev/null
 EDGE_SDK_ONNXRUNTIME_LIB=$(cd "$work" && $PY -m edge_sdk.cli config --onnxruntime-lib) \
   "$work/host/edge_host" --bundle "$work/fixtures/regions" --frames "$work/fixtures/frames" --rate 50 --cycles 6 --quiet
+# The OpenCV example host too, where OpenCV's development files are installed (CI installs them).
+if cmake -S cpp/examples/opencv_host -B "$work/opencv_host" -G Ninja -Dedge_sdk_DIR="$cmake_dir" > "$work/opencv_host.log" 2>&1; then
+  cmake --build "$work/opencv_host" > /dev/null
+  EDGE_SDK_ONNXRUNTIME_LIB=$(cd "$work" && $PY -m edge_sdk.cli config --onnxruntime-lib) \
+    "$work/opencv_host/edge_opencv_host" --bundle "$work/fixtures/plain" --video "$work/fixtures/png/plain_%03d.png" \
+    --threads 1 > "$work/opencv_video.txt"
+  $PY cpp/sdk_tests/check_opencv_host.py "$work/fixtures" "$work/opencv_video.txt"
+elif grep -q "OpenCV not found" "$work/opencv_host.log"; then
+  echo "SKIPPED the OpenCV example host: $(grep -o "OpenCV not found.*" "$work/opencv_host.log" | head -1)"
+  if [ "${EDGE_SDK_REQUIRE_FULL:-0}" = 1 ]; then exit 1; fi
+else
+  cat "$work/opencv_host.log"; exit 1
+fi
 echo "wheel SDK: ok"

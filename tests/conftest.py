@@ -13,7 +13,7 @@ _SEED = os.environ.get("EDGE_SDK_TEST_SEED")
 # not a machine that lacks hardware. GPU, TensorRT and data set skips stay skips.
 REQUIRED_IN_FULL = [
     r"could not import '(torch|onnx|onnxruntime|onnxconverter_common|scipy(\.\w+)*|skimage(\.\w+)*|matplotlib"
-    r"|pytorch_msssim|mypy|edge_sdk\.models)'",
+    r"|pytorch_msssim|mypy|edge_sdk\.models|cv2)'",
     r"mypy is installed by scripts/setup\.sh",
     r"tensorrt-stubs not installed",
     r"without the ONNX Runtime (headers|backend)",

@@ -36,7 +36,8 @@ EDGE_PY_BINDER(preprocess) {
   m.def(
       "preprocess",
       [](py::handle images_obj, int64_t out_h, int64_t out_w, const std::vector<float>& mean,
-         const std::vector<float>& std, int channels, float scale, const std::string& device, bool antialias) {
+         const std::vector<float>& std, int channels, float scale, const std::string& device, bool antialias,
+         const std::string& color_order) {
         if (!py::isinstance<py::array>(images_obj))
           throw py::type_error("images: expected a numpy array, got " +
                                std::string(py::str(py::type::handle_of(images_obj).attr("__name__"))));
@@ -47,6 +48,7 @@ EDGE_PY_BINDER(preprocess) {
         p.channels = channels;
         p.scale = scale;
         p.antialias = antialias;
+        p.color_order = edge::parse_color_order(color_order);
         if (channels != 1 && channels != 3)
           throw py::value_error("channels: expected 1 or 3, got " + std::to_string(channels));
         fill_channel_values(mean, channels, "mean", p.mean);
@@ -66,7 +68,12 @@ EDGE_PY_BINDER(preprocess) {
         throw py::type_error("images: expected dtype uint8 or float32, got " + std::string(py::str(dt)));
       },
       py::arg("images"), py::arg("out_h"), py::arg("out_w"), py::arg("mean"), py::arg("std"),
-      py::arg("channels"), py::arg("scale"), py::arg("device"), py::arg("antialias") = false);
+      py::arg("channels"), py::arg("scale"), py::arg("device"), py::arg("antialias") = false,
+      py::arg("color_order") = "rgb");
+  m.def(
+      "parse_color_order",
+      [](const std::string& text) { return std::string(edge::color_order_name(edge::parse_color_order(text))); },
+      py::arg("color_order"), "\"rgb\" or \"bgr\" as is; ValueError naming color_order for anything else.");
 }
 
 }  // namespace edge_py

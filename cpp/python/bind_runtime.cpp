@@ -107,7 +107,8 @@ EDGE_PY_BINDER(runtime) {
       .def_property_readonly("region_names", [](const PyRuntime& p) { return p.rt->region_names(); })
       .def(
           "predict",
-          [](PyRuntime& p, const py::list& images) {
+          [](PyRuntime& p, const py::list& images, const std::string& color_order) {
+            const edge::ColorOrder order = edge::parse_color_order(color_order);
             std::vector<py::array> arrays;
             arrays.reserve(images.size());
             std::vector<edge::ImageView> views;
@@ -118,6 +119,7 @@ EDGE_PY_BINDER(runtime) {
                 throw py::type_error("images[" + std::to_string(i) + "]: expected a numpy array");
               arrays.push_back(py::reinterpret_borrow<py::array>(images[i]));
               views.push_back(view_of(arrays.back(), i));
+              views.back().color_order = order;
             }
             const int64_t n = static_cast<int64_t>(views.size());
             {
@@ -178,7 +180,7 @@ EDGE_PY_BINDER(runtime) {
             out["times"] = times;
             return out;
           },
-          py::arg("images"));
+          py::arg("images"), py::arg("color_order") = "rgb");
 }
 
 }  // namespace edge_py

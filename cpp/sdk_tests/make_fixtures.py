@@ -14,6 +14,8 @@
             the Python API's results on the same images (edge_sdk.Runtime, the same C++ core),
             compared with the C program's by check_results.py
   frames/   the frames as binary PPM files, for the example host program
+  png/      plain_images as PNG files (plain_000.png ...) and broken.png (not an image), for the
+            OpenCV example host (cpp/examples/opencv_host, checked by check_opencv_host.py)
 
 Usage: python cpp/sdk_tests/make_fixtures.py OUT_DIR
 """
@@ -136,6 +138,11 @@ def main(out_dir: str) -> None:
     plain = _export(ssim_parts(size=32, channels=3), out / "plain", plain_images)
     res = edge_sdk.Runtime(plain, threads=1).predict(list(plain_images))
     _write_results(out / "py_results_plain.txt", res, regions=False)
+    # The same images as PNG files (RGB as stored), and one file that is no image, for the OpenCV host
+    (out / "png").mkdir(exist_ok=True)
+    for i, img in enumerate(plain_images):
+        Image.fromarray(img).save(out / "png" / f"plain_{i:03d}.png")
+    (out / "png" / "broken.png").write_bytes(b"not a png")
 
     frame = {"width": 120, "height": 40}
     frames = _images(rng, 6, 40, 120)

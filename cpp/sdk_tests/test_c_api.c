@@ -1,7 +1,8 @@
 /* The C ABI from a plain C99 program built against the installed SDK: versions, open/close,
  * specifications, cycles with per-image and per-region results and heatmaps, strided region
  * views, the fail-safe verdicts, deadlines, and bad input of every kind (null pointers, wrong
- * sizes, closed or invented handles, corrupt bundles): a status and a message, never a crash.
+ * sizes, closed or invented handles, corrupt bundles): a status and a message, never a crash;
+ * BGR images through edge_run_with.
  *
  * usage: test_c_api FIXTURES_DIR OUT_DIR
  *   FIXTURES_DIR from make_fixtures.py; OUT_DIR receives c_results_*.txt, which check_results.py
@@ -457,6 +458,114 @@ static void test_bad_images(const fixture_images* fx) {
   CHECK_STATUS(edge_close(rt), EDGE_OK);
 }
 
+/* One image through edge_run (ro NULL, no deadline) or edge_run_with. */
+static void run_one(edge_runtime* rt, const edge_image* im, const edge_run_options* ro, edge_image_result* r,
+                    float* heat, size_t heat_floats, edge_status expected) {
+  edge_batch_outputs o;
+  edge_batch_outputs_init(&o);
+  o.results = r;
+  o.results_capacity = 1;
+  o.heatmaps = heat;
+  o.heatmaps_capacity = heat_floats;
+  CHECK_STATUS(ro ? edge_run_with(rt, im, 1, ro, &o) : edge_run(rt, im, 1, 0, &o), expected);
+}
+
+/* BGR images (OpenCV's order) through edge_run_with: exactly the results of the same images in
+ * RGB order, uint8 and float, heatmaps included; gray images are unaffected; any other order,
+ * or an options struct too small, refuses the call with every result review. */
+static void test_color_order(const fixture_images* fx) {
+  edge_runtime* rt = open_plain(1, 0, 1);
+  const size_t px = (size_t)fx->h * (size_t)fx->w, floats = px;
+  unsigned char* rev = (unsigned char*)malloc(px * 3);
+  unsigned char* gray = (unsigned char*)malloc(px);
+  float* frgb = (float*)malloc(px * 3 * sizeof(float));
+  float* fbgr = (float*)malloc(px * 3 * sizeof(float));
+  float* heat_ref = (float*)malloc(floats * sizeof(float));
+  float* heat = (float*)malloc(floats * sizeof(float));
+  edge_run_options ro;
+  edge_image_result ref, res;
+  edge_image im;
+  size_t p;
+  int i, c;
+
+  CHECK(fx->c == 3);
+  edge_run_options_init(&ro);
+  CHECK(ro.struct_size == sizeof ro && ro.color_order == EDGE_COLOR_RGB && ro.deadline_ms < 0);
+  for (i = 0; i < fx->n; ++i) {
+    const unsigned char* src = fx->data + (size_t)i * px * 3;
+    for (p = 0; p < px; ++p)
+      for (c = 0; c < 3; ++c) {
+        rev[p * 3 + (size_t)c] = src[p * 3 + 2 - (size_t)c];
+        frgb[p * 3 + (size_t)c] = (float)src[p * 3 + (size_t)c] * 0.5f + 0.25f;
+        fbgr[p * 3 + (size_t)c] = (float)src[p * 3 + 2 - (size_t)c] * 0.5f + 0.25f;
+      }
+    im = fixture_image(fx, i);
+    run_one(rt, &im, NULL, &ref, heat_ref, floats, EDGE_OK);
+    ro.color_order = EDGE_COLOR_RGB;
+    run_one(rt, &im, &ro, &res, heat, floats, EDGE_OK); /* RGB through edge_run_with = edge_run */
+    CHECK(same_result(&res, &ref) && memcmp(heat, heat_ref, floats * sizeof(float)) == 0);
+    ro.color_order = EDGE_COLOR_BGR;
+    im.data = rev;
+    run_one(rt, &im, &ro, &res, heat, floats, EDGE_OK);
+    CHECK(same_result(&res, &ref) && memcmp(heat, heat_ref, floats * sizeof(float)) == 0);
+    /* float32 pixels: the BGR copy of a float image gives that image's results */
+    im.dtype = EDGE_DTYPE_FLOAT32;
+    im.data = frgb;
+    run_one(rt, &im, NULL, &ref, heat_ref, floats, EDGE_OK);
+    im.data = fbgr;
+    run_one(rt, &im, &ro, &res, heat, floats, EDGE_OK);
+    CHECK(same_result(&res, &ref) && memcmp(heat, heat_ref, floats * sizeof(float)) == 0);
+    /* gray: one channel reads the same in either order */
+    for (p = 0; p < px; ++p) gray[p] = src[p * 3 + 1];
+    im = fixture_image(fx, i);
+    im.data = gray;
+    im.channels = 1;
+    run_one(rt, &im, NULL, &ref, heat_ref, floats, EDGE_OK);
+    run_one(rt, &im, &ro, &res, heat, floats, EDGE_OK);
+    CHECK(same_result(&res, &ref) && memcmp(heat, heat_ref, floats * sizeof(float)) == 0);
+  }
+
+  /* NULL options are edge_run's defaults (RGB, the runtime's deadline). */
+  im = fixture_image(fx, 0);
+  run_one(rt, &im, NULL, &ref, heat_ref, floats, EDGE_OK);
+  {
+    edge_batch_outputs o;
+    edge_batch_outputs_init(&o);
+    o.results = &res;
+    o.results_capacity = 1;
+    CHECK_STATUS(edge_run_with(rt, &im, 1, NULL, &o), EDGE_OK);
+    CHECK(same_result(&res, &ref));
+  }
+
+  /* Refused: an unknown order, an options struct of an older or no size, a NaN deadline. The
+     prefilled accept never survives. */
+  ro.color_order = 2;
+  res.verdict = EDGE_VERDICT_ACCEPT;
+  run_one(rt, &im, &ro, &res, NULL, 0, EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "options->color_order") != NULL && strstr(edge_last_error(), "got 2") != NULL);
+  CHECK(res.verdict == EDGE_VERDICT_REVIEW && res.status == EDGE_E_INVALID_ARGUMENT && res.review == EDGE_REVIEW_ERROR);
+  ro.color_order = -1;
+  run_one(rt, &im, &ro, &res, NULL, 0, EDGE_E_INVALID_ARGUMENT);
+  edge_run_options_init(&ro);
+  ro.struct_size = 4;
+  res.verdict = EDGE_VERDICT_ACCEPT;
+  run_one(rt, &im, &ro, &res, NULL, 0, EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "options->struct_size") != NULL);
+  CHECK(res.verdict == EDGE_VERDICT_REVIEW);
+  edge_run_options_init(&ro);
+  ro.deadline_ms = NAN;
+  run_one(rt, &im, &ro, &res, NULL, 0, EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "deadline_ms") != NULL);
+
+  free(rev);
+  free(gray);
+  free(frgb);
+  free(fbgr);
+  free(heat_ref);
+  free(heat);
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+}
+
 static void test_handles(const fixture_images* fx) {
   edge_runtime* rt = open_plain(0, 0, 1);
   edge_runtime* fake = (edge_runtime*)(uintptr_t)0x1234;
@@ -673,6 +782,7 @@ int main(int argc, char** argv) {
   test_review_band(&plain);
   test_run_regions(&frames, argv[2]);
   test_bad_images(&plain);
+  test_color_order(&plain);
   test_handles(&plain);
   test_sharing(&plain);
   test_deadline(&slow);

@@ -1,11 +1,12 @@
 // The header-only C++ layer (edge_sdk.hpp) built against the installed SDK: RAII, exceptions for
 // unusable calls only, cycles that report per-image problems and deadline overruns without
-// throwing, buffer reuse, regions and heatmaps.
+// throwing, buffer reuse, regions and heatmaps, BGR images.
 //
 // usage: test_cpp_api FIXTURES_DIR
 #include <edge_sdk/edge_sdk.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -36,6 +37,24 @@ edge_status thrown_status(F&& f) {
 std::vector<edge_image> views(const fixture_images& fx, int n) {
   std::vector<edge_image> out;
   for (int i = 0; i < n; ++i) out.push_back(fixture_image(&fx, i));
+  return out;
+}
+
+// The images' pixels with the channels of each reversed (RGB -> BGR), and views of them.
+std::vector<edge_image> reversed(const std::vector<edge_image>& rgb, std::vector<uint8_t>& pixels) {
+  size_t total = 0;
+  for (const edge_image& im : rgb) total += static_cast<size_t>(im.height) * static_cast<size_t>(im.width) * 3;
+  pixels.resize(total);
+  std::vector<edge_image> out;
+  size_t at = 0;
+  for (const edge_image& im : rgb) {
+    const size_t px = static_cast<size_t>(im.height) * static_cast<size_t>(im.width);
+    const uint8_t* src = static_cast<const uint8_t*>(im.data);
+    for (size_t p = 0; p < px; ++p)
+      for (size_t c = 0; c < 3; ++c) pixels[at + p * 3 + c] = src[p * 3 + 2 - c];
+    out.push_back(edge_sdk::image_u8(pixels.data() + at, im.height, im.width, 3));
+    at += px * 3;
+  }
   return out;
 }
 
@@ -87,6 +106,19 @@ void test_cycle(const fixture_images& fx) {
   edge_sdk::Cycle plain = rt.run(images);
   CHECK(plain.ok() && plain.heatmap(0) == nullptr && same_result(&plain[0], &r0));
 
+  // BGR copies, told so, give the RGB images' results and heatmaps.
+  std::vector<uint8_t> bgr_pixels;
+  const std::vector<edge_image> bgr = reversed(images, bgr_pixels);
+  edge_sdk::Cycle from_bgr;
+  rt.run(bgr.data(), bgr.size(), from_bgr, -1, true, true, edge_sdk::ColorOrder::BGR);
+  rt.run(images.data(), images.size(), c, -1, true);
+  CHECK(from_bgr.ok() && from_bgr.size() == c.size());
+  for (size_t i = 0; i < c.size(); ++i) {
+    CHECK(same_result(&from_bgr[i], &c[i]));
+    CHECK(std::memcmp(from_bgr.heatmap(i), c.heatmap(i), sizeof(float) * static_cast<size_t>(fx.h * fx.w)) == 0);
+  }
+  CHECK(same_result(&rt.run(bgr, -1, false, edge_sdk::ColorOrder::BGR)[0], &r0));
+
   // A bad image does not throw: the cycle reports it and the image is review.
   std::vector<edge_image> bad = images;
   bad[1].channels = 4;
@@ -121,6 +153,16 @@ void test_regions(const fixture_images& frames) {
     CHECK((c.verdict(i) == edge_sdk::Verdict::Reject) == reject);
   }
   CHECK(thrown_status([&] { (void)c.region(0, 3); }) == EDGE_E_INTERNAL);  // std::out_of_range
+  // BGR frames: the regions are cut from the frame as it is, then read in BGR order.
+  std::vector<uint8_t> bgr_pixels;
+  const std::vector<edge_image> bgr = reversed(images, bgr_pixels);
+  edge_sdk::Cycle from_bgr;
+  rt.run(bgr.data(), bgr.size(), from_bgr, -1, false, true, edge_sdk::ColorOrder::BGR);
+  CHECK(from_bgr.ok());
+  for (size_t i = 0; i < c.size(); ++i) {
+    CHECK(same_result(&from_bgr[i], &c[i]));
+    for (size_t k = 0; k < 3; ++k) CHECK(std::memcmp(&from_bgr.region(i, k), &c.region(i, k), sizeof(edge_region_result)) == 0);
+  }
 }
 
 void test_deadline(const fixture_images& slow) {

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numbers
 
+from edge_sdk._native import core as _core
+
 
 def as_size(size, name: str = "size") -> tuple[int, int]:
     """(out_h, out_w) as two positive Python ints."""
@@ -37,3 +39,11 @@ def as_device(device) -> str:
     if not isinstance(device, str):
         raise TypeError(f"device: expected a string such as \"cpu\" or \"cuda:0\", got {device!r}")
     return device
+
+
+def as_color_order(value) -> str:
+    """The channel order of 3-channel images, "rgb" or "bgr"; the value is checked by the C++ core,
+    the one place that knows the orders."""
+    if not isinstance(value, str):
+        raise TypeError(f"color_order: expected \"rgb\" or \"bgr\", got {value!r}")
+    return _core.parse_color_order(value)

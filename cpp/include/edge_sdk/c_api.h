@@ -38,7 +38,7 @@ extern "C" {
 /* ABI version: major << 16 | minor. A program built against headers of minor version m runs with
  * a library of the same major version and minor >= m. */
 #define EDGE_ABI_VERSION_MAJOR 1
-#define EDGE_ABI_VERSION_MINOR 1
+#define EDGE_ABI_VERSION_MINOR 2
 #define EDGE_ABI_VERSION ((EDGE_ABI_VERSION_MAJOR << 16) | EDGE_ABI_VERSION_MINOR)
 
 typedef enum edge_status {
@@ -73,6 +73,12 @@ enum {
 };
 
 typedef enum edge_dtype { EDGE_DTYPE_UINT8 = 1, EDGE_DTYPE_FLOAT32 = 2 } edge_dtype;
+
+/* ABI 1.2: channel order of 3-channel images (edge_run_options.color_order). BGR is OpenCV's order
+ * (cv::imread, cv::VideoCapture): such an image is read in place, channel 2 - c where an RGB image
+ * has channel c, with the same results as the RGB image and no conversion. Gray images read the
+ * same either way. */
+typedef enum edge_color_order { EDGE_COLOR_RGB = 0, EDGE_COLOR_BGR = 1 } edge_color_order;
 
 /* An opened bundle with its execution contexts. Safe to use from several threads at once. */
 typedef struct edge_runtime edge_runtime;
@@ -187,7 +193,8 @@ EDGE_API edge_status edge_describe(const edge_runtime* rt, char* buffer, size_t 
 /* ---- running a cycle --------------------------------------------------------------------------- */
 
 typedef struct edge_image {
-  const void* data;  /* pixel (row 0, column 0); channels interleaved (HWC), RGB order */
+  const void* data;  /* pixel (row 0, column 0); channels interleaved (HWC), RGB order (BGR: see
+                        edge_run_with) */
   int32_t height, width, channels; /* channels 1 or 3 */
   int32_t dtype;     /* edge_dtype */
   int64_t row_stride; /* bytes from one row to the next; 0 = packed. A region of a larger frame is
@@ -257,6 +264,26 @@ static inline void edge_batch_outputs_init(edge_batch_outputs* o) { memset(o, 0,
  * deadline). Results do not depend on which context ran a call or on concurrency. */
 EDGE_API edge_status edge_run(edge_runtime* rt, const edge_image* images, size_t count, double deadline_ms,
                               edge_batch_outputs* outputs);
+
+/* ABI 1.2: the options of one cycle. */
+typedef struct edge_run_options {
+  uint32_t struct_size; /* sizeof(edge_run_options) */
+  int32_t color_order;  /* edge_color_order of the cycle's 3-channel images; EDGE_COLOR_RGB (0) by default */
+  double deadline_ms;   /* as edge_run's argument: < 0 (default) the runtime's, 0 none, > 0 milliseconds */
+} edge_run_options;
+
+static inline void edge_run_options_init(edge_run_options* o) {
+  memset(o, 0, sizeof(*o));
+  o->struct_size = (uint32_t)sizeof(*o);
+  o->deadline_ms = -1.0;
+}
+
+/* edge_run with the cycle's options (NULL = defaults: RGB, the runtime's deadline); everything else,
+ * the fail-safe results included, is edge_run's. A color_order other than EDGE_COLOR_RGB or
+ * EDGE_COLOR_BGR refuses the call with EDGE_E_INVALID_ARGUMENT (every usable result review). Needs
+ * a library of ABI 1.2 or later (edge_abi_version() >= EDGE_ABI_VERSION; the C++ wrapper checks). */
+EDGE_API edge_status edge_run_with(edge_runtime* rt, const edge_image* images, size_t count,
+                                   const edge_run_options* options, edge_batch_outputs* outputs);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -40,6 +40,9 @@ inline void check(edge_status s) {
 enum class Verdict : int32_t { Review = EDGE_VERDICT_REVIEW, Accept = EDGE_VERDICT_ACCEPT, Reject = EDGE_VERDICT_REJECT };
 inline const char* to_string(Verdict v) { return edge_verdict_name(static_cast<int>(v)); }
 
+// Channel order of a cycle's 3-channel images: BGR is OpenCV's (a cv::Mat is handed over as it is).
+enum class ColorOrder : int32_t { RGB = EDGE_COLOR_RGB, BGR = EDGE_COLOR_BGR };
+
 // Throws Error when the library's ABI major version differs from the headers' (a host built
 // against another major version must not run).
 inline void check_abi() {
@@ -200,9 +203,9 @@ class Runtime {
     return fetch_string([&](char* b, size_t c, size_t* n) { return edge_describe(handle_, b, c, n); });
   }
 
-  // Judges `count` images into `cycle` (see edge_run). deadline_ms < 0 = the runtime's default.
+  // Judges `count` images into `cycle` (see edge_run_with). deadline_ms < 0 = the runtime's default.
   const Cycle& run(const edge_image* images, size_t count, Cycle& cycle, double deadline_ms = -1,
-                   bool heatmaps = false, bool regions = true) const {
+                   bool heatmaps = false, bool regions = true, ColorOrder color_order = ColorOrder::RGB) const {
     const size_t n_regions = static_cast<size_t>(output_.region_count);
     edge_batch_outputs& o = cycle.out_;
     edge_batch_outputs_init(&o);
@@ -226,7 +229,11 @@ class Runtime {
     o.heatmaps = heatmaps ? cycle.heatmaps_.data() : nullptr;
     o.heatmaps_capacity = heatmaps ? cycle.heatmaps_.size() : 0;
     cycle.region_count_ = want_regions ? n_regions : 0;
-    cycle.status_ = edge_run(handle_, images, count, deadline_ms, &o);
+    edge_run_options ro;
+    edge_run_options_init(&ro);
+    ro.deadline_ms = deadline_ms;
+    ro.color_order = static_cast<int32_t>(color_order);
+    cycle.status_ = edge_run_with(handle_, images, count, &ro, &o);
     if (cycle.status_ == EDGE_OK) {
       cycle.message_.clear();
       return cycle;
@@ -242,9 +249,10 @@ class Runtime {
         throw Error(cycle.status_, cycle.message_);
     }
   }
-  Cycle run(const std::vector<edge_image>& images, double deadline_ms = -1, bool heatmaps = false) const {
+  Cycle run(const std::vector<edge_image>& images, double deadline_ms = -1, bool heatmaps = false,
+            ColorOrder color_order = ColorOrder::RGB) const {
     Cycle c;
-    run(images.data(), images.size(), c, deadline_ms, heatmaps);
+    run(images.data(), images.size(), c, deadline_ms, heatmaps, true, color_order);
     return c;
   }
 

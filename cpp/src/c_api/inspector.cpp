@@ -94,7 +94,7 @@ void Context::set_image_failure(size_t i, edge_status status, uint32_t review, c
   }
 }
 
-void Context::stage(const edge_image* images, size_t count, bool want_regions, bool want_heatmaps) {
+void Context::stage(const edge_image* images, size_t count, ColorOrder order, bool want_regions, bool want_heatmaps) {
   count_ = count;
   want_regions_ = want_regions && region_count_ > 0;
   want_heatmaps_ = want_heatmaps;
@@ -135,6 +135,7 @@ void Context::stage(const edge_image* images, size_t count, bool want_regions, b
     v.height = im.height;
     v.width = im.width;
     v.channels = im.channels;
+    v.color_order = order;
     results_[i] = unjudged(EDGE_OK, 0);  // until judged
     results_[i].heatmap_offset = heat_offset_[i];
     if (!usable_[i]) {
@@ -438,7 +439,8 @@ double elapsed_ms(Clock::time_point t0) {
 
 }  // namespace
 
-edge_status Inspector::run(const edge_image* images, size_t count, double deadline_ms, edge_batch_outputs& out) {
+edge_status Inspector::run(const edge_image* images, size_t count, double deadline_ms, ColorOrder order,
+                           edge_batch_outputs& out) {
   const Clock::time_point t0 = Clock::now();
   out.elapsed_ms = 0;
   out.judged = 0;
@@ -487,7 +489,7 @@ edge_status Inspector::run(const edge_image* images, size_t count, double deadli
   size_t first_error_image = 0;
   edge_status first_status = EDGE_OK;
   try {
-    ctx->stage(images, count, out.regions != nullptr, out.heatmaps != nullptr);
+    ctx->stage(images, count, order, out.regions != nullptr, out.heatmaps != nullptr);
     ctx->start();
   } catch (...) {
     release(ctx);

@@ -53,7 +53,7 @@ class Context {
 
   // Caller side of a cycle (the context was taken from the pool by the caller). Copies the
   // images in, writes the verdicts of images that cannot even be staged, and starts the worker.
-  void stage(const edge_image* images, size_t count, bool want_regions, bool want_heatmaps);
+  void stage(const edge_image* images, size_t count, ColorOrder order, bool want_regions, bool want_heatmaps);
   void start();
   // Waits until the worker is done or `deadline` passes (no deadline when has_deadline is false),
   // then copies the results out. Returns true when every image was processed; on false the
@@ -111,7 +111,7 @@ class Inspector {
   const std::string& bundle_path() const { return bundle_->path; }
   size_t region_count() const { return region_count_; }
 
-  edge_status run(const edge_image* images, size_t count, double deadline_ms, edge_batch_outputs& out);
+  edge_status run(const edge_image* images, size_t count, double deadline_ms, ColorOrder order, edge_batch_outputs& out);
 
   // Floats of the heatmaps of `images` in the output layout (each image's own size, in order).
   static size_t heatmap_floats(const edge_image* images, size_t count);

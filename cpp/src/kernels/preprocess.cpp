@@ -26,6 +26,22 @@ std::string num(double v) {
 
 }  // namespace
 
+ColorOrder parse_color_order(const std::string& text, const char* arg) {
+  if (text == "rgb") return ColorOrder::RGB;
+  if (text == "bgr") return ColorOrder::BGR;
+  // Bounded: the value may be anything a caller typed.
+  const std::string shown = text.size() > 40 ? text.substr(0, 40) + "..." : text;
+  throw ArgumentError(std::string(arg) + ": expected \"rgb\" or \"bgr\", got \"" + shown + "\"");
+}
+
+const char* color_order_name(ColorOrder order) {
+  switch (order) {
+    case ColorOrder::RGB: return "rgb";
+    case ColorOrder::BGR: return "bgr";
+  }
+  return "invalid";
+}
+
 void validate_preprocess(const PreprocessParams& p, int64_t n, int64_t h, int64_t w, int64_t c) {
   if (n < 1 || h < 1 || w < 1)
     throw ArgumentError("images: expected a non-empty batch (N, H, W, C), got N=" +
@@ -43,6 +59,8 @@ void validate_preprocess(const PreprocessParams& p, int64_t n, int64_t h, int64_
   if (p.channels == 1 && c != 1)
     throw ArgumentError("channels: 1 output channel needs single-channel images, got " +
                         std::to_string(c) + " channels (no RGB to gray conversion is done)");
+  if (p.color_order != ColorOrder::RGB && p.color_order != ColorOrder::BGR)
+    throw ArgumentError("color_order: expected RGB (0) or BGR (1), got " + std::to_string(static_cast<int>(p.color_order)));
   if (!std::isfinite(p.scale) || !(p.scale > 0.0f))
     throw ArgumentError("scale: expected a finite value > 0, got " + num(p.scale));
   for (int ch = 0; ch < p.channels; ++ch) {
@@ -65,11 +83,12 @@ template <typename T>
 void normalize_rows(const T* src, int64_t C, int64_t w, int64_t rows, int64_t plane, const PreprocessParams& p,
                     float* out, float* row) {
   const int64_t oc = p.channels;
+  const bool bgr = p.color_order == ColorOrder::BGR;
   for (int64_t r = 0; r < rows; ++r) {
     const T* in = src + r * w * C;
     for (int64_t ch = 0; ch < oc; ++ch) {
-      const int64_t sc = preprocess_source_channel(ch, C);
-      if (ch == 0 || sc != preprocess_source_channel(ch - 1, C))
+      const int64_t sc = preprocess_source_channel(ch, C, bgr);
+      if (ch == 0 || sc != preprocess_source_channel(ch - 1, C, bgr))
         for (int64_t x = 0; x < w; ++x) row[x] = scaled_sample(in[x * C + sc], p.scale);
       const float m = p.mean[ch], s = p.std[ch];
       float* o = out + ch * plane + r * w;
@@ -140,6 +159,7 @@ void preprocess_antialias(const T* images, int64_t n, int64_t h, int64_t w, int6
   aa_table(w, ow, xt);
   aa_table(h, oh, yt);
   const int64_t src_channels = std::min<int64_t>(c, oc);
+  const bool bgr = p.color_order == ColorOrder::BGR;
   const int64_t blocks = (oh + kRowsPerTask - 1) / kRowsPerTask;
   pool.parallel_for(n * blocks, [&](int64_t t0, int64_t t1) {
     struct AaColumnTag;
@@ -166,7 +186,7 @@ void preprocess_antialias(const T* images, int64_t n, int64_t h, int64_t w, int6
             for (int64_t x = 0; x < ow; ++x)
               row[static_cast<size_t>(x)] += xt.weight(k, x, ow) * cv[(xt.first[static_cast<size_t>(x)] + k) * c + sc];
           for (int64_t ch = 0; ch < oc; ++ch) {
-            if (preprocess_source_channel(ch, c) != sc) continue;
+            if (preprocess_source_channel(ch, c, bgr) != sc) continue;
             const float m = p.mean[ch], s = p.std[ch];
             float* o = out + ((img * oc + ch) * oh + y) * ow;
             for (int64_t x = 0; x < ow; ++x) o[x] = normalize_channel(row[static_cast<size_t>(x)], m, s);
@@ -190,6 +210,7 @@ void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64
   const auto& xtaps = detail::linear_taps(w, ow, xtaps_buf);
   const auto& ytaps = detail::linear_taps(h, oh, ytaps_buf);
   const int64_t src_channels = std::min<int64_t>(c, oc);
+  const bool bgr = p.color_order == ColorOrder::BGR;
   const int64_t blocks = (oh + kRowsPerTask - 1) / kRowsPerTask;
   pool.parallel_for(n * src_channels * blocks, [&](int64_t t0, int64_t t1) {
     struct RowTag;
@@ -203,7 +224,7 @@ void preprocess_cpu_impl(const T* images, int64_t n, int64_t h, int64_t w, int64
       for (int64_t r = blk * kRowsPerTask; r < r1; ++r) {
         rows.row(ytaps[static_cast<size_t>(r)], row.data());
         for (int64_t ch = 0; ch < oc; ++ch) {
-          if (preprocess_source_channel(ch, c) != sc) continue;
+          if (preprocess_source_channel(ch, c, bgr) != sc) continue;
           const float m = p.mean[ch], s = p.std[ch];
           float* o = out + ((img * oc + ch) * oh + r) * ow;
           for (int64_t x = 0; x < ow; ++x) o[x] = normalize_channel(row[static_cast<size_t>(x)], m, s);

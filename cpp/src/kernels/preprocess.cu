@@ -17,6 +17,7 @@ constexpr int64_t kMaxGridYZ = 65535;
 struct PreArgs {
   long long h, w, c, oh, ow;
   int channels;
+  bool bgr;
   float scale;
   float mean[3], std[3];
 };
@@ -33,7 +34,7 @@ __global__ void preprocess_kernel(const T* images, PreArgs a, float* out) {
   for (long long ch = 0; ch < a.c && ch < a.channels; ++ch)
     v[ch] = bilinear_sample(src, a.w, a.c, ch, a.scale, ty, tx);
   for (int ch = 0; ch < a.channels; ++ch) {
-    const float s = v[preprocess_source_channel(ch, a.c)];
+    const float s = v[preprocess_source_channel(ch, a.c, a.bgr)];
     out[((img * a.channels + ch) * a.oh + oy) * a.ow + ox] = normalize_channel(s, a.mean[ch], a.std[ch]);
   }
 }
@@ -68,7 +69,7 @@ __global__ void preprocess_aa_kernel(const T* images, PreArgs a, AaAxis ax, AaAx
     v[ch] = acc;
   }
   for (int ch = 0; ch < a.channels; ++ch) {
-    const float s = v[preprocess_source_channel(ch, a.c)];
+    const float s = v[preprocess_source_channel(ch, a.c, a.bgr)];
     out[((img * a.channels + ch) * a.oh + oy) * a.ow + ox] = normalize_channel(s, a.mean[ch], a.std[ch]);
   }
 }
@@ -84,6 +85,7 @@ void launch(const T* images, int64_t n, int64_t h, int64_t w, int64_t c, const P
   a.oh = p.out_h;
   a.ow = p.out_w;
   a.channels = p.channels;
+  a.bgr = p.color_order == ColorOrder::BGR;
   a.scale = p.scale;
   for (int i = 0; i < 3; ++i) {
     a.mean[i] = p.mean[i];

@@ -286,6 +286,10 @@ class RuntimeImpl final : public Runtime {
       err = who() + std::to_string(im.channels) + " channels; expected 1 (gray) or 3 (RGB), HWC layout";
       return;
     }
+    if (im.color_order != ColorOrder::RGB && im.color_order != ColorOrder::BGR) {
+      err = who() + "color_order " + std::to_string(static_cast<int>(im.color_order)) + ": expected RGB (0) or BGR (1)";
+      return;
+    }
     if (in.channels == 1 && im.channels != 1) {
       err = who() + "3 channels, but the model takes single-channel (GRAY) images (input.channels = 1; convert "
                   "to gray the way the training images were)";
@@ -324,10 +328,12 @@ class RuntimeImpl final : public Runtime {
       exec_copy(exec_, staged, src, bytes, "image upload");
       src = staged;
     }
+    PreprocessParams p = pre_;  // the bundle's, in the image's channel order
+    p.color_order = im.color_order;
     if (im.dtype == DType::U8)
-      run_preprocess(exec_, static_cast<const uint8_t*>(src), 1, u.height, u.width, im.channels, pre_, dst);
+      run_preprocess(exec_, static_cast<const uint8_t*>(src), 1, u.height, u.width, im.channels, p, dst);
     else
-      run_preprocess(exec_, static_cast<const float*>(src), 1, u.height, u.width, im.channels, pre_, dst);
+      run_preprocess(exec_, static_cast<const float*>(src), 1, u.height, u.width, im.channels, p, dst);
   }
 
   // scores_ (exec memory) of units [k0, k0 + n) -> unit_scores_[k0, k0 + n)

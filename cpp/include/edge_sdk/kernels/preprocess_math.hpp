@@ -10,9 +10,12 @@
 
 namespace edge {
 
-// The input channel an output channel reads: a single gray channel feeds all three.
-EDGE_HD int64_t preprocess_source_channel(int64_t out_channel, int64_t in_channels) {
-  return in_channels == 1 ? 0 : out_channel;
+// The input channel an output channel reads: a single gray channel feeds all three; a BGR image
+// (OpenCV's order) feeds output channel ch from input channel 2 - ch, so BGR frames are read in
+// place, with the arithmetic of their RGB twin and no conversion pass.
+EDGE_HD int64_t preprocess_source_channel(int64_t out_channel, int64_t in_channels, bool bgr) {
+  if (in_channels == 1) return 0;
+  return bgr ? in_channels - 1 - out_channel : out_channel;
 }
 
 // (v - mean) / std: a division, not a multiplication by 1/std, so it rounds as the PyTorch

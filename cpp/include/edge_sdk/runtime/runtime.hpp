@@ -19,6 +19,7 @@
 #include "edge_sdk/runtime/backend.hpp"
 #include "edge_sdk/runtime/bundle.hpp"
 #include "edge_sdk/runtime/decision_math.hpp"
+#include "edge_sdk/kernels/preprocess.hpp"
 
 namespace edge {
 
@@ -44,12 +45,14 @@ struct RuntimeOptions {
   std::vector<std::string> trusted_keys;
 };
 
-// One image: HWC, contiguous rows, RGB or single channel. dtype "uint8" or "float32" (float
-// pixels are scaled like uint8 ones, by input.scale: give them in input.value_range).
+// One image: HWC, contiguous rows, RGB (or BGR, color_order) or single channel. dtype "uint8" or
+// "float32" (float pixels are scaled like uint8 ones, by input.scale: give them in
+// input.value_range).
 struct ImageView {
   const void* data = nullptr;
   DType dtype = DType::U8;
   int64_t height = 0, width = 0, channels = 0;
+  ColorOrder color_order = ColorOrder::RGB;  // of a 3-channel image (preprocess.hpp)
 };
 
 struct RegionResult {
