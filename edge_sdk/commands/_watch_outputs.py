@@ -29,12 +29,14 @@ def gui_available() -> tuple[bool, str]:
     return True, ""
 
 
-def picture(image: np.ndarray, heat01: np.ndarray, caption: str):
-    """The frame (BGR or gray) | heatmap (values in [0, 1]) over it, with a caption: a PIL image."""
+def picture(image: np.ndarray, display: tuple, caption: str):
+    """The frame (BGR or gray) | heatmap over it, with its colour bar and a caption: a PIL image.
+    ``display``: (map in [0, 1], colour-bar ticks) as predict's display_heatmap gives them."""
     from edge_sdk.heatmap_png import panels
 
+    heat01, ticks = display
     rgb = np.ascontiguousarray(image[..., ::-1]) if image.ndim == 3 else image
-    return panels(rgb, heat01, caption)
+    return panels(rgb, heat01, caption, ticks=ticks)
 
 
 def as_bgr(pic) -> np.ndarray:

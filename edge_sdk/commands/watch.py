@@ -112,6 +112,7 @@ def run(args) -> int:
     from edge_sdk.commands._watch_outputs import picture
     from edge_sdk.commands._watch_sources import open_source
     from edge_sdk.commands.predict import display_heatmap
+    from edge_sdk.heatmap_png import caption_text
 
     if args.save and not args.out:
         raise UserError("--save: says what --out DIR holds; give --out DIR too")
@@ -122,6 +123,7 @@ def run(args) -> int:
     heatmaps = bool(args.out) or (not args.no_window and gui_available()[0])
     rt = open_runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision,
                       heatmaps=heatmaps, max_batch=1)
+    threshold = (rt.manifest.get("calibration") or {}).get("threshold")
     try:
         source = open_source(args.source, gray=rt.manifest["input"]["channels"] == 1, poll_s=args.poll,
                              idle_timeout_s=args.idle_timeout, max_failures=args.max_failures)
@@ -156,8 +158,8 @@ def run(args) -> int:
                       f"latency {ms:.2f} ms" + (f"  ({r.error})" if r.error else ""), flush=True)
                 if want_pictures and r.heatmap is not None:
                     pic = picture(frame.image, display_heatmap(r.heatmap, rt.manifest),
-                                  f"{r.verdict}  score {r.score:.4g}  normalized {r.normalized:.3f}  "
-                                  f"{ms:.1f} ms  {frame.name}")
+                                  caption_text(r.score, threshold, r.verdict,
+                                               f"normalized {r.normalized:.3f}  {ms:.1f} ms  {frame.name}"))
                     if files is not None:
                         files.write(n, frame.name, pic)
                     if window is not None and not window.show(pic):
