@@ -9,7 +9,7 @@ JSON file as they come; a summary is printed at the end, also when the run is cu
                  from the carried third_party/ (nothing is fetched), then: the module sees the GPU.
                  Expected on a 16-core H200 machine: 3-5 min (timeout 480 s).
   2  parity      ctest of the CUDA build; the CUDA kernels against their CPU twins (pytest -m gpu
-                 on tests/test_kernels_gpu.py, test_knn.py, test_mahalanobis.py: numpy only, a skip
+                 on tests/test_kernels_gpu.py, test_knn.py, test_color_order.py, test_mahalanobis.py; a skip
                  there is a failure); the runtime on cuda:0 against the CPU runtime and the stored
                  CPU outputs on the fixture bundles of tests/data/gpu_fixtures/ (every
                  post-processing kind; network on ONNX Runtime's CPU provider, so onnxruntime-gpu
@@ -468,7 +468,7 @@ class Driver:
             return
         self.run(2, "ctest of the CUDA build", ["ctest", "--test-dir", BUILD, "--output-on-failure", "-j",
                                                 str(os.cpu_count() or 4), "--timeout", "120"], 200)
-        files = ["tests/test_kernels_gpu.py", "tests/test_knn.py"]
+        files = ["tests/test_kernels_gpu.py", "tests/test_knn.py", "tests/test_color_order.py"]
         if _importable("scipy"):
             files.append("tests/test_mahalanobis.py")  # its float64 references use scipy
         else:
