@@ -754,6 +754,65 @@ static void test_sharing(const fixture_images* fx) {
   CHECK_STATUS(edge_close(second), EDGE_OK);
 }
 
+/* The run vote on the runtime handle: the bundle's rule (7 of 10 without decision.run), a run
+ * decided on its 10th acquisition, verdicts of real cycles fed in, early close never accepting,
+ * and bad calls refused with a message. */
+static void test_run_vote(const fixture_images* fx) {
+  edge_runtime* rt = open_plain(0, 0, 1);
+  edge_run_status st;
+  int32_t k = 0, n = 0;
+  int i;
+  CHECK_STATUS(edge_run_vote_rule(rt, &k, &n), EDGE_OK);
+  CHECK(k == 7 && n == 10);
+  edge_run_status_init(&st);
+  for (i = 0; i < 10; ++i) {
+    CHECK_STATUS(edge_run_vote(rt, "rejected", i, i < 7 ? EDGE_VERDICT_REJECT : EDGE_VERDICT_ACCEPT, &st), EDGE_OK);
+    CHECK(st.decided == (i == 9));
+  }
+  CHECK(st.verdict == EDGE_VERDICT_REJECT && st.rejects == 7 && st.accepts == 3 && st.missing == 0);
+  for (i = 0; i < 10; ++i)
+    CHECK_STATUS(edge_run_vote(rt, "one review", i, i == 4 ? EDGE_VERDICT_REVIEW : EDGE_VERDICT_ACCEPT, &st), EDGE_OK);
+  CHECK(st.decided && st.verdict == EDGE_VERDICT_REVIEW && st.reviews == 1);
+  /* the verdicts of real cycles: the same image judged 10 times gives one verdict 10 times */
+  {
+    edge_image im = fixture_image(fx, 0);
+    edge_image_result r;
+    for (i = 0; i < 10; ++i) {
+      edge_batch_outputs o;
+      edge_batch_outputs_init(&o);
+      o.results = &r;
+      o.results_capacity = 1;
+      CHECK_STATUS(edge_run(rt, &im, 1, 0, &o), EDGE_OK);
+      CHECK_STATUS(edge_run_vote(rt, "real", i, r.verdict, &st), EDGE_OK);
+    }
+    CHECK(st.decided && st.verdict == r.verdict && (r.verdict == EDGE_VERDICT_ACCEPT || r.verdict == EDGE_VERDICT_REJECT));
+  }
+  /* closed early with acquisitions missing: review, never accept */
+  for (i = 0; i < 9; ++i) CHECK_STATUS(edge_run_vote(rt, "short", i, EDGE_VERDICT_ACCEPT, &st), EDGE_OK);
+  CHECK(!st.decided);
+  CHECK_STATUS(edge_run_vote_close(rt, "short", &st), EDGE_OK);
+  CHECK(st.decided && st.verdict == EDGE_VERDICT_REVIEW && st.missing == 1);
+  CHECK_STATUS(edge_run_vote_close(rt, "short", &st), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "no open run 'short'") != NULL);
+  /* bad calls */
+  CHECK_STATUS(edge_run_vote(rt, "dup", 0, EDGE_VERDICT_ACCEPT, &st), EDGE_OK);
+  CHECK_STATUS(edge_run_vote(rt, "dup", 0, EDGE_VERDICT_ACCEPT, &st), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "given twice") != NULL);
+  CHECK_STATUS(edge_run_vote(rt, "dup", 10, EDGE_VERDICT_ACCEPT, &st), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "index: expected 0 to 9") != NULL);
+  CHECK_STATUS(edge_run_vote(rt, NULL, 0, EDGE_VERDICT_ACCEPT, &st), EDGE_E_INVALID_ARGUMENT);
+  CHECK_STATUS(edge_run_vote(rt, "", 0, EDGE_VERDICT_ACCEPT, &st), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "product") != NULL);
+  st.struct_size = 4;
+  CHECK_STATUS(edge_run_vote(rt, "x", 0, EDGE_VERDICT_ACCEPT, &st), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "struct_size") != NULL);
+  CHECK_STATUS(edge_run_vote_rule(rt, NULL, &n), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strcmp(edge_status_name(EDGE_E_CAPACITY), "EDGE_E_CAPACITY") == 0);
+  CHECK_STATUS(edge_close(rt), EDGE_OK);
+  edge_run_status_init(&st);
+  CHECK_STATUS(edge_run_vote(rt, "after close", 0, EDGE_VERDICT_ACCEPT, &st), EDGE_E_INVALID_HANDLE);
+}
+
 int main(int argc, char** argv) {
   fixture_images plain, frames, slow;
   if (argc != 3) {
@@ -783,6 +842,7 @@ int main(int argc, char** argv) {
   test_run_regions(&frames, argv[2]);
   test_bad_images(&plain);
   test_color_order(&plain);
+  test_run_vote(&plain);
   test_handles(&plain);
   test_sharing(&plain);
   test_deadline(&slow);

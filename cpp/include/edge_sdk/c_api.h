@@ -53,7 +53,8 @@ typedef enum edge_status {
   EDGE_E_NUMERIC = 8,          /* the model produced a non-finite score */
   EDGE_E_DEADLINE = 9,         /* the cycle's deadline passed before the image was judged */
   EDGE_E_OUT_OF_MEMORY = 10,
-  EDGE_E_INTERNAL = 11         /* a bug: please report with the message */
+  EDGE_E_INTERNAL = 11,        /* a bug: please report with the message */
+  EDGE_E_CAPACITY = 12         /* ABI 1.2: a bounded table is full (edge_run_vote: open runs) */
 } edge_status;
 
 /* Zero is review: memory the library did not write never reads as accept. */
@@ -284,6 +285,38 @@ static inline void edge_run_options_init(edge_run_options* o) {
  * a library of ABI 1.2 or later (edge_abi_version() >= EDGE_ABI_VERSION; the C++ wrapper checks). */
 EDGE_API edge_status edge_run_with(edge_runtime* rt, const edge_image* images, size_t count,
                                    const edge_run_options* options, edge_batch_outputs* outputs);
+
+/* ---- the run vote of a product acquired n times (ABI 1.2) ------------------------------------- */
+
+/* A product is acquired n times (the vial line: each strip 10 times); each acquisition is judged by
+ * edge_run, and the host reports its verdict here under the product's id. The run is decided by the
+ * bundle's decision.run rule (k of n, default 7 of 10): reject when at least k acquisitions were
+ * rejected; accept only when all n were judged (accept or reject) and fewer than k rejected;
+ * otherwise review: a missing or review acquisition never lets a run pass. A run is decided when its
+ * n-th acquisition arrives, or by edge_run_vote_close (then missing acquisitions count as not
+ * judged); a decided run is forgotten. Thread-safe. At most 2^20 runs are open at once (a new
+ * product beyond that: EDGE_E_CAPACITY; no open run is dropped). */
+typedef struct edge_run_status {
+  uint32_t struct_size; /* sizeof(edge_run_status) */
+  int32_t decided;      /* 1 once the run is decided */
+  int32_t verdict;      /* edge_verdict of the run; EDGE_VERDICT_REVIEW until decided */
+  int32_t rejects, accepts, reviews, missing; /* acquisitions so far by verdict; missing = n - given */
+} edge_run_status;
+
+static inline void edge_run_status_init(edge_run_status* s) {
+  memset(s, 0, sizeof(*s));
+  s->struct_size = (uint32_t)sizeof(*s);
+}
+
+/* Records acquisition `acquisition` (0 <= acquisition < n) of `product` (a NUL-terminated id of 1 to
+ * 256 bytes) with its verdict (edge_verdict; any other code counts as review). EDGE_E_INVALID_ARGUMENT
+ * for a bad id or index, or an acquisition given twice; EDGE_E_CAPACITY when too many runs are open. */
+EDGE_API edge_status edge_run_vote(edge_runtime* rt, const char* product, int32_t acquisition, int32_t verdict,
+                                   edge_run_status* out);
+/* Decides `product` now (EDGE_E_INVALID_ARGUMENT when it has no open run). */
+EDGE_API edge_status edge_run_vote_close(edge_runtime* rt, const char* product, edge_run_status* out);
+/* The bundle's rule: k of n. */
+EDGE_API edge_status edge_run_vote_rule(const edge_runtime* rt, int32_t* k, int32_t* n);
 
 #ifdef __cplusplus
 } /* extern "C" */

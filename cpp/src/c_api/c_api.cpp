@@ -41,6 +41,8 @@ template <>
 constexpr size_t abi_min_size<edge_batch_outputs>() { return offsetof(edge_batch_outputs, deadline_exceeded) + sizeof(int32_t); }
 template <>
 constexpr size_t abi_min_size<edge_run_options>() { return offsetof(edge_run_options, deadline_ms) + sizeof(double); }
+template <>
+constexpr size_t abi_min_size<edge_run_status>() { return offsetof(edge_run_status, missing) + sizeof(int32_t); }
 
 // struct_size of a caller's struct must cover at least the fields of the version that introduced it.
 template <class T>
@@ -339,6 +341,61 @@ EDGE_API edge_status edge_run(edge_runtime* rt, const edge_image* images, size_t
 EDGE_API edge_status edge_run_with(edge_runtime* rt, const edge_image* images, size_t count,
                                    const edge_run_options* options, edge_batch_outputs* outputs) {
   return run_cycle(rt, images, count, options, -1.0, outputs);
+}
+
+namespace {
+std::string product_id(const char* product) {
+  if (!product) throw StatusError(EDGE_E_INVALID_ARGUMENT, "product: null pointer");
+  const size_t n = strnlen(product, edge::kMaxProductIdBytes + 1);
+  if (n == 0 || n > edge::kMaxProductIdBytes)
+    throw StatusError(EDGE_E_INVALID_ARGUMENT,
+                      "product: expected an id of 1 to " + std::to_string(edge::kMaxProductIdBytes) + " bytes");
+  return std::string(product, n);
+}
+
+void write_run_status(edge_run_status* out, const edge::RunStatus& s) {
+  edge_run_status v;
+  edge_run_status_init(&v);
+  v.decided = s.decided ? 1 : 0;
+  v.verdict = static_cast<int32_t>(s.verdict);
+  v.rejects = s.rejects;
+  v.accepts = s.accepts;
+  v.reviews = s.reviews;
+  v.missing = s.missing;
+  write_struct(out, v);
+}
+}  // namespace
+
+EDGE_API edge_status edge_run_vote(edge_runtime* rt, const char* product, int32_t acquisition, int32_t verdict,
+                                   edge_run_status* out) {
+  return guarded([&] {
+    check_struct(out, "out");
+    const std::string id = product_id(product);
+    Registry::Use use(Registry::instance(), rt);
+    write_run_status(out, use->run_vote().add(id, acquisition, static_cast<edge::Verdict>(verdict)));
+    return EDGE_OK;
+  });
+}
+
+EDGE_API edge_status edge_run_vote_close(edge_runtime* rt, const char* product, edge_run_status* out) {
+  return guarded([&] {
+    check_struct(out, "out");
+    const std::string id = product_id(product);
+    Registry::Use use(Registry::instance(), rt);
+    write_run_status(out, use->run_vote().close(id));
+    return EDGE_OK;
+  });
+}
+
+EDGE_API edge_status edge_run_vote_rule(const edge_runtime* rt, int32_t* k, int32_t* n) {
+  return guarded([&] {
+    if (!k || !n) throw StatusError(EDGE_E_INVALID_ARGUMENT, std::string(!k ? "k" : "n") + ": null pointer");
+    Registry::Use use(Registry::instance(), rt);
+    const auto& o = use->run_vote().options();
+    *k = o.k;
+    *n = o.n;
+    return EDGE_OK;
+  });
 }
 
 }  // extern "C"

@@ -28,6 +28,7 @@ EDGE_API const char* edge_status_name(int status) {
     case EDGE_E_DEADLINE: return "EDGE_E_DEADLINE";
     case EDGE_E_OUT_OF_MEMORY: return "EDGE_E_OUT_OF_MEMORY";
     case EDGE_E_INTERNAL: return "EDGE_E_INTERNAL";
+    case EDGE_E_CAPACITY: return "EDGE_E_CAPACITY";
     default: return "unknown status";
   }
 }

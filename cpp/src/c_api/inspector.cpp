@@ -378,7 +378,9 @@ bool Context::wait_and_collect(bool has_deadline, Clock::time_point deadline, ed
 // ---- Inspector -----------------------------------------------------------------------------------
 
 Inspector::Inspector(std::shared_ptr<const Bundle> bundle, const InspectorOptions& options)
-    : bundle_(std::move(bundle)), options_(options) {
+    : bundle_(std::move(bundle)),
+      options_(options),
+      run_vote_(RunVoteOptions{bundle_->manifest.decision.run_k, bundle_->manifest.decision.run_n, kMaxOpenRuns}) {
   if (options_.contexts < 1 || options_.contexts > 256)
     throw ArgumentError("contexts: expected 1..256, got " + std::to_string(options_.contexts));
   if (!(options_.deadline_ms >= 0) || !std::isfinite(options_.deadline_ms))

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "edge_sdk/c_api.h"
+#include "edge_sdk/runtime/run_vote.hpp"
 #include "edge_sdk/runtime/runtime.hpp"
 
 namespace edge::capi {
@@ -116,6 +117,9 @@ class Inspector {
   // Floats of the heatmaps of `images` in the output layout (each image's own size, in order).
   static size_t heatmap_floats(const edge_image* images, size_t count);
 
+  // The run vote of the bundle's decision.run (k of n) over the products the host names.
+  RunVote& run_vote() { return run_vote_; }
+
  private:
   friend class Context;
   Context* acquire(bool has_deadline, Clock::time_point deadline);
@@ -128,6 +132,7 @@ class Inspector {
   std::mutex pool_mutex_;
   std::condition_variable pool_cv_;
   std::vector<Context*> free_;  // capacity reserved for all contexts: push/pop never allocate
+  RunVote run_vote_;
 };
 
 }  // namespace edge::capi

@@ -4,6 +4,7 @@
 
 #include "edge_sdk/common.hpp"
 #include "edge_sdk/runtime/errors.hpp"
+#include "edge_sdk/runtime/run_vote.hpp"
 
 namespace edge::capi {
 namespace {
@@ -44,6 +45,9 @@ edge_status status_of_current_exception() noexcept {
   } catch (const StatusError& e) {
     set_error(e.what());
     return e.status;
+  } catch (const RunCapacityError& e) {
+    set_error(e.what());
+    return EDGE_E_CAPACITY;
   } catch (const ArgumentError& e) {
     set_error(e.what());
     return EDGE_E_INVALID_ARGUMENT;

@@ -1,4 +1,5 @@
 #include "edge_sdk/runtime/manifest.hpp"
+#include "edge_sdk/runtime/run_vote.hpp"
 
 #include <cfloat>
 #include <cmath>
@@ -290,6 +291,15 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
     m.decision.review_band = d.number("review_band", 0.0);
     if (!(m.decision.review_band >= 0.0 && m.decision.review_band < 0.5))
       d.fail("review_band", "expected a number in [0, 0.5)");
+    if (d.has("run")) {
+      Fields r = d.object("run");
+      const double k = r.number("k", 7), n = r.number("n", 10);
+      if (!(n >= 1 && n <= kMaxRunAcquisitions && n == std::floor(n)))
+        r.fail("n", "expected an integer from 1 to " + std::to_string(kMaxRunAcquisitions));
+      if (!(k >= 1 && k <= n && k == std::floor(k))) r.fail("k", "expected an integer from 1 to n");
+      m.decision.run_k = static_cast<int>(k);
+      m.decision.run_n = static_cast<int>(n);
+    }
   }
 
   if (top.has("regions")) {

@@ -61,6 +61,8 @@ struct CalibrationSpec {
 struct DecisionSpec {
   // Half-width of the band of normalized scores around 0.5 (the threshold) judged "review".
   double review_band = 0.0;
+  // The run vote of a product acquired run_n times (decision.run; the vial line's 7 of 10).
+  int run_k = 7, run_n = 10;
 };
 
 // A rectangle of the frame, cut out, resized to the network input and judged on its own with its
