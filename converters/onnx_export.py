@@ -213,6 +213,7 @@ def export_bundle(
     seed: int = 0,
     on_size_mismatch: str = "resize",
     review_band: float = 0.0,
+    run_vote: tuple[int, int] | None = None,
     meanings: Mapping[str, str] | None = None,
     overwrite: bool = False,
     extra: Mapping[str, Any] | None = None,
@@ -292,6 +293,7 @@ def export_bundle(
         regions=getattr(parts, "regions", None),
         frame=frame,
         review_band=review_band,
+        run_vote=run_vote,
         extra=extra,
     )
     report.bundle = write_bundle(out, manifest, onnx_files, parts.arrays, overwrite=overwrite)

@@ -6,6 +6,7 @@ runtime (C++ core, CPU or CUDA kernels) -> verdicts. See docs/ARCHITECTURE.md.
 
 from edge_sdk._native import core as _core
 from edge_sdk import kernels
+from edge_sdk.run_vote import RunVote
 from edge_sdk.runtime import Runtime
 
 __version__ = _core.__version__
@@ -36,4 +37,4 @@ def built_with_cuda() -> bool:
     return _core.built_with_cuda()
 
 
-__all__ = ["Runtime", "devices", "set_num_threads", "get_num_threads", "built_with_cuda", "kernels", "__version__"]
+__all__ = ["Runtime", "RunVote", "devices", "set_num_threads", "get_num_threads", "built_with_cuda", "kernels", "__version__"]

@@ -12,6 +12,7 @@ from edge_sdk._native import core as _core
 
 VERDICTS = ("review", "accept", "reject")  # the C ABI's codes 0, 1, 2
 RunCapacityError = _core.RunCapacityError
+DEFAULT_RULE: tuple[int, int] = tuple(_core.RUN_VOTE_DEFAULT)  # (k, n) of a bundle without decision.run
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,11 @@ def _status(d: dict) -> RunStatus:
 
 
 class RunVote:
-    """``RunVote(k=7, n=10)``; ``add(product, index, verdict)`` with verdict "accept" / "reject" /
+    """``RunVote(k=7, n=10)`` (the defaults: DEFAULT_RULE); ``add(product, index, verdict)`` with verdict "accept" / "reject" /
     "review" (or the Runtime's result verdicts) returns the run's status, decided when its n-th
     acquisition arrives; ``close(product)`` decides it early with what it has."""
 
-    def __init__(self, k: int = 7, n: int = 10, *, max_open: int = 4096):
+    def __init__(self, k: int = DEFAULT_RULE[0], n: int = DEFAULT_RULE[1], *, max_open: int = 4096):
         for name, v in (("k", k), ("n", n), ("max_open", max_open)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TypeError(f"{name}: expected an int, got {v!r}")
@@ -48,6 +49,12 @@ class RunVote:
 
     def close(self, product: str) -> RunStatus:
         return _status(self._vote.close(str(product)))
+
+    @classmethod
+    def for_manifest(cls, manifest: dict, *, max_open: int = 4096) -> "RunVote":
+        """The run vote of a bundle's rule (decision.run, else DEFAULT_RULE)."""
+        run = (manifest.get("decision") or {}).get("run") or {}
+        return cls(run.get("k", DEFAULT_RULE[0]), run.get("n", DEFAULT_RULE[1]), max_open=max_open)
 
     @property
     def open(self) -> int:

@@ -258,6 +258,13 @@ class Runtime:
                               f"value_range=({b_lo:g}, {b_hi:g}) if they are dark images already in that range")
         return refused
 
+    def run_vote(self, *, max_open: int = 4096):
+        """A `edge_sdk.run_vote.RunVote` with this bundle's rule (decision.run, default 7 of 10):
+        feed it each acquisition's verdict under its product's id (as the C ABI's edge_run_vote)."""
+        from edge_sdk.run_vote import RunVote
+
+        return RunVote.for_manifest(self.manifest, max_open=max_open)
+
     def predict(self, images, *, on_error: str = "raise", value_range=None, color_order: str = "rgb") -> Results:
         """Judges one image or a batch: (H, W), (H, W, 1 or 3), (N, H, W), (N, H, W, C) or a list.
         A 3-D array with 2 or 4 to 8 on its last axis is refused as ambiguous (RGBA? a batch of

@@ -76,9 +76,12 @@ def test_export_flags_reach_the_manifest_and_overwrite_is_explicit(setup):
     tmp, root, model_dir, _ = setup
     bundle = tmp / "flags.bundle"
     p = run("export", model_dir, "--out", bundle, "--data", root, "--layout", "mvtec", "--real", "2",
-            "--precision", "fp32,fp16", "--review-band", "0.1", "--on-size-mismatch", "reject")
+            "--precision", "fp32,fp16", "--review-band", "0.1", "--on-size-mismatch", "reject", "--run-vote", "3/5")
     assert p.returncode == 0, p.stderr
     m = json.loads((bundle / "manifest.json").read_text())
+    assert m["decision"]["run"] == {"k": 3, "n": 5}
+    bad = run("export", model_dir, "--out", tmp / "never", "--run-vote", "6/5")
+    assert bad.returncode == 2 and "--run-vote: expected 1 <= K <= N <= 1024, got '6/5'" in bad.stderr
     assert m["input"]["on_size_mismatch"] == "reject"
     assert m["decision"]["review_band"] == pytest.approx(0.1)
     assert {n["precision"] for n in m["networks"]} == {"fp32", "fp16"}, m["networks"]

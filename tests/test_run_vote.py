@@ -64,3 +64,41 @@ def test_threads():
     for th in threads:
         th.join()
     assert sorted(out) == [(p, "reject" if p % 2 else "accept") for p in range(40)]
+
+
+def test_bundle_rule_from_export_to_the_runtime(tmp_path):
+    """--run-vote K/N is written to decision.run, read back by the C++ manifest reader (a bad rule
+    refuses the bundle) and applied by Runtime.run_vote; a bundle without it uses 7 of 10."""
+    import json
+
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    import edge_sdk
+    from edge_sdk.bundle.schema import BundleError, build_manifest
+    from edge_sdk.converters import export_bundle
+    from edge_sdk.run_vote import DEFAULT_RULE
+    from tests.bundle_helpers import embedding_parts
+
+    def bundle(name, **kw):
+        return export_bundle(embedding_parts("mahalanobis", size=(16, 16), features=4), tmp_path / name,
+                             model_type="padim", **kw).bundle
+
+    plain = bundle("plain")
+    vote = edge_sdk.Runtime(plain, threads=1).run_vote()
+    assert (vote.k, vote.n) == DEFAULT_RULE == (7, 10)
+    voted = bundle("voted", run_vote=(2, 3))
+    m = json.loads((voted / "manifest.json").read_text())
+    assert m["decision"]["run"] == {"k": 2, "n": 3}
+    vote = edge_sdk.Runtime(voted, threads=1).run_vote()
+    assert (vote.k, vote.n) == (2, 3)
+    for i, v in enumerate(("reject", "accept", "reject")):
+        s = vote.add("p", i, v)
+    assert s.decided and s.verdict == "reject"
+    with pytest.raises(BundleError, match="decision.run"):
+        build_manifest(model_type="x", input={}, networks=[], arrays={}, postprocess={"kind": "mahalanobis"},
+                       calibration={"threshold": 1.0, "min": 0.0, "max": 2.0}, run_vote=(4, 3))
+    # the C++ reader checks it too: a hand-edited rule is refused when the bundle opens
+    m["decision"]["run"] = {"k": 5, "n": 3}
+    (voted / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(Exception, match=r"decision\.run\.k"):
+        edge_sdk.Runtime(voted, threads=1)

@@ -1,6 +1,7 @@
 #include <pybind11/pybind11.h>
 
 #include "registry.hpp"
+#include "edge_sdk/runtime/manifest.hpp"
 #include "edge_sdk/runtime/run_vote.hpp"
 
 namespace edge_py {
@@ -22,6 +23,8 @@ py::dict status_dict(const edge::RunStatus& s) {
 
 EDGE_PY_BINDER(run_vote) {
   py::register_exception<edge::RunCapacityError>(m, "RunCapacityError", PyExc_RuntimeError);
+  // (k, n) of a bundle without decision.run
+  m.attr("RUN_VOTE_DEFAULT") = py::make_tuple(edge::DecisionSpec{}.run_k, edge::DecisionSpec{}.run_n);
   py::class_<edge::RunVote>(m, "RunVote")
       .def(py::init([](int k, int n, size_t max_open) { return new edge::RunVote({k, n, max_open}); }),
            py::arg("k"), py::arg("n"), py::arg("max_open"))

@@ -119,6 +119,7 @@ def build_manifest(
     regions: Sequence[Mapping[str, Any]] | None = None,
     frame: Mapping[str, Any] | None = None,
     review_band: float = 0.0,
+    run_vote: tuple[int, int] | None = None,
     model_name: str = "",
     sdk_version: str | None = None,
     extra: Mapping[str, Any] | None = None,
@@ -127,7 +128,8 @@ def build_manifest(
 
     regions: optional list of dict(name, x, y, width, height, threshold) in pixels of frames of
     size ``frame`` (dict(width, height)); each region is cut out, resized to the input and judged
-    with its own raw-score threshold (see edge_sdk.regions)."""
+    with its own raw-score threshold (see edge_sdk.regions). run_vote: (k, n) of the run vote of a
+    product acquired n times (decision.run; the runtime's default is 7 of 10)."""
     if sdk_version is None:
         sdk_version = _core.__version__
     kind = postprocess.get("kind")
@@ -154,6 +156,11 @@ def build_manifest(
         "calibration": cal,
         "decision": {"review_band": _finite(review_band, "decision.review_band")},
     }
+    if run_vote is not None:
+        k, n = (_int(v, f"decision.run.{name}", 1) for v, name in zip(run_vote, ("k", "n")))
+        if not (k <= n <= 1024):
+            raise BundleError(f"decision.run: expected 1 <= k <= n <= 1024, got k={k} n={n}")
+        manifest["decision"]["run"] = {"k": k, "n": n}
     if regions:
         if frame is None:
             raise BundleError("frame: regions are cut from frames; give the frame size {'width', 'height'}")

@@ -8,6 +8,18 @@ from edge_sdk.cli import bounded_float, bounded_int
 from edge_sdk.commands.train import add_data_arguments, open_dataset
 
 
+def _k_of_n(text: str) -> tuple[int, int]:
+    import argparse
+
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--run-vote: expected K/N, e.g. 7/10, got {text!r}") from None
+    if not 1 <= k <= n <= 1024:
+        raise argparse.ArgumentTypeError(f"--run-vote: expected 1 <= K <= N <= 1024, got {text!r}")
+    return k, n
+
+
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a trained model directory into a bundle (ONNX + arrays + manifest)",
                        description="Reopens the model saved in MODEL_DIR, exports its network(s) to ONNX "
@@ -28,6 +40,9 @@ def register(sub) -> None:
                    help="what the runtime does with images of another size than the input (default resize)")
     p.add_argument("--review-band", type=bounded_float("--review-band", 0.0, 0.5), default=0.0,
                    help="normalized scores within this distance of 0.5 are judged 'review' (default 0)")
+    p.add_argument("--run-vote", metavar="K/N", type=_k_of_n,
+                   help="run vote of a product acquired N times: rejected when K acquisitions are (default 7/10; "
+                        "the C ABI's edge_run_vote and Python's Runtime.run_vote apply it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--precision", default="fp32",
                    help="precision variants to add, e.g. fp32,fp16,int8: each is calibrated (int8: on --calibration good "
@@ -99,7 +114,7 @@ def run(args) -> int:
         report = export_bundle(parts, args.out, model_type=model.name,
                                real_images=real, tolerance=args.tolerance or DEFAULT_TOLERANCE, opset=args.opset,
                                on_size_mismatch=args.on_size_mismatch, review_band=args.review_band,
-                               overwrite=args.overwrite, extra=getattr(parts, "metadata", None) or None)
+                               run_vote=args.run_vote, overwrite=args.overwrite, extra=getattr(parts, "metadata", None) or None)
     except (ExportError, BundleError) as exc:
         raise UserError(str(exc)) from exc
     step.done()
