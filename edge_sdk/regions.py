@@ -158,10 +158,26 @@ class RegionLayout:
         return np.array([r.threshold for r in self.regions], dtype=np.float64)
 
     def bundle_regions(self) -> list[dict]:
-        """The `ExportParts.regions` list: dict(name, x, y, width, height, threshold)."""
+        """The `ExportParts.regions` list: dict(name, x, y, width, height, threshold[, group])."""
         t = self.thresholds()
-        return [dict(name=r.name, x=r.x, y=r.y, width=r.width, height=r.height, threshold=float(v))
+        return [dict(name=r.name, x=r.x, y=r.y, width=r.width, height=r.height, threshold=float(v),
+                     **({"group": str(self.group_of(r))} if self.group_of(r) is not None else {}))
                 for r, v in zip(self.regions, t)]
+
+    @staticmethod
+    def group_of(region: "Region") -> str | None:
+        """The unit a region belongs to (its ``group`` field, e.g. the vial of a strip), or None."""
+        g = region.extra.get("group")
+        return None if g is None or g == "" else str(g)
+
+    def groups(self) -> dict[str, list[int]]:
+        """group name -> indices of its regions, in order of first appearance."""
+        out: dict[str, list[int]] = {}
+        for k, r in enumerate(self.regions):
+            g = self.group_of(r)
+            if g is not None:
+                out.setdefault(g, []).append(k)
+        return out
 
     def _check_frame(self, a: np.ndarray, what: str) -> None:
         if a.ndim < 2 or a.shape[0] != self.frame_height or a.shape[1] != self.frame_width:

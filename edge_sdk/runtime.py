@@ -64,6 +64,7 @@ class ImageResult:
     heatmap: np.ndarray | None
     regions: dict[str, dict[str, Any]] | None
     error: str | None
+    groups: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -76,7 +77,9 @@ class Results:
     them). heatmaps: raw anomaly maps at each image's own size, as an
     (N, H, W) float32 array when all share one size, else a list (None entries for images not
     judged); None when heatmaps are off. regions: RegionResults for bundles with regions, else
-    None. errors: per image, why it was not judged (None when it was). times: milliseconds per
+    None. groups: RegionResults of the region groups (regions[].group, e.g. the vials of a strip:
+    the largest normalized score of a group's regions, its raw score, and the product rule over
+    them), else None. errors: per image, why it was not judged (None when it was). times: milliseconds per
     stage of the call (preprocess, host_to_device, network, postprocess, device_to_host, decision,
     total), and maps: the part of postprocess spent resizing/blurring anomaly maps.
     """
@@ -89,6 +92,7 @@ class Results:
     regions: RegionResults | None
     errors: list[str | None]
     times: dict[str, float]
+    groups: RegionResults | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -97,13 +101,13 @@ class Results:
         heat = None
         if self.heatmaps is not None:
             heat = self.heatmaps[i]
-        regions = None
-        if self.regions is not None:
-            regions = {name: {"score": float(self.regions.scores[i, k]), "normalized": float(self.regions.normalized[i, k]),
-                              "verdict": str(self.regions.verdicts[i, k])}
-                       for k, name in enumerate(self.regions.names)}
-        return ImageResult(float(self.scores[i]), float(self.normalized[i]), str(self.verdicts[i]), heat, regions,
-                           self.errors[i])
+        def per_name(rr):
+            return None if rr is None else {
+                name: {"score": float(rr.scores[i, k]), "normalized": float(rr.normalized[i, k]),
+                       "verdict": str(rr.verdicts[i, k])} for k, name in enumerate(rr.names)}
+
+        return ImageResult(float(self.scores[i]), float(self.normalized[i]), str(self.verdicts[i]), heat,
+                           per_name(self.regions), self.errors[i], per_name(self.groups))
 
 
 # A 3-D array whose last axis is this small and not 1 or 3 looks like channels (RGBA, gray +
@@ -216,6 +220,11 @@ class Runtime:
         return list(self._rt.region_names)
 
     @property
+    def group_names(self) -> list[str]:
+        """Names of the region groups (regions[].group), in result order; [] without groups."""
+        return list(self._rt.group_names)
+
+    @property
     def input_size(self) -> tuple[int, int]:
         return self.manifest["input"]["height"], self.manifest["input"]["width"]
 
@@ -309,10 +318,14 @@ class Runtime:
         if self.region_names:
             regions = RegionResults(self.region_names, raw["region_scores"], raw["region_normalized"],
                                     _VERDICT_NAMES[raw["region_verdicts"]])
+        groups = None
+        if self.group_names:
+            groups = RegionResults(self.group_names, raw["group_scores"], raw["group_normalized"],
+                                   _VERDICT_NAMES[raw["group_verdicts"]])
         codes = raw["verdicts"]
         return Results(scores=raw["scores"], normalized=raw["normalized"], verdicts=_VERDICT_NAMES[codes],
                        verdict_codes=codes, heatmaps=heat, regions=regions, errors=list(raw["errors"]),
-                       times=dict(raw["times"]))
+                       times=dict(raw["times"]), groups=groups)
 
     def _predict_raw(self, items: list[np.ndarray], refused: dict[int, str], color_order: str) -> dict:
         """The C++ predict on the images it can read; ``refused`` ones (index -> reason) are put
@@ -323,12 +336,15 @@ class Runtime:
         kept = [i for i in range(len(items)) if i not in refused]
         part = self._rt.predict([items[i] for i in kept], color_order) if kept else None
         review = VERDICTS.index("review")
-        n, r = len(items), len(self.region_names)
+        n, r, g = len(items), len(self.region_names), len(self.group_names)
         raw = {"scores": np.full(n, np.nan, np.float32), "normalized": np.full(n, np.nan, np.float32),
                "verdicts": np.full(n, review, np.int8), "heatmaps": [None] * n, "errors": [None] * n,
                "invalid_input": [False] * n, "region_scores": np.full((n, r), np.nan, np.float32),
                "region_normalized": np.full((n, r), np.nan, np.float32),
                "region_verdicts": np.full((n, r), review, np.int8),
+               "group_scores": np.full((n, g), np.nan, np.float32),
+               "group_normalized": np.full((n, g), np.nan, np.float32),
+               "group_verdicts": np.full((n, g), review, np.int8),
                "times": part["times"] if part else dict.fromkeys(_STAGES, 0.0)}
         for i, why in refused.items():
             raw["errors"][i], raw["invalid_input"][i] = why, True
@@ -338,7 +354,8 @@ class Runtime:
             for key in ("heatmaps", "errors", "invalid_input"):
                 raw[key][i] = part[key][j]
             if r:
-                for key in ("region_scores", "region_normalized", "region_verdicts"):
+                for key in ("region_scores", "region_normalized", "region_verdicts", "group_scores",
+                            "group_normalized", "group_verdicts"):
                     raw[key][i] = part[key][j]
         return raw
 

@@ -1,3 +1,4 @@
+#include <algorithm>
 // edge_sdk._core.Runtime: the C++ runtime for Python. Thin: images in as NumPy arrays (no copy),
 // results out as NumPy arrays; the GIL is released while the runtime works.
 #include <pybind11/numpy.h>
@@ -105,6 +106,7 @@ EDGE_PY_BINDER(runtime) {
       .def_property_readonly("manifest", [](const PyRuntime& p) { return p.rt->manifest().raw.dump(); })
       .def_property_readonly("backend", [](const PyRuntime& p) { return p.rt->backend_description(); })
       .def_property_readonly("region_names", [](const PyRuntime& p) { return p.rt->region_names(); })
+      .def_property_readonly("group_names", [](const PyRuntime& p) { return p.rt->group_names(); })
       .def(
           "predict",
           [](PyRuntime& p, const py::list& images, const std::string& color_order) {
@@ -158,6 +160,14 @@ EDGE_PY_BINDER(runtime) {
               rn.mutable_data()[k] = r.regions[static_cast<size_t>(k)].normalized;
               rv.mutable_data()[k] = static_cast<int8_t>(r.regions[static_cast<size_t>(k)].verdict);
             }
+            const int64_t ng = static_cast<int64_t>(r.groups.size()) / std::max<int64_t>(n, 1);
+            py::array_t<float> gs({n, ng}), gn({n, ng});
+            py::array_t<int8_t> gv({n, ng});
+            for (int64_t k = 0; k < n * ng; ++k) {
+              gs.mutable_data()[k] = r.groups[static_cast<size_t>(k)].score;
+              gn.mutable_data()[k] = r.groups[static_cast<size_t>(k)].normalized;
+              gv.mutable_data()[k] = static_cast<int8_t>(r.groups[static_cast<size_t>(k)].verdict);
+            }
             py::dict times;
             times["preprocess"] = r.times.preprocess;
             times["host_to_device"] = r.times.host_to_device;
@@ -177,6 +187,9 @@ EDGE_PY_BINDER(runtime) {
             out["region_scores"] = rs;
             out["region_normalized"] = rn;
             out["region_verdicts"] = rv;
+            out["group_scores"] = gs;
+            out["group_normalized"] = gn;
+            out["group_verdicts"] = gv;
             out["times"] = times;
             return out;
           },

@@ -46,6 +46,13 @@ def _int(value: Any, field: str, lo: int = 1) -> int:
     return int(value)
 
 
+def _group(value: Any, region: str) -> str:
+    g = str(value)
+    if not 1 <= len(g) <= 64:
+        raise BundleError(f"regions.{region}.group: expected a name of 1 to 64 characters, got {value!r}")
+    return g
+
+
 def input_spec(
     preprocess: Mapping[str, Any],
     *,
@@ -173,6 +180,7 @@ def build_manifest(
                 "width": _int(r["width"], f"regions.{r['name']}.width"),
                 "height": _int(r["height"], f"regions.{r['name']}.height"),
                 "threshold": _finite(r["threshold"], f"regions.{r['name']}.threshold"),
+                **({"group": _group(r["group"], r["name"])} if r.get("group") is not None else {}),
             }
             for r in regions
         ]

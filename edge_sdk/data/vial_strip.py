@@ -55,9 +55,10 @@ _KIND_PARTS = {"particle": ("body", "bottom"), "black_spot": PARTS, "scratch": (
 
 
 def region_layout(region_size: int = 128) -> dict:
-    """Region layout of a strip frame (regions.json content): 5 vials x 4 square regions."""
+    """Region layout of a strip frame (regions.json content): 5 vials x 4 square regions, each
+    vial's regions one group (the runtime reports a vial's score as the largest of its regions')."""
     s = int(region_size)
-    regions = [dict(name=f"v{v}_{p}", x=v * s, y=r * s, width=s, height=s, vial=v, part=p)
+    regions = [dict(name=f"v{v}_{p}", x=v * s, y=r * s, width=s, height=s, vial=v, part=p, group=f"v{v}")
                for v in range(VIALS) for r, p in enumerate(PARTS)]
     return {"schema_version": 1, "frame": {"width": VIALS * s, "height": len(PARTS) * s}, "regions": regions}
 

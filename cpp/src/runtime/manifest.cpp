@@ -321,6 +321,10 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
       r.width = f.integer("width", 1, m.frame_width - r.x);
       r.height = f.integer("height", 1, m.frame_height - r.y);
       r.threshold = float32_number(f, "threshold");
+      if (f.has("group")) {
+        r.group = f.str("group");
+        if (r.group.empty() || r.group.size() > 64) f.fail("group", "expected a name of 1 to 64 characters");
+      }
       m.regions.push_back(std::move(r));
     }
   }
@@ -349,6 +353,23 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
     listed(m.arrays_file, "arrays.file");
   }
   return m;
+}
+
+RegionGroups region_groups(const std::vector<RegionSpec>& regions) {
+  RegionGroups g;
+  g.of_region.assign(regions.size(), -1);
+  for (size_t k = 0; k < regions.size(); ++k) {
+    if (regions[k].group.empty()) continue;
+    size_t at = 0;
+    while (at < g.names.size() && g.names[at] != regions[k].group) ++at;
+    if (at == g.names.size()) {
+      g.names.push_back(regions[k].group);
+      g.members.emplace_back();
+    }
+    g.members[at].push_back(static_cast<int32_t>(k));
+    g.of_region[k] = static_cast<int32_t>(at);
+  }
+  return g;
 }
 
 }  // namespace edge

@@ -161,6 +161,10 @@ class RuntimeImpl final : public Runtime {
     units_.reserve(static_cast<size_t>(max_batch_));
     unit_scores_.resize(static_cast<size_t>(max_batch_));
     region_verdicts_.resize(regions_.size());
+    groups_ = region_groups(regions_);
+    group_scratch_.resize(regions_.size());
+    region_scores_.resize(regions_.size());
+    region_norms_.resize(regions_.size());
 
     for (int i = 0; i < opt_.warmup; ++i) warm_up();
   }
@@ -195,6 +199,8 @@ class RuntimeImpl final : public Runtime {
     out.images.resize(static_cast<size_t>(n));
     out.regions.resize(static_cast<size_t>(n * nr));
     for (auto& r : out.regions) r = RegionResult{kNaN, kNaN, Verdict::Review};
+    out.groups.resize(static_cast<size_t>(n) * groups_.names.size());
+    for (auto& r : out.groups) r = RegionResult{kNaN, kNaN, Verdict::Review};
 
     // Check every image and lay out the heatmaps (one per valid image, at its own size).
     int64_t heat_total = 0;
@@ -495,6 +501,8 @@ class RuntimeImpl final : public Runtime {
         RegionResult& rr = out.regions[static_cast<size_t>(i * nr + k)];
         rr.verdict = decide_score(rr.score, rule(regions_[static_cast<size_t>(k)].threshold), &rr.normalized);
         region_verdicts_[static_cast<size_t>(k)] = rr.verdict;
+        region_scores_[static_cast<size_t>(k)] = rr.score;
+        region_norms_[static_cast<size_t>(k)] = rr.normalized;
         if (!std::isfinite(rr.score)) all_finite = false;
         if (std::isfinite(rr.normalized) && rr.normalized > best_norm) {
           best_norm = rr.normalized;
@@ -503,6 +511,13 @@ class RuntimeImpl final : public Runtime {
       }
       r.score = best_score;
       r.normalized = best_norm >= 0 ? best_norm : kNaN;
+      const size_t ng = groups_.names.size();
+      for (size_t g = 0; g < ng; ++g) {
+        const auto& mem = groups_.members[g];
+        const GroupResult gr = group_result(region_scores_.data(), region_norms_.data(), region_verdicts_.data(),
+                                            mem.data(), static_cast<int64_t>(mem.size()), group_scratch_.data());
+        out.groups[static_cast<size_t>(i) * ng + g] = RegionResult{gr.score, gr.normalized, gr.verdict};
+      }
       r.verdict = product_verdict(region_verdicts_.data(), nr);
       if (!all_finite && r.error.empty()) r.error = "non-finite region score";
       if (all_finite && r.error.empty()) ++out.judged;
@@ -553,6 +568,9 @@ class RuntimeImpl final : public Runtime {
   std::vector<uint8_t> crop_;
   std::vector<Unit> units_;
   std::vector<RegionSpec> regions_;
+  RegionGroups groups_;
+  std::vector<float> region_scores_, region_norms_;  // one frame's, for group_result
+  std::vector<Verdict> group_scratch_;
   std::vector<Verdict> region_verdicts_;  // of the frame being decided
   int64_t frame_w_ = 0, frame_h_ = 0;
   std::mutex mutex_;

@@ -71,6 +71,31 @@ EDGE_HD Verdict product_verdict(const Verdict* regions, int64_t n) {
   return any_review ? Verdict::Review : Verdict::Accept;
 }
 
+// A group of regions of a frame (a vial of a strip): its normalized score is the largest of its
+// regions' (the vial score as the maximum over its patches, in normalized units so that regions
+// with their own thresholds compare), its raw score that region's, and its verdict the product rule
+// over its regions. `members` are region indices; verdicts[k] the region verdict buffer.
+struct GroupResult {
+  float score, normalized;
+  Verdict verdict;
+};
+EDGE_HD GroupResult group_result(const float* scores, const float* normalized, const Verdict* verdicts,
+                                 const int32_t* members, int64_t count, Verdict* scratch) {
+  GroupResult g{NAN, NAN, Verdict::Review};
+  float best = -1.0f;
+  for (int64_t j = 0; j < count; ++j) {
+    const int32_t k = members[j];
+    scratch[j] = verdicts[k];
+    if (finite_score(normalized[k]) && normalized[k] > best) {
+      best = normalized[k];
+      g.score = scores[k];
+      g.normalized = normalized[k];
+    }
+  }
+  g.verdict = product_verdict(scratch, count);
+  return g;
+}
+
 // A run's verdict from the verdicts of the n acquisitions of one product (the vial line's 7 of
 // 10): reject when at least k acquisitions were rejected (k >= 1; rejecting is always safe, even
 // with acquisitions missing); otherwise accepted only when all n were judged (accepted or

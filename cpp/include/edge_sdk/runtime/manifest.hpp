@@ -71,7 +71,16 @@ struct RegionSpec {
   std::string name;
   int64_t x = 0, y = 0, width = 0, height = 0;  // in frame pixels
   double threshold = 0.0;                       // raw image-score threshold of this region
+  std::string group;                            // the unit it belongs to (e.g. its vial); "" = none
 };
+
+// The groups of a region layout, in order of first appearance: names and member region indices.
+struct RegionGroups {
+  std::vector<std::string> names;
+  std::vector<std::vector<int32_t>> members;
+  std::vector<int32_t> of_region;  // group index of each region, -1 for none
+};
+RegionGroups region_groups(const std::vector<RegionSpec>& regions);
 
 struct ArraySpec {
   DType dtype = DType::F32;

@@ -83,6 +83,7 @@ struct StageTimes {
 struct Results {
   std::vector<ImageResult> images;
   std::vector<RegionResult> regions;  // images x regions, row-major ("" when no regions)
+  std::vector<RegionResult> groups;   // images x region groups (group_result), row-major
   std::vector<float> heatmaps;        // raw anomaly maps, concatenated (see ImageResult offsets)
   StageTimes times;
   int64_t judged = 0;                 // images with a verdict computed from a finite score
@@ -104,6 +105,8 @@ class Runtime {
   virtual std::string backend_description() const = 0;
   // Names of the regions (empty without regions); results hold them in this order.
   virtual std::vector<std::string> region_names() const = 0;
+  // Names of the region groups (regions[].group: e.g. the vials of a strip), in result order.
+  std::vector<std::string> group_names() const { return region_groups(manifest().regions).names; }
 
   // Judges `n` images into `out` (resized to n; its buffers are reused across calls). Problems
   // of one image (wrong channels, size, dtype) make that image "review" with an error message
