@@ -151,8 +151,8 @@ def main(out_dir: str) -> None:
     crop_scores = np.asarray(edge_sdk.Runtime(probe, threads=1, heatmaps=False).predict(list(crops)).scores)
     shutil.rmtree(out / "regions_probe")
     thr = float(np.median(crop_scores))
-    regions = [dict(name=name, x=x, y=4, width=40, height=32, threshold=thr)
-               for name, x in (("left", 0), ("middle", 40), ("right", 80))]
+    regions = [dict(name=name, x=x, y=4, width=40, height=32, threshold=thr, group=group)
+               for name, x, group in (("left", 0, "a"), ("middle", 40, "a"), ("right", 80, "b"))]
     regions_bundle = _export(ssim_parts(size=32, channels=3, regions=regions, frame=frame), out / "regions", None)
     _write_images(out, "frames", frames)
     res = edge_sdk.Runtime(regions_bundle, threads=1).predict(list(frames))

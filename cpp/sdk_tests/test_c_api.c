@@ -321,6 +321,68 @@ static void test_review_band(const fixture_images* fx) {
 }
 
 /* Frames with regions: per-region results, the product verdict rule, frame-size heatmaps. */
+/* Region groups (left + middle = "a", right = "b"): each group's result is the largest normalized
+ * score of its regions, that region's score, and the product rule over them; a caller whose
+ * edge_batch_outputs predates the groups field gets none written. */
+static void test_groups(edge_runtime* rt, const edge_image* images, int n) {
+  edge_output_spec spec;
+  edge_region_spec rs;
+  edge_batch_outputs o;
+  edge_image_result* res = (edge_image_result*)calloc((size_t)n, sizeof(edge_image_result));
+  edge_region_result* reg = (edge_region_result*)calloc((size_t)n * 3, sizeof(edge_region_result));
+  edge_region_result* grp = (edge_region_result*)calloc((size_t)n * 2, sizeof(edge_region_result));
+  char name[16];
+  size_t len = 0;
+  int i;
+  edge_output_spec_init(&spec);
+  CHECK_STATUS(edge_output_spec_get(rt, &spec), EDGE_OK);
+  CHECK(spec.group_count == 2);
+  CHECK_STATUS(edge_group_name(rt, 1, name, sizeof name, &len), EDGE_OK);
+  CHECK(strcmp(name, "b") == 0 && len == 1);
+  CHECK_STATUS(edge_group_name(rt, 2, name, sizeof name, &len), EDGE_E_INVALID_ARGUMENT);
+  edge_region_spec_init(&rs);
+  CHECK_STATUS(edge_region_spec_get(rt, 1, &rs), EDGE_OK);
+  CHECK(rs.group == 0);
+  CHECK_STATUS(edge_region_spec_get(rt, 2, &rs), EDGE_OK);
+  CHECK(rs.group == 1);
+  edge_batch_outputs_init(&o);
+  o.results = res;
+  o.results_capacity = (size_t)n;
+  o.regions = reg;
+  o.regions_capacity = (size_t)n * 3;
+  o.groups = grp;
+  o.groups_capacity = (size_t)n * 2 - 1; /* too small */
+  CHECK_STATUS(edge_run(rt, images, (size_t)n, 0, &o), EDGE_E_BUFFER_TOO_SMALL);
+  CHECK(strstr(edge_last_error(), "outputs->groups") != NULL);
+  o.groups_capacity = (size_t)n * 2;
+  CHECK_STATUS(edge_run(rt, images, (size_t)n, 0, &o), EDGE_OK);
+  for (i = 0; i < n; ++i) {
+    const edge_region_result* l = &reg[i * 3];
+    const edge_region_result* m = &reg[i * 3 + 1];
+    const edge_region_result* a = &grp[i * 2];
+    const edge_region_result* b = &grp[i * 2 + 1];
+    const edge_region_result* best = m->normalized > l->normalized ? m : l;
+    const int want = (l->verdict == EDGE_VERDICT_REJECT || m->verdict == EDGE_VERDICT_REJECT) ? EDGE_VERDICT_REJECT
+                     : (l->verdict == EDGE_VERDICT_ACCEPT && m->verdict == EDGE_VERDICT_ACCEPT) ? EDGE_VERDICT_ACCEPT
+                                                                                                 : EDGE_VERDICT_REVIEW;
+    CHECK(a->normalized == best->normalized && a->score == best->score && a->verdict == want);
+    CHECK(b->normalized == reg[i * 3 + 2].normalized && b->verdict == reg[i * 3 + 2].verdict);
+  }
+  /* without a regions buffer the groups are still computed */
+  memset(grp, 0, (size_t)n * 2 * sizeof(edge_region_result));
+  o.regions = NULL;
+  CHECK_STATUS(edge_run(rt, images, (size_t)n, 0, &o), EDGE_OK);
+  CHECK(grp[1].verdict == reg[2].verdict && grp[1].score == reg[2].score);
+  /* an ABI 1.1 caller: struct_size ends before the groups field, which is left alone */
+  memset(grp, 0x7f, (size_t)n * 2 * sizeof(edge_region_result));
+  o.struct_size = (uint32_t)offsetof(edge_batch_outputs, groups);
+  CHECK_STATUS(edge_run(rt, images, (size_t)n, 0, &o), EDGE_OK);
+  CHECK(((const unsigned char*)grp)[0] == 0x7f);
+  free(res);
+  free(reg);
+  free(grp);
+}
+
 static void test_run_regions(const fixture_images* frames, const char* out_dir) {
   edge_runtime* rt = NULL;
   edge_open_options opt;
@@ -375,6 +437,8 @@ static void test_run_regions(const fixture_images* frames, const char* out_dir) 
   CHECK(reg[3].verdict == EDGE_VERDICT_REVIEW && isnan(reg[3].score));
   CHECK(strstr(edge_last_error(), "image 1") != NULL);
   CHECK(res[0].status == EDGE_OK && o.judged == (uint32_t)frames->n - 1 && o.not_judged == 1);
+  images[1] = fixture_image(frames, 1);
+  test_groups(rt, images, frames->n);
   free(images);
   free(res);
   free(reg);

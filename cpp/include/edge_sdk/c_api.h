@@ -166,6 +166,8 @@ typedef struct edge_output_spec {
   double review_band;                    /* effective band half-width (normalized units) */
   int32_t contexts, max_batch, heatmaps; /* as opened */
   double deadline_ms;                    /* default deadline as opened (0 = none) */
+  int32_t group_count;                   /* ABI 1.2: region groups (regions[].group, e.g. vials) */
+  int32_t reserved;
 } edge_output_spec;
 
 typedef struct edge_region_spec {
@@ -173,6 +175,8 @@ typedef struct edge_region_spec {
   int32_t x, y, width, height; /* rectangle of the frame, in frame pixels; cut out by the runtime,
                                   resized to the network input and judged on its own */
   double threshold;            /* raw-score threshold of the region */
+  int32_t group;               /* ABI 1.2: index of its group (edge_group_name), -1 for none */
+  int32_t reserved;
 } edge_region_spec;
 
 static inline void edge_input_spec_init(edge_input_spec* s) { memset(s, 0, sizeof(*s)); s->struct_size = (uint32_t)sizeof(*s); }
@@ -235,6 +239,12 @@ typedef struct edge_batch_outputs {
   uint32_t not_judged;        /* images marked review because of an error or the deadline */
   int32_t deadline_exceeded;  /* 1 when the deadline passed before every image was judged */
   int32_t reserved;
+  /* ABI 1.2, optional (NULL = not wanted): one result per image and region group (a vial of a
+   * strip), image-major: the largest normalized score of the group's regions, that region's raw
+   * score, and the product rule over the group's regions (a rejected region rejects the group;
+   * accepted only when all its regions were); review flags EDGE_REVIEW_REGION (or the image's
+   * EDGE_REVIEW_DEADLINE / EDGE_REVIEW_ERROR) when review. */
+  edge_region_result* groups; size_t groups_capacity;    /* >= count * group_count */
 } edge_batch_outputs;
 
 /* Floats the heatmaps of these images need (raw anomaly maps at each image's own size, one after
@@ -285,6 +295,9 @@ static inline void edge_run_options_init(edge_run_options* o) {
  * a library of ABI 1.2 or later (edge_abi_version() >= EDGE_ABI_VERSION; the C++ wrapper checks). */
 EDGE_API edge_status edge_run_with(edge_runtime* rt, const edge_image* images, size_t count,
                                    const edge_run_options* options, edge_batch_outputs* outputs);
+
+/* Name of region group `index` (0 <= index < group_count), as edge_region_name. */
+EDGE_API edge_status edge_group_name(const edge_runtime* rt, int32_t index, char* buffer, size_t capacity, size_t* length);
 
 /* ---- the run vote of a product acquired n times (ABI 1.2) ------------------------------------- */
 

@@ -262,6 +262,7 @@ EDGE_API edge_status edge_output_spec_get(const edge_runtime* rt, edge_output_sp
     edge_output_spec s;
     edge_output_spec_init(&s);
     s.region_count = static_cast<int32_t>(m.regions.size());
+    s.group_count = static_cast<int32_t>(edge::region_groups(m.regions).names.size());
     s.frame_width = static_cast<int32_t>(m.frame_width);
     s.frame_height = static_cast<int32_t>(m.frame_height);
     s.threshold = m.calibration.threshold;
@@ -290,7 +291,20 @@ EDGE_API edge_status edge_region_spec_get(const edge_runtime* rt, int32_t index,
     out->width = static_cast<int32_t>(r.width);
     out->height = static_cast<int32_t>(r.height);
     out->threshold = r.threshold;
+    if (out->struct_size >= offsetof(edge_region_spec, group) + sizeof(int32_t))
+      out->group = edge::region_groups(regions).of_region[static_cast<size_t>(index)];
     return EDGE_OK;
+  });
+}
+
+EDGE_API edge_status edge_group_name(const edge_runtime* rt, int32_t index, char* buffer, size_t capacity, size_t* length) {
+  return guarded([&] {
+    Registry::Use use(Registry::instance(), rt);
+    const auto names = edge::region_groups(use->runtime().manifest().regions).names;
+    if (index < 0 || static_cast<size_t>(index) >= names.size())
+      throw StatusError(EDGE_E_INVALID_ARGUMENT, "index: " + std::to_string(index) + " outside the " +
+                                                     std::to_string(names.size()) + " group(s)");
+    return copy_string(names[static_cast<size_t>(index)], buffer, capacity, length);
   });
 }
 

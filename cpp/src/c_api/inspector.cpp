@@ -27,6 +27,11 @@ edge_image_result unjudged(edge_status status, uint32_t review) {
   return r;
 }
 
+// The caller's group buffer: NULL when its edge_batch_outputs predates the field (ABI 1.2).
+edge_region_result* groups_buffer(const edge_batch_outputs& out) {
+  return out.struct_size >= offsetof(edge_batch_outputs, groups_capacity) + sizeof(size_t) ? out.groups : nullptr;
+}
+
 edge_region_result unjudged_region(uint32_t review) {
   edge_region_result r{};
   r.score = kNaN;
@@ -63,6 +68,11 @@ Context::Context(std::unique_ptr<Runtime> runtime, size_t chunk_images, Inspecto
   chunk_views_.resize(chunk_images_);
   chunk_index_.resize(chunk_images_);
   region_verdicts_.resize(region_count_);
+  groups_ = region_groups(runtime_->manifest().regions);
+  group_scores_.resize(region_count_);
+  group_norms_.resize(region_count_);
+  group_verdicts_.resize(region_count_);
+  group_scratch_.resize(region_count_);
   worker_ = std::thread([this] { worker_loop(); });
 }
 
@@ -319,6 +329,30 @@ void Context::record_chunk(size_t k) {
   }
 }
 
+edge_region_result Context::group_of(size_t i, size_t g) const {
+  // From the image's final, checked region results (regions_ is kept whenever groups are wanted).
+  const size_t nr = region_count_;
+  for (size_t q = 0; q < nr; ++q) {
+    const edge_region_result& r = regions_[i * nr + q];
+    group_scores_[q] = r.score;
+    group_norms_[q] = r.normalized;
+    group_verdicts_[q] = static_cast<Verdict>(r.verdict);
+  }
+  const auto& mem = groups_.members[g];
+  const GroupResult gr = group_result(group_scores_.data(), group_norms_.data(), group_verdicts_.data(), mem.data(),
+                                      static_cast<int64_t>(mem.size()), group_scratch_.data());
+  edge_region_result c = unjudged_region(0);
+  c.score = gr.score;
+  c.normalized = gr.normalized;
+  c.verdict = static_cast<int32_t>(gr.verdict);
+  if (gr.verdict == Verdict::Review) {
+    // the image's own reason when it was not judged at all, else: a region of the group was review
+    const uint32_t image_review = results_[i].status == EDGE_OK ? 0u : results_[i].review;
+    c.review = image_review ? image_review : static_cast<uint32_t>(EDGE_REVIEW_REGION);
+  }
+  return c;
+}
+
 void Context::copy_out(size_t done, edge_batch_outputs& out) const {
   const size_t nr = region_count_;
   for (size_t i = 0; i < count_; ++i) {
@@ -332,6 +366,10 @@ void Context::copy_out(size_t done, edge_batch_outputs& out) const {
     if (out.regions && nr > 0) {
       for (size_t q = 0; q < nr; ++q)
         out.regions[i * nr + q] = final_result ? regions_[i * nr + q] : unjudged_region(EDGE_REVIEW_DEADLINE);
+    }
+    if (edge_region_result* groups = groups_buffer(out)) {
+      const size_t ng = groups_.names.size();
+      for (size_t g = 0; g < ng; ++g) groups[i * ng + g] = final_result ? group_of(i, g) : unjudged_region(EDGE_REVIEW_DEADLINE);
     }
     if (out.heatmaps) {
       const size_t area = static_cast<size_t>(views_[i].height > 0 ? views_[i].height : 0) *
@@ -393,6 +431,7 @@ Inspector::Inspector(std::shared_ptr<const Bundle> bundle, const InspectorOption
     free_.push_back(contexts_.back().get());
   }
   region_count_ = contexts_.front()->runtime().region_names().size();
+  group_count_ = contexts_.front()->runtime().group_names().size();
 }
 
 Inspector::~Inspector() {
@@ -431,8 +470,11 @@ size_t Inspector::heatmap_floats(const edge_image* images, size_t count) {
 
 namespace {
 
-void fill_unjudged(edge_batch_outputs& out, size_t count, edge_status status, uint32_t review) {
+void fill_unjudged(edge_batch_outputs& out, size_t count, edge_status status, uint32_t review, size_t groups) {
   for (size_t i = 0; i < count; ++i) out.results[i] = unjudged(status, review);
+  edge_region_result* g = groups_buffer(out);
+  if (g && groups > 0 && out.groups_capacity >= count * groups)
+    for (size_t k = 0; k < count * groups; ++k) g[k] = unjudged_region(review);
 }
 
 double elapsed_ms(Clock::time_point t0) {
@@ -451,7 +493,7 @@ edge_status Inspector::run(const edge_image* images, size_t count, double deadli
   if (!out.results || out.results_capacity < count)
     throw StatusError(EDGE_E_INVALID_ARGUMENT, "outputs->results: " + std::string(out.results ? "capacity " + std::to_string(out.results_capacity) + " < count " + std::to_string(count) : "null pointer") + " (nothing could be written: treat every image as review)");
   // From here on every result is written: review until judged.
-  fill_unjudged(out, count, EDGE_E_INVALID_ARGUMENT, EDGE_REVIEW_ERROR);
+  fill_unjudged(out, count, EDGE_E_INVALID_ARGUMENT, EDGE_REVIEW_ERROR, group_count_);
   if (count == 0) {
     out.not_judged = 0;
     return EDGE_OK;
@@ -462,6 +504,10 @@ edge_status Inspector::run(const edge_image* images, size_t count, double deadli
   if (out.regions && nr > 0 && out.regions_capacity < count * nr)
     throw StatusError(EDGE_E_BUFFER_TOO_SMALL, "outputs->regions: capacity " + std::to_string(out.regions_capacity) +
                                                    " < count * region_count = " + std::to_string(count * nr));
+  edge_region_result* groups = groups_buffer(out);
+  if (groups && group_count_ > 0 && out.groups_capacity < count * group_count_)
+    throw StatusError(EDGE_E_BUFFER_TOO_SMALL, "outputs->groups: capacity " + std::to_string(out.groups_capacity) +
+                                                   " < count * group_count = " + std::to_string(count * group_count_));
   if (out.heatmaps) {
     if (!runtime().options().heatmaps)
       throw StatusError(EDGE_E_INVALID_ARGUMENT, "outputs->heatmaps: the runtime was opened without heatmaps (set edge_open_options.heatmaps = 1)");
@@ -477,7 +523,7 @@ edge_status Inspector::run(const edge_image* images, size_t count, double deadli
 
   Context* ctx = acquire(has_deadline, deadline);
   if (!ctx) {
-    fill_unjudged(out, count, EDGE_E_DEADLINE, EDGE_REVIEW_DEADLINE);
+    fill_unjudged(out, count, EDGE_E_DEADLINE, EDGE_REVIEW_DEADLINE, group_count_);
     out.deadline_exceeded = 1;
     out.elapsed_ms = elapsed_ms(t0);
     char msg[200];
@@ -491,7 +537,7 @@ edge_status Inspector::run(const edge_image* images, size_t count, double deadli
   size_t first_error_image = 0;
   edge_status first_status = EDGE_OK;
   try {
-    ctx->stage(images, count, order, out.regions != nullptr, out.heatmaps != nullptr);
+    ctx->stage(images, count, order, out.regions != nullptr || (groups && group_count_ > 0), out.heatmaps != nullptr);
     ctx->start();
   } catch (...) {
     release(ctx);

@@ -68,6 +68,7 @@ class Context {
   void record_chunk(size_t k);  // the k images of the chunk just predicted
   void set_image_failure(size_t i, edge_status status, uint32_t review, const std::string& message);
   void copy_out(size_t done, edge_batch_outputs& out) const;
+  edge_region_result group_of(size_t i, size_t g) const;  // image i's result of group g
 
   std::unique_ptr<Runtime> runtime_;
   Inspector& owner_;
@@ -98,6 +99,10 @@ class Context {
   std::vector<ImageView> chunk_views_;  // the chunk's images (chunk_images_ entries)
   std::vector<size_t> chunk_index_;     // their index in the cycle
   std::vector<Verdict> region_verdicts_;  // of the image being recorded, checked (region_count_ entries)
+  RegionGroups groups_;                   // of the bundle's regions
+  // one image's region results, for group_result (scratch of the const copy_out, caller's thread)
+  mutable std::vector<float> group_scores_, group_norms_;
+  mutable std::vector<Verdict> group_verdicts_, group_scratch_;
 
   std::thread worker_;  // last: started after everything above is constructed
 };
@@ -111,6 +116,7 @@ class Inspector {
   const InspectorOptions& options() const { return options_; }
   const std::string& bundle_path() const { return bundle_->path; }
   size_t region_count() const { return region_count_; }
+  size_t group_count() const { return group_count_; }
 
   edge_status run(const edge_image* images, size_t count, double deadline_ms, ColorOrder order, edge_batch_outputs& out);
 
@@ -127,7 +133,7 @@ class Inspector {
 
   std::shared_ptr<const Bundle> bundle_;
   InspectorOptions options_;
-  size_t region_count_ = 0;
+  size_t region_count_ = 0, group_count_ = 0;
   std::vector<std::unique_ptr<Context>> contexts_;
   std::mutex pool_mutex_;
   std::condition_variable pool_cv_;
