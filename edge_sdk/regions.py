@@ -343,11 +343,15 @@ def k_of_n_correct(labels, verdicts, products, k: int = 7) -> dict:
     return out
 
 
-def evaluate_decisions(scores, labels, thresholds, region_names, *, products=None, k: int = 7) -> dict:
-    """Decisions at three levels.
+def evaluate_decisions(scores, labels, thresholds, region_names, *, products=None, k: int = 7,
+                       groups: dict[str, list[int]] | None = None) -> dict:
+    """Decisions at three levels (four with region groups).
 
     scores, labels (N, R): per frame (acquisition) and region; thresholds (R,); region_names (R,).
     - patch: accuracy / TPR / TNR per region and over all patches;
+    - group (with `groups`, name -> region indices, e.g. the vials of a strip): a group is rejected
+      when any of its regions rejects (the runtime's group rule); its label is 1 when any of its
+      regions is defective; accuracy / TPR / TNR per group and over all;
     - strip: a frame is rejected when any region rejects; its label is 1 when any region is defective;
     - run (with `products` (N,) ids of the product each frame shows): k-of-n rule -- a product is
       correct when its label is confirmed in >= k of its acquisitions; accuracy / TPR / TNR over products.
@@ -360,6 +364,11 @@ def evaluate_decisions(scores, labels, thresholds, region_names, *, products=Non
     out = {"patch": {"all": _rates(y.ravel(), rej.ravel()),
                      "regions": {n: _rates(y[:, j], rej[:, j]) for j, n in enumerate(region_names)}},
            "strip": _rates(y.any(axis=1), prod_rej)}
+    if groups:
+        per = {g: (y[:, idx].any(axis=1), rej[:, idx].any(axis=1)) for g, idx in groups.items()}
+        out["group"] = {"all": _rates(np.concatenate([a for a, _ in per.values()]),
+                                      np.concatenate([b for _, b in per.values()])),
+                        "groups": {g: _rates(a, b) for g, (a, b) in per.items()}}
     if products is not None:
         res = k_of_n_correct(y.any(axis=1), prod_rej, products, k=k)
         lab = np.array([r[0] for r in res.values()])
@@ -404,4 +413,4 @@ def evaluate_region_patches(scores, patches: RegionPatches, thresholds, *, k: in
         if counts.min() < k:
             products = None  # too few acquisitions per product for the k-of-n rule
     return evaluate_decisions(s.reshape(-1, r), y.reshape(-1, r), thresholds, patches.layout.names,
-                              products=products, k=k)
+                              products=products, k=k, groups=patches.layout.groups() or None)

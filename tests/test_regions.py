@@ -160,6 +160,19 @@ def test_evaluate_patch_strip_and_k_of_n():
         k_of_n_correct([0, 1], [0, 0], [0, 0], k=1)
 
 
+def test_group_level_decisions():
+    # 4 regions, two groups of two; a group is rejected when any of its regions is, defective when any is
+    scores = np.array([[0.9, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.6], [0.1, 0.1, 0.1, 0.1]])
+    labels = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]])
+    res = evaluate_decisions(scores, labels, [0.5] * 4, ["a0", "a1", "b0", "b1"], groups={"a": [0, 1], "b": [2, 3]})
+    a, b = res["group"]["groups"]["a"], res["group"]["groups"]["b"]
+    assert a == {"n": 3, "defective": 1, "accuracy": 1.0, "tpr": 1.0, "tnr": 1.0}
+    # frame 1: group b defective (b0) and rejected (by b1): a hit at group level, a miss at region level
+    assert b["tpr"] == 1.0 and b["accuracy"] == 1.0
+    assert res["group"]["all"]["n"] == 6 and res["group"]["all"]["accuracy"] == 1.0
+    assert res["patch"]["regions"]["b0"]["tpr"] == 0.0
+
+
 def test_product_ids_and_region_patch_evaluation(tmp_path):
     from edge_sdk.data import load_dataset
     from edge_sdk.data.vial_strip import make_vial_strip_dataset
