@@ -267,6 +267,20 @@ class Runtime:
                               f"value_range=({b_lo:g}, {b_hi:g}) if they are dark images already in that range")
         return refused
 
+    def predict_acquisition(self, frames, **kwargs) -> Results:
+        """Judges an acquisition: its K frames (2 <= K <= 1024, alike in size, channels and dtype;
+        a list or a (K, H, W[, C]) array) and the two rank-filter images made from them, the
+        per-pixel lowest (what moved between frames shows here) and highest (only what is fixed
+        to the part): K + 2 results, frames first, then lowest, then highest
+        (`kernels.frame_extremes`, the C ABI's edge_frame_extremes). Keyword arguments are
+        predict's."""
+        from edge_sdk.kernels import frame_extremes
+
+        stack = np.ascontiguousarray(np.stack([np.asarray(f) for f in frames]) if isinstance(frames, (list, tuple))
+                                     else np.asarray(frames))
+        lo, hi = frame_extremes(stack[None])
+        return self.predict(list(stack) + [lo[0], hi[0]], **kwargs)
+
     def run_vote(self, *, max_open: int = 4096):
         """A `edge_sdk.run_vote.RunVote` with this bundle's rule (decision.run, default 7 of 10):
         feed it each acquisition's verdict under its product's id (as the C ABI's edge_run_vote)."""

@@ -69,3 +69,24 @@ def test_synthetic_acquisition_bubbles_move_defects_stay():
     assert ((chi[0].astype(int) - clo[0])[liquid & ~m] > 40).mean() < 0.001
     with pytest.raises(ValueError, match="frames: expected 1 to 1024"):
         render_acquisition(spec, rng, frames=0)
+
+
+def test_runtime_judges_an_acquisition_with_its_rank_images(tmp_path):
+    """Runtime.predict_acquisition: K frames + lowest + highest, each judged as predict judges it."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    import edge_sdk
+    from edge_sdk.converters import export_bundle
+    from tests.bundle_helpers import ssim_parts
+
+    b = export_bundle(ssim_parts(size=32), tmp_path / "b", model_type="resganad").bundle
+    rt = edge_sdk.Runtime(b, threads=1)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    res = rt.predict_acquisition(list(frames))
+    assert len(res) == 7
+    want = rt.predict(list(frames) + [frames.min(0), frames.max(0)])
+    np.testing.assert_array_equal(res.scores, want.scores)
+    np.testing.assert_array_equal(res.verdicts, want.verdicts)
+    with pytest.raises(ValueError, match="frames: expected 2 to 1024"):
+        rt.predict_acquisition(frames[:1])

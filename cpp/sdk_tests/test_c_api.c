@@ -877,6 +877,43 @@ static void test_run_vote(const fixture_images* fx) {
   CHECK_STATUS(edge_run_vote(rt, "after close", 0, EDGE_VERDICT_ACCEPT, &st), EDGE_E_INVALID_HANDLE);
 }
 
+/* edge_frame_extremes: per-pixel min and max over an acquisition's frames, strided views included,
+ * against a direct loop; mismatched frames and bad arguments refused with the frame named. */
+static void test_frame_extremes(const fixture_images* fx) {
+  const size_t px = (size_t)fx->h * (size_t)fx->w * (size_t)fx->c;
+  unsigned char* lo = (unsigned char*)malloc(px);
+  unsigned char* hi = (unsigned char*)malloc(px);
+  unsigned char* wide = (unsigned char*)calloc(px * 2, 1); /* frame 2 as a view with a doubled row stride */
+  edge_image f[3];
+  size_t p;
+  int y, bad = 0;
+  f[0] = fixture_image(fx, 0);
+  f[1] = fixture_image(fx, 1);
+  f[2] = fixture_image(fx, 2);
+  for (y = 0; y < fx->h; ++y)
+    memcpy(wide + (size_t)y * 2 * fx->w * fx->c, fx->data + 2 * px + (size_t)y * fx->w * fx->c, (size_t)fx->w * fx->c);
+  f[2].data = wide;
+  f[2].row_stride = (int64_t)fx->w * fx->c * 2;
+  CHECK_STATUS(edge_frame_extremes(f, 3, lo, hi), EDGE_OK);
+  for (p = 0; p < px; ++p) {
+    unsigned char a = fx->data[p], b = fx->data[px + p], c = fx->data[2 * px + p];
+    unsigned char mn = a < b ? a : b, mx = a > b ? a : b;
+    mn = c < mn ? c : mn;
+    mx = c > mx ? c : mx;
+    bad |= lo[p] != mn || hi[p] != mx;
+  }
+  CHECK(!bad);
+  CHECK_STATUS(edge_frame_extremes(f, 1, lo, hi), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "k: expected 2 to 1024") != NULL);
+  CHECK_STATUS(edge_frame_extremes(f, 3, NULL, hi), EDGE_E_INVALID_ARGUMENT);
+  f[1].width -= 1;
+  CHECK_STATUS(edge_frame_extremes(f, 3, lo, hi), EDGE_E_IMAGE);
+  CHECK(strstr(edge_last_error(), "frames[1]") != NULL);
+  free(lo);
+  free(hi);
+  free(wide);
+}
+
 int main(int argc, char** argv) {
   fixture_images plain, frames, slow;
   if (argc != 3) {
@@ -907,6 +944,7 @@ int main(int argc, char** argv) {
   test_bad_images(&plain);
   test_color_order(&plain);
   test_run_vote(&plain);
+  test_frame_extremes(&plain);
   test_handles(&plain);
   test_sharing(&plain);
   test_deadline(&slow);

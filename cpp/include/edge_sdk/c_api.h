@@ -299,6 +299,16 @@ EDGE_API edge_status edge_run_with(edge_runtime* rt, const edge_image* images, s
 /* Name of region group `index` (0 <= index < group_count), as edge_region_name. */
 EDGE_API edge_status edge_group_name(const edge_runtime* rt, int32_t index, char* buffer, size_t capacity, size_t* length);
 
+/* ---- rank-filter images of an acquisition (ABI 1.2) -------------------------------------------- */
+
+/* A vial-line acquisition is k frames of the part while it is handled; two more images are made by
+ * a rank filter over them: per pixel the lowest value (what moved between frames, bubbles and
+ * drops, shows here) and the highest (only what is fixed to the part). Writes those two images, of
+ * the frames' size, channels and dtype, packed (height * width * channels values), into lo and hi;
+ * the host then judges the k + 2 images (edge_run). Frames may be strided views; 2 <= k <= 1024;
+ * frames that differ in size, channels or dtype are refused (EDGE_E_IMAGE, naming the frame). */
+EDGE_API edge_status edge_frame_extremes(const edge_image* frames, size_t k, void* lo, void* hi);
+
 /* ---- the run vote of a product acquired n times (ABI 1.2) ------------------------------------- */
 
 /* A product is acquired n times (the vial line: each strip 10 times); each acquisition is judged by

@@ -1,0 +1,74 @@
+// edge_frame_extremes: the rank-filter images of an acquisition through the C ABI, so that a host
+// turns K frames into K + 2 images (the frames, the lowest and the highest value per pixel) before
+// judging them, with the kernel the runtime and Python use (kernels/rank.hpp).
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "edge_sdk/c_api.h"
+#include "edge_sdk/kernels/rank.hpp"
+#include "edge_sdk/scratch.hpp"
+#include "edge_sdk/thread_pool.hpp"
+#include "status.hpp"
+
+namespace {
+
+using edge::capi::StatusError;
+
+size_t element_bytes(int32_t dtype) { return dtype == EDGE_DTYPE_FLOAT32 ? 4 : 1; }
+
+template <typename T>
+void extremes(const edge_image* frames, size_t k, void* lo, void* hi) {
+  const edge_image& f0 = frames[0];
+  const size_t row = static_cast<size_t>(f0.width) * static_cast<size_t>(f0.channels);
+  const size_t pixels = row * static_cast<size_t>(f0.height);
+  // The frames packed one after the other (views of larger frames have a row stride); a grow-only
+  // per-thread buffer, so a steady stream of acquisitions allocates nothing after the first.
+  struct PackTag;
+  std::vector<T>& packed = edge::thread_scratch<PackTag, T>(k * pixels);
+  for (size_t f = 0; f < k; ++f) {
+    const size_t stride = frames[f].row_stride ? static_cast<size_t>(frames[f].row_stride) : row * sizeof(T);
+    const auto* src = static_cast<const unsigned char*>(frames[f].data);
+    for (int32_t y = 0; y < f0.height; ++y)
+      std::memcpy(packed.data() + f * pixels + static_cast<size_t>(y) * row, src + static_cast<size_t>(y) * stride,
+                  row * sizeof(T));
+  }
+  edge::frame_extremes_cpu(packed.data(), 1, static_cast<int64_t>(k), static_cast<int64_t>(pixels),
+                           static_cast<T*>(lo), static_cast<T*>(hi), *edge::default_pool());
+}
+
+}  // namespace
+
+extern "C" {
+
+EDGE_API edge_status edge_frame_extremes(const edge_image* frames, size_t k, void* lo, void* hi) {
+  return edge::capi::guarded([&] {
+    if (!frames) throw StatusError(EDGE_E_INVALID_ARGUMENT, "frames: null pointer");
+    if (k < 2 || k > static_cast<size_t>(edge::kMaxAcquisitionFrames))
+      throw StatusError(EDGE_E_INVALID_ARGUMENT, "k: expected 2 to " + std::to_string(edge::kMaxAcquisitionFrames) +
+                                                     " frames, got " + std::to_string(k));
+    if (!lo || !hi) throw StatusError(EDGE_E_INVALID_ARGUMENT, std::string(!lo ? "lo" : "hi") + ": null pointer");
+    const edge_image& f0 = frames[0];
+    for (size_t f = 0; f < k; ++f) {
+      const edge_image& im = frames[f];
+      const std::string at = "frames[" + std::to_string(f) + "]";
+      if (!im.data) throw StatusError(EDGE_E_IMAGE, at + ".data: null pointer");
+      if (im.dtype != EDGE_DTYPE_UINT8 && im.dtype != EDGE_DTYPE_FLOAT32)
+        throw StatusError(EDGE_E_IMAGE, at + ".dtype: expected EDGE_DTYPE_UINT8 (1) or EDGE_DTYPE_FLOAT32 (2)");
+      if (im.height < 1 || im.width < 1 || im.height > 32768 || im.width > 32768)
+        throw StatusError(EDGE_E_IMAGE, at + ": height and width: expected 1..32768");
+      if (im.channels != 1 && im.channels != 3) throw StatusError(EDGE_E_IMAGE, at + ".channels: expected 1 or 3");
+      if (im.height != f0.height || im.width != f0.width || im.channels != f0.channels || im.dtype != f0.dtype)
+        throw StatusError(EDGE_E_IMAGE, at + ": size, channels or dtype differ from frames[0] (an acquisition's frames "
+                                             "are alike)");
+      const int64_t packed = int64_t{im.width} * im.channels * static_cast<int64_t>(element_bytes(im.dtype));
+      if (im.row_stride != 0 && im.row_stride < packed)
+        throw StatusError(EDGE_E_IMAGE, at + ".row_stride: smaller than one packed row");
+    }
+    if (f0.dtype == EDGE_DTYPE_UINT8) extremes<uint8_t>(frames, k, lo, hi);
+    else extremes<float>(frames, k, lo, hi);
+    return EDGE_OK;
+  });
+}
+
+}  // extern "C"
