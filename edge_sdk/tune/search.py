@@ -24,7 +24,7 @@ import torch
 
 from edge_sdk.models.backbone import Lite0Backbone
 from edge_sdk.models.base import EmbeddingModel, preprocess_images
-from edge_sdk.models.contract import _tqdm
+from edge_sdk.models.contract import _tqdm, split_training
 from edge_sdk.models.features import PerImageStandardized
 from edge_sdk.tune import space
 from edge_sdk.tune.validation import ValidationSet
@@ -181,6 +181,8 @@ def run_search(train, fit_indices: Sequence[int], validation: ValidationSet, *,
     union_all = sorted({t for c in cands for t in c.layers})
     tap_bytes = 4 * sum(ch / s ** 2 for ch, s in ((t.channels, t.stride) for t in Lite0Backbone(union_all).taps))
     fit_idx = [list(fit_indices)[i] for i in _fit_subset(len(fit_indices), input_size, int(tap_bytes) + 1, seed)]
+    # in the order `fit` trains in (seeded shuffle): PatchCore's coreset chunks depend on it
+    fit_idx = [fit_idx[i] for i in split_training(len(fit_idx), seed, 0.0, 0, hold_out=False)[0]]
     records: list[dict] = []
     stopped = False
     bar = _progress_bar(len(cands), progress)
