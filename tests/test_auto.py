@@ -311,3 +311,20 @@ def test_a_candidate_fitted_on_cached_taps_scores_as_the_model_trained_on_images
         trained.fit(train, calibrate=False, progress=False)
         want = trained.predict([s.image for s in test]).scores
         np.testing.assert_allclose(scores[mode], want, rtol=1e-4)
+
+
+def test_python_api_trains_the_choice_and_records_the_search():
+    pytest.importorskip("torch")
+    from edge_sdk.data.synthetic import make_samples
+    from edge_sdk.tune import auto_train
+
+    train, test = make_samples("tile", n_train=20, n_test=6, size=64, seed=4)
+    model = auto_train(train, models=("padim",), common={"input_size": 64}, seed=1, budget_minutes=0.001,
+                       progress=False)
+    auto = model.training_info["auto"]
+    assert auto["scored"] == 1 and auto["stopped_by_budget"] and auto["space"]["models"] == ["padim"]
+    assert model.name == "padim" and model.image_score == auto["chosen"]["image_score"]
+    assert model.training_info["train_images"] + model.calibration["images"] == 20
+    assert model.predict([s.image for s in test]).scores.shape == (6,)
+    with pytest.raises(ValueError, match="chosen by the search"):
+        auto_train(train, models=("padim",), common={"input_size": 64, "layers": ["stride8"]})
