@@ -1,5 +1,13 @@
 """Magnetic Tile Defect benchmark of PaDiM, PatchCore and MhBC-PatchCore (target: image AUROC >= 0.977).
 
+Three rows per method: "defaults" (the model's default settings), "auto" (settings chosen by
+edge_sdk.tune, as `edge-sdk train --auto --model METHOD` chooses them: held-out good training images
+with synthetic anomalies, no test image seen) and "tuned" (CONFIGS below, chosen on the test split).
+The automatic search runs once for the three methods (their candidates share the cached taps; the
+choice of each method is the best of its own candidates, as a search restricted to it would make);
+each of its candidates is also scored on the test split afterwards, never for the choice, to give
+the Spearman correlation between validation AUROC and test AUROC across the candidates.
+
 Protocol (the data set's DATASET.md, as DifferNet): train on a random 80 % of MT_Free (seed 0),
 test on the other 20 % plus every defective image; 256 x 256 network input. Each method runs in
 its own process (so peak RSS is its own) and reports image AUROC, pixel AUROC and PRO (to 30 %
@@ -12,8 +20,9 @@ The threshold is calibrated on a seeded 10 % of the training images after traini
 (a quantile of their scores: biased low, the F1 figure is indicative only); AUROC/PRO do not depend
 on it.
 
-Usage: python benchmarks/bench_mtd.py [--methods padim,patchcore,mhbc] [--threads 2] [--split-seed 0]
-       [--data ../shared/datasets/magnetic_tile] [--out benchmarks/results/mtd.json] [--workdir DIR]
+Usage: python benchmarks/bench_mtd.py [--methods padim,patchcore,mhbc] [--rows defaults,auto,tuned] [--threads 2]
+       [--split-seed 0] [--auto-budget 120] [--data ../shared/datasets/magnetic_tile]
+       [--out benchmarks/results/mtd.json] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -111,6 +120,67 @@ def run_one(method: str, data: str, threads: int, workdir: str, config: dict, sp
     }
 
 
+def run_search(methods: list[str], data: str, threads: int, budget: float, split_seed: int = 0) -> dict:
+    """The automatic search over ``methods`` on the training split (test split scored per candidate
+    for the study only), with each method's own choice and the Spearman correlations."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from benchmarks._common import pin_threads
+    from edge_sdk.data import load_dataset
+    from edge_sdk.tune import auto_search, select, table
+
+    pin_threads(threads)
+    train = load_dataset(data, "mtd", "train", seed=split_seed)
+    test = load_dataset(data, "mtd", "test", seed=split_seed)
+    t0 = time.perf_counter()
+    result = auto_search(train, models=methods, common={"input_size": 256}, seed=0, budget_minutes=budget,
+                         report_sets={"test": test}, log=lambda line: print(line, flush=True))
+    seconds = time.perf_counter() - t0
+    print(table(result), flush=True)
+    recs = result.records
+
+    def rho(rs):
+        if len(rs) < 3:
+            return None
+        r = spearmanr([x["validation_auroc"] for x in rs], [x["report_auroc"]["test"] for x in rs]).statistic
+        return None if not np.isfinite(r) else round(float(r), 3)
+
+    per_method = {}
+    for m in methods:
+        own = [r for r in recs if r["model"] == m]
+        if own:
+            best_test = max(own, key=lambda r: r["report_auroc"]["test"])
+            per_method[m] = {"chosen": select(own), "spearman": rho(own), "candidates": len(own),
+                             "best_on_test": {k: best_test[k] for k in ("index", "validation_auroc", "report_auroc")}}
+    record = result.record()
+    record.update(seconds_with_test_scoring=round(seconds, 1), spearman_all=rho(recs), per_method=per_method)
+    return record
+
+
+def config_of(record: dict) -> dict:
+    """Model keyword arguments of a search record (the settings the search chooses)."""
+    out = {"layers": list(record["layers"]), "input_norm": record["input_norm"], "antialias": record["antialias"],
+           "image_score": record["image_score"]}
+    if record["model"] == "padim":
+        out["d"] = record["d_channels"]
+    return out
+
+
+def _subprocess(args, words: list[str], what: str) -> dict:
+    proc = subprocess.Popen([sys.executable, __file__, *words, "--threads", str(args.threads), "--data", args.data,
+                             "--split-seed", str(args.split_seed)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    lines = []
+    for line in proc.stdout:  # progress lines shown as they come
+        if line.startswith("RESULT "):
+            lines.append(line)
+        else:
+            print(line, end="", flush=True)
+    if proc.wait() != 0 or not lines:
+        raise SystemExit(f"{what} failed (exit {proc.returncode})")
+    return json.loads(lines[-1][7:])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", default="padim,patchcore,mhbc")
@@ -121,8 +191,13 @@ def main() -> int:
     ap.add_argument("--split-seed", type=int, default=0,
                     help="seed of the 80 %% / 20 %% split of MT_Free (the protocol's is 0; others show how much "
                          "the figures depend on the split)")
+    ap.add_argument("--rows", default="defaults,auto,tuned",
+                    help="defaults: the models' defaults; auto: chosen by edge_sdk.tune without the test split; "
+                         "tuned: CONFIGS, chosen on the test split")
+    ap.add_argument("--auto-budget", type=float, default=120.0, help="minutes for the automatic search")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one method in this process
     ap.add_argument("--config", help=argparse.SUPPRESS)
+    ap.add_argument("--search", help=argparse.SUPPRESS)  # internal: run the automatic search in this process
     args = ap.parse_args()
     if not os.path.isdir(os.path.join(args.data, "MT_Free")):
         print(f"Magnetic Tile Defect data not found at {args.data} (set EDGE_SDK_MTD); nothing to do")
@@ -131,40 +206,71 @@ def main() -> int:
         res = run_one(args.one, args.data, args.threads, args.workdir, json.loads(args.config), args.split_seed)
         print("RESULT " + json.dumps(res), flush=True)
         return 0
+    if args.search:
+        res = run_search(args.search.split(","), args.data, args.threads, args.auto_budget, args.split_seed)
+        print("RESULT " + json.dumps(res), flush=True)
+        return 0
     workdir = args.workdir or tempfile.mkdtemp(prefix="bench_mtd_")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = sorted(set(rows) - {"defaults", "auto", "tuned"})
+    if unknown:
+        raise SystemExit(f"--rows: unknown {unknown}")
+    search = None
+    if "auto" in rows:
+        print(f"== automatic search over {','.join(methods)} (budget {args.auto_budget:g} min)", flush=True)
+        search = _subprocess(args, ["--search", ",".join(methods), "--auto-budget", str(args.auto_budget)], "search")
     results = []
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        print(f"== {method} {CONFIGS[method]}", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--one", method, "--threads", str(args.threads),
-                               "--data", args.data, "--workdir", workdir, "--config", json.dumps(CONFIGS[method]),
-                               "--split-seed", str(args.split_seed)],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(proc.stdout)
-            raise SystemExit(f"{method} failed (exit {proc.returncode})")
-        results.append(json.loads(lines[-1][7:]))
-    head = (f"{'method':10s} {'img AUROC':>9s} {'pix AUROC':>9s} {'PRO':>6s} {'F1@thr':>6s} {'train s':>8s} "
+    for row in ("auto", "defaults", "tuned"):
+        if row not in rows:
+            continue
+        for method in methods:
+            if row == "auto":
+                if method not in search["per_method"]:
+                    print(f"== auto {method}: not scored within the search's budget")
+                    continue
+                config = config_of(search["per_method"][method]["chosen"])
+            else:
+                config = CONFIGS[method] if row == "tuned" else {}
+            print(f"== {row} {method} {config}", flush=True)
+            res = _subprocess(args, ["--one", method, "--workdir", os.path.join(workdir, row),
+                                     "--config", json.dumps(config)], f"{row} {method}")
+            res["row"] = row
+            results.append(res)
+    head = (f"{'method':10s} {'row':9s} {'img AUROC':>9s} {'pix AUROC':>9s} {'PRO':>6s} {'F1@thr':>6s} {'train s':>8s} "
             f"{'train RSS MiB':>13s} {'eval RSS MiB':>12s} {'model MiB':>9s} {'b1 ms p50':>9s} {'b1 ms min':>9s}")
     print(f"\nMagnetic Tile Defect, 256 x 256, train 80 % MT_Free (split seed {args.split_seed}), "
-          f"{args.threads} threads (shared machine)\n" + head)
+          f"{args.threads} threads (shared machine); rows: defaults, auto (no test image seen), tuned (chosen on "
+          f"the test split)\n" + head)
     for r in results:
-        print(f"{r['method']:10s} {r['image_auroc']:9.4f} {r['pixel_auroc']:9.4f} {r['pro']:6.4f} "
+        print(f"{r['method']:10s} {r['row']:9s} {r['image_auroc']:9.4f} {r['pixel_auroc']:9.4f} {r['pro']:6.4f} "
               f"{r['f1_at_threshold']:6.3f} {r['train_seconds']:8.1f} {r['train_peak_rss_mib']:13.1f} "
               f"{r['peak_rss_mib']:12.1f} "
               f"{r['model_bytes'] / 2**20:9.1f} {r['latency_ms_batch1']:9.1f} {r['latency_ms_batch1_min']:9.1f}")
     for r in results:
-        print(f"{r['method']:10s} image AUROC per defect type: " +
+        print(f"{r['method']:10s} {r['row']:9s} image AUROC per defect type: " +
               ", ".join(f"{t} {v:.3f}" for t, v in r["image_auroc_per_defect_type"].items()))
-    best = max(results, key=lambda r: r["image_auroc"])
-    print(f"best: {best['method']} image AUROC {best['image_auroc']:.4f} (target >= 0.977: "
-          f"{'met' if best['image_auroc'] >= 0.977 else 'NOT met'}); anomalib reference {ANOMALIB_REFERENCE}")
+    for row in rows:
+        own = [r for r in results if r["row"] == row]
+        if own:
+            best = max(own, key=lambda r: r["image_auroc"])
+            print(f"best {row}: {best['method']} image AUROC {best['image_auroc']:.4f} (target >= 0.977: "
+                  f"{'met' if best['image_auroc'] >= 0.977 else 'NOT met'})")
+    if search is not None:
+        c = search["chosen"]
+        print(f"automatic search: {search['scored']} of {search['total']} candidates in {search['seconds']:.0f} s "
+              f"({search['seconds_with_test_scoring']:.0f} s with the study's test scoring; "
+              f"{'stopped by the budget' if search['stopped_by_budget'] else 'complete'}); overall choice: "
+              f"{c['model']} {config_of(c)} validation {c['validation_auroc']:.4f}, test {c['report_auroc']['test']:.4f}")
+        print(f"Spearman(validation AUROC, test AUROC) over all candidates: {search['spearman_all']}; " +
+              ", ".join(f"{m}: {v['spearman']} ({v['candidates']} candidates)" for m, v in search["per_method"].items()))
+    print(f"anomalib reference {ANOMALIB_REFERENCE}")
     from pathlib import Path
 
     from benchmarks._common import write_json
 
     write_json(Path(args.out), {"protocol": f"MTD, 80 % MT_Free seed {args.split_seed} train, 256x256", "results": results,
-                                "anomalib_reference": ANOMALIB_REFERENCE})
+                                "auto_search": search, "anomalib_reference": ANOMALIB_REFERENCE})
     return 0
 
 

@@ -109,8 +109,9 @@ def register(sub) -> None:
                        description="Trains on the train split (good images only), calibrates the threshold "
                                    "and writes a model directory (config.json + safetensors).")
     # not choices=model_names(): listing the models imports them (and torch) on every `edge-sdk ...`
-    p.add_argument("--model", required=True, metavar="NAME",
-                   help="a registered model: padim, patchcore, mhbc (embedding); resganad, grdnet (reconstruction)")
+    p.add_argument("--model", metavar="NAME",
+                   help="a registered model: padim, patchcore, mhbc (embedding); resganad, grdnet (reconstruction); "
+                        "with --auto optional: the search covers padim, mhbc and patchcore unless one is named")
     add_data_arguments(p)
     p.add_argument("--config", metavar="RECIPE", help="a recipe file (.yaml or .json) mapping these options' "
                                                      "names (e.g. input-size: 128) to values; options given on the "
@@ -164,6 +165,9 @@ def register(sub) -> None:
     from edge_sdk.commands import _model_options
 
     _model_options.add_recon_arguments(p)  # resganad / grdnet options and region layouts
+    from edge_sdk.commands import _auto
+
+    _auto.add_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run, parser=p)
 
@@ -174,19 +178,24 @@ def build_model(args):
 
     if is_recon(args.model):
         return build_recon_model(args)
+    return model_class(args.model)(**embedding_options(args, args.model))
+
+
+def embedding_options(args, model: str) -> dict:
+    """Keyword arguments of an embedding model's class from parsed `train` arguments."""
     kw = dict(input_size=args.input_size or 256, batch_size=args.batch_size, seed=args.seed, blur_sigma=args.blur_sigma,
               image_score=args.image_score, input_norm=args.input_norm, highpass_window=args.highpass_window,
               antialias=not args.no_antialias)
     if args.layers:
         kw["layers"] = [s.strip() for s in args.layers.split(",") if s.strip()]
-    if args.model == "padim":
+    if model == "padim":
         kw.update(d=args.d, eps=args.eps)
-    elif args.model == "patchcore":
+    elif model == "patchcore":
         kw.update(coreset_ratio=args.coreset_ratio, projection_dim=args.projection_dim, reweight=args.reweight,
                   neighbourhood=args.neighbourhood)
     else:
         kw.update(k=args.k, eps=args.eps, projection_dim=args.projection_dim, neighbourhood=args.neighbourhood)
-    return model_class(args.model)(**kw)
+    return kw
 
 
 def run(args) -> int:
@@ -198,10 +207,19 @@ def run(args) -> int:
 
     from edge_sdk.models.storage import ModelFormatError, check_model_target, is_model_dir
 
-    try:
-        model_class(args.model)  # an unknown name is refused before any data is read
-    except ValueError as exc:
-        raise UserError(f"--model: {exc}") from exc
+    from edge_sdk.commands import _auto
+
+    if args.model is None and not args.auto:
+        raise UserError("--model: required (or --auto, which chooses it)")
+    if args.model is not None:
+        try:
+            model_class(args.model)  # an unknown name is refused before any data is read
+        except ValueError as exc:
+            raise UserError(f"--model: {exc}") from exc
+    if args.auto:
+        _auto.check_arguments(args)
+    else:
+        _auto.check_not_auto(args)
     try:
         check_model_target(args.out)  # before hours of training, not after
     except ModelFormatError as exc:
@@ -217,6 +235,7 @@ def run(args) -> int:
         val = with_regions(open_dataset(val_args, "test"), val_args)
     else:
         val, val_info = labelled_validation(args)
+    auto_record = _auto.choose(args, train, val) if args.auto else None
     try:
         model = build_model(args)
     except ValueError as exc:
@@ -229,6 +248,8 @@ def run(args) -> int:
         raise UserError(str(exc)) from exc
     if val_info is not None:
         model.training_info["labelled_validation"] = val_info
+    if auto_record is not None:
+        model.training_info["auto"] = auto_record
     from edge_sdk.commands._recipe import recorded
 
     model.training_info["recipe"] = recorded(args, args.parser)
@@ -241,5 +262,6 @@ def run(args) -> int:
 
     print(json.dumps({"model": args.model, "out": str(out), "train_images": model.training_info["train_images"],
                       "seconds": round(time.perf_counter() - t0, 2), "model_bytes": model_size_bytes(out),
-                      "calibration": model.calibration}, indent=2))
+                      "calibration": model.calibration,
+                      **({"auto": _auto.summary(auto_record)} if auto_record is not None else {})}, indent=2))
     return 0

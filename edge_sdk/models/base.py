@@ -40,6 +40,21 @@ IMAGE_SCORE_MODES = ("max_raw", "max_blurred")
 INPUT_NORM_MODES = ("fixed", "per_image", "per_image_highpass")
 
 
+def preprocess_images(items: list[np.ndarray], input_size: tuple[int, int], backbone: FeatureBackbone,
+                      antialias: bool, device: str = "cpu") -> np.ndarray:
+    """(H, W, C) uint8 images of any sizes -> the network input (N, 3, h, w) float32: the
+    ``kernels.preprocess`` every embedding model (and the runtime) applies, images of one size in one call."""
+    kw = dict(mean=list(backbone.mean), std=list(backbone.std), channels=3, scale=1.0 / 255.0,
+              antialias=antialias, device=device)
+    groups = _groups_by_shape(items)
+    if len(groups) == 1:
+        return kernels.preprocess(np.stack(items), input_size, **kw)
+    out = np.empty((len(items), 3, *input_size), dtype=np.float32)
+    for _, idx in groups.items():
+        out[idx] = kernels.preprocess(np.stack([items[i] for i in idx]), input_size, **kw)
+    return out
+
+
 class ProjectedFeatures:
     """Saving and reopening the optional fixed random projection of the patch features (PatchCore,
     MhBC: ``projection_dim`` / ``projection``), which is part of the exported network."""
@@ -128,15 +143,7 @@ class EmbeddingModel(AnomalyModel):
 
     # -- input -> features ---------------------------------------------------------------------
     def _preprocess(self, items: list[np.ndarray]) -> np.ndarray:
-        kw = dict(mean=list(self.backbone.mean), std=list(self.backbone.std), channels=3, scale=1.0 / 255.0,
-                  antialias=self.antialias, device=self.device)
-        groups = _groups_by_shape(items)
-        if len(groups) == 1:
-            return kernels.preprocess(np.stack(items), self.input_size, **kw)
-        out = np.empty((len(items), 3, *self.input_size), dtype=np.float32)
-        for _, idx in groups.items():
-            out[idx] = kernels.preprocess(np.stack([items[i] for i in idx]), self.input_size, **kw)
-        return out
+        return preprocess_images(items, self.input_size, self.backbone, self.antialias, self.device)
 
     def features(self, images) -> np.ndarray:
         """Features (N, L, C) float32 of uint8 images, as the runtime's network produces them."""
@@ -208,18 +215,32 @@ class EmbeddingModel(AnomalyModel):
         """Raw image scores and anomaly maps of a batch of uint8 images (see ``as_image_list``)."""
         self._check_fitted()
         items = as_image_list(images)
-        feats = self.features(items)
+        scores, maps = self.scores_from_features(self.features(items), [a.shape[:2] for a in items],
+                                                 (self.image_score,))
+        if len({m.shape for m in maps}) == 1:
+            maps = np.stack(maps)
+        return Prediction(scores=scores[self.image_score], maps=maps)
+
+    def scores_from_features(self, feats: np.ndarray, sizes: Sequence[tuple[int, int]],
+                             modes: Sequence[str] = IMAGE_SCORE_MODES) -> tuple[dict[str, np.ndarray], list]:
+        """Network features (N, L, C) of images of the given (H, W) sizes -> ({image score mode:
+        (N,) float32 raw image scores}, maps at each size). Several modes at once cost one scoring
+        (the automatic search scores both from the same features)."""
+        self._check_fitted()
+        unknown = [m for m in modes if m not in IMAGE_SCORE_MODES]
+        if unknown:
+            raise ValueError(f"modes: {unknown} not among {IMAGE_SCORE_MODES}")
         n = feats.shape[0]
         loc, extra = self._patch_scores(feats)
         grid = loc.reshape(n, *self.grid).astype(np.float32, copy=False)
-        maps = self.anomaly_maps(grid, [a.shape[:2] for a in items])
-        if self.image_score == "max_raw":
-            scores = self._raw_image_scores(grid, feats, extra)
-        else:
-            scores = np.array([m.max() for m in maps], dtype=np.float32)
-        if len({m.shape for m in maps}) == 1:
-            maps = np.stack(maps)
-        return Prediction(scores=np.asarray(scores, dtype=np.float32), maps=maps)
+        maps = self.anomaly_maps(grid, sizes)
+        scores = {}
+        for mode in modes:
+            if mode == "max_raw":
+                scores[mode] = np.asarray(self._raw_image_scores(grid, feats, extra), dtype=np.float32)
+            else:
+                scores[mode] = np.array([m.max() for m in maps], dtype=np.float32)
+        return scores, maps
 
     # -- saving --------------------------------------------------------------------------------
     def _settings(self) -> dict:
@@ -310,7 +331,8 @@ class EmbeddingModel(AnomalyModel):
             postprocess=post,
             calibration={k: self.calibration[k] for k in ("threshold", "min", "max")},
             metadata={"model": self.name, "settings": {**self._common_settings(), **self._settings()},
-                      "backbone": self.backbone.describe(), "metrics": self.metrics},
+                      "backbone": self.backbone.describe(), "metrics": self.metrics,
+                      "training": self.training_info},
         )
         return parts.validate()
 

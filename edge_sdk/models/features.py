@@ -29,7 +29,11 @@ class PadimFeatures(nn.Module):
         self.register_buffer("channel_index", channel_index.to(torch.int64).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(x)
+        return self.head(self.backbone(x))
+
+    def head(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """The tap outputs (in the backbone's tap order) -> features (N, L, C); apart so that taps
+        computed once can feed several embeddings (edge_sdk.tune)."""
         size = feats[_finest(feats)].shape[-2:]
         feats = [f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="nearest") for f in feats]
         emb = torch.cat(feats, dim=1).index_select(1, self.channel_index)
@@ -54,7 +58,10 @@ class PatchFeatures(nn.Module):
             self.projection = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(x)
+        return self.head(self.backbone(x))
+
+    def head(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """The tap outputs (in the backbone's tap order) -> features (N, L, C) (see PadimFeatures.head)."""
         if self.neighbourhood > 1:
             p = self.neighbourhood // 2
             feats = [F.avg_pool2d(f, self.neighbourhood, stride=1, padding=p, count_include_pad=False)

@@ -311,6 +311,7 @@ class ResGANAD(AnomalyModel):
             postprocess=post,
             calibration={k: self.calibration[k] for k in ("threshold", "min", "max")},
             regions=layout.bundle_regions() if layout is not None else None,
-            metadata={"model": self.name, "preset": self.preset, "settings": c.to_json(), "metrics": self.metrics},
+            metadata={"model": self.name, "preset": self.preset, "settings": c.to_json(), "metrics": self.metrics,
+                      "training": self.training_info},
         )
         return parts.validate()
