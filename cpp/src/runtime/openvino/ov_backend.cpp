@@ -1,0 +1,280 @@
+// Network backend on OpenVINO (its C API, loaded with dlopen): the bundle's ONNX bytes read by
+// OpenVINO's ONNX frontend, compiled for a device (CPU here; GPU / NPU where OpenVINO finds them),
+// one infer request whose input and output tensors wrap the runtime's preallocated host buffers,
+// made once per batch size. Each backend compiles its own model: OpenVINO runs the infer requests
+// of one compiled model on its streams (one under the latency hint), so sharing it between the C
+// ABI's contexts would serialize them.
+#include "ov_backend.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "edge_sdk/runtime/errors.hpp"
+#include "ov_library.hpp"
+
+namespace edge {
+namespace {
+
+std::string dims_str(const std::vector<int64_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "GPU" names the first of "GPU.0", "GPU.1"; AUTO lets OpenVINO choose among those it found.
+bool device_available(const std::string& device, const std::vector<std::string>& have) {
+  if (device == "AUTO") return true;
+  for (const auto& d : have)
+    if (d == device || d.substr(0, d.find('.')) == device) return true;
+  return false;
+}
+
+class OvBackend final : public Backend {
+ public:
+  OvBackend(const Bundle& bundle, const NetworkSpec& net, const BackendOptions& opt)
+      : net_(net), source_(bundle.path + "/" + net.file) {
+    const OpenVinoLibraryInfo& lib = load_openvino(opt.openvino_library);
+    api_ = &ov_api();
+    device_ = upper(opt.openvino_device.empty() ? "CPU" : opt.openvino_device);
+    lib_desc_ = "openvino " + lib.version.substr(0, lib.version.find('-')) + " (" + lib.path + ")";
+    if (!device_available(device_, lib.devices)) {
+      std::string have;
+      for (const auto& d : lib.devices) have += (have.empty() ? "" : ", ") + d;
+      throw BackendError("openvino_device \"" + opt.openvino_device + "\": " + lib_desc_ +
+                         " has no such device (available: " + (have.empty() ? "none" : have) +
+                         "; GPU and NPU need their drivers installed)");
+    }
+    const auto& bytes = bundle.contents.at(net.file);
+    ov::Model* model = nullptr;
+    check(api_->core_read_model_from_memory_buffer(ov_core(), reinterpret_cast<const char*>(bytes.data()),
+                                                   bytes.size(), nullptr, &model),
+          "OpenVINO could not read the network (ov_core_read_model_from_memory_buffer)");
+    try {
+      compile(model, opt.threads);
+      api_->model_free(model);
+      model = nullptr;
+      check_io();
+      check(api_->compiled_model_create_infer_request(compiled_, &request_), "ov_compiled_model_create_infer_request");
+    } catch (...) {
+      if (model) api_->model_free(model);
+      release();
+      throw;
+    }
+  }
+
+  ~OvBackend() override { release(); }
+
+  std::string description() const override { return lib_desc_ + ", " + device_ + compiled_desc_; }
+
+  // OpenVINO stops the request between its graph nodes; infer then returns INFER_CANCELLED.
+  void cancel() noexcept override {
+    if (request_) api_->infer_request_cancel(request_);
+  }
+
+  void bind(int64_t max_batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs) override {
+    if (inputs.size() != net_.inputs.size() || outputs.size() != net_.outputs.size())
+      throw ArgumentError("backend bind: buffer count does not match the network's inputs/outputs");
+    release_tensors();
+    max_batch_ = max_batch;
+    inputs_ = inputs;
+    outputs_ = outputs;
+    tensors_.assign(static_cast<size_t>(max_batch) + 1, {});
+    current_ = 0;
+  }
+
+  void run(int64_t batch) override {
+    if (batch < 1 || batch > max_batch_)
+      throw ArgumentError("backend run: batch " + std::to_string(batch) + " outside [1, " + std::to_string(max_batch_) + "]");
+    auto& t = tensors_[static_cast<size_t>(batch)];
+    if (t.empty()) make_tensors(batch, t);
+    if (batch != current_) {
+      // The request keeps the tensors it was given: set again only when the batch size changes.
+      current_ = 0;
+      for (size_t i = 0; i < net_.inputs.size(); ++i)
+        check(api_->infer_request_set_input_tensor_by_index(request_, in_port_[i], t[i]), "set input tensor");
+      for (size_t i = 0; i < net_.outputs.size(); ++i)
+        check(api_->infer_request_set_output_tensor_by_index(request_, out_port_[i], t[net_.inputs.size() + i]),
+              "set output tensor");
+      current_ = batch;
+    }
+    const ov::Status s = api_->infer_request_infer(request_);
+    if (s == ov::kInferCancelled) throw BackendError(source_ + ": inference cancelled");
+    if (s != ov::kOk) throw BackendError(source_ + ": inference failed: " + ov_error("ov_infer_request_infer", s));
+  }
+
+ private:
+  void check(ov::Status s, const char* what) const {
+    if (s != ov::kOk) throw BackendError(source_ + ": " + ov_error(what, s));
+  }
+
+  // Float32 everywhere on the CPU (INFERENCE_PRECISION_HINT f32): by default OpenVINO computes in
+  // bf16 on CPUs that have it (AMX, AVX512-BF16), 1e-3 from the model's scores, outside the
+  // runtime's 1e-4 parity; a bundle's fp16 / int8 variant carries its precision in the graph.
+  // Latency hint: one stream, every thread on the one request (the runtime's batch is one call).
+  void compile(ov::Model* model, int threads) {
+    const std::string nthreads = std::to_string(threads);
+    std::vector<std::pair<const char*, const char*>> props{{"PERFORMANCE_HINT", "LATENCY"}};
+    if (device_ == "CPU" || device_ == "GPU" || device_.rfind("GPU.", 0) == 0)
+      props.emplace_back("INFERENCE_PRECISION_HINT", "f32");
+    if (device_ == "CPU" && threads > 0) props.emplace_back("INFERENCE_NUM_THREADS", nthreads.c_str());
+    const auto& p = props;
+    const char* dev = device_.c_str();
+    ov::Status s = ov::kOk;
+    switch (p.size()) {  // a variadic C call: one call per property count
+      case 1:
+        s = api_->core_compile_model(ov_core(), model, dev, 2, &compiled_, p[0].first, p[0].second);
+        break;
+      case 2:
+        s = api_->core_compile_model(ov_core(), model, dev, 4, &compiled_, p[0].first, p[0].second, p[1].first,
+                                     p[1].second);
+        break;
+      default:
+        s = api_->core_compile_model(ov_core(), model, dev, 6, &compiled_, p[0].first, p[0].second, p[1].first,
+                                     p[1].second, p[2].first, p[2].second);
+    }
+    if (s != ov::kOk) {
+      throw BackendError(source_ + ": OpenVINO could not compile the network for " + device_ + ": " +
+                         ov_error("ov_core_compile_model", s));
+    }
+    // What the device settled on, for description().
+    const std::pair<const char*, const char*> shown[] = {{"INFERENCE_PRECISION_HINT", ""},
+                                                         {"INFERENCE_NUM_THREADS", "threads "}};
+    for (const auto& [key, label] : shown) {
+      char* v = nullptr;
+      if (api_->compiled_model_get_property(compiled_, key, &v) == ov::kOk && v) {
+        compiled_desc_ += std::string(", ") + label + v;
+        api_->free(v);
+      }
+    }
+  }
+
+  // The compiled model must agree with the manifest (the validator checked the file; this checks
+  // what OpenVINO built from it), and its ports are matched to the manifest's order by name.
+  void check_io() {
+    auto side = [&](const char* what, const std::vector<TensorSpec>& decl, auto count_fn, auto port_fn,
+                    std::vector<size_t>& index) {
+      size_t count = 0;
+      check(count_fn(compiled_, &count), "port count");
+      if (count != decl.size())
+        throw BundleError(source_ + ": OpenVINO sees " + std::to_string(count) + " " + what + "(s), manifest declares " +
+                          std::to_string(decl.size()));
+      index.assign(decl.size(), 0);
+      for (size_t i = 0; i < count; ++i) {
+        ov::ConstPort* port = nullptr;
+        check(port_fn(compiled_, i, &port), "port");
+        std::string name;
+        std::vector<int64_t> shape;
+        ov::ElementType type = 0;
+        size_t elem_bytes = 0;
+        try {
+          describe(port, &name, &shape, &type, &elem_bytes);
+        } catch (...) {
+          api_->output_const_port_free(port);
+          throw;
+        }
+        api_->output_const_port_free(port);
+        const auto d = std::find_if(decl.begin(), decl.end(), [&](const TensorSpec& t) { return t.name == name; });
+        if (d == decl.end())
+          throw BundleError(source_ + ": OpenVINO " + what + " \"" + name + "\" is not declared in the manifest");
+        bool ok = shape.size() == d->shape.size();
+        for (size_t k = 1; ok && k < shape.size(); ++k) ok = shape[k] == d->shape[k];
+        if (!ok)
+          throw BundleError(source_ + ": " + what + " \"" + name + "\" has shape " + dims_str(shape) +
+                            " in OpenVINO, manifest says " + dims_str(d->shape));
+        if (elem_bytes != sizeof(float))
+          throw BundleError(source_ + ": " + what + " \"" + name + "\" has " + std::to_string(elem_bytes) +
+                            "-byte elements in OpenVINO, manifest says float32");
+        index[static_cast<size_t>(d - decl.begin())] = i;
+        elem_type_ = type;
+      }
+    };
+    side("input", net_.inputs, api_->compiled_model_inputs_size, api_->compiled_model_input_by_index, in_port_);
+    side("output", net_.outputs, api_->compiled_model_outputs_size, api_->compiled_model_output_by_index, out_port_);
+  }
+
+  // Name, shape (-1 for a dynamic dimension) and element size of a port. The element size comes
+  // from a one-element tensor of the port's type (the type's number is the library's business).
+  void describe(ov::ConstPort* port, std::string* name, std::vector<int64_t>* shape, ov::ElementType* type,
+                size_t* elem_bytes) {
+    char* n = nullptr;
+    check(api_->port_get_any_name(port, &n), "ov_port_get_any_name");
+    *name = n;
+    api_->free(n);
+    ov::PartialShape ps{};
+    check(api_->port_get_partial_shape(port, &ps), "ov_port_get_partial_shape");
+    if (ps.rank.min != ps.rank.max) {
+      api_->partial_shape_free(&ps);
+      throw BundleError(source_ + ": \"" + *name + "\" has a dynamic rank in OpenVINO");
+    }
+    for (int64_t k = 0; k < ps.rank.max; ++k)
+      shape->push_back(ps.dims[k].min == ps.dims[k].max ? ps.dims[k].max : -1);
+    api_->partial_shape_free(&ps);
+    check(api_->port_get_element_type(port, type), "ov_port_get_element_type");
+    float probe = 0.0f;
+    const int64_t one = 1;
+    ov::Tensor* t = make_tensor(*type, &one, 1, &probe);
+    const ov::Status s = api_->tensor_get_byte_size(t, elem_bytes);
+    api_->tensor_free(t);
+    check(s, "ov_tensor_get_byte_size");
+  }
+
+  ov::Tensor* make_tensor(ov::ElementType type, const int64_t* dims, int64_t rank, void* data) {
+    ov::Shape shape{0, nullptr};
+    check(api_->shape_create(rank, dims, &shape), "ov_shape_create");
+    ov::Tensor* t = nullptr;
+    const ov::Status s = api_->tensor_create_from_host_ptr(type, shape, data, &t);
+    api_->shape_free(&shape);
+    check(s, "ov_tensor_create_from_host_ptr");
+    return t;
+  }
+
+  void make_tensors(int64_t batch, std::vector<ov::Tensor*>& t) {
+    auto wrap = [&](const TensorSpec& spec, void* ptr) {
+      std::vector<int64_t> dims = spec.shape;
+      dims[0] = batch;
+      t.push_back(make_tensor(elem_type_, dims.data(), static_cast<int64_t>(dims.size()), ptr));
+    };
+    for (size_t i = 0; i < net_.inputs.size(); ++i) wrap(net_.inputs[i], const_cast<float*>(inputs_[i]));
+    for (size_t i = 0; i < net_.outputs.size(); ++i) wrap(net_.outputs[i], outputs_[i]);
+  }
+
+  void release_tensors() {
+    for (auto& v : tensors_)
+      for (ov::Tensor* t : v) api_->tensor_free(t);
+    tensors_.clear();
+  }
+
+  void release() noexcept {
+    release_tensors();
+    if (request_) api_->infer_request_free(request_);
+    if (compiled_) api_->compiled_model_free(compiled_);
+    request_ = nullptr;
+    compiled_ = nullptr;
+  }
+
+  const ov::Api* api_ = nullptr;
+  NetworkSpec net_;
+  std::string source_, lib_desc_, device_, compiled_desc_;
+  ov::CompiledModel* compiled_ = nullptr;
+  ov::InferRequest* request_ = nullptr;
+  ov::ElementType elem_type_ = 0;  // the library's number for float32
+  std::vector<size_t> in_port_, out_port_;                 // manifest order -> OpenVINO port index
+  int64_t max_batch_ = 0, current_ = 0;                    // current_: batch whose tensors the request holds
+  std::vector<const float*> inputs_;
+  std::vector<float*> outputs_;
+  std::vector<std::vector<ov::Tensor*>> tensors_;  // [batch] -> inputs then outputs
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_openvino_backend(const Bundle& bundle, const NetworkSpec& network,
+                                               const BackendOptions& options) {
+  return std::make_unique<OvBackend>(bundle, network, options);
+}
+
+}  // namespace edge
