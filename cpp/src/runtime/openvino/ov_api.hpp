@@ -72,13 +72,12 @@ struct Api {
 
   Status (*compiled_model_inputs_size)(const CompiledModel*, size_t*);
   Status (*compiled_model_outputs_size)(const CompiledModel*, size_t*);
-  Status (*compiled_model_input_by_index)(const CompiledModel*, size_t, ConstPort**);
-  Status (*compiled_model_output_by_index)(const CompiledModel*, size_t, ConstPort**);
+  Status (*compiled_model_input_by_name)(const CompiledModel*, const char*, ConstPort**);
+  Status (*compiled_model_output_by_name)(const CompiledModel*, const char*, ConstPort**);
   Status (*compiled_model_get_property)(const CompiledModel*, const char* key, char** value);
   Status (*compiled_model_create_infer_request)(const CompiledModel*, InferRequest**);
   void (*compiled_model_free)(CompiledModel*);
 
-  Status (*port_get_any_name)(const ConstPort*, char**);
   Status (*port_get_partial_shape)(const ConstPort*, PartialShape*);
   Status (*port_get_element_type)(const ConstPort*, ElementType*);
   void (*partial_shape_free)(PartialShape*);
@@ -90,8 +89,7 @@ struct Api {
   Status (*tensor_get_byte_size)(const Tensor*, size_t*);
   void (*tensor_free)(Tensor*);
 
-  Status (*infer_request_set_input_tensor_by_index)(InferRequest*, size_t, const Tensor*);
-  Status (*infer_request_set_output_tensor_by_index)(InferRequest*, size_t, const Tensor*);
+  Status (*infer_request_set_tensor)(InferRequest*, const char* tensor_name, const Tensor*);
   Status (*infer_request_infer)(InferRequest*);
   Status (*infer_request_cancel)(InferRequest*);
   void (*infer_request_free)(InferRequest*);

@@ -59,6 +59,8 @@ class OvBackend final : public Backend {
       api_->model_free(model);
       model = nullptr;
       check_io();
+      for (const auto& t : net_.inputs) names_.push_back(t.name);
+      for (const auto& t : net_.outputs) names_.push_back(t.name);
       check(api_->compiled_model_create_infer_request(compiled_, &request_), "ov_compiled_model_create_infer_request");
     } catch (...) {
       if (model) api_->model_free(model);
@@ -95,11 +97,8 @@ class OvBackend final : public Backend {
     if (batch != current_) {
       // The request keeps the tensors it was given: set again only when the batch size changes.
       current_ = 0;
-      for (size_t i = 0; i < net_.inputs.size(); ++i)
-        check(api_->infer_request_set_input_tensor_by_index(request_, in_port_[i], t[i]), "set input tensor");
-      for (size_t i = 0; i < net_.outputs.size(); ++i)
-        check(api_->infer_request_set_output_tensor_by_index(request_, out_port_[i], t[net_.inputs.size() + i]),
-              "set output tensor");
+      for (size_t i = 0; i < t.size(); ++i)
+        check(api_->infer_request_set_tensor(request_, names_[i].c_str(), t[i]), "ov_infer_request_set_tensor");
       current_ = batch;
     }
     const ov::Status s = api_->infer_request_infer(request_);
@@ -154,62 +153,53 @@ class OvBackend final : public Backend {
   }
 
   // The compiled model must agree with the manifest (the validator checked the file; this checks
-  // what OpenVINO built from it), and its ports are matched to the manifest's order by name.
+  // what OpenVINO built from it). Ports are found by the manifest's names: OpenVINO gives a tensor
+  // every name it had before its graph passes (fp16 variants: also the Cast's), any of them works.
   void check_io() {
-    auto side = [&](const char* what, const std::vector<TensorSpec>& decl, auto count_fn, auto port_fn,
-                    std::vector<size_t>& index) {
+    auto side = [&](const char* what, const std::vector<TensorSpec>& decl, auto count_fn, auto port_fn) {
       size_t count = 0;
       check(count_fn(compiled_, &count), "port count");
       if (count != decl.size())
         throw BundleError(source_ + ": OpenVINO sees " + std::to_string(count) + " " + what + "(s), manifest declares " +
                           std::to_string(decl.size()));
-      index.assign(decl.size(), 0);
-      for (size_t i = 0; i < count; ++i) {
+      for (const auto& d : decl) {
         ov::ConstPort* port = nullptr;
-        check(port_fn(compiled_, i, &port), "port");
-        std::string name;
+        if (port_fn(compiled_, d.name.c_str(), &port) != ov::kOk)
+          throw BundleError(source_ + ": OpenVINO has no " + what + " \"" + d.name + "\" (declared in the manifest)");
         std::vector<int64_t> shape;
         ov::ElementType type = 0;
         size_t elem_bytes = 0;
         try {
-          describe(port, &name, &shape, &type, &elem_bytes);
+          describe(port, d.name, &shape, &type, &elem_bytes);
         } catch (...) {
           api_->output_const_port_free(port);
           throw;
         }
         api_->output_const_port_free(port);
-        const auto d = std::find_if(decl.begin(), decl.end(), [&](const TensorSpec& t) { return t.name == name; });
-        if (d == decl.end())
-          throw BundleError(source_ + ": OpenVINO " + what + " \"" + name + "\" is not declared in the manifest");
-        bool ok = shape.size() == d->shape.size();
-        for (size_t k = 1; ok && k < shape.size(); ++k) ok = shape[k] == d->shape[k];
+        bool ok = shape.size() == d.shape.size();
+        for (size_t k = 1; ok && k < shape.size(); ++k) ok = shape[k] == d.shape[k];
         if (!ok)
-          throw BundleError(source_ + ": " + what + " \"" + name + "\" has shape " + dims_str(shape) +
-                            " in OpenVINO, manifest says " + dims_str(d->shape));
+          throw BundleError(source_ + ": " + what + " \"" + d.name + "\" has shape " + dims_str(shape) +
+                            " in OpenVINO, manifest says " + dims_str(d.shape));
         if (elem_bytes != sizeof(float))
-          throw BundleError(source_ + ": " + what + " \"" + name + "\" has " + std::to_string(elem_bytes) +
+          throw BundleError(source_ + ": " + what + " \"" + d.name + "\" has " + std::to_string(elem_bytes) +
                             "-byte elements in OpenVINO, manifest says float32");
-        index[static_cast<size_t>(d - decl.begin())] = i;
         elem_type_ = type;
       }
     };
-    side("input", net_.inputs, api_->compiled_model_inputs_size, api_->compiled_model_input_by_index, in_port_);
-    side("output", net_.outputs, api_->compiled_model_outputs_size, api_->compiled_model_output_by_index, out_port_);
+    side("input", net_.inputs, api_->compiled_model_inputs_size, api_->compiled_model_input_by_name);
+    side("output", net_.outputs, api_->compiled_model_outputs_size, api_->compiled_model_output_by_name);
   }
 
-  // Name, shape (-1 for a dynamic dimension) and element size of a port. The element size comes
-  // from a one-element tensor of the port's type (the type's number is the library's business).
-  void describe(ov::ConstPort* port, std::string* name, std::vector<int64_t>* shape, ov::ElementType* type,
+  // Shape (-1 for a dynamic dimension) and element size of a port. The element size comes from a
+  // one-element tensor of the port's type (the type's number is the library's business).
+  void describe(ov::ConstPort* port, const std::string& name, std::vector<int64_t>* shape, ov::ElementType* type,
                 size_t* elem_bytes) {
-    char* n = nullptr;
-    check(api_->port_get_any_name(port, &n), "ov_port_get_any_name");
-    *name = n;
-    api_->free(n);
     ov::PartialShape ps{};
     check(api_->port_get_partial_shape(port, &ps), "ov_port_get_partial_shape");
     if (ps.rank.min != ps.rank.max) {
       api_->partial_shape_free(&ps);
-      throw BundleError(source_ + ": \"" + *name + "\" has a dynamic rank in OpenVINO");
+      throw BundleError(source_ + ": \"" + name + "\" has a dynamic rank in OpenVINO");
     }
     for (int64_t k = 0; k < ps.rank.max; ++k)
       shape->push_back(ps.dims[k].min == ps.dims[k].max ? ps.dims[k].max : -1);
@@ -263,7 +253,7 @@ class OvBackend final : public Backend {
   ov::CompiledModel* compiled_ = nullptr;
   ov::InferRequest* request_ = nullptr;
   ov::ElementType elem_type_ = 0;  // the library's number for float32
-  std::vector<size_t> in_port_, out_port_;                 // manifest order -> OpenVINO port index
+  std::vector<std::string> names_;  // inputs then outputs, the manifest's order (as tensors_)
   int64_t max_batch_ = 0, current_ = 0;                    // current_: batch whose tensors the request holds
   std::vector<const float*> inputs_;
   std::vector<float*> outputs_;

@@ -77,13 +77,13 @@ std::string bind_functions(void* h, ov::Api& api) {
       EDGE_OV_FN(core_get_available_devices), EDGE_OV_FN(available_devices_free),
       EDGE_OV_FN(core_read_model_from_memory_buffer), EDGE_OV_FN(model_free), EDGE_OV_FN(core_compile_model),
       EDGE_OV_FN(compiled_model_inputs_size), EDGE_OV_FN(compiled_model_outputs_size),
-      EDGE_OV_FN(compiled_model_input_by_index), EDGE_OV_FN(compiled_model_output_by_index),
+      EDGE_OV_FN(compiled_model_input_by_name), EDGE_OV_FN(compiled_model_output_by_name),
       EDGE_OV_FN(compiled_model_get_property), EDGE_OV_FN(compiled_model_create_infer_request),
-      EDGE_OV_FN(compiled_model_free), EDGE_OV_FN(port_get_any_name), EDGE_OV_FN(port_get_partial_shape),
+      EDGE_OV_FN(compiled_model_free), EDGE_OV_FN(port_get_partial_shape),
       EDGE_OV_FN(port_get_element_type), EDGE_OV_FN(partial_shape_free), EDGE_OV_FN(output_const_port_free),
       EDGE_OV_FN(shape_create), EDGE_OV_FN(shape_free), EDGE_OV_FN(tensor_create_from_host_ptr),
       EDGE_OV_FN(tensor_get_byte_size), EDGE_OV_FN(tensor_free),
-      EDGE_OV_FN(infer_request_set_input_tensor_by_index), EDGE_OV_FN(infer_request_set_output_tensor_by_index),
+      EDGE_OV_FN(infer_request_set_tensor),
       EDGE_OV_FN(infer_request_infer), EDGE_OV_FN(infer_request_cancel), EDGE_OV_FN(infer_request_free),
   };
 #undef EDGE_OV_FN
