@@ -73,7 +73,10 @@ class OvBackend final : public Backend {
 
   std::string description() const override { return lib_desc_ + ", " + device_ + compiled_desc_; }
 
-  // OpenVINO stops the request between its graph nodes; infer then returns INFER_CANCELLED.
+  // Asks OpenVINO to cancel the request (infer then returns INFER_CANCELLED). The CPU plugin does not
+  // stop an infer already running (measured: a cancelled call runs to its end, and the C ABI's next
+  // cycle waits for it, where ONNX Runtime stops between graph nodes); the deadline itself is kept
+  // all the same, the abandoned call's results being discarded.
   void cancel() noexcept override {
     if (request_) api_->infer_request_cancel(request_);
   }
