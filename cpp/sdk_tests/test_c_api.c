@@ -835,7 +835,7 @@ static double rss_mb(void) {
 
 /* Read-only data is loaded once: more contexts, and a second runtime opened from the same bundle,
  * share the bundle's arrays and network bytes and the ONNX Runtime session (its weights). */
-static void test_sharing(const fixture_images* fx) {
+static void test_sharing(const fixture_images* fx, const char* backend) {
   edge_open_options opt;
   edge_runtime *first = NULL, *second = NULL;
   edge_image im = fixture_image(fx, 0);
@@ -844,6 +844,7 @@ static void test_sharing(const fixture_images* fx) {
   double before, one, more;
   edge_open_options_init(&opt);
   opt.threads = 1;
+  opt.backend = backend;
   before = rss_mb();
   CHECK_STATUS(edge_open(bundle("big"), &opt, &first), EDGE_OK);
   one = rss_mb() - before;
@@ -851,7 +852,8 @@ static void test_sharing(const fixture_images* fx) {
   before = rss_mb();
   CHECK_STATUS(edge_open(bundle("big"), &opt, &second), EDGE_OK);
   more = rss_mb() - before;
-  printf("big bundle (36 MB of weights): first runtime +%.1f MB resident, a second one with 3 contexts +%.1f MB\n", one, more);
+  printf("big bundle (36 MB of weights), %s: first runtime +%.1f MB resident, a second one with 3 contexts +%.1f MB\n",
+         backend, one, more);
 #ifdef __SANITIZE_ADDRESS__
   /* AddressSanitizer keeps freed memory in quarantine (the second open's validated copy of the
    * bundle, dropped for the shared one) and adds shadow memory: resident size says nothing here. */
@@ -963,10 +965,11 @@ int main(int argc, char** argv) {
   test_color_order(&plain);
   test_run_vote(&plain);
   test_handles(&plain);
-  test_sharing(&plain);
+  test_sharing(&plain, "onnxruntime");
   test_deadline(&slow, "onnxruntime");
   if (getenv("EDGE_SDK_OPENVINO_LIB") && *getenv("EDGE_SDK_OPENVINO_LIB")) {
     test_openvino(&plain);
+    test_sharing(&plain, "openvino");
     test_deadline(&slow, "openvino");
   } else {
     printf("backend openvino: not tested (EDGE_SDK_OPENVINO_LIB not set)\n");

@@ -1,13 +1,17 @@
 // Network backend on OpenVINO (its C API, loaded with dlopen): the bundle's ONNX bytes read by
 // OpenVINO's ONNX frontend, compiled for a device (CPU here; GPU / NPU where OpenVINO finds them),
 // one infer request whose input and output tensors wrap the runtime's preallocated host buffers,
-// made once per batch size. Each backend compiles its own model: OpenVINO runs the infer requests
-// of one compiled model on its streams (one under the latency hint), so sharing it between the C
-// ABI's contexts would serialize them.
+// made once per batch size. Backends of the same network content and options share one compiled
+// model (the weights), each with its own infer request: a synchronous infer runs in its caller's
+// thread, so the C ABI's contexts still run in parallel (measured: two threads on two requests of
+// one compiled model took the time of one).
 #include "ov_backend.hpp"
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <map>
+#include <mutex>
 
 #include "edge_sdk/runtime/errors.hpp"
 #include "ov_library.hpp"
@@ -34,6 +38,32 @@ bool device_available(const std::string& device, const std::vector<std::string>&
   return false;
 }
 
+struct Compiled {
+  const ov::Api* api = nullptr;
+  ov::CompiledModel* model = nullptr;
+  std::string desc;  // what the device settled on: ", f32, threads 2"
+  ~Compiled() {
+    if (model) api->compiled_model_free(model);
+  }
+};
+
+// Compiled models by (network file sha256, device, threads): a weak cache, so a compiled model
+// lives as long as a backend uses it. Keyed by content, never by address.
+std::shared_ptr<Compiled> shared_compiled(const std::string& key, const std::function<std::shared_ptr<Compiled>()>& create) {
+  static std::mutex mutex;
+  static auto* cache = new std::map<std::string, std::weak_ptr<Compiled>>();  // never destroyed
+  std::lock_guard<std::mutex> lock(mutex);  // creation under the lock: two opens do not compile twice
+  for (auto it = cache->begin(); it != cache->end();) {
+    if (it->second.expired()) it = cache->erase(it);
+    else ++it;
+  }
+  auto& slot = (*cache)[key];
+  if (auto c = slot.lock()) return c;
+  auto c = create();
+  slot = c;
+  return c;
+}
+
 class OvBackend final : public Backend {
  public:
   OvBackend(const Bundle& bundle, const NetworkSpec& net, const BackendOptions& opt)
@@ -49,21 +79,17 @@ class OvBackend final : public Backend {
                          " has no such device (available: " + (have.empty() ? "none" : have) +
                          "; GPU and NPU need their drivers installed)");
     }
-    const auto& bytes = bundle.contents.at(net.file);
-    ov::Model* model = nullptr;
-    check(api_->core_read_model_from_memory_buffer(ov_core(), reinterpret_cast<const char*>(bytes.data()),
-                                                   bytes.size(), nullptr, &model),
-          "OpenVINO could not read the network (ov_core_read_model_from_memory_buffer)");
+    auto file = bundle.manifest.files.find(net.file);
+    const std::string key = (file != bundle.manifest.files.end() ? file->second.sha256 : source_) + "|" + device_ +
+                            "|" + std::to_string(opt.threads);
+    compiled_ = shared_compiled(key, [&] { return compile(bundle.contents.at(net.file), opt.threads); });
     try {
-      compile(model, opt.threads);
-      api_->model_free(model);
-      model = nullptr;
       check_io();
       for (const auto& t : net_.inputs) names_.push_back(t.name);
       for (const auto& t : net_.outputs) names_.push_back(t.name);
-      check(api_->compiled_model_create_infer_request(compiled_, &request_), "ov_compiled_model_create_infer_request");
+      check(api_->compiled_model_create_infer_request(compiled_->model, &request_),
+            "ov_compiled_model_create_infer_request");
     } catch (...) {
-      if (model) api_->model_free(model);
       release();
       throw;
     }
@@ -71,7 +97,7 @@ class OvBackend final : public Backend {
 
   ~OvBackend() override { release(); }
 
-  std::string description() const override { return lib_desc_ + ", " + device_ + compiled_desc_; }
+  std::string description() const override { return lib_desc_ + ", " + device_ + compiled_->desc; }
 
   // Asks OpenVINO to cancel the request (infer then returns INFER_CANCELLED). The CPU plugin does not
   // stop an infer already running (measured: a cancelled call runs to its end, and the C ABI's next
@@ -118,7 +144,13 @@ class OvBackend final : public Backend {
   // bf16 on CPUs that have it (AMX, AVX512-BF16), 1e-3 from the model's scores, outside the
   // runtime's 1e-4 parity; a bundle's fp16 / int8 variant carries its precision in the graph.
   // Latency hint: one stream, every thread on the one request (the runtime's batch is one call).
-  void compile(ov::Model* model, int threads) {
+  std::shared_ptr<Compiled> compile(const std::vector<uint8_t>& bytes, int threads) {
+    ov::Model* model = nullptr;
+    check(api_->core_read_model_from_memory_buffer(ov_core(), reinterpret_cast<const char*>(bytes.data()),
+                                                   bytes.size(), nullptr, &model),
+          "OpenVINO could not read the network (ov_core_read_model_from_memory_buffer)");
+    auto c = std::make_shared<Compiled>();
+    c->api = api_;
     const std::string nthreads = std::to_string(threads);
     std::vector<std::pair<const char*, const char*>> props{{"PERFORMANCE_HINT", "LATENCY"}};
     if (device_ == "CPU" || device_ == "GPU" || device_.rfind("GPU.", 0) == 0)
@@ -129,30 +161,31 @@ class OvBackend final : public Backend {
     ov::Status s = ov::kOk;
     switch (p.size()) {  // a variadic C call: one call per property count
       case 1:
-        s = api_->core_compile_model(ov_core(), model, dev, 2, &compiled_, p[0].first, p[0].second);
+        s = api_->core_compile_model(ov_core(), model, dev, 2, &c->model, p[0].first, p[0].second);
         break;
       case 2:
-        s = api_->core_compile_model(ov_core(), model, dev, 4, &compiled_, p[0].first, p[0].second, p[1].first,
+        s = api_->core_compile_model(ov_core(), model, dev, 4, &c->model, p[0].first, p[0].second, p[1].first,
                                      p[1].second);
         break;
       default:
-        s = api_->core_compile_model(ov_core(), model, dev, 6, &compiled_, p[0].first, p[0].second, p[1].first,
+        s = api_->core_compile_model(ov_core(), model, dev, 6, &c->model, p[0].first, p[0].second, p[1].first,
                                      p[1].second, p[2].first, p[2].second);
     }
-    if (s != ov::kOk) {
-      throw BackendError(source_ + ": OpenVINO could not compile the network for " + device_ + ": " +
-                         ov_error("ov_core_compile_model", s));
-    }
+    const std::string error = s == ov::kOk ? "" : ov_error("ov_core_compile_model", s);
+    api_->model_free(model);
+    if (s != ov::kOk)
+      throw BackendError(source_ + ": OpenVINO could not compile the network for " + device_ + ": " + error);
     // What the device settled on, for description().
     const std::pair<const char*, const char*> shown[] = {{"INFERENCE_PRECISION_HINT", ""},
                                                          {"INFERENCE_NUM_THREADS", "threads "}};
     for (const auto& [key, label] : shown) {
       char* v = nullptr;
-      if (api_->compiled_model_get_property(compiled_, key, &v) == ov::kOk && v) {
-        compiled_desc_ += std::string(", ") + label + v;
+      if (api_->compiled_model_get_property(c->model, key, &v) == ov::kOk && v) {
+        c->desc += std::string(", ") + label + v;
         api_->free(v);
       }
     }
+    return c;
   }
 
   // The compiled model must agree with the manifest (the validator checked the file; this checks
@@ -161,13 +194,13 @@ class OvBackend final : public Backend {
   void check_io() {
     auto side = [&](const char* what, const std::vector<TensorSpec>& decl, auto count_fn, auto port_fn) {
       size_t count = 0;
-      check(count_fn(compiled_, &count), "port count");
+      check(count_fn(compiled_->model, &count), "port count");
       if (count != decl.size())
         throw BundleError(source_ + ": OpenVINO sees " + std::to_string(count) + " " + what + "(s), manifest declares " +
                           std::to_string(decl.size()));
       for (const auto& d : decl) {
         ov::ConstPort* port = nullptr;
-        if (port_fn(compiled_, d.name.c_str(), &port) != ov::kOk)
+        if (port_fn(compiled_->model, d.name.c_str(), &port) != ov::kOk)
           throw BundleError(source_ + ": OpenVINO has no " + what + " \"" + d.name + "\" (declared in the manifest)");
         std::vector<int64_t> shape;
         ov::ElementType type = 0;
@@ -245,15 +278,14 @@ class OvBackend final : public Backend {
   void release() noexcept {
     release_tensors();
     if (request_) api_->infer_request_free(request_);
-    if (compiled_) api_->compiled_model_free(compiled_);
     request_ = nullptr;
-    compiled_ = nullptr;
+    compiled_.reset();
   }
 
   const ov::Api* api_ = nullptr;
   NetworkSpec net_;
-  std::string source_, lib_desc_, device_, compiled_desc_;
-  ov::CompiledModel* compiled_ = nullptr;
+  std::string source_, lib_desc_, device_;
+  std::shared_ptr<Compiled> compiled_;
   ov::InferRequest* request_ = nullptr;
   ov::ElementType elem_type_ = 0;  // the library's number for float32
   std::vector<std::string> names_;  // inputs then outputs, the manifest's order (as tensors_)
