@@ -259,14 +259,22 @@ class OvBackend final : public Backend {
     return t;
   }
 
+  // All of a batch size's tensors, or none (a failure leaves the slot empty, to be made again).
   void make_tensors(int64_t batch, std::vector<ov::Tensor*>& t) {
+    std::vector<ov::Tensor*> made;
     auto wrap = [&](const TensorSpec& spec, void* ptr) {
       std::vector<int64_t> dims = spec.shape;
       dims[0] = batch;
-      t.push_back(make_tensor(elem_type_, dims.data(), static_cast<int64_t>(dims.size()), ptr));
+      made.push_back(make_tensor(elem_type_, dims.data(), static_cast<int64_t>(dims.size()), ptr));
     };
-    for (size_t i = 0; i < net_.inputs.size(); ++i) wrap(net_.inputs[i], const_cast<float*>(inputs_[i]));
-    for (size_t i = 0; i < net_.outputs.size(); ++i) wrap(net_.outputs[i], outputs_[i]);
+    try {
+      for (size_t i = 0; i < net_.inputs.size(); ++i) wrap(net_.inputs[i], const_cast<float*>(inputs_[i]));
+      for (size_t i = 0; i < net_.outputs.size(); ++i) wrap(net_.outputs[i], outputs_[i]);
+    } catch (...) {
+      for (ov::Tensor* m : made) api_->tensor_free(m);
+      throw;
+    }
+    t = std::move(made);
   }
 
   void release_tensors() {
