@@ -46,6 +46,20 @@ def find_onnxruntime_library() -> str:
     return libs[-1] if libs else ""
 
 
+def find_openvino_library() -> str:
+    """OpenVINO's C API library: env EDGE_SDK_OPENVINO_LIB, else the one inside the installed
+    ``openvino`` wheel (``openvino/libs/libopenvino_c.so.<version>``, found without importing it),
+    else "" (the C++ loader then searches beside edge_sdk and on the loader path)."""
+    env = os.environ.get("EDGE_SDK_OPENVINO_LIB")
+    if env:
+        return env
+    spec = importlib.util.find_spec("openvino")
+    if spec is None or not spec.origin:
+        return ""
+    libs = sorted(glob.glob(os.path.join(os.path.dirname(spec.origin), "libs", "libopenvino_c.so*")))
+    return libs[-1] if libs else ""
+
+
 @dataclass
 class RegionResults:
     """Per-region results of frames: arrays of shape (N, R), regions in ``names`` order."""
@@ -175,11 +189,17 @@ class Runtime:
     ("cpu", "cuda", "tensorrt"; default from device). max_batch: network batch (larger calls run
     in chunks). heatmaps: compute heatmaps (off is faster when only verdicts are needed).
 
-    backend: "onnxruntime" (default), "tensorrt" (serialized engines of the bundle's ``engines/``
+    backend: "onnxruntime" (default), "openvino" (the bundle's ONNX networks compiled by OpenVINO,
+    whose C API library comes from the installed ``openvino`` wheel, or ``openvino_library`` /
+    EDGE_SDK_OPENVINO_LIB; device="cpu", OpenVINO's own device is ``openvino_device``: "CPU" by
+    default, "GPU" / "NPU" / "AUTO" where OpenVINO finds them; float32 arithmetic on the CPU and GPU),
+    "tensorrt" (serialized engines of the bundle's ``engines/``
     folder, or ``engines_dir``, built for this GPU by ``edge-sdk build-engine``; needs a build with
     TensorRT and device="cuda:N"; every chunk then runs the whole cycle on the GPU, through the same
-    pipeline code as the CPU's) or "auto" (TensorRT when the build has it, the device is CUDA and a matching engine is
-    there, else ONNX Runtime). Missing or stale engines are built beforehand on the converter
+    pipeline code as the CPU's) or "auto" (TensorRT when the build has it, the device is CUDA and a
+    matching engine is there; on the CPU, ONNX Runtime or OpenVINO, whichever runs each network
+    faster at load: both are timed there, a few calls each at batch 1, and ``backend`` says which was
+    picked and the times; else ONNX Runtime). Missing or stale engines are built beforehand on the converter
     side (``edge_sdk.converters.engine_bundle.ensure_engines`` or ``edge-sdk build-engine``): the
     runtime only loads. cuda_graph: replay each TensorRT engine's
     work as a CUDA graph. trt_cache_dir: engine cache of ONNX Runtime's TensorRT provider
@@ -187,7 +207,7 @@ class Runtime:
     public keys (PEM files or folders of them) the bundle's signature must verify against, besides
     those of EDGE_SDK_TRUSTED_KEYS; with a key configured, an unsigned or wrongly signed bundle is
     refused (``edge-sdk sign``; docs/BUNDLE.md).
-    Raises BundleError (bad bundle), BackendError (ONNX Runtime / TensorRT missing or failing, no
+    Raises BundleError (bad bundle), BackendError (ONNX Runtime / OpenVINO / TensorRT missing or failing, no
     matching engine: the message lists each candidate and what differs), ValueError (bad option),
     each naming the file, field or option.
     """
@@ -197,7 +217,8 @@ class Runtime:
                  onnxruntime_library: str | None = None, max_batch: int = 16, heatmaps: bool = True,
                  warmup: int = 1, engines_dir: str | os.PathLike | None = None, cuda_graph: bool = False,
                  trt_cache_dir: str | os.PathLike | None = None,
-                 trusted_keys: Sequence[str | os.PathLike] | None = None):
+                 trusted_keys: Sequence[str | os.PathLike] | None = None,
+                 openvino_library: str | None = None, openvino_device: str | None = None):
         if threads is None:
             threads = int(os.environ.get("EDGE_SDK_NUM_THREADS", "0") or 0)
         library = onnxruntime_library if onnxruntime_library is not None else find_onnxruntime_library()
@@ -206,7 +227,9 @@ class Runtime:
                                  library, int(max_batch), bool(heatmaps), int(warmup),
                                  os.fspath(engines_dir) if engines_dir else "", bool(cuda_graph),
                                  os.fspath(trt_cache_dir) if trt_cache_dir else "",
-                                 [os.fspath(k) for k in (trusted_keys or [])])
+                                 [os.fspath(k) for k in (trusted_keys or [])],
+                                 openvino_library if openvino_library is not None else find_openvino_library(),
+                                 openvino_device or "")
         self.manifest: dict = json.loads(self._rt.manifest)
         self.device, self.precision, self.heatmaps_enabled = device, precision, bool(heatmaps)
 
@@ -381,5 +404,6 @@ class Runtime:
 
 def available_backends() -> list[str]:
     """Network backends compiled into this build ("onnxruntime" when its headers were found,
-    "tensorrt" when TensorRT's headers and library were)."""
+    "openvino" unless built with EDGE_SDK_OPENVINO=OFF, "tensorrt" when TensorRT's headers and
+    library were). A listed backend still needs its library at run time."""
     return list(_core.available_backends())

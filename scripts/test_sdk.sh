@@ -36,6 +36,11 @@ echo "== fixtures"
 $PY cpp/sdk_tests/make_fixtures.py "$work/fixtures"
 ort=$($PY -m edge_sdk.cli config --onnxruntime-lib)
 export EDGE_SDK_ONNXRUNTIME_LIB="$ort"
+# OpenVINO's library where the build has that backend and the openvino wheel is installed (CI
+# installs it: requirements/dev.txt); the consumer tests run the network on it too when it is set.
+ov=$($PY -c 'import edge_sdk.runtime as r; print(r.find_openvino_library() if "openvino" in r.available_backends() else "")' \
+     2>/dev/null || true)
+if [ -n "$ov" ]; then export EDGE_SDK_OPENVINO_LIB="$ov"; else echo "no OpenVINO: its consumer tests are skipped"; fi
 
 echo "== consumer tests: configure and build against the installed SDK"
 cmake -S cpp/sdk_tests -B "$work/tests" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" > "$work/tests.log"
@@ -50,6 +55,14 @@ echo "== test_concurrency"
 "$work/tests/test_concurrency" "$work/fixtures" "${EDGE_SDK_STRESS_BATCHES:-500}"
 echo "== test_hot_path_alloc"
 "$work/tests/test_hot_path_alloc" "$work/fixtures" 200
+# The same with the network on OpenVINO. 100 cycles: OpenVINO's own allocations (about 90 per infer
+# call, four times ONNX Runtime's per Run) must fit the program's table to be attributed.
+if [ -n "$ov" ]; then
+  echo "== test_hot_path_alloc (backend openvino)"
+  "$work/tests/test_hot_path_alloc" "$work/fixtures" 100 openvino
+else
+  echo "== test_hot_path_alloc (backend openvino): skipped, no openvino wheel or no OpenVINO backend in this build"
+fi
 
 echo "== example host program (cpp/examples/host) against the installed SDK"
 cmake -S cpp/examples/host -B "$work/host" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" > "$work/host.log"

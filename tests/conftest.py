@@ -18,6 +18,8 @@ REQUIRED_IN_FULL = [
     r"tensorrt-stubs not installed",
     r"without the ONNX Runtime (headers|backend)",
     r"no ONNX Runtime backend",
+    r"openvino wheel not installed",
+    r"no OpenVINO backend in this build",
     r"not in this tree yet",
     r"does not implement postprocess kind",
     r"no headless chromium",

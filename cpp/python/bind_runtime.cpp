@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "edge_sdk/runtime/openvino_library.hpp"
 #include "edge_sdk/runtime/ort_library.hpp"
 #include "edge_sdk/runtime/runtime.hpp"
 #include "registry.hpp"
@@ -71,13 +72,25 @@ EDGE_PY_BINDER(runtime) {
         return d;
       },
       py::arg("path") = "", "Loads ONNX Runtime (once per process) and describes it.");
+  m.def(
+      "openvino_info",
+      [](const std::string& path) {
+        const edge::OpenVinoLibraryInfo& info = edge::load_openvino(path);
+        py::dict d;
+        d["path"] = info.path;
+        d["version"] = info.version;
+        d["devices"] = info.devices;
+        return d;
+      },
+      py::arg("path") = "", "Loads OpenVINO's C API library (once per process) and describes it.");
 
   py::class_<PyRuntime>(m, "Runtime")
       .def(py::init([](const std::string& bundle, const std::string& device, int threads, const std::string& precision,
                        const std::string& backend, const std::string& provider, const std::string& library,
                        int64_t max_batch, bool heatmaps, int warmup, const std::string& engines_dir,
                        bool cuda_graph, const std::string& trt_cache_dir,
-                       const std::vector<std::string>& trusted_keys) {
+                       const std::vector<std::string>& trusted_keys, const std::string& openvino_library,
+                       const std::string& openvino_device) {
              edge::RuntimeOptions o;
              o.device = device;
              o.threads = threads;
@@ -92,6 +105,8 @@ EDGE_PY_BINDER(runtime) {
              o.cuda_graph = cuda_graph;
              o.trt_cache_dir = trt_cache_dir;
              o.trusted_keys = trusted_keys;
+             o.openvino_library = openvino_library;
+             o.openvino_device = openvino_device;
              auto p = std::make_unique<PyRuntime>();
              {
                py::gil_scoped_release release;
@@ -102,7 +117,8 @@ EDGE_PY_BINDER(runtime) {
            py::arg("bundle"), py::arg("device"), py::arg("threads"), py::arg("precision"), py::arg("backend"),
            py::arg("provider"), py::arg("onnxruntime_library"), py::arg("max_batch"), py::arg("heatmaps"),
            py::arg("warmup"), py::arg("engines_dir") = "", py::arg("cuda_graph") = false,
-           py::arg("trt_cache_dir") = "", py::arg("trusted_keys") = std::vector<std::string>{})
+           py::arg("trt_cache_dir") = "", py::arg("trusted_keys") = std::vector<std::string>{},
+           py::arg("openvino_library") = "", py::arg("openvino_device") = "")
       .def_property_readonly("manifest", [](const PyRuntime& p) { return p.rt->manifest().raw.dump(); })
       .def_property_readonly("backend", [](const PyRuntime& p) { return p.rt->backend_description(); })
       .def_property_readonly("region_names", [](const PyRuntime& p) { return p.rt->region_names(); })

@@ -142,7 +142,7 @@ def compare_records(a: dict, b: dict, *, seed: int = 0) -> dict:
     for section, keys in (("config", ("device", "backend", "provider", "precision", "threads", "heatmaps", "preset",
                                       "images_dir", "image_shape")),
                           ("environment", ("cpu_model", "threads", "gpu_name", "gpu_driver", "onnxruntime_version",
-                                           "tensorrt_version", "sdk_version", "backend")),
+                                           "openvino_version", "tensorrt_version", "sdk_version", "backend")),
                           ("bundle", ("sha256",))):
         for k in keys:
             va, vb = a.get(section, {}).get(k), b.get(section, {}).get(k)

@@ -33,6 +33,8 @@ PRESETS: dict[str, Preset] = {
 }
 
 DEFAULT_BATCHES = (1, 8)
+# The runtime's network backends (edge_sdk.Runtime's backend=).
+BACKENDS = ("onnxruntime", "openvino", "tensorrt", "auto")
 
 
 @dataclass
@@ -51,6 +53,7 @@ class BenchConfig:
     device: str = "cpu"
     backend: str = "onnxruntime"
     provider: str | None = None
+    openvino_device: str | None = None
     precision: str = "fp32"
     batches: tuple[int, ...] = DEFAULT_BATCHES
     iterations: int = 100
@@ -102,8 +105,8 @@ class BenchConfig:
             raise BenchError("--images and a generated image shape (--preset / --shape) exclude each other")
         if self.precision not in ("fp32", "fp16", "int8"):
             raise BenchError(f"--precision: expected fp32, fp16 or int8, got {self.precision!r}")
-        if self.backend not in ("onnxruntime", "tensorrt"):
-            raise BenchError(f"--backend: expected onnxruntime or tensorrt, got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise BenchError(f"--backend: expected {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}, got {self.backend!r}")
         return self
 
     def calls_per_cycle(self, batch: int) -> int:

@@ -94,6 +94,7 @@ def describe(threads: int, backend_description: str | None = None) -> dict:
         "edge_sdk_built_with_cuda": edge_sdk.built_with_cuda(),
         "tensorrt_version": tensorrt_version(),
         "onnxruntime_version": _package_version("onnxruntime") or _package_version("onnxruntime-gpu"),
+        "openvino_version": _package_version("openvino"),
         "backend": backend_description,
         "sdk_version": edge_sdk.__version__,
         "python": sys.version.split()[0],

@@ -62,6 +62,7 @@ def markdown(record: dict) -> str:
         f"- machine: {e['cpu_model']}, {e['cpu_cores']} cores ({e['cpu_cores_usable']} usable)"
         + (f", GPU {e['gpu_name']} (driver {e['gpu_driver']}, CUDA {e['cuda_driver_version']})" if e.get("gpu_name") else "")
         + f"; backend {e['backend']}; ONNX Runtime {e['onnxruntime_version']}"
+        + (f", OpenVINO {e['openvino_version']}" if e.get("openvino_version") else "")
         + (f", TensorRT {e['tensorrt_version']}" if e.get("tensorrt_version") else "") + f"; edge-sdk {e['sdk_version']}",
         f"- recorded {record['created']}",
     ]

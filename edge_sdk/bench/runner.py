@@ -36,7 +36,7 @@ def _open_runtime(config: BenchConfig, batch: int):
     try:
         return edge_sdk.Runtime(config.bundle, device=config.device, threads=config.threads, precision=config.precision,
                                 backend=config.backend, provider=config.provider, max_batch=batch,
-                                heatmaps=config.heatmaps, warmup=1)
+                                heatmaps=config.heatmaps, warmup=1, openvino_device=config.openvino_device)
     except (ValueError, RuntimeError, OSError) as exc:
         raise BenchError(f"cannot run {config.bundle} on device {config.device!r} with backend {config.backend!r}"
                          f"{'/' + config.provider if config.provider else ''}, precision {config.precision!r}: {exc}") from None

@@ -1,8 +1,19 @@
-"""Opening a bundle for a CLI command: every failure becomes one line naming the bundle."""
+"""Opening a bundle for a CLI command: every failure becomes one line naming the bundle; the
+network backend options commands share."""
 
 from __future__ import annotations
 
 import os
+
+
+def add_backend_arguments(p) -> None:
+    """--backend and --openvino-device (edge_sdk.Runtime's backend= and openvino_device=)."""
+    p.add_argument("--backend", default="onnxruntime",
+                   help="network backend: onnxruntime (default), openvino, tensorrt, or auto (on the CPU the faster "
+                        "of onnxruntime and openvino, timed at load; the run reports which)")
+    p.add_argument("--openvino-device", default=None, metavar="DEVICE",
+                   help="OpenVINO's device with --backend openvino: CPU (default), GPU, NPU or AUTO, where OpenVINO "
+                        "finds them")
 
 
 def open_runtime(bundle, **options):

@@ -5,6 +5,7 @@ side by side."""
 from __future__ import annotations
 
 from edge_sdk.cli import bounded_float, bounded_int, threads_option
+from edge_sdk.commands._runtime import add_backend_arguments
 
 import re
 from pathlib import Path
@@ -21,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("bundle", nargs="?", help="bundle directory or archive")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two bench.json records instead")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
-    p.add_argument("--backend", default="onnxruntime", help="network backend: onnxruntime or tensorrt")
+    add_backend_arguments(p)
     p.add_argument("--provider", default=None,
                    help="ONNX Runtime execution provider (cpu, cuda, tensorrt; default from --device)")
     p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32, fp16 or int8")
@@ -60,7 +61,8 @@ def _config(args):
     if args.preset and args.shape:
         raise BenchError(f"--shape and --preset {args.preset} exclude each other (the preset sets the image shape)")
     cfg = BenchConfig(
-        bundle=args.bundle, device=args.device, backend=args.backend, provider=args.provider, precision=args.precision,
+        bundle=args.bundle, device=args.device, backend=args.backend, provider=args.provider,
+        openvino_device=args.openvino_device, precision=args.precision,
         batches=parse_batches(args.batch) if args.batch else (1, 8), iterations=args.iterations, warmup=args.warmup,
         threads=args.threads, images_dir=args.images, image_shape=parse_shape(args.shape) if args.shape else None,
         budget_ms=args.budget, units_per_cycle=args.units, required_fraction=args.required,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edge_sdk.cli import bounded_int, threads_option
+from edge_sdk.commands._runtime import add_backend_arguments
 from edge_sdk.commands.train import add_data_arguments, open_dataset
 
 
@@ -20,6 +21,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=bounded_int("--limit", 1, 10**9), help="compare only the first N images")
     p.add_argument("--precision", default="fp32", help="network variant of the bundle (default fp32)")
     p.add_argument("--device", default="cpu", help="where the runtime scores: cpu (default) or cuda:N")
+    add_backend_arguments(p)
     p.add_argument("--threads", type=threads_option("--threads"), default=None,
                    help="CPU threads of the runtime and of torch (default: the runtime's)")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write the figures to this JSON file")
@@ -36,7 +38,8 @@ def run(args) -> int:
     from edge_sdk.commands._runtime import open_runtime
     from edge_sdk.models import load_model
 
-    rt = open_runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision)
+    rt = open_runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision,
+                      backend=args.backend, openvino_device=args.openvino_device)
     try:
         model = load_model(args.against)
     except (BundleError, ValueError, FileNotFoundError) as exc:
@@ -48,7 +51,7 @@ def run(args) -> int:
     fig = compare(rt, model, images, progress=True)
     fig.update({"bundle": str(args.bundle), "model_dir": str(args.against), "data": str(args.data),
                 "layout": args.layout, "split": args.split})
-    for k in ("images", "units", "max_score_rel_diff", "verdict_agreement", "max_heatmap_abs_diff",
+    for k in ("backend", "images", "units", "max_score_rel_diff", "verdict_agreement", "max_heatmap_abs_diff",
               "max_heatmap_raw_abs_diff", "unjudged", "passed"):
         print(f"{k}: {fig[k]}")
     if args.json_out:

@@ -103,8 +103,10 @@ EDGE_API const char* edge_verdict_name(int verdict);
 typedef struct edge_open_options {
   uint32_t struct_size;            /* sizeof(edge_open_options) */
   const char* device;              /* "cpu" (NULL = "cpu"), "cuda" or "cuda:N" */
-  const char* backend;             /* "onnxruntime" (NULL = default), "tensorrt", or "auto" (TensorRT where
-                                      the build has it and an engine matches this GPU, else ONNX Runtime) */
+  const char* backend;             /* "onnxruntime" (NULL = default), "openvino" (device "cpu"; OpenVINO's own
+                                      device: openvino_device), "tensorrt", or "auto" (TensorRT where the
+                                      build has it and an engine matches this GPU; on the CPU, ONNX Runtime
+                                      or OpenVINO, whichever runs the network faster, timed at open) */
   const char* precision;           /* network variant: "fp32" (NULL), "fp16", "int8" */
   const char* onnxruntime_library; /* path of libonnxruntime.so; NULL = search (env
                                       EDGE_SDK_ONNXRUNTIME_LIB, the onnxruntime wheel, the loader path) */
@@ -127,6 +129,12 @@ typedef struct edge_open_options {
                                       environment variable EDGE_SDK_TRUSTED_KEYS; NULL = the environment's
                                       only. With no key configured anywhere signatures are not checked;
                                       with one, an unsigned or wrongly signed bundle is refused. */
+  /* ABI 1.2: */
+  const char* openvino_library;    /* path of libopenvino_c.so.<version>; NULL = search (env
+                                      EDGE_SDK_OPENVINO_LIB, the openvino wheel beside edge_sdk, the loader
+                                      path) */
+  const char* openvino_device;     /* backend "openvino": OpenVINO's device, "CPU" (NULL), "GPU", "NPU" or
+                                      "AUTO", where OpenVINO finds it */
 } edge_open_options;
 
 static inline void edge_open_options_init(edge_open_options* o) {

@@ -59,6 +59,8 @@ struct Options {
   std::string backend;           // "" = default ("onnxruntime")
   std::string precision;         // "" = "fp32"
   std::string onnxruntime_library;  // "" = search
+  std::string openvino_library;  // "" = search (backend "openvino")
+  std::string openvino_device;   // "" = "CPU" (backend "openvino"); "GPU", "NPU", "AUTO"
   int threads = 0;               // intra-op threads per context; 0 = default
   int contexts = 1;              // calls that run in parallel
   int max_batch = 1;             // images per chunk = network call (deadline granularity)
@@ -146,6 +148,8 @@ class Runtime {
     o.deadline_ms = options.deadline_ms;
     o.review_band = options.review_band;
     o.trusted_keys = options.trusted_keys.empty() ? nullptr : options.trusted_keys.c_str();
+    o.openvino_library = options.openvino_library.empty() ? nullptr : options.openvino_library.c_str();
+    o.openvino_device = options.openvino_device.empty() ? nullptr : options.openvino_device.c_str();
     detail::check(edge_open(bundle.c_str(), &o, &handle_));
     edge_output_spec_init(&output_);
     const edge_status s = edge_output_spec_get(handle_, &output_);

@@ -172,13 +172,15 @@ EDGE_API edge_status edge_open(const char* bundle_path, const edge_open_options*
         found |= b == ro.backend;
         list += (list.empty() ? "" : ", ") + b;
       }
-      found |= ro.backend == "auto" && !have.empty();  // TensorRT where an engine matches, else ONNX Runtime
+      found |= ro.backend == "auto" && !have.empty();  // TensorRT where an engine matches, else a CPU backend
       if (!found)
         throw StatusError(EDGE_E_UNSUPPORTED, "options->backend: \"" + ro.backend + "\" is not available in this build (available: " +
                                                   (list.empty() ? std::string("none: the ONNX Runtime headers were not found at build time") : list) + ")");
     }
     ro.precision = or_default(o.precision, "fp32");
     ro.onnxruntime_library = or_default(o.onnxruntime_library, "");
+    ro.openvino_library = or_default(o.openvino_library, "");
+    ro.openvino_device = or_default(o.openvino_device, "");
     if (o.threads < 0 || o.threads > edge::max_threads())
       throw StatusError(EDGE_E_INVALID_ARGUMENT, "options->threads: expected 0.." + std::to_string(edge::max_threads()) +
                                                      " (0 = default; at most 4x the hardware threads, and 256), got " +

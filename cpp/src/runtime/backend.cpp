@@ -2,10 +2,15 @@
 #include "edge_sdk/runtime/backend.hpp"
 
 #include "edge_sdk/runtime/errors.hpp"
+#include "edge_sdk/runtime/openvino_library.hpp"
 #include "edge_sdk/runtime/ort_library.hpp"
+#include "timed_choice.hpp"
 
 #ifdef EDGE_SDK_WITH_ONNXRUNTIME
 #include "onnxruntime/ort_backend.hpp"
+#endif
+#ifdef EDGE_SDK_WITH_OPENVINO
+#include "openvino/ov_backend.hpp"
 #endif
 #ifdef EDGE_SDK_WITH_TENSORRT
 #include "trt/trt_backend.hpp"
@@ -22,6 +27,9 @@ std::vector<std::string> available_backends() {
 #ifdef EDGE_SDK_WITH_ONNXRUNTIME
   out.push_back("onnxruntime");
 #endif
+#ifdef EDGE_SDK_WITH_OPENVINO
+  out.push_back("openvino");
+#endif
 #ifdef EDGE_SDK_WITH_TENSORRT
   out.push_back("tensorrt");
 #endif
@@ -36,14 +44,72 @@ const OrtLibraryInfo& load_onnxruntime(const std::string&) {
 }
 #endif
 
+#ifndef EDGE_SDK_WITH_OPENVINO
+const OpenVinoLibraryInfo& load_openvino(const std::string&) {
+  throw BackendError("backend \"openvino\": this edge_sdk build has no OpenVINO backend (it was configured with "
+                     "EDGE_SDK_OPENVINO=OFF; reconfigure with EDGE_SDK_OPENVINO=ON and rebuild)");
+}
+#endif
+
+namespace {
+
+std::unique_ptr<Backend> make_openvino([[maybe_unused]] const Bundle& bundle, [[maybe_unused]] const NetworkSpec& network,
+                                       const BackendOptions& options) {
+  if (options.cuda_device)
+    throw ArgumentError("backend \"openvino\": the runtime's device must be \"cpu\" (OpenVINO reads and writes host "
+                        "memory; its own device is the openvino_device option: CPU, GPU, NPU), got a CUDA device");
+#ifdef EDGE_SDK_WITH_OPENVINO
+  return make_openvino_backend(bundle, network, options);
+#else
+  load_openvino();  // throws the explanation
+  return nullptr;
+#endif
+}
+
+// The first line of a message, for a one-line note in a description.
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// backend="auto" on the CPU: every CPU backend that can be created here, timed at bind.
+std::unique_ptr<Backend> make_cpu_auto([[maybe_unused]] const Bundle& bundle, [[maybe_unused]] const NetworkSpec& network,
+                                       [[maybe_unused]] const BackendOptions& options) {
+  std::vector<BackendCandidate> candidates;
+  std::vector<std::string> skipped;
+  std::string first_error;
+  auto add = [&](const char* name, auto make) {
+    try {
+      candidates.push_back({name, make()});
+    } catch (const BackendError& e) {
+      skipped.push_back(std::string(name) + " not used: " + first_line(e.what()));
+      if (first_error.empty()) first_error = e.what();
+    }
+  };
+  add("onnxruntime", [&]() -> std::unique_ptr<Backend> {
+#ifdef EDGE_SDK_WITH_ONNXRUNTIME
+    return make_onnxruntime_backend(bundle, network, options);
+#else
+    load_onnxruntime();  // throws the explanation
+    return nullptr;
+#endif
+  });
+#ifdef EDGE_SDK_WITH_OPENVINO
+  add("openvino", [&] { return make_openvino_backend(bundle, network, options); });
+#endif
+  if (candidates.empty()) throw BackendError(first_error);
+  return make_timed_choice(std::move(candidates), std::move(skipped));
+}
+
+}  // namespace
+
 std::unique_ptr<Backend> make_backend(const Bundle& bundle, const NetworkSpec& network, const BackendOptions& options) {
   bool onnxruntime = options.backend == "onnxruntime";
   if (options.backend == "auto") {
 #ifdef EDGE_SDK_WITH_TENSORRT
     if (tensorrt_engine_available(bundle, network, options)) return make_tensorrt_backend(bundle, network, options);
 #endif
+    if (!options.cuda_device && options.provider == "cpu") return make_cpu_auto(bundle, network, options);
     onnxruntime = true;
   }
+  if (options.backend == "openvino") return make_openvino(bundle, network, options);
   if (onnxruntime) {
 #ifdef EDGE_SDK_WITH_ONNXRUNTIME
     return make_onnxruntime_backend(bundle, network, options);
@@ -62,7 +128,8 @@ std::unique_ptr<Backend> make_backend(const Bundle& bundle, const NetworkSpec& n
         "the installed onnxruntime has it)");
 #endif
   }
-  throw ArgumentError("backend: expected \"onnxruntime\", \"tensorrt\" or \"auto\", got \"" + options.backend + "\"");
+  throw ArgumentError("backend: expected \"onnxruntime\", \"openvino\", \"tensorrt\" or \"auto\", got \"" +
+                      options.backend + "\"");
 }
 
 }  // namespace edge

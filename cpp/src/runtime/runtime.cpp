@@ -59,6 +59,8 @@ class RuntimeImpl final : public Runtime {
     bo.cuda_device = device.is_cuda();
     bo.threads = opt_.threads;
     bo.library = opt_.onnxruntime_library;
+    bo.openvino_library = opt_.openvino_library;
+    bo.openvino_device = opt_.openvino_device;
     bo.precision = opt_.precision;
     bo.trt_cache_dir = opt_.trt_cache_dir;
     bo.engines_dir = opt_.engines_dir;

@@ -1,7 +1,7 @@
 // The network backend interface: runs one network of a bundle on buffers that the runtime
 // allocates at load and reuses (host memory, or device memory for a backend that can bind it).
-// ONNX Runtime (loaded with dlopen) implements it; a TensorRT backend implements the same
-// interface where TensorRT is found at build time.
+// ONNX Runtime and OpenVINO (both loaded with dlopen) implement it; a TensorRT backend implements
+// the same interface where TensorRT is found at build time.
 #pragma once
 
 #include <cstdint>
@@ -14,8 +14,11 @@
 namespace edge {
 
 struct BackendOptions {
-  // "onnxruntime", "tensorrt" (engines built for this GPU, where the build has TensorRT) or "auto"
-  // (TensorRT when this build has it, the device is CUDA and the bundle holds a matching engine).
+  // "onnxruntime", "openvino" (the runtime's device is the CPU; OpenVINO's own device is
+  // openvino_device), "tensorrt" (engines built for this GPU, where the build has TensorRT) or
+  // "auto": TensorRT when this build has it, the device is CUDA and the bundle holds a matching
+  // engine; on the CPU, ONNX Runtime or OpenVINO, whichever runs the network faster at load (timed
+  // there, see timed_choice.hpp); else ONNX Runtime.
   std::string backend = "onnxruntime";
   // Execution provider of ONNX Runtime: "cpu", "cuda" or "tensorrt" (the last two only where the
   // loaded ONNX Runtime has them; a clear error otherwise).
@@ -24,6 +27,8 @@ struct BackendOptions {
   bool cuda_device = false;             // the runtime's device is "cuda[:N]" (the TensorRT backend needs one)
   int threads = 0;                      // intra-op threads; 0 = library default
   std::string library;                  // path of libonnxruntime; "" = search (see ort_library.hpp)
+  std::string openvino_library;         // path of libopenvino_c; "" = search (see openvino_library.hpp)
+  std::string openvino_device;          // OpenVINO device: "CPU" (""), "GPU", "GPU.1", "NPU", "AUTO"
   std::string precision = "fp32";       // network variant of the bundle
   std::string trt_cache_dir;            // TensorRT EP engine cache ("" = none)
   // TensorRT backend: folder of serialized engines with their manifests ("" = BUNDLE/engines).
@@ -61,7 +66,8 @@ class Backend {
 std::unique_ptr<Backend> make_backend(const Bundle& bundle, const NetworkSpec& network, const BackendOptions& options);
 
 // Names of the backends compiled into this build ("onnxruntime" when its headers were found,
-// "tensorrt" when TensorRT's headers and library were).
+// "openvino" unless built with EDGE_SDK_OPENVINO=OFF, "tensorrt" when TensorRT's headers and
+// library were).
 std::vector<std::string> available_backends();
 
 }  // namespace edge

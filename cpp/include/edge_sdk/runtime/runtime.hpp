@@ -28,11 +28,13 @@ const char* verdict_name(Verdict v);  // "accept", "reject", "review"
 
 struct RuntimeOptions {
   std::string device = "cpu";        // "cpu", or "cuda[:N]" (network on ONNX Runtime's CUDA provider)
-  std::string backend = "onnxruntime";  // or "tensorrt" / "auto" (backend.hpp)
+  std::string backend = "onnxruntime";  // or "openvino" / "tensorrt" / "auto" (backend.hpp)
   std::string provider;              // ONNX Runtime provider; "" = from device ("cpu" / "cuda"), or "tensorrt"
   int threads = 0;                   // CPU threads for the kernels and the network; 0 = all cores
   std::string precision = "fp32";    // network variant of the bundle
   std::string onnxruntime_library;   // "" = search (see ort_library.hpp)
+  std::string openvino_library;      // "" = search (see openvino_library.hpp)
+  std::string openvino_device;       // OpenVINO backend: "CPU" (""), "GPU", "NPU", "AUTO" (OpenVINO's names)
   int64_t max_batch = 16;            // network batch; larger calls run in chunks of this size
   bool heatmaps = true;              // compute and return heatmaps
   int warmup = 1;                    // warm-up runs at load

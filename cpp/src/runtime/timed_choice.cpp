@@ -1,0 +1,106 @@
+#include "timed_choice.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "edge_sdk/runtime/errors.hpp"
+
+namespace edge {
+namespace {
+
+// Rounds of the timing: a few untimed calls (first-call set-up: tensors, kernels, caches), then
+// timed calls interleaved round-robin, so a change of machine load shifts every candidate alike.
+// Each is judged by its fastest call: other processes only ever add time, so the minimum is the
+// estimate of a backend's own speed least disturbed by them (on a loaded 2-core machine the median
+// of 7 picked the slower library in 2 of 4 cases the benchmark checked, bench_openvino.py).
+// Batch 1: the latency of one image, what a line's cycle waits for. Inputs are the runtime's
+// buffers as bound (zeros before the first image): the networks' arithmetic does not depend on
+// the values.
+constexpr int kUntimed = 2, kTimed = 9;
+constexpr int64_t kBatch = 1;
+
+std::string ms(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3g ms", v);
+  return b;
+}
+
+class TimedChoice final : public Backend {
+ public:
+  TimedChoice(std::vector<BackendCandidate> candidates, std::vector<std::string> skipped)
+      : candidates_(std::move(candidates)), skipped_(std::move(skipped)) {
+    if (candidates_.empty()) throw BackendError("backend auto: no backend could be created");
+  }
+
+  std::string description() const override {
+    if (!chosen_) return "auto (not bound yet)";
+    std::string s = chosen_->description() + "; auto: picked " + chosen_name_ + report_;
+    for (const auto& k : skipped_) s += "; " + k;
+    return s;
+  }
+
+  void bind(int64_t max_batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs) override {
+    for (auto& c : candidates_) c.backend->bind(max_batch, inputs, outputs);
+    if (candidates_.size() == 1) return take(0);
+    std::vector<std::vector<double>> times(candidates_.size());
+    std::vector<std::string> failed(candidates_.size());
+    for (int r = 0; r < kUntimed + kTimed; ++r) {
+      for (size_t i = 0; i < candidates_.size(); ++i) {
+        if (!failed[i].empty()) continue;
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+          candidates_[i].backend->run(kBatch);
+        } catch (const std::exception& e) {
+          failed[i] = e.what();
+          continue;
+        }
+        if (r >= kUntimed)
+          times[i].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      }
+    }
+    size_t best = candidates_.size();
+    std::vector<double> fastest(candidates_.size(), 0.0);
+    for (size_t i = 0; i < candidates_.size(); ++i) {
+      if (!failed[i].empty()) {
+        skipped_.push_back(candidates_[i].name + ": failed while timed: " + failed[i]);
+        continue;
+      }
+      fastest[i] = *std::min_element(times[i].begin(), times[i].end());
+      if (best == candidates_.size() || fastest[i] < fastest[best]) best = i;
+    }
+    if (best == candidates_.size())
+      throw BackendError("backend auto: every candidate failed: " + skipped_.back());
+    report_ = " (" + ms(fastest[best]) + ")";
+    for (size_t i = 0; i < candidates_.size(); ++i)
+      if (i != best && failed[i].empty()) report_ += " over " + candidates_[i].name + " (" + ms(fastest[i]) + ")";
+    report_ += ", fastest of " + std::to_string(kTimed) + " runs at batch " + std::to_string(kBatch);
+    take(best);
+  }
+
+  void run(int64_t batch) override { chosen_->run(batch); }
+  void cancel() noexcept override {
+    if (chosen_) chosen_->cancel();
+  }
+
+ private:
+  // Keeps candidate i; the others (sessions, compiled models, their memory) go now.
+  void take(size_t i) {
+    chosen_ = std::move(candidates_[i].backend);
+    chosen_name_ = candidates_[i].name;
+    candidates_.clear();
+  }
+
+  std::vector<BackendCandidate> candidates_;
+  std::vector<std::string> skipped_;
+  std::unique_ptr<Backend> chosen_;
+  std::string chosen_name_, report_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_timed_choice(std::vector<BackendCandidate> candidates, std::vector<std::string> skipped) {
+  return std::make_unique<TimedChoice>(std::move(candidates), std::move(skipped));
+}
+
+}  // namespace edge
