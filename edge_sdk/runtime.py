@@ -192,7 +192,7 @@ class Runtime:
     backend: "onnxruntime" (default), "openvino" (the bundle's ONNX networks compiled by OpenVINO,
     whose C API library comes from the installed ``openvino`` wheel, or ``openvino_library`` /
     EDGE_SDK_OPENVINO_LIB; device="cpu", OpenVINO's own device is ``openvino_device``: "CPU" by
-    default, "GPU" / "NPU" / "AUTO" where OpenVINO finds them; float32 arithmetic on the CPU and GPU),
+    default, "GPU" / "NPU" / "AUTO" where OpenVINO finds them; float32 asked of its CPU and GPU plugins),
     "tensorrt" (serialized engines of the bundle's ``engines/``
     folder, or ``engines_dir``, built for this GPU by ``edge-sdk build-engine``; needs a build with
     TensorRT and device="cuda:N"; every chunk then runs the whole cycle on the GPU, through the same
