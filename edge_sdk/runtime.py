@@ -199,7 +199,8 @@ class Runtime:
     pipeline code as the CPU's) or "auto" (TensorRT when the build has it, the device is CUDA and a
     matching engine is there; on the CPU, ONNX Runtime or OpenVINO, whichever runs each network
     faster at load: both are timed there, a few calls each at batch 1, and ``backend`` says which was
-    picked and the times; else ONNX Runtime). Missing or stale engines are built beforehand on the converter
+    picked and the times; the pick is kept for that network and thread count for the rest of the
+    process, so runtimes opened later run the same library; else ONNX Runtime). Missing or stale engines are built beforehand on the converter
     side (``edge_sdk.converters.engine_bundle.ensure_engines`` or ``edge-sdk build-engine``): the
     runtime only loads. cuda_graph: replay each TensorRT engine's
     work as a CUDA graph. trt_cache_dir: engine cache of ONNX Runtime's TensorRT provider
