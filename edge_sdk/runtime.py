@@ -192,14 +192,15 @@ class Runtime:
     backend: "onnxruntime" (default), "openvino" (the bundle's ONNX networks compiled by OpenVINO,
     whose C API library comes from the installed ``openvino`` wheel, or ``openvino_library`` /
     EDGE_SDK_OPENVINO_LIB; device="cpu", OpenVINO's own device is ``openvino_device``: "CPU" by
-    default, "GPU" / "NPU" / "AUTO" where OpenVINO finds them; float32 arithmetic on the CPU and GPU),
+    default, "GPU" / "NPU" / "AUTO" where OpenVINO finds them; float32 asked of its CPU and GPU plugins),
     "tensorrt" (serialized engines of the bundle's ``engines/``
     folder, or ``engines_dir``, built for this GPU by ``edge-sdk build-engine``; needs a build with
     TensorRT and device="cuda:N"; every chunk then runs the whole cycle on the GPU, through the same
     pipeline code as the CPU's) or "auto" (TensorRT when the build has it, the device is CUDA and a
     matching engine is there; on the CPU, ONNX Runtime or OpenVINO, whichever runs each network
     faster at load: both are timed there, a few calls each at batch 1, and ``backend`` says which was
-    picked and the times; else ONNX Runtime). Missing or stale engines are built beforehand on the converter
+    picked and the times; the pick is kept for that network and thread count for the rest of the
+    process, so runtimes opened later run the same library; else ONNX Runtime). Missing or stale engines are built beforehand on the converter
     side (``edge_sdk.converters.engine_bundle.ensure_engines`` or ``edge-sdk build-engine``): the
     runtime only loads. cuda_graph: replay each TensorRT engine's
     work as a CUDA graph. trt_cache_dir: engine cache of ONNX Runtime's TensorRT provider

@@ -166,14 +166,22 @@ def test_cli_verify_and_bench_with_openvino(trained, tmp_path, capsys):
     assert "--backend: expected onnxruntime, openvino, tensorrt or auto, got 'openvin'" in capsys.readouterr().err
 
 
-def test_auto_times_both_and_reports_the_pick():
+def test_auto_times_both_and_reports_the_pick(tmp_path):
     bundle, images, stored = _fixture("mahalanobis")
-    rt = edge_sdk.Runtime(bundle, threads=1, backend="auto", max_batch=4)
+    # 3 threads: no other test opens this network with auto at that count (the pick is remembered
+    # per network content and thread count for the life of the process).
+    rt = edge_sdk.Runtime(bundle, threads=3, backend="auto", max_batch=4)
     picked = "openvino" if rt.backend.startswith("openvino") else "onnxruntime"
     other = "onnxruntime" if picked == "openvino" else "openvino"
     assert f"; auto: picked {picked} (" in rt.backend and f" over {other} (" in rt.backend, rt.backend
-    assert "fastest of 9 runs at batch 1" in rt.backend
+    assert "fastest of 9 runs at batch 1" in rt.backend and "earlier open" not in rt.backend
     _assert_same(rt.predict(images), stored, 1e-4, len(images), 1e-5)
+    # Opened again (another context, another copy of the bundle): the same library, not timed again,
+    # so every runtime of this network gives the same bits.
+    shutil.copytree(bundle, tmp_path / "copy")
+    again = edge_sdk.Runtime(tmp_path / "copy", threads=3, backend="auto", max_batch=4)
+    assert again.backend.startswith(picked) and "timed at an earlier open of this network in this process" in again.backend
+    np.testing.assert_array_equal(again.predict(images).scores, rt.predict(images).scores)
 
 
 def test_bad_device_is_a_clear_error():

@@ -107,6 +107,12 @@ EDGE_TEST(runs_tiny_model_on_cpu_with_any_batch) {
     CHECK(d.find("; auto: picked ") != std::string::npos);
     CHECK(d.find(" over ") != std::string::npos);
     CHECK((d.rfind("openvino", 0) == 0) == (d.find("auto: picked openvino") != std::string::npos));
+    // The same network again: the remembered pick, not timed again.
+    auto again = edge::make_backend(b, b.manifest.networks[0], a);
+    check_any_batch(*again);
+    const std::string d2 = again->description();
+    CHECK(d2.find("timed at an earlier open of this network in this process") != std::string::npos);
+    CHECK(d2.substr(0, d2.find(' ')) == d.substr(0, d.find(' ')));
   }
   fs::remove_all(dir);
 }

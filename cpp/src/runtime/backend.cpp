@@ -66,36 +66,25 @@ std::unique_ptr<Backend> make_openvino([[maybe_unused]] const Bundle& bundle, [[
 #endif
 }
 
-// The first line of a message, for a one-line note in a description.
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
-// backend="auto" on the CPU: every CPU backend that can be created here, timed at bind.
+// backend="auto" on the CPU: every CPU backend that can be created here, timed at bind (or the
+// pick of an earlier timing of the same network content at the same thread count).
 std::unique_ptr<Backend> make_cpu_auto([[maybe_unused]] const Bundle& bundle, [[maybe_unused]] const NetworkSpec& network,
                                        [[maybe_unused]] const BackendOptions& options) {
-  std::vector<BackendCandidate> candidates;
-  std::vector<std::string> skipped;
-  std::string first_error;
-  auto add = [&](const char* name, auto make) {
-    try {
-      candidates.push_back({name, make()});
-    } catch (const BackendError& e) {
-      skipped.push_back(std::string(name) + " not used: " + first_line(e.what()));
-      if (first_error.empty()) first_error = e.what();
-    }
-  };
-  add("onnxruntime", [&]() -> std::unique_ptr<Backend> {
+  std::vector<BackendFactory> factories;
+  factories.push_back({"onnxruntime", [&]() -> std::unique_ptr<Backend> {
 #ifdef EDGE_SDK_WITH_ONNXRUNTIME
-    return make_onnxruntime_backend(bundle, network, options);
+                         return make_onnxruntime_backend(bundle, network, options);
 #else
-    load_onnxruntime();  // throws the explanation
-    return nullptr;
+                         load_onnxruntime();  // throws the explanation
+                         return nullptr;
 #endif
-  });
+                       }});
 #ifdef EDGE_SDK_WITH_OPENVINO
-  add("openvino", [&] { return make_openvino_backend(bundle, network, options); });
+  factories.push_back({"openvino", [&] { return make_openvino_backend(bundle, network, options); }});
 #endif
-  if (candidates.empty()) throw BackendError(first_error);
-  return make_timed_choice(std::move(candidates), std::move(skipped));
+  auto file = bundle.manifest.files.find(network.file);
+  const std::string content = file != bundle.manifest.files.end() ? file->second.sha256 : bundle.path + "/" + network.file;
+  return make_timed_choice(content + "|" + std::to_string(options.threads), factories);
 }
 
 }  // namespace

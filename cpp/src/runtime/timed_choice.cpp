@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <mutex>
 
 #include "edge_sdk/runtime/errors.hpp"
 
@@ -26,11 +28,29 @@ std::string ms(double v) {
   return b;
 }
 
+struct Pick {
+  std::string name, report;
+};
+
+// Picks by key, for the life of the process (a few short strings per network ever opened).
+std::mutex g_picks_mutex;
+std::map<std::string, Pick>& picks() {
+  static auto* p = new std::map<std::string, Pick>();  // never destroyed: runtimes may outlive statics
+  return *p;
+}
+
+struct BackendCandidate {
+  std::string name;
+  std::unique_ptr<Backend> backend;
+};
+
 class TimedChoice final : public Backend {
  public:
-  TimedChoice(std::vector<BackendCandidate> candidates, std::vector<std::string> skipped)
-      : candidates_(std::move(candidates)), skipped_(std::move(skipped)) {
-    if (candidates_.empty()) throw BackendError("backend auto: no backend could be created");
+  // With `known`, the one candidate is the pick of an earlier timing (no timing again).
+  TimedChoice(std::string key, std::vector<BackendCandidate> candidates, std::vector<std::string> skipped,
+              const Pick* known)
+      : key_(std::move(key)), candidates_(std::move(candidates)), skipped_(std::move(skipped)) {
+    if (known) report_ = known->report + ", timed at an earlier open of this network in this process";
   }
 
   std::string description() const override {
@@ -42,7 +62,7 @@ class TimedChoice final : public Backend {
 
   void bind(int64_t max_batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs) override {
     for (auto& c : candidates_) c.backend->bind(max_batch, inputs, outputs);
-    if (candidates_.size() == 1) return take(0);
+    if (candidates_.size() == 1) return take(0);  // the only one available, or a remembered pick
     std::vector<std::vector<double>> times(candidates_.size());
     std::vector<std::string> failed(candidates_.size());
     for (int r = 0; r < kUntimed + kTimed; ++r) {
@@ -75,6 +95,10 @@ class TimedChoice final : public Backend {
     for (size_t i = 0; i < candidates_.size(); ++i)
       if (i != best && failed[i].empty()) report_ += " over " + candidates_[i].name + " (" + ms(fastest[i]) + ")";
     report_ += ", fastest of " + std::to_string(kTimed) + " runs at batch " + std::to_string(kBatch);
+    {
+      std::lock_guard<std::mutex> lock(g_picks_mutex);
+      picks().emplace(key_, Pick{candidates_[best].name, report_});  // a concurrent first timing: the first stays
+    }
     take(best);
   }
 
@@ -91,6 +115,7 @@ class TimedChoice final : public Backend {
     candidates_.clear();
   }
 
+  std::string key_;
   std::vector<BackendCandidate> candidates_;
   std::vector<std::string> skipped_;
   std::unique_ptr<Backend> chosen_;
@@ -99,8 +124,34 @@ class TimedChoice final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_timed_choice(std::vector<BackendCandidate> candidates, std::vector<std::string> skipped) {
-  return std::make_unique<TimedChoice>(std::move(candidates), std::move(skipped));
+std::unique_ptr<Backend> make_timed_choice(const std::string& key, const std::vector<BackendFactory>& factories) {
+  std::vector<BackendCandidate> candidates;
+  std::vector<std::string> skipped;
+  std::string first_error;
+  auto add = [&](const BackendFactory& f) {
+    try {
+      candidates.push_back({f.name, f.make()});
+    } catch (const BackendError& e) {
+      const std::string what = e.what();
+      skipped.push_back(f.name + " not used: " + what.substr(0, what.find('\n')));
+      if (first_error.empty()) first_error = what;
+    }
+  };
+  Pick known;
+  {
+    std::lock_guard<std::mutex> lock(g_picks_mutex);
+    auto it = picks().find(key);
+    if (it != picks().end()) known = it->second;
+  }
+  if (!known.name.empty()) {
+    for (const auto& f : factories)
+      if (f.name == known.name) add(f);
+    if (!candidates.empty()) return std::make_unique<TimedChoice>(key, std::move(candidates), std::vector<std::string>{}, &known);
+    skipped.clear();  // the remembered pick cannot be made any more: time what can
+  }
+  for (const auto& f : factories) add(f);
+  if (candidates.empty()) throw BackendError(first_error);
+  return std::make_unique<TimedChoice>(key, std::move(candidates), std::move(skipped), nullptr);
 }
 
 }  // namespace edge

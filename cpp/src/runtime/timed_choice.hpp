@@ -1,25 +1,27 @@
 // backend="auto" between backends that can all run a network here (ONNX Runtime and OpenVINO on
 // the CPU): each is bound to the runtime's buffers, timed on them, and the fastest is kept; the
 // others are released before the first image. Measured, not guessed: which library is faster
-// depends on the network, the batch and the CPU (see docs/RESULTS.md).
+// depends on the network, the batch and the CPU (see docs/RESULTS.md). The pick is remembered per
+// network content and options for the life of the process, so every later runtime of that network
+// (the C ABI's contexts, a bundle opened again) runs the same library, with the same results.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "edge_sdk/runtime/backend.hpp"
 
 namespace edge {
 
-struct BackendCandidate {
+struct BackendFactory {
   std::string name;  // "onnxruntime", "openvino"
-  std::unique_ptr<Backend> backend;
+  std::function<std::unique_ptr<Backend>()> make;  // throws BackendError when unavailable here
 };
 
-// A backend that becomes the fastest of `candidates` (at least one) when bound. `skipped` lists
-// backends that could not be created, as "name: reason", for description().
-std::unique_ptr<Backend> make_timed_choice(std::vector<BackendCandidate> candidates, std::vector<std::string> skipped);
+// `key` names the network and the options that change its speed (content hash, threads). Throws
+// the first factory's BackendError when none can be created.
+std::unique_ptr<Backend> make_timed_choice(const std::string& key, const std::vector<BackendFactory>& factories);
 
 }  // namespace edge
