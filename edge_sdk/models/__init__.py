@@ -14,7 +14,8 @@ from edge_sdk.models.registry import load_model, model_class, model_names, regis
 
 def __getattr__(name):
     # Model classes resolve on use so that importing edge_sdk.models does not import torch.
-    lazy = {"PaDiM": "padim", "PatchCore": "patchcore", "MhBC": "mhbc", "ResGANAD": "resganad", "GRDNet": "grdnet"}
+    lazy = {"PaDiM": "padim", "PatchCore": "patchcore", "MhBC": "mhbc", "ResGANAD": "resganad", "GRDNet": "grdnet",
+            "DefectClassifier": "classifier"}
     if name in lazy:
         return model_class(lazy[name])
     if name == "Prediction":
@@ -25,4 +26,4 @@ def __getattr__(name):
 
 
 __all__ = ["ExportParts", "model_class", "model_names", "load_model", "register_model", "PaDiM", "PatchCore", "MhBC",
-           "ResGANAD", "GRDNet", "Prediction"]
+           "ResGANAD", "GRDNet", "DefectClassifier", "Prediction"]
