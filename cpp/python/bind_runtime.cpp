@@ -158,6 +158,12 @@ EDGE_PY_BINDER(runtime) {
               rn.mutable_data()[k] = r.regions[static_cast<size_t>(k)].normalized;
               rv.mutable_data()[k] = static_cast<int8_t>(r.regions[static_cast<size_t>(k)].verdict);
             }
+            // Classifier bundles: (n, K) probabilities and the top class (-1 where not judged).
+            const int64_t nk = r.class_count;
+            py::array_t<float> probs({n, nk});
+            py::array_t<int64_t> top(n);
+            if (nk > 0) std::memcpy(probs.mutable_data(), r.class_probabilities.data(), sizeof(float) * static_cast<size_t>(n * nk));
+            for (int64_t i = 0; i < n; ++i) top.mutable_data()[i] = r.images[static_cast<size_t>(i)].top_class;
             py::dict times;
             times["preprocess"] = r.times.preprocess;
             times["host_to_device"] = r.times.host_to_device;
@@ -178,6 +184,8 @@ EDGE_PY_BINDER(runtime) {
             out["region_normalized"] = rn;
             out["region_verdicts"] = rv;
             out["times"] = times;
+            out["class_probabilities"] = probs;
+            out["top_class"] = top;
             return out;
           },
           py::arg("images"), py::arg("color_order") = "rgb");
