@@ -21,19 +21,11 @@ from edge_sdk.class_metrics import cam_localization, classification_metrics
 from edge_sdk.data import DataError, load_dataset
 from edge_sdk.data.synthetic import make_dataset
 
+from tests.bundle_helpers import classifier_model, classifier_thresholds
+
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _classifier(classes=("good", "crack", "spot"), size=48, seed=0, **kw):
-    """A classifier with ImageNet features and a seeded random head: untrained, but its outputs
-    vary from image to image, which is all the runtime comparisons need."""
-    from edge_sdk.models.classifier import DefectClassifier
-
-    m = DefectClassifier(input_size=size, classes=list(classes), seed=seed, blur_sigma=2.0, **kw)
-    m._build(pretrained=True)
-    return m
 
 
 def _images(rng, n=6):
@@ -223,28 +215,12 @@ def test_classes_layout(tmp_path, rng):
 
 # ---- runtime ---------------------------------------------------------------------------------------
 
-def _midway(values):
-    """A threshold halfway between the two middle values (as calibration places them): no value
-    hinges on the last bits of a float."""
-    s = np.sort(np.asarray(values, np.float64))
-    return float((s[len(s) // 2 - 1] + s[len(s) // 2]) / 2) if len(s) > 1 else float(s[0]) + 1e-3
-
-
-def _three_way_calibration(model, probs):
-    """Thresholds that make more than one verdict occur on these probabilities."""
-    pg, q = probs[:, model.good], top_defect(probs, model.good)
-    accept = _midway(pg)
-    reject = _midway(q[pg < accept])
-    model.calibration = {"threshold": 1.0 - accept, "min": 0.0, "max": 1.0, "accept_threshold": accept,
-                         "reject_threshold": reject}
-
-
 def test_runtime_matches_predict(tmp_path, rng):
     from edge_sdk.converters import export_bundle
 
-    model = _classifier(classes=("crack", "good", "spot", "dent"))
+    model = classifier_model(classes=("crack", "good", "spot", "dent"))
     imgs = _images(rng, 10)
-    _three_way_calibration(model, model.predict(imgs).probabilities)
+    classifier_thresholds(model, model.predict(imgs).probabilities)
     want = model.predict(imgs)
     assert len(set(want.verdicts.tolist())) >= 2
     out = export_bundle(model.export_parts(), tmp_path / "b", model_type="classifier").bundle
@@ -278,7 +254,7 @@ def test_runtime_matches_predict(tmp_path, rng):
 def test_runtime_refuses_bad_classifier_fields(tmp_path, field, value, message):
     from edge_sdk.converters import export_bundle
 
-    model = _classifier(classes=("good", "crack"))
+    model = classifier_model(classes=("good", "crack"))
     model.calibration = {"threshold": 0.4, "min": 0.0, "max": 1.0, "accept_threshold": 0.6, "reject_threshold": 0.7}
     parts = model.export_parts()
     parts.postprocess[field] = value

@@ -58,6 +58,7 @@ class PostProcessor {
     (void)first, (void)n, (void)out;
   }
   virtual ClassRule class_rule() const { return {}; }
+  virtual std::vector<std::string> class_names() const { return {}; }
 };
 
 std::unique_ptr<PostProcessor> make_postprocessor(const Bundle& bundle, int64_t max_batch, const Exec& exec);

@@ -41,6 +41,7 @@ class ClassifierPost final : public PostProcessor {
       const std::string name = entry.str("name");
       if (name.empty() || name.size() > 256) entry.fail("name", "expected a name of 1 to 256 bytes");
       if (!names.insert(name).second) entry.fail("name", "\"" + name + "\" names two classes");
+      names_.push_back(name);
     }
     rule_.good = pp.integer("good_class", 0, k_ - 1);
     rule_.accept = threshold_field(pp, "accept_threshold");
@@ -68,6 +69,7 @@ class ClassifierPost final : public PostProcessor {
   bool score_from_map() const override { return false; }
   int64_t class_count() const override { return k_; }
   ClassRule class_rule() const override { return rule_; }
+  std::vector<std::string> class_names() const override { return names_; }
 
   void scores(int64_t first, int64_t n, const TensorMap& t, float* scores) override {
     probs_ = t.at(probs_name_);
@@ -100,6 +102,7 @@ class ClassifierPost final : public PostProcessor {
   Exec exec_;
   std::vector<std::string> networks_;
   std::string probs_name_, score_name_, cam_name_;
+  std::vector<std::string> names_;  // by class id
   int64_t k_ = 0, gh_ = 0, gw_ = 0;
   ClassRule rule_;
   double sigma_ = 0.0;

@@ -176,6 +176,8 @@ class RuntimeImpl final : public Runtime {
   void cancel() noexcept override {
     for (auto& b : backends_) b->cancel();
   }
+  std::vector<std::string> class_names() const override { return post_->class_names(); }
+  ClassRule class_rule() const override { return post_->class_rule(); }
   std::vector<std::string> region_names() const override {
     std::vector<std::string> out;
     for (const auto& r : regions_) out.push_back(r.name);

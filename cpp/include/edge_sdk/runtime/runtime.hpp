@@ -111,6 +111,10 @@ class Runtime {
   virtual std::string backend_description() const = 0;
   // Names of the regions (empty without regions); results hold them in this order.
   virtual std::vector<std::string> region_names() const = 0;
+  // Classifier bundles: the class names by id (Results::class_probabilities columns) and their
+  // decision rule; empty / default for the other kinds.
+  virtual std::vector<std::string> class_names() const = 0;
+  virtual ClassRule class_rule() const = 0;
 
   // Judges `n` images into `out` (resized to n; its buffers are reused across calls). Problems
   // of one image (wrong channels, size, dtype) make that image "review" with an error message
