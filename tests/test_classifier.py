@@ -319,3 +319,14 @@ def test_cli_eval_export_predict(trained, tile_root):
     rows = json.loads((trained / "v.json").read_text())["results"]
     assert rows and all(r["top_class"] in ("good", "scratch", "spot") for r in rows)
     assert all(abs(sum(v for k, v in r.items() if k.startswith("p_")) - 1) < 1e-4 for r in rows)
+
+
+def test_threshold_revision_refuses_a_classifier_bundle(tmp_path):
+    from edge_sdk.bundle.revise import revise_decision
+    from edge_sdk.converters import export_bundle
+
+    model = classifier_model(classes=("good", "crack"))
+    model.calibration = {"threshold": 0.4, "min": 0.0, "max": 1.0, "accept_threshold": 0.6, "reject_threshold": 0.7}
+    out = export_bundle(model.export_parts(), tmp_path / "b", model_type="classifier").bundle
+    with pytest.raises(BundleError, match="accept_threshold and reject_threshold"):
+        revise_decision(out, tmp_path / "b2", reason="tighter", threshold=0.3)

@@ -1,4 +1,5 @@
-"""Models trained in PyTorch on good images only (see docs/ARCHITECTURE.md, "Models").
+"""Models trained in PyTorch on good images only (see docs/ARCHITECTURE.md, "Models"), and the
+supervised defect classifier trained on labelled defects (classifier.py).
 
 Every model follows one contract (fit / predict / calibrate / save / load / export_parts) and
 registers itself with ``@register_model`` (registry.py); ``ExportParts`` is what the converter

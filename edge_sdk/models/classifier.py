@@ -166,11 +166,15 @@ class DefectClassifier(AnomalyModel):
         return out
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, dataset, *, val_dataset=None, progress: bool = True, **ignored) -> "DefectClassifier":
+    def fit(self, dataset, *, val_dataset=None, progress: bool = True, val_fraction=None, threshold_method=None,
+            quantile=None, calibrate: bool = True) -> "DefectClassifier":
         """Trains on the labelled ``dataset`` (every class; e.g. ``load_dataset(..., classes=True)``),
-        holding out a stratified ``val_fraction`` of it (or using ``val_dataset``) for early stopping
-        and threshold calibration. The contract's good-image options (threshold_method, quantile,
-        val_fraction of good images) do not apply and are ignored."""
+        holding out a stratified share of it (the model's ``val_fraction``; or ``val_dataset``) for
+        early stopping and threshold calibration. The contract's options for good images
+        (val_fraction, threshold_method, quantile) are accepted from callers of every model and do
+        not apply; ``calibrate=False`` is refused (the validation split is part of training)."""
+        if not calibrate:
+            raise ValueError("calibrate=False: a classifier always calibrates on its validation split")
         from edge_sdk.data.split import split_labelled
         from edge_sdk.models.classifier_train import ResizedImages, train_classifier
 
