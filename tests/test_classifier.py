@@ -22,6 +22,7 @@ from edge_sdk.data import DataError, load_dataset
 from edge_sdk.data.synthetic import make_dataset
 
 from tests.bundle_helpers import classifier_model, classifier_thresholds
+from tests.gpu import requires_cuda
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -241,6 +242,24 @@ def test_runtime_matches_predict(tmp_path, rng):
     bad = rt.predict([imgs[0], np.zeros((8, 8, 4), np.uint8)], on_error="review")
     assert bad.verdicts[1] == "review" and bad.top_class[1] == -1 and np.isnan(bad.class_probabilities[1]).all()
     assert bad.top_class[0] == want.top_class[0]
+
+
+@requires_cuda
+def test_runtime_on_the_gpu_matches_the_cpu(tmp_path, rng):
+    from edge_sdk.converters import export_bundle
+
+    model = classifier_model()
+    imgs = _images(rng, 6)
+    classifier_thresholds(model, model.predict(imgs).probabilities)
+    out = export_bundle(model.export_parts(), tmp_path / "b", model_type="classifier").bundle
+    cpu = edge_sdk.Runtime(out, threads=1).predict(imgs)
+    # the network on ONNX Runtime's CPU provider: the pipeline's kernels run on the GPU
+    gpu = edge_sdk.Runtime(out, device="cuda:0", threads=1, provider="cpu").predict(imgs)
+    np.testing.assert_allclose(gpu.class_probabilities, cpu.class_probabilities, rtol=1e-5, atol=1e-7)
+    assert gpu.top_class.tolist() == cpu.top_class.tolist()
+    assert gpu.verdict_codes.tolist() == cpu.verdict_codes.tolist()
+    for g, c in zip(gpu.heatmaps, cpu.heatmaps):
+        np.testing.assert_allclose(g, c, atol=1e-5)
 
 
 @pytest.mark.parametrize("field,value,message", [
