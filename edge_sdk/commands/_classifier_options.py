@@ -27,6 +27,10 @@ def add_classifier_arguments(p) -> None:
                                             "stratified) for early stopping and the thresholds (default 0.2)")
     g.add_argument("--lr", type=bounded_float("--lr", 1e-8, 1.0), default=1e-3,
                    help="AdamW learning rate, cosine decay (default 1e-3)")
+    g.add_argument("--backbone-lr", type=bounded_float("--backbone-lr", 0.0, 1.0), default=0.1, metavar="FACTOR",
+                   help="learning rate of the pretrained layers as a share of --lr (the new head's; default 0.1)")
+    g.add_argument("--freeze-blocks", type=bounded_int("--freeze-blocks", 0, 16), default=5, metavar="N",
+                   help="keep the stem and the first N of the 16 blocks as pretrained (default 5: up to stride 8)")
     g.add_argument("--patience", type=bounded_int("--patience", 1, 10_000), default=3,
                    help="epochs without a better validation macro-F1 before training stops (default 3)")
     g.add_argument("--hflip", action="store_true",
@@ -57,7 +61,7 @@ def build_classifier(args):
     try:
         return model_class(args.model)(
             input_size=args.input_size or 160, batch_size=max(2, args.batch_size), epochs=args.epochs or 8,
-            lr=args.lr, patience=args.patience, val_fraction=args.class_val_fraction, hflip=args.hflip,
+            lr=args.lr, backbone_lr=args.backbone_lr, freeze_blocks=args.freeze_blocks, patience=args.patience, val_fraction=args.class_val_fraction, hflip=args.hflip,
             cam_stride=args.cam_stride, blur_sigma=args.blur_sigma, max_false_accept=args.max_false_accept,
             max_false_reject=args.max_false_reject, synthetic=args.synthetic,
             defects_per_class=args.defects_per_class, max_cache_mb=args.max_cache_mb, good_class=args.good_class,

@@ -10,7 +10,8 @@ Scoring path (the runtime reproduces it from `export_parts`, postprocess kind "c
     -> verdict by class_decision.class_verdicts: reject when a defect class reaches the reject
        threshold, accept when P(good) reaches the accept threshold, else review (eject)
 
-Training (`fit`, classifier_train.py): a seeded split of the labelled training images, stratified by
+Training (`fit`, classifier_train.py): the stem and the first ``freeze_blocks`` blocks stay as
+pretrained, the other layers learn at ``backbone_lr`` times the head's rate ``lr``; a seeded split of the labelled training images, stratified by
 class (``val_fraction`` of each), is held out for early stopping and for calibrating the two
 thresholds (class_decision.calibrate_thresholds: a target false-accept rate, a target false-reject
 rate); the test split is never seen. ``defects_per_class`` keeps only that many real images of each
@@ -72,7 +73,8 @@ class DefectClassifier(AnomalyModel):
     kind = "classifier"
 
     def __init__(self, *, input_size: int | Sequence[int] = 160, batch_size: int = 16, epochs: int = 8,
-                 lr: float = 1e-3, weight_decay: float = 1e-4, patience: int = 3, val_fraction: float = 0.2,
+                 lr: float = 1e-3, backbone_lr: float = 0.1, freeze_blocks: int = 5, weight_decay: float = 1e-4,
+                 patience: int = 3, val_fraction: float = 0.2,
                  hflip: bool = False, cam_stride: int = 16, blur_sigma: float = 4.0,
                  max_false_accept: float = 0.01, max_false_reject: float = 0.01, synthetic: int = 0,
                  defects_per_class: int | None = None, max_cache_mb: int = 2048, good_class: str = "good",
@@ -85,6 +87,8 @@ class DefectClassifier(AnomalyModel):
         self.batch_size = _check("batch_size", batch_size, 2, 4096, int)
         self.epochs = _check("epochs", epochs, 1, 10_000, int)
         self.lr = _check("lr", lr, 1e-8, 1.0)
+        self.backbone_lr = _check("backbone_lr", backbone_lr, 0.0, 1.0)
+        self.freeze_blocks = _check("freeze_blocks", freeze_blocks, 0, 16, int)
         self.weight_decay = _check("weight_decay", weight_decay, 0.0, 1.0)
         self.patience = _check("patience", patience, 1, 10_000, int)
         self.val_fraction = _check("val_fraction", val_fraction, 0.01, 0.9)
@@ -136,7 +140,8 @@ class DefectClassifier(AnomalyModel):
     # -- network -------------------------------------------------------------------------------
     def _build(self, pretrained: bool) -> None:
         torch.manual_seed(self.seed)  # the new head's initial weights
-        self.net = Lite0Classifier(len(self.classes), cam_stride=self.cam_stride, pretrained=pretrained).to(self.device)
+        self.net = Lite0Classifier(len(self.classes), cam_stride=self.cam_stride, pretrained=pretrained,
+                                   freeze_blocks=self.freeze_blocks).to(self.device)
         self._set_graph()
 
     def _set_graph(self) -> None:
@@ -211,7 +216,8 @@ class DefectClassifier(AnomalyModel):
         facts = train_classifier(self.net, images, y_all, val_images, y_val, names=self.classes, epochs=self.epochs,
                                  batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                                  patience=self.patience, max_angle=MAX_ANGLE, vflip=0.5, hflip=self.hflip,
-                                 mean=IMAGENET_MEAN, std=IMAGENET_STD, seed=self.seed, progress=progress)
+                                 mean=IMAGENET_MEAN, std=IMAGENET_STD, seed=self.seed, backbone_lr=self.backbone_lr,
+                                 progress=progress)
         self._set_graph()
         self.training_info = {"train_images": int(len(y_all)), "real_train_images": int(len(y_train)),
                               "synthetic_images": int(len(synth.get("labels", []))),
@@ -347,7 +353,8 @@ class DefectClassifier(AnomalyModel):
     # -- saving --------------------------------------------------------------------------------
     def _settings(self) -> dict:
         return {"input_size": list(self.input_size), "batch_size": self.batch_size, "epochs": self.epochs,
-                "lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
+                "lr": self.lr, "backbone_lr": self.backbone_lr, "freeze_blocks": self.freeze_blocks,
+                "weight_decay": self.weight_decay, "patience": self.patience,
                 "val_fraction": self.val_fraction, "hflip": self.hflip, "cam_stride": self.cam_stride,
                 "blur_sigma": self.blur_sigma, "max_false_accept": self.max_false_accept,
                 "max_false_reject": self.max_false_reject, "synthetic": self.synthetic,

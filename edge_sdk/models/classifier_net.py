@@ -6,6 +6,9 @@ global average pooling, dropout (training only) and one linear layer give the cl
 With ``cam_stride=16`` the one stride-2 convolution of the sixth stage runs at stride 1, so F has
 twice the resolution (a 10 x 10 grid at 160 x 160 instead of 5 x 5: a defect map that can point at
 a crack, not at a quarter of the tile); the pretrained weights fit either way and are fine-tuned.
+``freeze_blocks`` keeps the stem and the first blocks as pretrained (weights and batch-norm
+statistics): their generic edge and texture filters need no tuning, and training skips their
+backward pass, the costliest one at full resolution.
 
 `CamGraph`: what the bundle runs (one ONNX graph), for uint8 images preprocessed by the bundle:
 
@@ -40,7 +43,8 @@ CAM_EPS = 1e-6
 class Lite0Classifier(nn.Module):
     """EfficientNet-Lite0 with a K-class linear head on the globally pooled last feature map."""
 
-    def __init__(self, num_classes: int, *, cam_stride: int = 16, pretrained: bool = True, dropout: float = 0.2):
+    def __init__(self, num_classes: int, *, cam_stride: int = 16, pretrained: bool = True, dropout: float = 0.2,
+                 freeze_blocks: int = 0):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes: a classifier needs at least 2 classes, got {num_classes}")
@@ -52,10 +56,34 @@ class Lite0Classifier(nn.Module):
         net._fc = nn.Linear(FEATURE_CHANNELS, num_classes)
         if cam_stride == 16:
             net._blocks[_STRIDE32_BLOCK]._depthwise_conv.stride = (1, 1)
+        if not 0 <= freeze_blocks <= len(net._blocks):
+            raise ValueError(f"freeze_blocks: expected 0..{len(net._blocks)}, got {freeze_blocks}")
         self.net = net
         self.dropout = nn.Dropout(dropout)
         self.num_classes = num_classes
         self.cam_stride = cam_stride
+        self.freeze_blocks = int(freeze_blocks)
+        for module in self._frozen():
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    def _frozen(self) -> list[nn.Module]:
+        # not a registered ModuleList: the state dict keeps one key per weight, whatever is frozen
+        if not self.freeze_blocks:
+            return []
+        return [self.net._conv_stem, self.net._bn0, *self.net._blocks[: self.freeze_blocks]]
+
+    def train(self, mode: bool = True) -> "Lite0Classifier":
+        super().train(mode)
+        for module in self._frozen():
+            module.eval()  # frozen layers keep their pretrained batch-norm statistics
+        return self
+
+    def parameter_groups(self) -> tuple[list, list]:
+        """(trainable backbone parameters, head parameters)."""
+        head = list(self.net._fc.parameters())
+        ids = {id(p) for p in head}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in ids], head
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """F (N, 1280, h, w): the last feature map, after the head's ReLU6."""

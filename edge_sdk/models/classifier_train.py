@@ -7,7 +7,9 @@ again on each use, so memory stays bounded whatever the data set. Each batch is 
 the ImageNet statistics and augmented with recon_train.augment_geometry (rotation within
 +-max_angle, vertical flip), and a horizontal flip when asked. The loss is cross-entropy with class
 weights n / (K n_k), so a rare defect class counts as much as the good class. AdamW with cosine
-decay; after every epoch the validation split is scored without augmentation, and the weights of
+decay, the new head at the learning rate and the pretrained layers at ``backbone_lr`` times it
+(a large step would wreck the ImageNet features the few epochs of a CPU budget build on); after
+every epoch the validation split is scored without augmentation, and the weights of
 the epoch with the best macro-F1 (then the lowest validation loss) are kept; training stops after
 ``patience`` epochs without improvement.
 """
@@ -105,10 +107,10 @@ def _evaluate(net, images: ResizedImages, labels: np.ndarray, batch_size: int, m
 
 def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: ResizedImages, val_labels: np.ndarray,
                      *, names, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
-                     max_angle: float, vflip: float, hflip: bool, mean, std, seed: int,
+                     max_angle: float, vflip: float, hflip: bool, mean, std, seed: int, backbone_lr: float = 0.1,
                      progress: bool = True) -> dict:
-    """The loop of the module doc. ``net`` is trained in place and left with the best epoch's
-    weights, in eval mode. Returns the per-epoch history, the best epoch and the seconds spent."""
+    """The loop of the module doc (layers the network froze stay as they are). ``net`` is trained in
+    place and left with the best epoch's weights, in eval mode. Returns the per-epoch history, the best epoch and the seconds spent."""
     if len(train_labels) < 2:
         raise ValueError(f"training split: {len(train_labels)} image(s); a classifier needs more")
     # Fine-tuned weights and gradients drift into subnormal floats, which x86 CPUs compute about ten
@@ -118,19 +120,21 @@ def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: R
     try:
         return _train(net, train, train_labels, val, val_labels, names=names, epochs=epochs, batch_size=batch_size,
                       lr=lr, weight_decay=weight_decay, patience=patience, max_angle=max_angle, vflip=vflip,
-                      hflip=hflip, mean=mean, std=std, seed=seed, progress=progress)
+                      hflip=hflip, mean=mean, std=std, seed=seed, backbone_lr=backbone_lr, progress=progress)
     finally:
         torch.set_flush_denormal(False)
 
 
 def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_size, lr, weight_decay, patience,
-           max_angle, vflip, hflip, mean, std, seed, progress) -> dict:
+           max_angle, vflip, hflip, mean, std, seed, backbone_lr, progress) -> dict:
     k, n = len(names), len(train_labels)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     weights = torch.from_numpy(class_weights(train_labels, k))
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    backbone, head = net.parameter_groups()
+    opt = torch.optim.AdamW([{"params": backbone, "lr": lr * backbone_lr}, {"params": head, "lr": lr}],
+                            weight_decay=weight_decay, fused=True)
     steps_per_epoch = math.ceil(n / batch_size)
     total = max(1, epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
