@@ -321,6 +321,16 @@ def test_training_saves_a_calibrated_model_that_reloads(trained, tile_root):
     np.testing.assert_array_equal(a.probabilities, b.probabilities)
     val_files = set(load_dataset(tile_root, "mvtec", "train", category="tile", classes=True).paths)
     assert not val_files & set(test.paths)  # validation came out of the training split
+    # the stem and the first 5 blocks stayed as pretrained (batch-norm statistics too), later ones learned
+    from edge_sdk.models.backbone import EfficientNetLite0
+
+    pretrained = EfficientNetLite0.pretrained().state_dict()
+    tuned = model.net.net.state_dict()
+    for key in ("_conv_stem.weight", "_bn0.running_mean", "_blocks.4._project_conv.weight",
+                "_blocks.4._bn2.running_var"):
+        assert torch.equal(tuned[key], pretrained[key]), key
+    for key in ("_blocks.5._project_conv.weight", "_conv_head.weight"):
+        assert not torch.equal(tuned[key], pretrained[key]), key
 
 
 def test_cli_eval_export_predict(trained, tile_root):
