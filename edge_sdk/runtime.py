@@ -79,6 +79,8 @@ class ImageResult:
     regions: dict[str, dict[str, Any]] | None
     error: str | None
     groups: dict[str, dict[str, Any]] | None = None
+    top_class: str | None = None        # classifier bundles: name of the most probable class
+    probabilities: dict[str, float] | None = None  # classifier bundles: class name -> probability
 
 
 @dataclass
@@ -96,6 +98,12 @@ class Results:
     them), else None. errors: per image, why it was not judged (None when it was). times: milliseconds per
     stage of the call (preprocess, host_to_device, network, postprocess, device_to_host, decision,
     total), and maps: the part of postprocess spent resizing/blurring anomaly maps.
+
+    Classifier bundles (postprocess kind "classifier") add class_names (K,), class_probabilities
+    (N, K) float32 (NaN rows where not judged) and top_class (N,) int64 (index into class_names,
+    -1 where not judged); their verdicts come from the probabilities (reject: a confident defect
+    class, accept: a confident good class, review: neither) and heatmaps are the class activation
+    maps of the most probable defect class, in [0, 1]. None for the other kinds.
     """
 
     scores: np.ndarray
@@ -107,6 +115,9 @@ class Results:
     errors: list[str | None]
     times: dict[str, float]
     groups: RegionResults | None = None
+    class_names: list[str] | None = None
+    class_probabilities: np.ndarray | None = None
+    top_class: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -120,8 +131,13 @@ class Results:
                 name: {"score": float(rr.scores[i, k]), "normalized": float(rr.normalized[i, k]),
                        "verdict": str(rr.verdicts[i, k])} for k, name in enumerate(rr.names)}
 
+        top, probs = None, None
+        if self.class_names is not None:
+            k = int(self.top_class[i])
+            top = self.class_names[k] if k >= 0 else None
+            probs = {name: float(p) for name, p in zip(self.class_names, self.class_probabilities[i])}
         return ImageResult(float(self.scores[i]), float(self.normalized[i]), str(self.verdicts[i]), heat,
-                           per_name(self.regions), self.errors[i], per_name(self.groups))
+                           per_name(self.regions), self.errors[i], per_name(self.groups), top, probs)
 
 
 # A 3-D array whose last axis is this small and not 1 or 3 looks like channels (RGBA, gray +
@@ -232,6 +248,9 @@ class Runtime:
                                  openvino_library if openvino_library is not None else find_openvino_library(),
                                  openvino_device or "")
         self.manifest: dict = json.loads(self._rt.manifest)
+        post = self.manifest.get("postprocess") or {}
+        self.class_names: list[str] | None = (
+            [str(c["name"]) for c in post["classes"]] if post.get("kind") == "classifier" else None)
         self.device, self.precision, self.heatmaps_enabled = device, precision, bool(heatmaps)
 
     @property
@@ -361,9 +380,13 @@ class Runtime:
             groups = RegionResults(self.group_names, raw["group_scores"], raw["group_normalized"],
                                    _VERDICT_NAMES[raw["group_verdicts"]])
         codes = raw["verdicts"]
+        classes = {}
+        if self.class_names is not None:
+            classes = dict(class_names=list(self.class_names), class_probabilities=raw["class_probabilities"],
+                           top_class=raw["top_class"])
         return Results(scores=raw["scores"], normalized=raw["normalized"], verdicts=_VERDICT_NAMES[codes],
                        verdict_codes=codes, heatmaps=heat, regions=regions, errors=list(raw["errors"]),
-                       times=dict(raw["times"]), groups=groups)
+                       times=dict(raw["times"]), groups=groups, **classes)
 
     def _predict_raw(self, items: list[np.ndarray], refused: dict[int, str], color_order: str) -> dict:
         """The C++ predict on the images it can read; ``refused`` ones (index -> reason) are put
@@ -383,11 +406,13 @@ class Runtime:
                "group_scores": np.full((n, g), np.nan, np.float32),
                "group_normalized": np.full((n, g), np.nan, np.float32),
                "group_verdicts": np.full((n, g), review, np.int8),
+               "class_probabilities": np.full((n, len(self.class_names or [])), np.nan, np.float32),
+               "top_class": np.full(n, -1, np.int64),
                "times": part["times"] if part else dict.fromkeys(_STAGES, 0.0)}
         for i, why in refused.items():
             raw["errors"][i], raw["invalid_input"][i] = why, True
         for j, i in enumerate(kept):
-            for key in ("scores", "normalized", "verdicts"):
+            for key in ("scores", "normalized", "verdicts", "class_probabilities", "top_class"):
                 raw[key][i] = part[key][j]
             for key in ("heatmaps", "errors", "invalid_input"):
                 raw[key][i] = part[key][j]

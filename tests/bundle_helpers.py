@@ -269,3 +269,32 @@ def mask_reference(parts, images):
         scores.append(s.reshape(-1).max())
         maps.append(kernels.resize_bilinear(p, img.shape[:2])[0])
     return np.asarray(scores, np.float32), maps
+
+
+def classifier_model(classes=("good", "crack", "spot"), size: int = 48, seed: int = 0):
+    """A DefectClassifier (postprocess kind "classifier") with ImageNet features and a seeded random
+    head, not trained: its probabilities vary from image to image, which is all the runtime and
+    C ABI comparisons need. Set ``calibration`` (accept_threshold, reject_threshold) before export."""
+    from edge_sdk.models.classifier import DefectClassifier
+
+    model = DefectClassifier(input_size=size, classes=list(classes), seed=seed, blur_sigma=2.0)
+    model._build(pretrained=True)
+    return model
+
+
+def midway(values) -> float:
+    """A threshold halfway between the two middle values (as calibration places them), so that no
+    decision hinges on the last bits of a float."""
+    s = np.sort(np.asarray(values, np.float64))
+    return float((s[len(s) // 2 - 1] + s[len(s) // 2]) / 2) if len(s) > 1 else float(s[0]) + 1e-3
+
+
+def classifier_thresholds(model, probs) -> None:
+    """Sets accept / reject thresholds between the given probabilities, so that several verdicts occur."""
+    from edge_sdk.class_decision import top_defect
+
+    pg, q = probs[:, model.good], top_defect(probs, model.good)
+    accept = midway(pg)
+    reject = midway(q[pg < accept])
+    model.calibration = {"threshold": 1.0 - accept, "min": 0.0, "max": 1.0, "accept_threshold": accept,
+                         "reject_threshold": reject}

@@ -14,6 +14,7 @@ from edge_sdk.models import registry  # noqa: E402
 def test_builtin_models_register_themselves():
     assert registry.model_names("embedding") == ["mhbc", "padim", "patchcore"]
     assert registry.model_names("reconstruction") == ["grdnet", "resganad"]
+    assert registry.model_names("supervised") == ["classifier"]
     for name in registry.model_names():
         cls = registry.model_class(name)
         assert cls.name == name and cls.__module__ == f"edge_sdk.models.{name}"
@@ -30,7 +31,7 @@ def test_register_model_refuses_a_taken_name_and_an_unknown_family():
 
 
 def test_unknown_names_are_refused_with_the_known_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown model 'nope'; known: grdnet, mhbc, padim, patchcore, resganad"):
+    with pytest.raises(ValueError, match="unknown model 'nope'; known: classifier, grdnet, mhbc, padim, patchcore, resganad"):
         registry.model_class("nope")
     from edge_sdk.models.storage import FORMAT, VERSION, ModelFormatError
 
@@ -52,11 +53,17 @@ def test_every_model_follows_one_contract_with_one_fit_and_one_calibration():
     for name in registry.model_names():
         cls = registry.model_class(name)
         assert issubclass(cls, AnomalyModel), name
-        # fit / calibrate / score_dataset are the contract's own, never a family's copy
-        for shared in ("fit", "calibrate", "score_dataset"):
-            assert getattr(cls, shared) is getattr(AnomalyModel, shared), (name, shared)
-        for own in ("_train", "predict", "save", "export_parts", "is_fitted"):
-            assert getattr(cls, own) is not getattr(AnomalyModel, own), (name, own)
+        if cls.family == "supervised":
+            # trained on labelled classes: its own fit (a split stratified by class, early stopping)
+            # and calibration (accept / reject thresholds on class probabilities), once for the family
+            shared, own = ("score_dataset",), ("fit", "calibrate", "predict", "save", "export_parts", "is_fitted")
+        else:
+            # fit / calibrate / score_dataset are the contract's own, never a family's copy
+            shared, own = ("fit", "calibrate", "score_dataset"), ("_train", "predict", "save", "export_parts", "is_fitted")
+        for name_ in shared:
+            assert getattr(cls, name_) is getattr(AnomalyModel, name_), (name, name_)
+        for name_ in own:
+            assert getattr(cls, name_) is not getattr(AnomalyModel, name_), (name, name_)
         assert cls.load.__func__ is not AnomalyModel.load.__func__, name
 
 

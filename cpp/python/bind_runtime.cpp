@@ -184,6 +184,12 @@ EDGE_PY_BINDER(runtime) {
               gn.mutable_data()[k] = r.groups[static_cast<size_t>(k)].normalized;
               gv.mutable_data()[k] = static_cast<int8_t>(r.groups[static_cast<size_t>(k)].verdict);
             }
+            // Classifier bundles: (n, K) probabilities and the top class (-1 where not judged).
+            const int64_t nk = r.class_count;
+            py::array_t<float> probs({n, nk});
+            py::array_t<int64_t> top(n);
+            if (nk > 0) std::memcpy(probs.mutable_data(), r.class_probabilities.data(), sizeof(float) * static_cast<size_t>(n * nk));
+            for (int64_t i = 0; i < n; ++i) top.mutable_data()[i] = r.images[static_cast<size_t>(i)].top_class;
             py::dict times;
             times["preprocess"] = r.times.preprocess;
             times["host_to_device"] = r.times.host_to_device;
@@ -207,6 +213,8 @@ EDGE_PY_BINDER(runtime) {
             out["group_normalized"] = gn;
             out["group_verdicts"] = gv;
             out["times"] = times;
+            out["class_probabilities"] = probs;
+            out["top_class"] = top;
             return out;
           },
           py::arg("images"), py::arg("color_order") = "rgb");

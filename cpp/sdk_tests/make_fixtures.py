@@ -7,6 +7,9 @@
   big/      a network with ~36 MB of weights and little compute (sharing of read-only data)
   kind_knn/ (PatchCore reweighting), kind_knn_plain/, kind_mahalanobis/, kind_mhbc/, kind_mask/
             small bundles of the other post-processing kinds (hot-path allocation count)
+  classifier/ a supervised classifier (postprocess kind "classifier", classes good / crack / spot),
+            48 x 48 input, thresholds between the probabilities of plain_images so several verdicts
+            occur; py_results_classifier.txt: the Python API's class results on plain_images
   corrupt/  a copy of plain/ with one byte of backbone network flipped (checksum error)
   plain_images.{txt,bin}, frames.{txt,bin}, slow_images.{txt,bin}
             raw uint8 HWC images ("N H W C" in the .txt)
@@ -121,6 +124,26 @@ def _write_results(path: Path, res, regions: bool) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _classifier_fixture(out: Path, images: np.ndarray) -> None:
+    """classifier/ and py_results_classifier.txt: "K good accept reject", the class names, then per
+    image "verdict top score p_0 .. p_K-1" (verdict codes, top -1 when not judged)."""
+    import edge_sdk
+    from edge_sdk.converters import export_bundle
+    from tests.bundle_helpers import classifier_model, classifier_thresholds
+
+    model = classifier_model(("good", "crack", "spot"), size=48, seed=3)
+    classifier_thresholds(model, model.predict(list(images)).probabilities)
+    path = export_bundle(model.export_parts(), out / "classifier", model_type="classifier", overwrite=True).bundle
+    res = edge_sdk.Runtime(path, threads=1).predict(list(images))
+    cal = model.calibration
+    lines = [f"{len(model.classes)} {model.good} {cal['accept_threshold']!r} {cal['reject_threshold']!r}",
+             " ".join(model.classes)]
+    for i in range(len(images)):
+        probs = " ".join(f"{p:.9g}" for p in res.class_probabilities[i])
+        lines.append(f"{int(res.verdict_codes[i])} {int(res.top_class[i])} {res.scores[i]:.9g} {probs}")
+    (out / "py_results_classifier.txt").write_text("\n".join(lines) + "\n")
+
+
 def main(out_dir: str) -> None:
     import torch
     from PIL import Image
@@ -178,6 +201,8 @@ def main(out_dir: str) -> None:
                               ("mahalanobis", "mahalanobis", embedding_parts("mahalanobis")),
                               ("mhbc", "mhbc", embedding_parts("mhbc")), ("mask", "mask", mask_parts(channels=3))):
         export_bundle(parts, out / f"kind_{name}", model_type=kind, overwrite=True)
+
+    _classifier_fixture(out, plain_images)
 
     corrupt = out / "corrupt"
     if corrupt.exists():

@@ -123,3 +123,32 @@ EDGE_TEST(checked_verdict_never_passes_an_unjudged_image) {
 }
 
 EDGE_TEST_MAIN()
+
+EDGE_TEST(classifier_rule_rejects_first_then_accepts_else_review) {
+  // good = class 1 of 3; accept at P(good) >= 0.7, reject at a defect class >= 0.6
+  const edge::ClassRule rule{1, 0.7, 0.6};
+  int64_t top = 99;
+  const float accept[3] = {0.1f, 0.8f, 0.1f};
+  CHECK(edge::classify_verdict(accept, 3, rule, &top) == Verdict::Accept && top == 1);
+  const float reject[3] = {0.05f, 0.3f, 0.65f};
+  CHECK(edge::classify_verdict(reject, 3, rule, &top) == Verdict::Reject && top == 2);
+  const float unsure[3] = {0.35f, 0.4f, 0.25f};  // neither threshold: ejected for a second look
+  CHECK(edge::classify_verdict(unsure, 3, rule, &top) == Verdict::Review && top == 1);
+  const float at_both[3] = {0.6f, 0.7f, 0.0f};  // not a distribution, but both reached: reject wins
+  CHECK(edge::classify_verdict(at_both, 3, rule, &top) == Verdict::Reject && top == 1);
+  // thresholds are met with equality, compared in double
+  const edge::ClassRule exact{0, static_cast<double>(0.7f), static_cast<double>(0.6f)};
+  const float at_accept[2] = {0.7f, 0.3f};
+  CHECK(edge::classify_verdict(at_accept, 2, exact, &top) == Verdict::Accept && top == 0);
+  const float below[2] = {std::nextafter(0.7f, 0.0f), 0.3f};
+  CHECK(edge::classify_verdict(below, 2, exact, &top) == Verdict::Review);
+  // first maximum is the top class
+  const float tie[3] = {0.4f, 0.2f, 0.4f};
+  CHECK(edge::classify_verdict(tie, 3, rule, &top) == Verdict::Review && top == 0);
+  // a probability that is not finite: review, no class
+  for (float bad : {kNaN, kInf, -kInf}) {
+    const float p[3] = {0.1f, 0.8f, bad};
+    top = 5;
+    CHECK(edge::classify_verdict(p, 3, rule, &top) == Verdict::Review && top == -1);
+  }
+}

@@ -57,6 +57,10 @@ def revise_decision(bundle: str | os.PathLike, out: str | os.PathLike, *, reason
     if b.manifest.get("regions"):
         raise BundleError(f"{bundle}: has per-region thresholds (regions[].threshold); this command sets the "
                           "image threshold of bundles without regions")
+    if (b.manifest.get("postprocess") or {}).get("kind") == "classifier":
+        raise BundleError(f"{bundle}: a classifier bundle is judged by postprocess.accept_threshold and "
+                          "reject_threshold, not by calibration.threshold; retrain with other --max-false-accept / "
+                          "--max-false-reject targets")
     stored = manifest_bytes(b.path)
     manifest: dict[str, Any] = {k: v for k, v in b.manifest.items() if k != "files"}
     old = decision_of(manifest)

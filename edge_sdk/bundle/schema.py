@@ -22,7 +22,7 @@ ARRAYS_FILE = "arrays.safetensors"
 ONNX_META_MANIFEST = "edge_sdk.manifest"
 ONNX_META_SCHEMA = "edge_sdk.schema_version"
 ONNX_META_NETWORK = "edge_sdk.network"
-POSTPROCESS_KINDS = ("mahalanobis", "knn", "mhbc", "ssim", "mask")
+POSTPROCESS_KINDS = ("mahalanobis", "knn", "mhbc", "ssim", "mask", "classifier")
 PRECISIONS = ("fp32", "fp16", "int8")
 ARRAY_DTYPES = ("float32", "float16", "int64")
 

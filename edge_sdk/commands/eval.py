@@ -123,17 +123,22 @@ def run(args) -> int:
         raise UserError(str(exc)) from exc
     from edge_sdk.commands._model_options import region_report, with_regions
 
-    test = without_validation(open_dataset(args, "test"), model)
+    from edge_sdk.commands._classifier_options import dataset_options
+
+    test = without_validation(open_dataset(args, "test", **dataset_options(model.name)), model)
     test = with_regions(test, args)
+    evaluator, heatmap_writer = evaluate, write_heatmaps
+    if model.family == "supervised":  # class metrics, CAM localization and ejects: _classifier_eval.py
+        from edge_sdk.commands._classifier_eval import evaluate as evaluator, write_heatmaps as heatmap_writer
     try:
-        out, res = evaluate(model, test, progress=not args.no_progress)
+        out, res = evaluator(model, test, progress=not args.no_progress)
         report = region_report(model, test, res, k=args.k_of_n)
     except ValueError as exc:  # DataError (unreadable image, mask size) is a ValueError
         raise UserError(str(exc)) from exc
     if report is not None:
         out["regions"] = report
     if args.heatmaps:
-        out["heatmaps"] = write_heatmaps(model, test, res, args.heatmaps, args.num_heatmaps)
+        out["heatmaps"] = heatmap_writer(model, test, res, args.heatmaps, args.num_heatmaps)
     if args.json:
         write_json(out, args.json)
     print(json.dumps({k: v for k, v in out.items() if k != "heatmaps"}, indent=2))

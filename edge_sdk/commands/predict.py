@@ -157,13 +157,16 @@ def run(args) -> int:
             for name, reg in (r.regions or {}).items():
                 row[f"{name}.score"] = reg["score"]
                 row[f"{name}.verdict"] = reg["verdict"]
+            if rt.class_names is not None:  # classifier bundles: the top class and each probability
+                row["top_class"] = r.top_class or ""
+                row.update({f"p_{name}": p for name, p in r.probabilities.items()})
             rows.append(row)
             counts[r.verdict] += 1
             if args.heatmaps and r.heatmap is not None and i not in read_errors:
                 stem = os.path.splitext(os.path.basename(path))[0]
                 out = os.path.join(args.heatmaps, f"{b + i:05d}_{stem}.png")
-                overlay_png(images[i], r.heatmap, rt.manifest, out,
-                            caption_text(r.score, threshold, r.verdict, f"normalized {r.normalized:.3f}"))
+                extra = f"normalized {r.normalized:.3f}" + (f"   top {r.top_class}" if r.top_class else "")
+                overlay_png(images[i], r.heatmap, rt.manifest, out, caption_text(r.score, threshold, r.verdict, extra))
         if bar is not None:
             bar.update(len(chunk))
             bar.set_postfix(counts, refresh=False)

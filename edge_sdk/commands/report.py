@@ -80,7 +80,9 @@ def run(args) -> int:
             band, manifest = _bundle(args.bundle)
         except (BundleError, OSError, KeyError) as exc:
             raise UserError(f"--bundle {args.bundle}: {exc}") from exc
-    test = with_regions(without_validation(open_dataset(args, "test"), model), args)
+    from edge_sdk.commands._classifier_options import dataset_options
+
+    test = with_regions(without_validation(open_dataset(args, "test", **dataset_options(model.name)), model), args)
     try:
         summary, res = evaluate(model, test, progress=not args.no_progress)
         regions = region_report(model, test, res, k=args.k_of_n)

@@ -1,5 +1,6 @@
 """`edge-sdk synth vial-strip | tile | vial`: write the synthetic data sets (the Blow-Fill-Seal
-vial-strip set with its region layout; edge_sdk.data.synthetic's tile and vial parts)."""
+vial-strip set with its region layout; edge_sdk.data.synthetic's tile and vial parts); `synth cut` /
+`synth paste`: defective images from good ones and real defects (commands/_synth_paste.py)."""
 
 from edge_sdk.cli import bounded_float, bounded_int
 
@@ -31,6 +32,9 @@ def register(sub) -> None:
         k.add_argument("--overwrite", action="store_true", help=f"replace an existing OUT/{kind} written by this command")
         k.add_argument("--preview", help="also write a PNG grid of the test images with mask outlines here")
         k.set_defaults(func=run_parts)
+    from edge_sdk.commands._synth_paste import add_parsers
+
+    add_parsers(kinds)
 
 
 def run(args) -> int:

@@ -7,7 +7,7 @@ from edge_sdk.cli import bounded_float, bounded_int, threads_option
 import json
 import time
 
-LAYOUTS = ("mvtec", "folder", "mtd")
+LAYOUTS = ("mvtec", "folder", "mtd", "classes")
 
 
 def add_data_arguments(p, *, required: bool = True) -> None:
@@ -111,7 +111,8 @@ def register(sub) -> None:
     # not choices=model_names(): listing the models imports them (and torch) on every `edge-sdk ...`
     p.add_argument("--model", metavar="NAME",
                    help="a registered model: padim, patchcore, mhbc (embedding); resganad, grdnet (reconstruction); "
-                        "with --auto optional: the search covers padim, mhbc and patchcore unless one is named")
+                        "classifier (supervised, on labelled defects); with --auto optional: the search covers "
+                        "padim, mhbc and patchcore unless one is named")
     add_data_arguments(p)
     p.add_argument("--config", metavar="RECIPE", help="a recipe file (.yaml or .json) mapping these options' "
                                                      "names (e.g. input-size: 128) to values; options given on the "
@@ -168,6 +169,10 @@ def register(sub) -> None:
     from edge_sdk.commands import _auto
 
     _auto.add_arguments(p)
+
+    from edge_sdk.commands._classifier_options import add_classifier_arguments
+
+    add_classifier_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run, parser=p)
 
@@ -178,6 +183,11 @@ def build_model(args):
 
     if is_recon(args.model):
         return build_recon_model(args)
+    from edge_sdk.commands._classifier_options import build_classifier, is_supervised
+
+    if is_supervised(args.model):
+        return build_classifier(args)
+
     return model_class(args.model)(**embedding_options(args, args.model))
 
 
@@ -228,12 +238,16 @@ def run(args) -> int:
         raise UserError(f"--out {args.out}: holds a trained model (pass --overwrite to replace it)")
     set_threads(args.threads)
     # with a region layout (regions.json beside the data, or --regions) models train on region patches
-    train = with_regions(open_dataset(args, "train"), args)
+    from edge_sdk.commands._classifier_options import dataset_options
+
+    train = with_regions(open_dataset(args, "train", **dataset_options(args.model)), args)
     val, val_info = None, None
+    if args.val_data and dataset_options(args.model):
+        raise UserError("--val-data: a classifier holds out --class-val-fraction of its labelled training split")
     if args.val_data:
         val_args = type(args)(**{**vars(args), "data": args.val_data})
         val = with_regions(open_dataset(val_args, "test"), val_args)
-    else:
+    elif not dataset_options(args.model):
         val, val_info = labelled_validation(args)
     auto_record = _auto.choose(args, train, val) if args.auto else None
     try:

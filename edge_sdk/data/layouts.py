@@ -203,4 +203,7 @@ def mtd_entries(root: str, split: str, category: str | None, *, test_fraction: f
     return entries, "magnetic_tile"
 
 
-LAYOUTS = {"mvtec": mvtec_entries, "folder": folder_entries, "mtd": mtd_entries}
+# The classes layout (one folder per class) lives with the labelled splits of the classifiers.
+from edge_sdk.data.classes import classes_entries  # noqa: E402
+
+LAYOUTS = {"mvtec": mvtec_entries, "folder": folder_entries, "mtd": mtd_entries, "classes": classes_entries}

@@ -13,25 +13,32 @@ SPLITS = ("train", "test")
 
 
 def load_dataset(root, layout: str, split: str, *, category: str | None = None, seed: int = 0,
-                 gray: bool = False, **layout_options) -> ImageDataset:
+                 gray: bool = False, classes: bool = False, **layout_options) -> ImageDataset:
     """A lazy, indexable data set of `Sample` for one split.
 
     root: the data set folder. layout: "mvtec" (``category`` picks the category folder; optional when
     root is a category folder or holds only one), "folder" (options ``normal_dir`` (default "good"),
     ``abnormal_dir``, ``mask_dir``, ``test_fraction`` (0.2), ``defect_type``) or "mtd" (Magnetic Tile
-    Defect as published; option ``test_fraction`` (0.2)). split: "train" (good images only) or "test".
+    Defect as published; option ``test_fraction`` (0.2)) or "classes" (one folder per class,
+    `edge_sdk.data.classes`; options ``normal_dir``, ``test_fraction``). split: "train" (good images only) or "test".
     seed: the train/test split of good images ("folder", "mtd"); same seed, same files -> same split.
     gray: images as (H, W) uint8 instead of (H, W, 3) RGB.
+    classes: every class in both splits, for supervised classifiers (`edge_sdk.data.classes`): the
+    layout's images pooled and split again, stratified by defect type (``test_fraction``, 0.2).
     Structure is checked here; pixels are read on access. Raises `DataError` naming the file or folder.
     """
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}; known layouts: {sorted(LAYOUTS)}")
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
+    if classes:
+        from edge_sdk.data.classes import load_classes
+
+        return load_classes(root, layout, split, category=category, seed=seed, gray=gray, **layout_options)
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise DataError(f"data set root not found (or not a folder): {root}")
-    if layout in ("folder", "mtd"):
+    if layout in ("folder", "mtd", "classes"):
         layout_options["seed"] = seed
     entries, name = LAYOUTS[layout](root, split, category, **layout_options)
     return ImageDataset(entries, gray=gray, name=name, split=split)

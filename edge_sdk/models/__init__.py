@@ -1,4 +1,5 @@
-"""Models trained in PyTorch on good images only (see docs/ARCHITECTURE.md, "Models").
+"""Models trained in PyTorch on good images only (see docs/ARCHITECTURE.md, "Models"), and the
+supervised defect classifier trained on labelled defects (classifier.py).
 
 Every model follows one contract (fit / predict / calibrate / save / load / export_parts) and
 registers itself with ``@register_model`` (registry.py); ``ExportParts`` is what the converter
@@ -14,7 +15,8 @@ from edge_sdk.models.registry import load_model, model_class, model_names, regis
 
 def __getattr__(name):
     # Model classes resolve on use so that importing edge_sdk.models does not import torch.
-    lazy = {"PaDiM": "padim", "PatchCore": "patchcore", "MhBC": "mhbc", "ResGANAD": "resganad", "GRDNet": "grdnet"}
+    lazy = {"PaDiM": "padim", "PatchCore": "patchcore", "MhBC": "mhbc", "ResGANAD": "resganad", "GRDNet": "grdnet",
+            "DefectClassifier": "classifier"}
     if name in lazy:
         return model_class(lazy[name])
     if name == "Prediction":
@@ -25,4 +27,4 @@ def __getattr__(name):
 
 
 __all__ = ["ExportParts", "model_class", "model_names", "load_model", "register_model", "PaDiM", "PatchCore", "MhBC",
-           "ResGANAD", "GRDNet", "Prediction"]
+           "ResGANAD", "GRDNet", "DefectClassifier", "Prediction"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-POSTPROCESS_KINDS = ("mahalanobis", "knn", "mhbc", "ssim", "mask")
+POSTPROCESS_KINDS = ("mahalanobis", "knn", "mhbc", "ssim", "mask", "classifier")
 ARRAY_DTYPES = (np.float32, np.float16, np.int64)
 
 

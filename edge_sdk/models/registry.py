@@ -4,8 +4,8 @@
     class PaDiM(EmbeddingModel): ...
 
 (as timm registers its models). The name is the ``model`` field of a saved model's config.json,
-the ``--model`` value of `edge-sdk train` and the bundle's model type; the family ("embedding" or
-"reconstruction") tells the command line which training options apply.
+the ``--model`` value of `edge-sdk train` and the bundle's model type; the family ("embedding", "reconstruction", or "supervised" for the
+classifiers trained on labelled defects) tells the command line which training options apply.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import importlib
 import os
 
-FAMILIES = ("embedding", "reconstruction")
+FAMILIES = ("embedding", "reconstruction", "supervised")
 
 # Modules holding the built-in models, imported on the first look-up rather than with
 # edge_sdk.models: they import torch, which `edge-sdk --help` or the runtime never need.
-_BUILTIN_MODULES = ("padim", "patchcore", "mhbc", "resganad", "grdnet")
+_BUILTIN_MODULES = ("padim", "patchcore", "mhbc", "resganad", "grdnet", "classifier")
 
 _REGISTRY: dict[str, type] = {}
 

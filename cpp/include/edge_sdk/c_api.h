@@ -349,6 +349,52 @@ EDGE_API edge_status edge_run_vote_close(edge_runtime* rt, const char* product, 
 /* The bundle's rule: k of n. */
 EDGE_API edge_status edge_run_vote_rule(const edge_runtime* rt, int32_t* k, int32_t* n);
 
+/* ==== supervised classifiers: class probabilities and the top class (ABI 1.2) ====================
+ *
+ * A bundle of post-processing kind "classifier" judges each image on K class probabilities, one of
+ * them the good class: reject when the most probable defect class reaches reject_threshold (checked
+ * first), accept when the good class reaches accept_threshold, otherwise review: the image is
+ * ejected for a second look (its result's review flags say EDGE_REVIEW_BAND). Its score is
+ * 1 - P(good) and its heatmap the class activation map of the most probable defect class, in [0, 1].
+ * Every other bundle has class_count 0. Implemented in c_api_classes.cpp. */
+
+typedef struct edge_class_spec {
+  uint32_t struct_size;    /* sizeof(edge_class_spec) */
+  int32_t class_count;     /* K (2..256); 0 when the bundle is not a classifier */
+  int32_t good_class;      /* index of the good class; -1 when class_count is 0 */
+  double accept_threshold; /* accept when P(good) >= this (0 when class_count is 0) */
+  double reject_threshold; /* reject when the most probable defect class's probability >= this */
+} edge_class_spec;
+
+static inline void edge_class_spec_init(edge_class_spec* s) { memset(s, 0, sizeof(*s)); s->struct_size = (uint32_t)sizeof(*s); }
+
+/* The classes of the bundle (class_count 0 for a bundle that is not a classifier). */
+EDGE_API edge_status edge_class_spec_get(const edge_runtime* rt, edge_class_spec* out);
+/* Name of class `index` (0 <= index < class_count), copied into the caller's buffer as
+ * edge_region_name copies (a first call with capacity 0 gives the length). */
+EDGE_API edge_status edge_class_name(const edge_runtime* rt, int32_t index, char* buffer, size_t capacity, size_t* length);
+
+typedef struct edge_class_outputs {
+  uint32_t struct_size;  /* sizeof(edge_class_outputs) */
+  /* Caller-owned buffers; either may be NULL (not wanted). */
+  float* probabilities;  size_t probabilities_capacity; /* floats, >= count * class_count, image-major;
+                                                            NaN rows where not judged */
+  int32_t* top_class;    size_t top_class_capacity;     /* >= count: the most probable class, -1 where
+                                                            not judged */
+} edge_class_outputs;
+
+static inline void edge_class_outputs_init(edge_class_outputs* o) { memset(o, 0, sizeof(*o)); o->struct_size = (uint32_t)sizeof(*o); }
+
+/* edge_run_with plus, for each image, its class probabilities and top class into `classes` (NULL:
+ * exactly edge_run_with). Everything else, the fail-safe results included, is edge_run_with's; the
+ * class outputs too are always written where they exist (NaN / -1 for an image not judged, also
+ * when the call itself fails). A buffer of `classes` below its needed size refuses the call with
+ * EDGE_E_BUFFER_TOO_SMALL (every usable result review). For a bundle that is not a classifier the
+ * probabilities are not written and every top class is -1. */
+EDGE_API edge_status edge_run_classes(edge_runtime* rt, const edge_image* images, size_t count,
+                                      const edge_run_options* options, edge_batch_outputs* outputs,
+                                      edge_class_outputs* classes);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -64,7 +64,7 @@ const char* staging_problem(const edge_image& im) {
 
 Context::Context(std::unique_ptr<Runtime> runtime, size_t chunk_images, Inspector& owner)
     : runtime_(std::move(runtime)), owner_(owner), region_count_(runtime_->region_names().size()),
-      chunk_images_(std::max<size_t>(1, chunk_images)) {
+      class_count_(runtime_->class_names().size()), chunk_images_(std::max<size_t>(1, chunk_images)) {
   chunk_views_.resize(chunk_images_);
   chunk_index_.resize(chunk_images_);
   region_verdicts_.resize(region_count_);
@@ -96,6 +96,10 @@ void Context::set_image_failure(size_t i, edge_status status, uint32_t review, c
   }
   if (want_regions_)
     for (size_t k = 0; k < region_count_; ++k) regions_[i * region_count_ + k] = unjudged_region(review);
+  if (want_classes_) {
+    std::fill_n(probs_.begin() + static_cast<std::ptrdiff_t>(i * class_count_), class_count_, kNaN);
+    top_[i] = -1;
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   if (first_status_ == EDGE_OK || i < first_error_image_) {
     first_status_ = status;
@@ -104,10 +108,12 @@ void Context::set_image_failure(size_t i, edge_status status, uint32_t review, c
   }
 }
 
-void Context::stage(const edge_image* images, size_t count, ColorOrder order, bool want_regions, bool want_heatmaps) {
+void Context::stage(const edge_image* images, size_t count, ColorOrder order, bool want_regions, bool want_heatmaps,
+                    bool want_classes) {
   count_ = count;
   want_regions_ = want_regions && region_count_ > 0;
   want_heatmaps_ = want_heatmaps;
+  want_classes_ = want_classes;
   first_status_ = EDGE_OK;
   first_error_.clear();
   first_error_image_ = 0;
@@ -119,6 +125,12 @@ void Context::stage(const edge_image* images, size_t count, ColorOrder order, bo
     heat_offset_.resize(count);
   }
   if (want_regions_ && regions_.size() < count * region_count_) regions_.resize(count * region_count_);
+  if (want_classes_) {
+    if (probs_.size() < count * class_count_) probs_.resize(count * class_count_);
+    if (top_.size() < count) top_.resize(count);
+    std::fill_n(probs_.begin(), count * class_count_, kNaN);
+    std::fill_n(top_.begin(), count, -1);
+  }
 
   size_t staged_bytes = 0, heat_floats = 0;
   for (size_t i = 0; i < count; ++i) {
@@ -283,6 +295,11 @@ void Context::record_chunk(size_t k) {
       o.verdict = to_c(r.verdict);
     }
     o.heatmap_offset = heat_offset_[i];
+    if (want_classes_ && r.error.empty() && chunk_.class_count == static_cast<int64_t>(class_count_)) {
+      std::copy_n(chunk_.class_probabilities.begin() + static_cast<std::ptrdiff_t>(j * class_count_), class_count_,
+                  probs_.begin() + static_cast<std::ptrdiff_t>(i * class_count_));
+      top_[i] = static_cast<int32_t>(r.top_class);
+    }
 
     // Regions, and a second line of defence for the fail-safe rule (decision_math.hpp, the
     // runtime's own rule): never accept an image whose score, or any of whose regions, is not a
@@ -353,10 +370,18 @@ edge_region_result Context::group_of(size_t i, size_t g) const {
   return c;
 }
 
-void Context::copy_out(size_t done, edge_batch_outputs& out) const {
+void Context::copy_out(size_t done, edge_batch_outputs& out, const ClassTargets* classes) const {
   const size_t nr = region_count_;
   for (size_t i = 0; i < count_; ++i) {
     const bool final_result = i < done || !usable_[i];
+    if (classes && want_classes_) {
+      if (classes->probabilities) {
+        float* dst = classes->probabilities + i * class_count_;
+        if (final_result) std::copy_n(probs_.begin() + static_cast<std::ptrdiff_t>(i * class_count_), class_count_, dst);
+        else std::fill_n(dst, class_count_, kNaN);
+      }
+      if (classes->top_class) classes->top_class[i] = final_result ? top_[i] : -1;
+    }
     if (final_result) {
       out.results[i] = results_[i];
     } else {
@@ -384,7 +409,8 @@ void Context::copy_out(size_t done, edge_batch_outputs& out) const {
 }
 
 bool Context::wait_and_collect(bool has_deadline, Clock::time_point deadline, edge_batch_outputs& out,
-                               std::string& first_error, size_t& first_error_image, edge_status& first_status) {
+                               std::string& first_error, size_t& first_error_image, edge_status& first_status,
+                               const ClassTargets* classes) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto finished = [&] { return !queued_ && !running_; };
   bool complete = true;
@@ -398,13 +424,13 @@ bool Context::wait_and_collect(bool has_deadline, Clock::time_point deadline, ed
     // must not hand the context to another caller before this copy ends), then leave the
     // context to the worker.
     abandoned_ = true;
-    copy_out(done_, out);
+    copy_out(done_, out, classes);
     // Stop the network call in progress (between graph nodes) so the context is free again soon;
     // without it the worker would finish its chunk first.
     runtime_->cancel();
   } else {
     lock.unlock();
-    copy_out(count_, out);
+    copy_out(count_, out, classes);
     lock.lock();
   }
   first_status = first_status_;
@@ -432,6 +458,7 @@ Inspector::Inspector(std::shared_ptr<const Bundle> bundle, const InspectorOption
   }
   region_count_ = contexts_.front()->runtime().region_names().size();
   group_count_ = contexts_.front()->runtime().group_names().size();
+  class_count_ = contexts_.front()->runtime().class_names().size();
 }
 
 Inspector::~Inspector() {
@@ -477,6 +504,12 @@ void fill_unjudged(edge_batch_outputs& out, size_t count, edge_status status, ui
     for (size_t k = 0; k < count * groups; ++k) g[k] = unjudged_region(review);
 }
 
+void fill_classes_unjudged(const ClassTargets* classes, size_t count, size_t class_count) {
+  if (!classes) return;
+  if (classes->probabilities) std::fill_n(classes->probabilities, count * class_count, kNaN);
+  if (classes->top_class) std::fill_n(classes->top_class, count, -1);
+}
+
 double elapsed_ms(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
@@ -484,7 +517,7 @@ double elapsed_ms(Clock::time_point t0) {
 }  // namespace
 
 edge_status Inspector::run(const edge_image* images, size_t count, double deadline_ms, ColorOrder order,
-                           edge_batch_outputs& out) {
+                           edge_batch_outputs& out, const ClassTargets* classes) {
   const Clock::time_point t0 = Clock::now();
   out.elapsed_ms = 0;
   out.judged = 0;
@@ -494,6 +527,7 @@ edge_status Inspector::run(const edge_image* images, size_t count, double deadli
     throw StatusError(EDGE_E_INVALID_ARGUMENT, "outputs->results: " + std::string(out.results ? "capacity " + std::to_string(out.results_capacity) + " < count " + std::to_string(count) : "null pointer") + " (nothing could be written: treat every image as review)");
   // From here on every result is written: review until judged.
   fill_unjudged(out, count, EDGE_E_INVALID_ARGUMENT, EDGE_REVIEW_ERROR, group_count_);
+  fill_classes_unjudged(classes, count, class_count_);
   if (count == 0) {
     out.not_judged = 0;
     return EDGE_OK;
@@ -537,13 +571,14 @@ edge_status Inspector::run(const edge_image* images, size_t count, double deadli
   size_t first_error_image = 0;
   edge_status first_status = EDGE_OK;
   try {
-    ctx->stage(images, count, order, out.regions != nullptr || (groups && group_count_ > 0), out.heatmaps != nullptr);
+    ctx->stage(images, count, order, out.regions != nullptr || (groups && group_count_ > 0), out.heatmaps != nullptr,
+               classes != nullptr);
     ctx->start();
   } catch (...) {
     release(ctx);
     throw;
   }
-  complete = ctx->wait_and_collect(has_deadline, deadline, out, first_error, first_error_image, first_status);
+  complete = ctx->wait_and_collect(has_deadline, deadline, out, first_error, first_error_image, first_status, classes);
   if (complete) release(ctx);
 
   uint32_t judged = 0;

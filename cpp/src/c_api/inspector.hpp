@@ -42,6 +42,13 @@ struct InspectorOptions {
 
 class Inspector;
 
+// Where edge_run_classes (c_api_classes.cpp) wants each image's class probabilities (count *
+// class_count floats, image-major) and top class (count entries); either may be null.
+struct ClassTargets {
+  float* probabilities = nullptr;
+  int32_t* top_class = nullptr;
+};
+
 // One execution context: a Runtime, its worker thread and the staging buffers of one cycle.
 class Context {
  public:
@@ -54,25 +61,28 @@ class Context {
 
   // Caller side of a cycle (the context was taken from the pool by the caller). Copies the
   // images in, writes the verdicts of images that cannot even be staged, and starts the worker.
-  void stage(const edge_image* images, size_t count, ColorOrder order, bool want_regions, bool want_heatmaps);
+  void stage(const edge_image* images, size_t count, ColorOrder order, bool want_regions, bool want_heatmaps,
+             bool want_classes = false);
   void start();
   // Waits until the worker is done or `deadline` passes (no deadline when has_deadline is false),
   // then copies the results out. Returns true when every image was processed; on false the
   // worker keeps the context and returns it to the pool itself when its chunk ends.
   bool wait_and_collect(bool has_deadline, Clock::time_point deadline, edge_batch_outputs& out,
-                        std::string& first_error, size_t& first_error_image, edge_status& first_status);
+                        std::string& first_error, size_t& first_error_image, edge_status& first_status,
+                        const ClassTargets* classes = nullptr);
 
  private:
   void worker_loop();
   void process_job();
   void record_chunk(size_t k);  // the k images of the chunk just predicted
   void set_image_failure(size_t i, edge_status status, uint32_t review, const std::string& message);
-  void copy_out(size_t done, edge_batch_outputs& out) const;
+  void copy_out(size_t done, edge_batch_outputs& out, const ClassTargets* classes) const;
   edge_region_result group_of(size_t i, size_t g) const;  // image i's result of group g
 
   std::unique_ptr<Runtime> runtime_;
   Inspector& owner_;
   const size_t region_count_;
+  const size_t class_count_;  // class probabilities per image (classifier bundles), else 0
   size_t chunk_images_ = 1;  // images per predict() call
 
   std::mutex mutex_;
@@ -82,7 +92,7 @@ class Context {
 
   // The job (written by the caller before start(), read by the worker).
   size_t count_ = 0;
-  bool want_regions_ = false, want_heatmaps_ = false;
+  bool want_regions_ = false, want_heatmaps_ = false, want_classes_ = false;
   std::vector<uint8_t> staging_;
   std::vector<ImageView> views_;
   std::vector<uint8_t> usable_;          // 0: refused while staging (result already final)
@@ -92,6 +102,8 @@ class Context {
   std::vector<edge_image_result> results_;
   std::vector<edge_region_result> regions_;
   std::vector<float> heat_;
+  std::vector<float> probs_;     // class probabilities per image (want_classes_), NaN until judged
+  std::vector<int32_t> top_;     // top class per image (want_classes_), -1 until judged
   std::string first_error_;
   size_t first_error_image_ = 0;
   edge_status first_status_ = EDGE_OK;
@@ -118,7 +130,11 @@ class Inspector {
   size_t region_count() const { return region_count_; }
   size_t group_count() const { return group_count_; }
 
-  edge_status run(const edge_image* images, size_t count, double deadline_ms, ColorOrder order, edge_batch_outputs& out);
+  // `classes` (edge_run_classes): also each image's class probabilities and top class, never
+  // left unwritten (NaN / -1 where not judged).
+  edge_status run(const edge_image* images, size_t count, double deadline_ms, ColorOrder order, edge_batch_outputs& out,
+                  const ClassTargets* classes = nullptr);
+  size_t class_count() const { return class_count_; }
 
   // Floats of the heatmaps of `images` in the output layout (each image's own size, in order).
   static size_t heatmap_floats(const edge_image* images, size_t count);
@@ -133,7 +149,7 @@ class Inspector {
 
   std::shared_ptr<const Bundle> bundle_;
   InspectorOptions options_;
-  size_t region_count_ = 0, group_count_ = 0;
+  size_t region_count_ = 0, group_count_ = 0, class_count_ = 0;
   std::vector<std::unique_ptr<Context>> contexts_;
   std::mutex pool_mutex_;
   std::condition_variable pool_cv_;

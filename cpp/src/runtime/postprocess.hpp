@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "edge_sdk/runtime/bundle.hpp"
+#include "edge_sdk/runtime/decision_math.hpp"
 #include "exec.hpp"
 
 namespace edge {
@@ -46,6 +47,18 @@ class PostProcessor {
   // True when the image score is the maximum of the map at the unit's size (then map() is
   // needed for every unit, heatmaps or not).
   virtual bool score_from_map() const = 0;
+
+  // Supervised classifiers only (kind "classifier"): K class probabilities per unit, judged by
+  // their own rule (decision_math.hpp classify_verdict) instead of score >= threshold. The other
+  // kinds have no classes (0).
+  virtual int64_t class_count() const { return 0; }
+  // Probabilities of units [first, first + n) (after scores() covered them) into host memory
+  // out[0, n * class_count()), unit-major.
+  virtual void class_probabilities(int64_t first, int64_t n, float* out) {
+    (void)first, (void)n, (void)out;
+  }
+  virtual ClassRule class_rule() const { return {}; }
+  virtual std::vector<std::string> class_names() const { return {}; }
 };
 
 std::unique_ptr<PostProcessor> make_postprocessor(const Bundle& bundle, int64_t max_batch, const Exec& exec);

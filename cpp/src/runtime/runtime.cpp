@@ -162,6 +162,8 @@ class RuntimeImpl final : public Runtime {
     crop_.resize(static_cast<size_t>(crop * 3 * 4));  // largest region, 3 channels, float32
     units_.reserve(static_cast<size_t>(max_batch_));
     unit_scores_.resize(static_cast<size_t>(max_batch_));
+    class_count_ = post_->class_count();
+    unit_probs_.resize(static_cast<size_t>(max_batch_ * class_count_));
     region_verdicts_.resize(regions_.size());
     groups_ = region_groups(regions_);
     group_scratch_.resize(regions_.size());
@@ -180,6 +182,8 @@ class RuntimeImpl final : public Runtime {
   void cancel() noexcept override {
     for (auto& b : backends_) b->cancel();
   }
+  std::vector<std::string> class_names() const override { return post_->class_names(); }
+  ClassRule class_rule() const override { return post_->class_rule(); }
   std::vector<std::string> region_names() const override {
     std::vector<std::string> out;
     for (const auto& r : regions_) out.push_back(r.name);
@@ -203,6 +207,8 @@ class RuntimeImpl final : public Runtime {
     for (auto& r : out.regions) r = RegionResult{kNaN, kNaN, Verdict::Review};
     out.groups.resize(static_cast<size_t>(n) * groups_.names.size());
     for (auto& r : out.groups) r = RegionResult{kNaN, kNaN, Verdict::Review};
+    out.class_count = class_count_;
+    out.class_probabilities.assign(static_cast<size_t>(n * class_count_), kNaN);
 
     // Check every image and lay out the heatmaps (one per valid image, at its own size).
     int64_t heat_total = 0;
@@ -211,6 +217,7 @@ class RuntimeImpl final : public Runtime {
       r.score = kNaN;
       r.normalized = kNaN;
       r.verdict = Verdict::Review;
+      r.top_class = -1;
       r.error.clear();
       check_image(images[i], i, r.error);
       r.invalid_input = !r.error.empty();
@@ -344,10 +351,12 @@ class RuntimeImpl final : public Runtime {
       run_preprocess(exec_, static_cast<const float*>(src), 1, u.height, u.width, im.channels, p, dst);
   }
 
-  // scores_ (exec memory) of units [k0, k0 + n) -> unit_scores_[k0, k0 + n)
+  // scores_ (exec memory) of units [k0, k0 + n) -> unit_scores_[k0, k0 + n), and their class
+  // probabilities (classifier bundles) -> unit_probs_
   void fetch_scores(int64_t k0, int64_t n) {
     exec_copy(exec_, unit_scores_.data() + k0, scores_.data<float>() + k0, static_cast<size_t>(n) * sizeof(float),
               "scores download");
+    if (class_count_ > 0) post_->class_probabilities(k0, n, unit_probs_.data() + k0 * class_count_);
     exec_sync(exec_, "post-processing");
   }
 
@@ -463,6 +472,11 @@ class RuntimeImpl final : public Runtime {
       if (u.region < 0) {
         r.score = u.error.empty() ? u.score : kNaN;
         if (!u.error.empty()) r.error = u.error, r.failed = true;
+        if (class_count_ > 0 && u.error.empty()) {
+          const size_t k = static_cast<size_t>(&u - units_.data());
+          std::copy_n(unit_probs_.begin() + static_cast<std::ptrdiff_t>(k * class_count_), class_count_,
+                      out.class_probabilities.begin() + static_cast<std::ptrdiff_t>(u.image * class_count_));
+        }
       } else {
         out.regions[static_cast<size_t>(u.image * nr + u.region)].score = u.error.empty() ? u.score : kNaN;
         if (!u.error.empty()) r.failed = true;
@@ -489,6 +503,10 @@ class RuntimeImpl final : public Runtime {
         if (!r.error.empty()) {
           r.score = r.normalized = kNaN;
           r.verdict = Verdict::Review;
+          continue;
+        }
+        if (class_count_ > 0) {
+          decide_classes(out, i);
           continue;
         }
         r.verdict = decide_score(r.score, rule(bundle_.manifest.calibration.threshold), &r.normalized);
@@ -523,6 +541,24 @@ class RuntimeImpl final : public Runtime {
       r.verdict = product_verdict(region_verdicts_.data(), nr);
       if (!all_finite && r.error.empty()) r.error = "non-finite region score";
       if (all_finite && r.error.empty()) ++out.judged;
+    }
+  }
+
+  // A classifier's image: its class probabilities decide (classify_verdict); the score (1 - P(good))
+  // is normalized as every score is, for display.
+  void decide_classes(Results& out, int64_t i) {
+    ImageResult& r = out.images[static_cast<size_t>(i)];
+    const float* p = out.class_probabilities.data() + i * class_count_;
+    r.verdict = classify_verdict(p, class_count_, post_->class_rule(), &r.top_class);
+    r.normalized = finite_score(r.score) ? decision_normalized(r.score, rule(bundle_.manifest.calibration.threshold)) : kNaN;
+    if (r.top_class < 0 || !finite_score(r.score)) {
+      r.verdict = Verdict::Review;
+      r.top_class = -1;
+      r.normalized = kNaN;
+      r.error = "non-finite class probabilities or score";
+      std::fill_n(out.class_probabilities.begin() + static_cast<std::ptrdiff_t>(i * class_count_), class_count_, kNaN);
+    } else {
+      ++out.judged;
     }
   }
 
@@ -566,7 +602,8 @@ class RuntimeImpl final : public Runtime {
   // scores, a map and its score (device exec).
   ExecBuffer input_, stage_, scores_, map_dev_, map_score_;
   std::vector<ExecBuffer> outputs_;
-  std::vector<float> unit_scores_, map_, warm_f32_, zeros_;
+  std::vector<float> unit_scores_, unit_probs_, map_, warm_f32_, zeros_;
+  int64_t class_count_ = 0;  // class probabilities per unit (classifier bundles), else 0
   std::vector<uint8_t> crop_;
   std::vector<Unit> units_;
   std::vector<RegionSpec> regions_;

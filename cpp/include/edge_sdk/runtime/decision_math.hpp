@@ -105,6 +105,40 @@ EDGE_HD Verdict run_verdict(int64_t rejects, int64_t accepts, int64_t n, int64_t
   return rejects + accepts >= n ? Verdict::Accept : Verdict::Review;
 }
 
+// The three-way rule of a supervised classifier (postprocess kind "classifier"; its NumPy twin is
+// edge_sdk/class_decision.py): class `good` is the good class, every other one a defect class.
+// Reject when the most probable defect class reaches `reject` (checked first: rejecting is always
+// safe); accept when P(good) reaches `accept`; otherwise review (the image is ejected for a second
+// look). Probabilities are compared in double with the thresholds, as the manifest gives them.
+struct ClassRule {
+  int64_t good = 0;
+  double accept = 1.0;
+  double reject = 1.0;
+};
+
+// Verdict of one image's k >= 2 class probabilities; *top receives the first most probable class,
+// or -1 (and review) when a probability is not finite.
+EDGE_HD Verdict classify_verdict(const float* p, int64_t k, const ClassRule& rule, int64_t* top) {
+  int64_t best = -1;
+  float defect = 0.0f;
+  bool any_defect = false;
+  for (int64_t c = 0; c < k; ++c) {
+    if (!finite_score(p[c])) {
+      *top = -1;
+      return Verdict::Review;
+    }
+    if (best < 0 || p[c] > p[best]) best = c;
+    if (c != rule.good && (!any_defect || p[c] > defect)) {
+      defect = p[c];
+      any_defect = true;
+    }
+  }
+  *top = best;
+  if (any_defect && static_cast<double>(defect) >= rule.reject) return Verdict::Reject;
+  if (best >= 0 && static_cast<double>(p[rule.good]) >= rule.accept) return Verdict::Accept;
+  return Verdict::Review;
+}
+
 // The fail-safe check of a reported verdict: an accept stands only with a finite score and a
 // finite normalized score; any other code than accept or reject is review.
 EDGE_HD Verdict checked_verdict(Verdict v, float score, float normalized) {

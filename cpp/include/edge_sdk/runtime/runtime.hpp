@@ -8,7 +8,9 @@
 // Verdicts are three-way. "review" means the runtime could not judge the image (invalid image,
 // non-finite score, score inside the review band around the threshold): an image is never
 // accepted unless it was judged. Reject when score >= threshold (the rule of edge_sdk.calibration;
-// decision_math.hpp).
+// decision_math.hpp); classifier bundles are judged on their class probabilities instead
+// (classify_verdict: reject on a confident defect class, accept on a confident good class, else
+// review).
 #pragma once
 
 #include <cstdint>
@@ -71,6 +73,7 @@ struct ImageResult {
   bool failed = false;         // the network or a kernel failed on it (error says which); neither flag:
                                // the pipeline ran but the score is not finite
   int64_t heatmap_offset = 0, heatmap_height = 0, heatmap_width = 0;  // into Results::heatmaps
+  int64_t top_class = -1;   // classifier bundles: the most probable class (-1 when not judged)
 };
 
 // Wall-clock milliseconds per stage of the last call (monotonic clock; on the CPU path the
@@ -89,6 +92,10 @@ struct Results {
   std::vector<float> heatmaps;        // raw anomaly maps, concatenated (see ImageResult offsets)
   StageTimes times;
   int64_t judged = 0;                 // images with a verdict computed from a finite score
+  // Classifier bundles (postprocess.kind "classifier"): K class probabilities per image, image-major
+  // (NaN rows where not judged); class_count is 0 and the vector empty for the other kinds.
+  int64_t class_count = 0;
+  std::vector<float> class_probabilities;
 };
 
 class Runtime {
@@ -109,6 +116,10 @@ class Runtime {
   virtual std::vector<std::string> region_names() const = 0;
   // Names of the region groups (regions[].group: e.g. the vials of a strip), in result order.
   std::vector<std::string> group_names() const { return region_groups(manifest().regions).names; }
+  // Classifier bundles: the class names by id (Results::class_probabilities columns) and their
+  // decision rule; empty / default for the other kinds.
+  virtual std::vector<std::string> class_names() const = 0;
+  virtual ClassRule class_rule() const = 0;
 
   // Judges `n` images into `out` (resized to n; its buffers are reused across calls). Problems
   // of one image (wrong channels, size, dtype) make that image "review" with an error message

@@ -1,0 +1,70 @@
+"""Command-line options of the supervised defect classifier (`edge-sdk train --model classifier`) and
+how train / eval open its data: every class in both splits (`load_dataset(..., classes=True)`).
+Not a subcommand: edge_sdk.cli skips modules whose name starts with "_"."""
+
+from __future__ import annotations
+
+from edge_sdk.cli import UserError, bounded_float, bounded_int
+
+
+def is_supervised(name: str) -> bool:
+    from edge_sdk.models import model_class
+
+    return model_class(name).family == "supervised"
+
+
+def dataset_options(name: str) -> dict:
+    """Extra `open_dataset` arguments for a model: labelled splits of every class for the
+    supervised ones, nothing for the anomaly models."""
+    return {"classes": True} if is_supervised(name) else {}
+
+
+def add_classifier_arguments(p) -> None:
+    g = p.add_argument_group("classifier (supervised: trained on good and defective images, every class in "
+                             "both splits of the data)")
+    g.add_argument("--class-val-fraction", type=bounded_float("--class-val-fraction", 0.01, 0.9), default=0.2,
+                   metavar="FRACTION", help="share of each class of the labelled training split held out (seeded, "
+                                            "stratified) for early stopping and the thresholds (default 0.2)")
+    g.add_argument("--lr", type=bounded_float("--lr", 1e-8, 1.0), default=1e-3,
+                   help="AdamW learning rate, cosine decay (default 1e-3)")
+    g.add_argument("--backbone-lr", type=bounded_float("--backbone-lr", 0.0, 1.0), default=0.1, metavar="FACTOR",
+                   help="learning rate of the pretrained layers as a share of --lr (the new head's; default 0.1)")
+    g.add_argument("--freeze-blocks", type=bounded_int("--freeze-blocks", 0, 16), default=5, metavar="N",
+                   help="keep the stem and the first N of the 16 blocks as pretrained (default 5: up to stride 8)")
+    g.add_argument("--patience", type=bounded_int("--patience", 1, 10_000), default=3,
+                   help="epochs without a better validation macro-F1 before training stops (default 3)")
+    g.add_argument("--hflip", action="store_true",
+                   help="also flip training images left-right (rotation within +-pi/8 and vertical flips always)")
+    g.add_argument("--cam-stride", type=int, choices=(16, 32), default=16,
+                   help="stride of the last feature map and its activation map: 16 (finer maps, default) or 32")
+    g.add_argument("--max-false-accept", type=bounded_float("--max-false-accept", 0.0, 0.99), default=0.01,
+                   metavar="SHARE", help="target share of defective validation images accepted; sets the accept "
+                                         "threshold on P(good) (default 0.01)")
+    g.add_argument("--max-false-reject", type=bounded_float("--max-false-reject", 0.0, 0.99), default=0.01,
+                   metavar="SHARE", help="target share of good validation images rejected; sets the reject "
+                                         "threshold on the top defect class (default 0.01)")
+    g.add_argument("--synthetic", type=bounded_int("--synthetic", 0, 100_000), default=0, metavar="N",
+                   help="add N images per defect class made by pasting the training split's own defects into "
+                        "its good images (default 0)")
+    g.add_argument("--defects-per-class", type=bounded_int("--defects-per-class", 1, 10**7), metavar="N",
+                   help="keep only N real training images of each defect class (seeded): training with few defects")
+    g.add_argument("--good-class", default="good", metavar="NAME", help="name of the good class (default good)")
+    g.add_argument("--max-cache-mb", type=bounded_int("--max-cache-mb", 16, 1 << 20), default=2048,
+                   help="memory for the resized training images; beyond it they are read again each epoch "
+                        "(default 2048)")
+
+
+def build_classifier(args):
+    """A DefectClassifier from parsed `edge-sdk train` arguments."""
+    from edge_sdk.models import model_class
+
+    try:
+        return model_class(args.model)(
+            input_size=args.input_size or 160, batch_size=max(2, args.batch_size), epochs=args.epochs or 8,
+            lr=args.lr, backbone_lr=args.backbone_lr, freeze_blocks=args.freeze_blocks, patience=args.patience, val_fraction=args.class_val_fraction, hflip=args.hflip,
+            cam_stride=args.cam_stride, blur_sigma=args.blur_sigma, max_false_accept=args.max_false_accept,
+            max_false_reject=args.max_false_reject, synthetic=args.synthetic,
+            defects_per_class=args.defects_per_class, max_cache_mb=args.max_cache_mb, good_class=args.good_class,
+            seed=args.seed)
+    except (TypeError, ValueError) as exc:
+        raise UserError(str(exc)) from exc

@@ -1,0 +1,128 @@
+"""The network of the supervised defect classifier and the graph it is exported as.
+
+`Lite0Classifier`: EfficientNet-Lite0 (backbone.py, the shipped ImageNet weights) fine-tuned whole:
+stem, the 16 blocks and the 1x1 head to 1280 channels give the last feature map F (N, 1280, h, w);
+global average pooling, dropout (training only) and one linear layer give the class logits.
+With ``cam_stride=16`` the one stride-2 convolution of the sixth stage runs at stride 1, so F has
+twice the resolution (a 10 x 10 grid at 160 x 160 instead of 5 x 5: a defect map that can point at
+a crack, not at a quarter of the tile); the pretrained weights fit either way and are fine-tuned.
+``freeze_blocks`` keeps the stem and the first blocks as pretrained (weights and batch-norm
+statistics): their generic edge and texture filters need no tuning, and training skips their
+backward pass, the costliest one at full resolution.
+
+`CamGraph`: what the bundle runs (one ONNX graph), for uint8 images preprocessed by the bundle:
+
+    probabilities (N, K) = softmax(W GAP(F) + b)
+    score (N, 1)         = 1 - probabilities[:, good]          (the anomaly score: AUROC, display)
+    cam (N, h, w)        = CAM of the most probable defect class d*:
+                           CAM_d = sum_c W[d, c] F_c, then ReLU, then divided by its maximum
+
+Because the head is linear after global average pooling, the gradient of logit d with respect to
+F_c at every location is W[d, c] / (h w), so Grad-CAM of the last feature map,
+ReLU(sum_c mean(dy_d/dF_c) F_c), equals ReLU(CAM_d) / (h w): after division by the maximum the two
+maps are the same (tested against torch autograd). The map is in [0, 1] with its peak at 1 (a map
+whose maximum is below CAM_EPS, no location supporting the class, is divided by CAM_EPS instead).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edge_sdk.models.backbone import EfficientNetLite0
+
+FEATURE_CHANNELS = 1280
+CAM_STRIDES = (16, 32)
+# The block whose depthwise convolution halves the resolution from stride 16 to 32.
+_STRIDE32_BLOCK = 11
+# A CAM whose maximum is below this has no supporting location: divided by this, it stays near zero.
+CAM_EPS = 1e-6
+
+
+class Lite0Classifier(nn.Module):
+    """EfficientNet-Lite0 with a K-class linear head on the globally pooled last feature map."""
+
+    def __init__(self, num_classes: int, *, cam_stride: int = 16, pretrained: bool = True, dropout: float = 0.2,
+                 freeze_blocks: int = 0):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes: a classifier needs at least 2 classes, got {num_classes}")
+        if cam_stride not in CAM_STRIDES:
+            raise ValueError(f"cam_stride: expected one of {CAM_STRIDES}, got {cam_stride}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
+        net = EfficientNetLite0.pretrained() if pretrained else EfficientNetLite0()
+        net._fc = nn.Linear(FEATURE_CHANNELS, num_classes)
+        if cam_stride == 16:
+            net._blocks[_STRIDE32_BLOCK]._depthwise_conv.stride = (1, 1)
+        if not 0 <= freeze_blocks <= len(net._blocks):
+            raise ValueError(f"freeze_blocks: expected 0..{len(net._blocks)}, got {freeze_blocks}")
+        self.net = net
+        self.dropout = nn.Dropout(dropout)
+        self.num_classes = num_classes
+        self.cam_stride = cam_stride
+        self.freeze_blocks = int(freeze_blocks)
+        for module in self._frozen():
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    def _frozen(self) -> list[nn.Module]:
+        # not a registered ModuleList: the state dict keeps one key per weight, whatever is frozen
+        if not self.freeze_blocks:
+            return []
+        return [self.net._conv_stem, self.net._bn0, *self.net._blocks[: self.freeze_blocks]]
+
+    def train(self, mode: bool = True) -> "Lite0Classifier":
+        super().train(mode)
+        for module in self._frozen():
+            module.eval()  # frozen layers keep their pretrained batch-norm statistics
+        return self
+
+    def parameter_groups(self) -> tuple[list, list]:
+        """(trainable backbone parameters, head parameters)."""
+        head = list(self.net._fc.parameters())
+        ids = {id(p) for p in head}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in ids], head
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """F (N, 1280, h, w): the last feature map, after the head's ReLU6."""
+        n = self.net
+        y = torch.clamp(n._bn0(n._conv_stem(x)), 0.0, 6.0)
+        for block in n._blocks:
+            y = block(y)
+        return torch.clamp(n._bn1(n._conv_head(y)), 0.0, 6.0)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net._fc(self.dropout(features.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.feature_map(x))
+
+
+class CamGraph(nn.Module):
+    """(N, 3, H, W) preprocessed images -> (probabilities, score, cam); see the module doc."""
+
+    def __init__(self, model: Lite0Classifier, good: int):
+        super().__init__()
+        if not 0 <= good < model.num_classes:
+            raise ValueError(f"good: class index {good} outside 0..{model.num_classes - 1}")
+        self.model = model.eval()
+        self.good = int(good)
+        defects = [k for k in range(model.num_classes) if k != good]
+        self.register_buffer("defects", torch.tensor(defects, dtype=torch.int64), persistent=False)
+
+    def forward(self, x: torch.Tensor):
+        feats = self.model.feature_map(x)
+        fc = self.model.net._fc
+        probs = torch.softmax(fc(feats.mean(dim=(2, 3))), dim=1)
+        score = 1.0 - probs[:, self.good:self.good + 1]
+        # CAMs of the defect classes as one 1x1 convolution (no bias: a constant shift is not a place)
+        weight = fc.weight[self.defects]
+        cams = F.conv2d(feats, weight[:, :, None, None])
+        top = probs[:, self.defects].argmax(dim=1)
+        # one-hot by comparison rather than indexing: exports as Equal + Cast with a dynamic batch
+        pick = (torch.arange(len(self.defects), device=x.device)[None, :] == top[:, None]).to(feats.dtype)
+        cam = torch.relu((cams * pick[:, :, None, None]).sum(dim=1))
+        cam = cam / cam.amax(dim=(1, 2), keepdim=True).clamp_min(CAM_EPS)
+        return probs, score, cam

@@ -1,0 +1,361 @@
+"""Supervised defect classifier: the CAM of the exported graph against Grad-CAM computed with torch
+autograd, the three-way rule and its calibration against brute force, the class metrics against
+scikit-learn, labelled splits, the runtime against the model's predict (probabilities to 1e-4
+relative, identical top classes and verdicts), bundle refusals, and the CLI from train to predict."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import edge_sdk
+from edge_sdk.bundle import BundleError
+from edge_sdk.class_decision import ACCEPT, REJECT, REVIEW, calibrate_thresholds, class_verdicts, top_defect
+from edge_sdk.class_metrics import cam_localization, classification_metrics
+from edge_sdk.data import DataError, load_dataset
+from edge_sdk.data.synthetic import make_dataset
+
+from tests.bundle_helpers import classifier_model, classifier_thresholds
+from tests.gpu import requires_cuda
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _images(rng, n=6):
+    imgs = [rng.integers(0, 256, (int(rng.integers(40, 70)), int(rng.integers(40, 70)), 3), dtype=np.uint8)
+            for _ in range(n)]
+    imgs.append(rng.integers(0, 256, (52, 61), dtype=np.uint8))  # gray: replicated to 3 channels
+    return imgs
+
+
+# ---- CAM ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cam_stride", [16, 32])
+def test_onnx_cam_equals_grad_cam(rng, cam_stride):
+    from edge_sdk.converters.onnx_export import _session, export_onnx
+    from edge_sdk.models.classifier_net import CamGraph, Lite0Classifier
+
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    net = Lite0Classifier(4, cam_stride=cam_stride).eval()
+    good = int(rng.integers(4))
+    graph = CamGraph(net, good).eval()
+    x = torch.from_numpy(rng.normal(size=(5, 3, 96, 96)).astype(np.float32))
+    probs, _, cam_onnx = _session(export_onnx(graph, [x], ["input"], ["probabilities", "score", "cam"])).run(
+        None, {"input": x.numpy()})
+    assert cam_onnx.shape == (5, 96 // cam_stride, 96 // cam_stride)
+    # Grad-CAM of the last feature map for the most probable defect class, with autograd
+    feats = net.feature_map(x).detach().requires_grad_(True)
+    logits = net.net._fc(feats.mean(dim=(2, 3)))
+    defects = [k for k in range(4) if k != good]
+    cls = torch.tensor(defects)[torch.softmax(logits, 1)[:, defects].argmax(1)]
+    assert cls.tolist() == [defects[int(np.argmax(p[defects]))] for p in probs]
+    (grad,) = torch.autograd.grad(logits[torch.arange(5), cls].sum(), feats)
+    grad_cam = torch.relu((grad.mean(dim=(2, 3))[:, :, None, None] * feats).sum(1)).detach()
+    # raw relation: Grad-CAM = ReLU(CAM) / (h w), CAM = sum_c W[k, c] F_c
+    cam_raw = torch.einsum("nc,nchw->nhw", net.net._fc.weight[cls], feats).detach()
+    h, w = feats.shape[-2:]
+    np.testing.assert_allclose(grad_cam.numpy() * h * w, torch.relu(cam_raw).numpy(), rtol=1e-4, atol=1e-5)
+    # up to a positive factor per image: equal after division by the maximum
+    peak = grad_cam.amax(dim=(1, 2), keepdim=True)
+    assert (peak > 0).all()
+    np.testing.assert_allclose(cam_onnx, (grad_cam / peak).numpy(), atol=2e-5)
+
+
+# ---- the decision rule and its calibration ---------------------------------------------------------
+
+def _rule_by_hand(p, good, accept, reject):
+    if not np.isfinite(p).all():
+        return REVIEW, -1
+    top = int(np.argmax(p))
+    # in double, as the runtime compares (NumPy would compare a float32 with a float in float32)
+    if max(float(v) for k, v in enumerate(p) if k != good) >= reject:
+        return REJECT, top
+    return (ACCEPT if float(p[good]) >= accept else REVIEW), top
+
+
+def test_class_verdicts_follow_the_rule(rng):
+    for _ in range(20):
+        k = int(rng.integers(2, 7))
+        p = rng.dirichlet(np.ones(k) * 0.5, size=40).astype(np.float32)
+        p[rng.random(40) < 0.1, int(rng.integers(k))] = np.nan
+        good, acc, rej = int(rng.integers(k)), float(rng.uniform(0.3, 1)), float(rng.uniform(0.3, 1))
+        p[0, good] = np.float32(acc)
+        p[1, good] = acc = float(np.float32(acc))  # exactly at the threshold: accepted (>=)
+        codes, top = class_verdicts(p, good, acc, rej)
+        want = [_rule_by_hand(row, good, acc, rej) for row in p]
+        assert codes.tolist() == [w[0] for w in want]
+        assert top.tolist() == [w[1] for w in want]
+    with pytest.raises(ValueError, match="accept threshold"):
+        class_verdicts(p, 0, 1.5, 0.5)
+    with pytest.raises(ValueError, match="good"):
+        class_verdicts(p, k, 0.5, 0.5)
+
+
+def test_calibrated_thresholds_are_the_lowest_meeting_the_targets(rng):
+    for _ in range(10):
+        k = int(rng.integers(2, 5))
+        y = rng.integers(0, k, 120)
+        y[:3] = 0
+        y[3:6] = 1
+        logits = rng.normal(size=(120, k)) + 2.5 * np.eye(k)[y]
+        p = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+        fa, fr = float(rng.choice([0.0, 0.02, 0.1])), float(rng.choice([0.0, 0.05]))
+        cal = calibrate_thresholds(p, y, 0, max_false_accept=fa, max_false_reject=fr)
+        d = y != 0
+        pg, q = p[:, 0].astype(np.float64), top_defect(p, 0).astype(np.float64)
+        for values, neg, target, key in ((pg, pg[d], fa, "accept_threshold"), (q, q[~d], fr, "reject_threshold")):
+            u = np.unique(values)
+            cands = np.concatenate(([u[0]], (u[:-1] + u[1:]) / 2, [np.nextafter(u[-1], np.inf)]))
+            ok = [t for t in cands if (neg >= t).sum() <= np.floor(target * neg.size + 1e-9)]
+            assert cal[key] == pytest.approx(min(max(0.5, min(ok)), 1.0), abs=0)
+        v = cal["validation"]
+        codes, _ = class_verdicts(p, 0, cal["accept_threshold"], cal["reject_threshold"])
+        assert v["false_accept_rate"] == ((codes == ACCEPT) & d).sum() / d.sum() <= fa + 1e-12
+        assert v["eject_rate"] == pytest.approx((codes == REVIEW).mean())
+    with pytest.raises(ValueError, match="good and defective"):
+        calibrate_thresholds(p[y == 0], y[y == 0], 0)
+
+
+# ---- metrics --------------------------------------------------------------------------------------
+
+def test_classification_metrics_match_scikit_learn(rng):
+    sk = pytest.importorskip("sklearn.metrics")
+    for _ in range(10):
+        k = int(rng.integers(2, 6))
+        t = rng.integers(0, k, 80)
+        p = np.where(rng.random(80) < 0.6, t, rng.integers(0, k, 80))
+        names = [f"c{i}" for i in range(k)]
+        m = classification_metrics(t, p, names)
+        labels = list(range(k))
+        prec, rec, f1, sup = sk.precision_recall_fscore_support(t, p, labels=labels, zero_division=0)
+        present = sup > 0
+        assert m["accuracy"] == pytest.approx(sk.accuracy_score(t, p))
+        assert m["macro_f1"] == pytest.approx(f1[present].mean())
+        assert m["confusion"]["matrix"] == sk.confusion_matrix(t, p, labels=labels).tolist()
+        for i, n in enumerate(names):
+            assert m["per_class"][n]["precision"] == pytest.approx(prec[i])
+            assert m["per_class"][n]["recall"] == pytest.approx(rec[i])
+            assert m["per_class"][n]["support"] == sup[i]
+    m = classification_metrics([0, 1, 1], [0, -1, 1], ["good", "crack"])
+    assert m["accuracy"] == pytest.approx(2 / 3) and m["confusion"]["not_judged"] == 1
+    with pytest.raises(ValueError, match="pred"):
+        classification_metrics([0, 1], [0, 2], ["good", "crack"])
+
+
+def test_cam_localization_by_hand():
+    mask = np.zeros((10, 10), np.uint8)
+    mask[2:4, 2:4] = 1
+    hit = np.zeros((10, 10), np.float32)
+    hit[2:4, 2:5] = 1.0  # peak on the defect; 4 of 6 above 0.5 are defect pixels: IoU 4/6
+    miss = np.zeros((10, 10), np.float32)
+    miss[8, 8] = 1.0
+    out = cam_localization([hit, miss, miss], [mask, mask, np.zeros_like(mask)])
+    assert out["cam_accuracy"] == 0.5 and out["cam_images"] == 2 and out["cam_skipped_without_mask"] == 1
+    assert out["cam_iou"] == pytest.approx((4 / 6 + 0.0) / 2)
+    with pytest.raises(ValueError, match="maps\\[0\\]"):
+        cam_localization([hit[:5]], [mask])
+
+
+# ---- labelled splits -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tile_root(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("tile"), "tile", 14, 16, 64, 3, defects=["spot", "scratch"],
+                        anomaly_fraction=0.75)
+
+
+def test_labelled_split_is_stratified_disjoint_and_seeded(tile_root):
+    train = load_dataset(tile_root, "mvtec", "train", category="tile", classes=True)
+    test = load_dataset(tile_root, "mvtec", "test", category="tile", classes=True)
+    pooled = load_dataset(tile_root, "mvtec", "train", category="tile").paths + \
+        load_dataset(tile_root, "mvtec", "test", category="tile").paths
+    assert not set(train.paths) & set(test.paths)
+    assert sorted(train.paths + test.paths) == sorted(pooled)
+    types = train.defect_types + test.defect_types
+    for t in set(types):
+        assert test.defect_types.count(t) == int(round(0.2 * types.count(t)))
+    again = load_dataset(tile_root, "mvtec", "test", category="tile", classes=True)
+    assert again.paths == test.paths
+    other = load_dataset(tile_root, "mvtec", "test", category="tile", classes=True, seed=5)
+    assert other.paths != test.paths
+    masked = [s for s in test if s.label == 1]
+    assert masked and all(s.mask is not None and s.mask.any() for s in masked)
+
+
+def test_classes_layout(tmp_path, rng):
+    from PIL import Image
+
+    for cls, n in (("good", 6), ("dent", 3), ("scratch", 2)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    m = np.zeros((20, 24), np.uint8)
+    m[5:9, 5:9] = 255
+    Image.fromarray(m).save(tmp_path / "dent" / "0_mask.png")
+    full = load_dataset(tmp_path, "classes", "train", classes=True, test_fraction=0.34)
+    test = load_dataset(tmp_path, "classes", "test", classes=True, test_fraction=0.34)
+    assert len(full) + len(test) == 11 and set(full.defect_types) == {"good", "dent", "scratch"}
+    dents = [s for s in list(full) + list(test) if s.defect_type == "dent"]
+    assert sum(s.mask is not None for s in dents) == 1  # only 0.png has a mask
+    anomaly = load_dataset(tmp_path, "classes", "test", test_fraction=0.5)  # anomaly models: defects in test
+    assert anomaly.defect_types.count("dent") == 3 and anomaly.defect_types.count("good") == 3
+    Image.fromarray(m).save(tmp_path / "scratch" / "9_mask.png")
+    with pytest.raises(DataError, match="9_mask.png"):
+        load_dataset(tmp_path, "classes", "train", classes=True)
+    with pytest.raises(DataError, match="good images and at least one defect"):
+        load_dataset(tmp_path / "good", "folder", "train", classes=True, normal_dir=".")
+
+
+# ---- runtime ---------------------------------------------------------------------------------------
+
+def test_runtime_matches_predict(tmp_path, rng):
+    from edge_sdk.converters import export_bundle
+
+    model = classifier_model(classes=("crack", "good", "spot", "dent"))
+    imgs = _images(rng, 10)
+    classifier_thresholds(model, model.predict(imgs).probabilities)
+    want = model.predict(imgs)
+    assert len(set(want.verdicts.tolist())) >= 2
+    out = export_bundle(model.export_parts(), tmp_path / "b", model_type="classifier").bundle
+    rt = edge_sdk.Runtime(out, threads=1, max_batch=4)
+    res = rt.predict(imgs)
+    assert rt.class_names == ["crack", "good", "spot", "dent"]
+    np.testing.assert_allclose(res.class_probabilities, want.probabilities, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(res.scores, want.scores, rtol=1e-4, atol=1e-6)
+    assert res.top_class.tolist() == want.top_class.tolist()
+    assert res.verdict_codes.tolist() == want.verdicts.tolist()
+    for got, exp in zip(res.heatmaps, want.maps):
+        assert got.shape == exp.shape
+        np.testing.assert_allclose(got, exp, atol=1e-4)
+    one = res[0]
+    assert one.top_class == rt.class_names[int(want.top_class[0])]
+    assert one.probabilities["good"] == pytest.approx(float(want.probabilities[0, 1]), rel=1e-4)
+    # an image the runtime cannot use: review, no class, NaN probabilities
+    bad = rt.predict([imgs[0], np.zeros((8, 8, 4), np.uint8)], on_error="review")
+    assert bad.verdicts[1] == "review" and bad.top_class[1] == -1 and np.isnan(bad.class_probabilities[1]).all()
+    assert bad.top_class[0] == want.top_class[0]
+
+
+@requires_cuda
+def test_runtime_on_the_gpu_matches_the_cpu(tmp_path, rng):
+    from edge_sdk.converters import export_bundle
+
+    model = classifier_model()
+    imgs = _images(rng, 6)
+    classifier_thresholds(model, model.predict(imgs).probabilities)
+    out = export_bundle(model.export_parts(), tmp_path / "b", model_type="classifier").bundle
+    cpu = edge_sdk.Runtime(out, threads=1).predict(imgs)
+    # the network on ONNX Runtime's CPU provider: the pipeline's kernels run on the GPU
+    gpu = edge_sdk.Runtime(out, device="cuda:0", threads=1, provider="cpu").predict(imgs)
+    np.testing.assert_allclose(gpu.class_probabilities, cpu.class_probabilities, rtol=1e-5, atol=1e-7)
+    assert gpu.top_class.tolist() == cpu.top_class.tolist()
+    assert gpu.verdict_codes.tolist() == cpu.verdict_codes.tolist()
+    for g, c in zip(gpu.heatmaps, cpu.heatmaps):
+        np.testing.assert_allclose(g, c, atol=1e-5)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("accept_threshold", 1.5, "accept_threshold"),
+    ("reject_threshold", 0.0, "reject_threshold"),
+    ("good_class", 3, "good_class"),
+    ("classes", [{"id": 0, "name": "good"}, {"id": 0, "name": "crack"}], "id"),
+    ("classes", [{"id": 0, "name": "good"}, {"id": 1, "name": "good"}], "names two classes"),
+    ("grid", [2, 2], "cam_output"),
+])
+def test_runtime_refuses_bad_classifier_fields(tmp_path, field, value, message):
+    from edge_sdk.converters import export_bundle
+
+    model = classifier_model(classes=("good", "crack"))
+    model.calibration = {"threshold": 0.4, "min": 0.0, "max": 1.0, "accept_threshold": 0.6, "reject_threshold": 0.7}
+    parts = model.export_parts()
+    parts.postprocess[field] = value
+    out = export_bundle(parts, tmp_path / "b", model_type="classifier").bundle
+    with pytest.raises(BundleError, match=f"postprocess.*{message}"):
+        edge_sdk.Runtime(out, threads=1)
+
+
+# ---- training and the CLI --------------------------------------------------------------------------
+
+def _cli(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-m", "edge_sdk.cli", *args], cwd=cwd, env=env, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, f"edge-sdk {' '.join(args)}:\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def trained(tile_root, tmp_path_factory):
+    """A classifier trained through the CLI on the tiny tile set (2 epochs, 32 x 32, synthetic defects)."""
+    work = tmp_path_factory.mktemp("cls")
+    _cli("train", "--model", "classifier", "--data", str(tile_root), "--layout", "mvtec", "--category", "tile",
+         "--out", "model", "--input-size", "32", "--epochs", "2", "--batch", "4", "--synthetic", "2",
+         "--threads", "1", "--class-val-fraction", "0.3", "--no-progress", cwd=work)
+    return work
+
+
+def test_training_saves_a_calibrated_model_that_reloads(trained, tile_root):
+    from edge_sdk.models import load_model
+
+    model = load_model(trained / "model")
+    info = model.training_info
+    assert model.classes == ["good", "scratch", "spot"]
+    assert info["synthetic_images"] == 4 and info["train_images"] == info["real_train_images"] + 4
+    assert 1 <= info["epochs_run"] <= 2 and len(info["history"]) == info["epochs_run"]
+    cal = model.calibration
+    assert 0.5 <= cal["accept_threshold"] <= 1 and 0.5 <= cal["reject_threshold"] <= 1
+    assert cal["validation"]["images"] == info["validation_images"]
+    config = json.loads((trained / "model" / "config.json").read_text())
+    assert config["training"]["recipe"]["synthetic"] == 2
+    test = load_dataset(tile_root, "mvtec", "test", category="tile", classes=True)
+    imgs = [s.image for s in test]
+    a, b = model.predict(imgs), load_model(trained / "model").predict(imgs)
+    np.testing.assert_array_equal(a.probabilities, b.probabilities)
+    val_files = set(load_dataset(tile_root, "mvtec", "train", category="tile", classes=True).paths)
+    assert not val_files & set(test.paths)  # validation came out of the training split
+    # the stem and the first 5 blocks stayed as pretrained (batch-norm statistics too), later ones learned
+    from edge_sdk.models.backbone import EfficientNetLite0
+
+    pretrained = EfficientNetLite0.pretrained().state_dict()
+    tuned = model.net.net.state_dict()
+    for key in ("_conv_stem.weight", "_bn0.running_mean", "_blocks.4._project_conv.weight",
+                "_blocks.4._bn2.running_var"):
+        assert torch.equal(tuned[key], pretrained[key]), key
+    for key in ("_blocks.5._project_conv.weight", "_conv_head.weight"):
+        assert not torch.equal(tuned[key], pretrained[key]), key
+
+
+def test_cli_eval_export_predict(trained, tile_root):
+    r = _cli("eval", "model", "--json", "eval.json", "--heatmaps", "heat", "--num-heatmaps", "2", "--no-progress",
+             cwd=trained)
+    out = json.loads((trained / "eval.json").read_text())
+    for key in ("accuracy", "macro_f1", "per_class", "confusion", "cam_accuracy", "cam_iou", "eject_rate"):
+        assert key in out, key
+    assert out["images"] == len(load_dataset(tile_root, "mvtec", "test", category="tile", classes=True))
+    assert sum(map(sum, out["confusion"]["matrix"])) == out["images"]
+    assert len(os.listdir(trained / "heat")) == 2 and "macro_f1" in r.stdout
+    _cli("export", "model", "--out", "bundle", "--real", "2", cwd=trained)
+    _cli("predict", "bundle", os.path.join(str(tile_root), "tile", "test"), "--out", "v.json", "--heatmaps",
+         "pred_heat", cwd=trained)
+    rows = json.loads((trained / "v.json").read_text())["results"]
+    assert rows and all(r["top_class"] in ("good", "scratch", "spot") for r in rows)
+    assert all(abs(sum(v for k, v in r.items() if k.startswith("p_")) - 1) < 1e-4 for r in rows)
+
+
+def test_threshold_revision_refuses_a_classifier_bundle(tmp_path):
+    from edge_sdk.bundle.revise import revise_decision
+    from edge_sdk.converters import export_bundle
+
+    model = classifier_model(classes=("good", "crack"))
+    model.calibration = {"threshold": 0.4, "min": 0.0, "max": 1.0, "accept_threshold": 0.6, "reject_threshold": 0.7}
+    out = export_bundle(model.export_parts(), tmp_path / "b", model_type="classifier").bundle
+    with pytest.raises(BundleError, match="accept_threshold and reject_threshold"):
+        revise_decision(out, tmp_path / "b2", reason="tighter", threshold=0.3)
