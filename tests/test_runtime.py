@@ -206,7 +206,7 @@ def test_bad_options(ssim_bundle):
     with pytest.raises(ValueError, match=r"^threads: expected 1\.\.\d+ .*got 100000"):
         edge_sdk.set_num_threads(100000)
     with pytest.raises(ValueError, match="backend"):
-        edge_sdk.Runtime(ssim_bundle[0], backend="openvino")
+        edge_sdk.Runtime(ssim_bundle[0], backend="directml")
     with pytest.raises(eb.BundleError, match="no such bundle"):
         edge_sdk.Runtime(ssim_bundle[0].parent / "missing")
 
