@@ -469,6 +469,8 @@ class Driver:
         self.run(2, "ctest of the CUDA build", ["ctest", "--test-dir", BUILD, "--output-on-failure", "-j",
                                                 str(os.cpu_count() or 4), "--timeout", "120"], 200)
         files = ["tests/test_kernels_gpu.py", "tests/test_knn.py", "tests/test_color_order.py"]
+        if _importable("torch"):
+            files.append("tests/test_classifier.py")  # its GPU test trains a tiny classifier first
         if _importable("scipy"):
             files.append("tests/test_mahalanobis.py")  # its float64 references use scipy
         else:
