@@ -202,7 +202,7 @@ def test_option_parsing_and_validation():
     for kwargs, match in ((dict(batches=(0,)), "--batch"), (dict(batches=(8, 8)), "repeated"),
                           (dict(iterations=0), "--iterations"), (dict(budget_ms=-1.0), "--budget"),
                           (dict(batches=(1, 120), units_per_cycle=60), r"\[120\] exceed --units 60"),
-                          (dict(precision="fp8"), "--precision"), (dict(backend="openvino"), "--backend"),
+                          (dict(precision="fp8"), "--precision"), (dict(backend="tensorflow"), "--backend"),
                           (dict(threads=0), "--threads"), (dict(required_fraction=2.0), "--required")):
         with pytest.raises(BenchError, match=match):
             BenchConfig("b", **kwargs).validate()

@@ -240,14 +240,15 @@ def run(args) -> int:
     # with a region layout (regions.json beside the data, or --regions) models train on region patches
     from edge_sdk.commands._classifier_options import dataset_options
 
-    train = with_regions(open_dataset(args, "train", **dataset_options(args.model)), args)
+    data_options = dataset_options(args.model) if args.model else {}  # --auto searches the anomaly models
+    train = with_regions(open_dataset(args, "train", **data_options), args)
     val, val_info = None, None
-    if args.val_data and dataset_options(args.model):
+    if args.val_data and data_options:
         raise UserError("--val-data: a classifier holds out --class-val-fraction of its labelled training split")
     if args.val_data:
         val_args = type(args)(**{**vars(args), "data": args.val_data})
         val = with_regions(open_dataset(val_args, "test"), val_args)
-    elif not dataset_options(args.model):
+    elif not data_options:
         val, val_info = labelled_validation(args)
     auto_record = _auto.choose(args, train, val) if args.auto else None
     try:
