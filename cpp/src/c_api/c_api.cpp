@@ -12,55 +12,21 @@
 #include "edge_sdk/common.hpp"
 #include "edge_sdk/runtime/backend.hpp"
 #include "edge_sdk/thread_pool.hpp"
+#include "abi_structs.hpp"
 #include "handles.hpp"
 #include "inspector.hpp"
+#include "run_cycle.hpp"
 #include "status.hpp"
 
+using edge::capi::abi_min_size;
+using edge::capi::check_struct;
 using edge::capi::guarded;
 using edge::capi::Inspector;
 using edge::capi::Registry;
 using edge::capi::StatusError;
+using edge::capi::write_struct;
 
 namespace {
-
-// Sizes of the structs as the ABI version that introduced them defined them (up to their last field
-// of that version: 1.0, and 1.2 for edge_run_options). Frozen: later minor versions append fields
-// and must keep accepting callers built against older headers, reading and writing only the first
-// struct_size bytes.
-template <class T>
-constexpr size_t abi_min_size();
-template <>
-constexpr size_t abi_min_size<edge_open_options>() { return offsetof(edge_open_options, review_band) + sizeof(double); }
-template <>
-constexpr size_t abi_min_size<edge_input_spec>() { return offsetof(edge_input_spec, value_max) + sizeof(double); }
-template <>
-constexpr size_t abi_min_size<edge_output_spec>() { return offsetof(edge_output_spec, deadline_ms) + sizeof(double); }
-template <>
-constexpr size_t abi_min_size<edge_region_spec>() { return offsetof(edge_region_spec, threshold) + sizeof(double); }
-template <>
-constexpr size_t abi_min_size<edge_batch_outputs>() { return offsetof(edge_batch_outputs, deadline_exceeded) + sizeof(int32_t); }
-template <>
-constexpr size_t abi_min_size<edge_run_options>() { return offsetof(edge_run_options, deadline_ms) + sizeof(double); }
-template <>
-constexpr size_t abi_min_size<edge_run_status>() { return offsetof(edge_run_status, missing) + sizeof(int32_t); }
-
-// struct_size of a caller's struct must cover at least the fields of the version that introduced it.
-template <class T>
-void check_struct(const T* p, const char* what) {
-  if (!p) throw StatusError(EDGE_E_INVALID_ARGUMENT, std::string(what) + ": null pointer");
-  if (p->struct_size < abi_min_size<T>())
-    throw StatusError(EDGE_E_INVALID_ARGUMENT, std::string(what) + "->struct_size: " + std::to_string(p->struct_size) +
-                                                   ", expected at least " + std::to_string(abi_min_size<T>()) +
-                                                   " (initialize it with its _init function)");
-}
-
-// Writes `value` into the caller's struct: no more than its struct_size bytes, struct_size kept.
-template <class T>
-void write_struct(T* out, const T& value) {
-  const uint32_t size = out->struct_size;
-  std::memcpy(out, &value, std::min<size_t>(size, sizeof(T)));
-  out->struct_size = size;
-}
 
 void check_out(const void* p, const char* what) {
   if (!p) throw StatusError(EDGE_E_INVALID_ARGUMENT, std::string(what) + ": null pointer");
@@ -98,49 +64,6 @@ std::string json_string(const std::string& s) {
 }
 
 const char* or_default(const char* s, const char* d) { return s && *s ? s : d; }
-
-// edge_run and edge_run_with: `options` (may be NULL) overrides deadline_ms when given.
-edge_status run_cycle(edge_runtime* rt, const edge_image* images, size_t count, const edge_run_options* options,
-                      double deadline_ms, edge_batch_outputs* outputs) {
-  // Whatever happens below, results that can be written say review (never accept). That includes
-  // a call refused for too small a capacity (the entries that exist) or for an unset struct_size
-  // (0: the caller skipped edge_batch_outputs_init but filled the fields), so that a host
-  // ignoring the status never reads a verdict it prefilled as accept. Any other struct_size below
-  // the ABI's is not this struct: nothing of it is touched.
-  const bool header_ok = outputs && outputs->struct_size >= abi_min_size<edge_batch_outputs>();
-  const bool fields_known = outputs && (header_ok || outputs->struct_size == 0);
-  const size_t writable = fields_known && outputs->results ? std::min(count, outputs->results_capacity) : 0;
-  const edge_status s = guarded([&] {
-    check_struct(outputs, "outputs");
-    edge::ColorOrder order = edge::ColorOrder::RGB;
-    if (options) {
-      check_struct(options, "options");
-      if (options->color_order != EDGE_COLOR_RGB && options->color_order != EDGE_COLOR_BGR)
-        throw StatusError(EDGE_E_INVALID_ARGUMENT, "options->color_order: expected EDGE_COLOR_RGB (0) or EDGE_COLOR_BGR (1), got " +
-                                                       std::to_string(options->color_order));
-      order = options->color_order == EDGE_COLOR_BGR ? edge::ColorOrder::BGR : edge::ColorOrder::RGB;
-      deadline_ms = options->deadline_ms;
-    }
-    Registry::Use use(Registry::instance(), rt);
-    return use->run(images, count, deadline_ms, order, *outputs);
-  });
-  if (s != EDGE_OK && s != EDGE_E_DEADLINE && s != EDGE_E_IMAGE && s != EDGE_E_NUMERIC && s != EDGE_E_BACKEND) {
-    // The call itself failed (handle, arguments, memory): nothing was judged.
-    for (size_t i = 0; i < writable; ++i) {
-      edge_image_result& r = outputs->results[i];
-      std::memset(&r, 0, sizeof r);
-      r.score = r.normalized = std::nanf("");
-      r.verdict = EDGE_VERDICT_REVIEW;
-      r.status = s;
-      r.review = EDGE_REVIEW_ERROR;
-    }
-    if (header_ok) {
-      outputs->judged = 0;
-      outputs->not_judged = static_cast<uint32_t>(count);
-    }
-  }
-  return s;
-}
 
 }  // namespace
 
@@ -351,12 +274,12 @@ EDGE_API edge_status edge_heatmap_floats(const edge_runtime* rt, const edge_imag
 
 EDGE_API edge_status edge_run(edge_runtime* rt, const edge_image* images, size_t count, double deadline_ms,
                               edge_batch_outputs* outputs) {
-  return run_cycle(rt, images, count, nullptr, deadline_ms, outputs);
+  return edge::capi::run_cycle(rt, images, count, nullptr, deadline_ms, outputs, nullptr);
 }
 
 EDGE_API edge_status edge_run_with(edge_runtime* rt, const edge_image* images, size_t count,
                                    const edge_run_options* options, edge_batch_outputs* outputs) {
-  return run_cycle(rt, images, count, options, -1.0, outputs);
+  return edge::capi::run_cycle(rt, images, count, options, -1.0, outputs, nullptr);
 }
 
 namespace {
