@@ -1,6 +1,7 @@
 // The header-only C++ layer (edge_sdk.hpp) built against the installed SDK: RAII, exceptions for
 // unusable calls only, cycles that report per-image problems and deadline overruns without
-// throwing, buffer reuse, regions and heatmaps, BGR images.
+// throwing, buffer reuse, regions, groups and heatmaps, BGR images, class outputs, the run vote and
+// the rank-filter images.
 //
 // usage: test_cpp_api FIXTURES_DIR
 #include <edge_sdk/edge_sdk.hpp>
@@ -179,6 +180,107 @@ void test_deadline(const fixture_images& slow) {
   CHECK(c.ok() && c.judged() == images.size());
 }
 
+void test_groups(const fixture_images& frames) {
+  edge_sdk::Runtime rt(bundle("regions"), single_thread());
+  const std::vector<std::string> groups = rt.groups();
+  CHECK(groups.size() == 2 && groups[0] == "a" && groups[1] == "b");
+  const std::vector<edge_sdk::Region> regions = rt.regions();
+  CHECK(regions[0].group == 0 && regions[1].group == 0 && regions[2].group == 1);
+  const std::vector<edge_image> images = views(frames, frames.n);
+  edge_sdk::Cycle c;
+  rt.run(images.data(), images.size(), c);
+  CHECK(c.ok() && c.group_count() == 2);
+  for (size_t i = 0; i < c.size(); ++i) {
+    // a group's result: its regions' largest normalized score and the product rule over them
+    const edge_region_result& l = c.region(i, 0);
+    const edge_region_result& m = c.region(i, 1);
+    const edge_region_result& best = m.normalized > l.normalized ? m : l;
+    const int want = (l.verdict == EDGE_VERDICT_REJECT || m.verdict == EDGE_VERDICT_REJECT) ? EDGE_VERDICT_REJECT
+                     : (l.verdict == EDGE_VERDICT_ACCEPT && m.verdict == EDGE_VERDICT_ACCEPT) ? EDGE_VERDICT_ACCEPT
+                                                                                               : EDGE_VERDICT_REVIEW;
+    CHECK(c.group(i, 0).normalized == best.normalized && c.group(i, 0).score == best.score && c.group(i, 0).verdict == want);
+    CHECK(c.group(i, 1).normalized == c.region(i, 2).normalized && c.group(i, 1).score == c.region(i, 2).score &&
+          c.group(i, 1).verdict == c.region(i, 2).verdict);
+  }
+  CHECK(thrown_status([&] { (void)c.group(0, 2); }) == EDGE_E_INTERNAL);  // std::out_of_range
+  rt.run(images.data(), images.size(), c, -1, false, false);  // regions not wanted: no groups either
+  CHECK(c.ok() && c.group_count() == 0);
+}
+
+void test_classes(const fixture_images& fx) {
+  edge_sdk::Runtime rt(bundle("classifier"), single_thread());
+  const edge_sdk::Classes k = rt.classes();
+  CHECK(k.names.size() == 3 && k.names[0] == "good" && k.names[2] == "spot" && k.good_class == 0);
+  const std::vector<edge_image> images = views(fx, fx.n);
+  edge_sdk::Cycle c;
+  rt.run(images.data(), images.size(), c);
+  CHECK(c.ok() && c.class_count() == 3);
+  // the same as the C entry point, image for image
+  std::vector<edge_image_result> res(images.size());
+  std::vector<float> probs(images.size() * 3);
+  std::vector<int32_t> top(images.size());
+  edge_batch_outputs o;
+  edge_batch_outputs_init(&o);
+  o.results = res.data();
+  o.results_capacity = res.size();
+  edge_class_outputs co;
+  edge_class_outputs_init(&co);
+  co.probabilities = probs.data();
+  co.probabilities_capacity = probs.size();
+  co.top_class = top.data();
+  co.top_class_capacity = top.size();
+  CHECK(edge_run_classes(rt.handle(), images.data(), images.size(), nullptr, &o, &co) == EDGE_OK);
+  for (size_t i = 0; i < images.size(); ++i) {
+    CHECK(same_result(&c[i], &res[i]) && c.top_class(i) == top[i]);
+    CHECK(std::memcmp(c.probabilities(i), &probs[i * 3], 3 * sizeof(float)) == 0);
+    float sum = 0;
+    for (int j = 0; j < 3; ++j) sum += c.probabilities(i)[j];
+    CHECK(std::fabs(sum - 1.0f) < 1e-4f);
+  }
+  // a bundle that is not a classifier has no classes and no class outputs
+  edge_sdk::Runtime plain(bundle("plain"), single_thread());
+  CHECK(plain.classes().names.empty());
+  edge_sdk::Cycle pc = plain.run(images);
+  CHECK(pc.class_count() == 0 && pc.top_class(0) == -1 && pc.probabilities(0) == nullptr);
+}
+
+void test_run_vote(const fixture_images& fx) {
+  edge_sdk::Runtime rt(bundle("plain"), single_thread());
+  CHECK(rt.run_vote_rule() == std::make_pair(7, 10));
+  edge_sdk::RunStatus st;
+  for (int i = 0; i < 10; ++i) {
+    st = rt.run_vote("strip 1", i, i < 7 ? edge_sdk::Verdict::Reject : edge_sdk::Verdict::Accept);
+    CHECK(st.decided == (i == 9));
+  }
+  CHECK(st.verdict == edge_sdk::Verdict::Reject && st.rejects == 7 && st.accepts == 3);
+  // the verdicts of real cycles
+  const std::vector<edge_image> one = views(fx, 1);
+  for (int i = 0; i < 10; ++i) st = rt.run_vote("strip 2", i, rt.run(one).verdict(0));
+  CHECK(st.decided && st.verdict == rt.run(one).verdict(0));
+  // closed early: review, never accept
+  for (int i = 0; i < 9; ++i) rt.run_vote("strip 3", i, edge_sdk::Verdict::Accept);
+  st = rt.run_vote_close("strip 3");
+  CHECK(st.decided && st.verdict == edge_sdk::Verdict::Review && st.missing == 1);
+  CHECK(thrown_status([&] { rt.run_vote_close("strip 3"); }) == EDGE_E_INVALID_ARGUMENT);
+  CHECK(thrown_status([&] { rt.run_vote("strip 4", 10, edge_sdk::Verdict::Accept); }) == EDGE_E_INVALID_ARGUMENT);
+}
+
+void test_frame_extremes() {
+  // three 2 x 3 x 1 frames, the middle one a strided view (row stride 5)
+  const uint8_t a[6] = {1, 9, 3, 4, 5, 6};
+  const uint8_t b[10] = {7, 2, 8, 0, 0, 1, 1, 1, 0, 0};
+  const uint8_t c[6] = {4, 4, 4, 9, 0, 2};
+  const std::vector<edge_image> frames = {edge_sdk::image_u8(a, 2, 3, 1), edge_sdk::image_u8(b, 2, 3, 1, 5),
+                                          edge_sdk::image_u8(c, 2, 3, 1)};
+  std::vector<uint8_t> lo, hi;
+  edge_sdk::frame_extremes(frames, lo, hi);
+  CHECK((lo == std::vector<uint8_t>{1, 2, 3, 1, 0, 1} && hi == std::vector<uint8_t>{7, 9, 8, 9, 5, 6}));
+  std::vector<edge_image> bad = frames;
+  bad[2].width = 2;
+  CHECK(thrown_status([&] { edge_sdk::frame_extremes(bad, lo, hi); }) == EDGE_E_IMAGE);
+  CHECK(std::string(edge_sdk::version()).size() > 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,6 +298,10 @@ int main(int argc, char** argv) {
     test_cycle(plain);
     test_regions(frames);
     test_deadline(slow);
+    test_groups(frames);
+    test_classes(plain);
+    test_run_vote(plain);
+    test_frame_extremes();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "unexpected exception: %s\n", e.what());
     ++g_failures;

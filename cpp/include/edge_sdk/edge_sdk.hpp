@@ -75,7 +75,42 @@ struct Region {
   std::string name;
   int x = 0, y = 0, width = 0, height = 0;  // in frame pixels
   double threshold = 0;
+  int group = -1;  // index into Runtime::groups(), -1 for none
 };
+
+// The classes of a supervised classifier bundle (empty names for any other bundle).
+struct Classes {
+  std::vector<std::string> names;
+  int good_class = -1;
+  double accept_threshold = 0;  // accept when P(good) >= this
+  double reject_threshold = 0;  // reject when the most probable defect class's probability >= this
+};
+
+// The state of a product's run vote (edge_run_vote): decided once the n-th acquisition arrived or
+// the run was closed; review until then.
+struct RunStatus {
+  bool decided = false;
+  Verdict verdict = Verdict::Review;
+  int rejects = 0, accepts = 0, reviews = 0, missing = 0;
+};
+
+inline const char* version() { return edge_sdk_version(); }
+
+// The rank-filter images of an acquisition (edge_frame_extremes): per pixel the lowest and the
+// highest value over its k frames, packed, of the frames' size, channels and dtype. lo and hi each
+// hold height * width * channels values of that dtype.
+inline void frame_extremes(const edge_image* frames, size_t k, void* lo, void* hi) {
+  detail::check(edge_frame_extremes(frames, k, lo, hi));
+}
+template <class T>
+void frame_extremes(const std::vector<edge_image>& frames, std::vector<T>& lo, std::vector<T>& hi) {
+  const size_t n = frames.empty() ? 0
+                                  : static_cast<size_t>(frames[0].height) * static_cast<size_t>(frames[0].width) *
+                                        static_cast<size_t>(frames[0].channels);
+  lo.resize(n);
+  hi.resize(n);
+  frame_extremes(frames.data(), frames.size(), lo.data(), hi.data());
+}
 
 // Views (no copy) of HWC images; row_stride 0 = packed rows.
 inline edge_image image_u8(const uint8_t* data, int height, int width, int channels, int64_t row_stride = 0) {
@@ -109,6 +144,20 @@ class Cycle {
     if (image >= count_ || i >= region_count_ || regions_.empty()) throw std::out_of_range("Cycle::region");
     return regions_[image * region_count_ + i];
   }
+  size_t group_count() const { return group_count_; }
+  // Region group i of image `image` (a vial of a strip; requires run(..., regions = true)).
+  const edge_region_result& group(size_t image, size_t i) const {
+    if (image >= count_ || i >= group_count_ || groups_.empty()) throw std::out_of_range("Cycle::group");
+    return groups_[image * group_count_ + i];
+  }
+  size_t class_count() const { return class_count_; }
+  // Most probable class of image i (classifier bundles; -1 where not judged or not a classifier).
+  int top_class(size_t i) const { return i < count_ && !top_class_.empty() ? top_class_[i] : -1; }
+  // Class probabilities of image i (class_count() floats; NaN where not judged), or nullptr.
+  const float* probabilities(size_t i) const {
+    if (i >= count_ || class_count_ == 0) return nullptr;
+    return probabilities_.data() + i * class_count_;
+  }
   // The image's heatmap (heatmap_height x heatmap_width floats, row-major), or nullptr when
   // heatmaps were not requested.
   const float* heatmap(size_t i) const {
@@ -121,12 +170,13 @@ class Cycle {
  private:
   friend class Runtime;
   std::vector<edge_image_result> results_;
-  std::vector<edge_region_result> regions_;
-  std::vector<float> heatmaps_;
+  std::vector<edge_region_result> regions_, groups_;
+  std::vector<float> heatmaps_, probabilities_;
+  std::vector<int32_t> top_class_;
   edge_batch_outputs out_;
   edge_status status_ = EDGE_OK;
   std::string message_;
-  size_t count_ = 0, region_count_ = 0;
+  size_t count_ = 0, region_count_ = 0, group_count_ = 0, class_count_ = 0;
 };
 
 // An opened bundle. Move-only; closes in the destructor. run() may be called from several
@@ -152,7 +202,11 @@ class Runtime {
     o.openvino_device = options.openvino_device.empty() ? nullptr : options.openvino_device.c_str();
     detail::check(edge_open(bundle.c_str(), &o, &handle_));
     edge_output_spec_init(&output_);
-    const edge_status s = edge_output_spec_get(handle_, &output_);
+    edge_status s = edge_output_spec_get(handle_, &output_);
+    edge_class_spec cs;
+    edge_class_spec_init(&cs);
+    if (s == EDGE_OK) s = edge_class_spec_get(handle_, &cs);
+    class_count_ = static_cast<size_t>(cs.class_count);
     if (s != EDGE_OK) {
       Error e(s, edge_last_error());
       edge_close(handle_);
@@ -164,12 +218,14 @@ class Runtime {
   }
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
-  Runtime(Runtime&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)), output_(o.output_) {}
+  Runtime(Runtime&& o) noexcept
+      : handle_(std::exchange(o.handle_, nullptr)), output_(o.output_), class_count_(o.class_count_) {}
   Runtime& operator=(Runtime&& o) noexcept {
     if (this != &o) {
       if (handle_) edge_close(handle_);
       handle_ = std::exchange(o.handle_, nullptr);
       output_ = o.output_;
+      class_count_ = o.class_count_;
     }
     return *this;
   }
@@ -196,10 +252,53 @@ class Runtime {
       detail::check(edge_region_spec_get(handle_, i, &s));
       Region r;
       r.name = fetch_string([&](char* b, size_t c, size_t* n) { return edge_region_name(handle_, i, b, c, n); });
-      r.x = s.x, r.y = s.y, r.width = s.width, r.height = s.height, r.threshold = s.threshold;
+      r.x = s.x, r.y = s.y, r.width = s.width, r.height = s.height, r.threshold = s.threshold, r.group = s.group;
       out.push_back(std::move(r));
     }
     return out;
+  }
+
+  // Names of the region groups (Region::group indexes them).
+  std::vector<std::string> groups() const {
+    std::vector<std::string> out;
+    for (int32_t i = 0; i < output_.group_count; ++i)
+      out.push_back(fetch_string([&](char* b, size_t c, size_t* n) { return edge_group_name(handle_, i, b, c, n); }));
+    return out;
+  }
+
+  Classes classes() const {
+    edge_class_spec s;
+    edge_class_spec_init(&s);
+    detail::check(edge_class_spec_get(handle_, &s));
+    Classes out;
+    out.good_class = s.good_class;
+    out.accept_threshold = s.accept_threshold;
+    out.reject_threshold = s.reject_threshold;
+    for (int32_t i = 0; i < s.class_count; ++i)
+      out.names.push_back(fetch_string([&](char* b, size_t c, size_t* n) { return edge_class_name(handle_, i, b, c, n); }));
+    return out;
+  }
+
+  // The run vote of a product acquired n times (the bundle's k of n; thread-safe): records the
+  // verdict of acquisition `acquisition` of `product`.
+  RunStatus run_vote(const std::string& product, int acquisition, Verdict verdict) const {
+    edge_run_status s;
+    edge_run_status_init(&s);
+    detail::check(edge_run_vote(handle_, product.c_str(), acquisition, static_cast<int32_t>(verdict), &s));
+    return to_run_status(s);
+  }
+  // Decides `product` now: missing acquisitions count as not judged (never accept).
+  RunStatus run_vote_close(const std::string& product) const {
+    edge_run_status s;
+    edge_run_status_init(&s);
+    detail::check(edge_run_vote_close(handle_, product.c_str(), &s));
+    return to_run_status(s);
+  }
+  // The bundle's rule: {k, n}.
+  std::pair<int, int> run_vote_rule() const {
+    int32_t k = 0, n = 0;
+    detail::check(edge_run_vote_rule(handle_, &k, &n));
+    return {k, n};
   }
 
   // JSON description (model, backend, device, versions).
@@ -226,6 +325,12 @@ class Runtime {
     }
     const bool want_regions = regions && n_regions > 0;
     if (want_regions && cycle.regions_.size() < count * n_regions) cycle.regions_.resize(count * n_regions);
+    const size_t n_groups = want_regions ? static_cast<size_t>(output_.group_count) : 0;
+    if (cycle.groups_.size() < count * n_groups) cycle.groups_.resize(count * n_groups);
+    if (class_count_ > 0) {
+      if (cycle.probabilities_.size() < count * class_count_) cycle.probabilities_.resize(count * class_count_);
+      if (cycle.top_class_.size() < count) cycle.top_class_.resize(count);
+    }
     o.results = cycle.results_.data();
     o.results_capacity = cycle.results_.size();
     o.regions = want_regions ? cycle.regions_.data() : nullptr;
@@ -233,11 +338,25 @@ class Runtime {
     o.heatmaps = heatmaps ? cycle.heatmaps_.data() : nullptr;
     o.heatmaps_capacity = heatmaps ? cycle.heatmaps_.size() : 0;
     cycle.region_count_ = want_regions ? n_regions : 0;
+    o.groups = n_groups > 0 ? cycle.groups_.data() : nullptr;
+    o.groups_capacity = count * n_groups;
+    cycle.group_count_ = n_groups;
+    cycle.class_count_ = class_count_;
     edge_run_options ro;
     edge_run_options_init(&ro);
     ro.deadline_ms = deadline_ms;
     ro.color_order = static_cast<int32_t>(color_order);
-    cycle.status_ = edge_run_with(handle_, images, count, &ro, &o);
+    if (class_count_ > 0) {
+      edge_class_outputs co;
+      edge_class_outputs_init(&co);
+      co.probabilities = cycle.probabilities_.data();
+      co.probabilities_capacity = count * class_count_;
+      co.top_class = cycle.top_class_.data();
+      co.top_class_capacity = count;
+      cycle.status_ = edge_run_classes(handle_, images, count, &ro, &o, &co);
+    } else {
+      cycle.status_ = edge_run_with(handle_, images, count, &ro, &o);
+    }
     if (cycle.status_ == EDGE_OK) {
       cycle.message_.clear();
       return cycle;
@@ -272,8 +391,17 @@ class Runtime {
     return out;
   }
 
+  static RunStatus to_run_status(const edge_run_status& s) {
+    RunStatus r;
+    r.decided = s.decided != 0;
+    r.verdict = static_cast<Verdict>(s.verdict);
+    r.rejects = s.rejects, r.accepts = s.accepts, r.reviews = s.reviews, r.missing = s.missing;
+    return r;
+  }
+
   edge_runtime* handle_ = nullptr;
   edge_output_spec output_{};
+  size_t class_count_ = 0;
 };
 
 }  // namespace edge_sdk
