@@ -6,12 +6,15 @@ each is resized to the model input and scored on its own; each region has its ow
 one rejected region rejects the product.
 
 - `RegionLayout`: the layout (`regions.json`: {"schema_version": 1, "frame": {"width", "height"},
-  "regions": [{"name", "x", "y", "width", "height", optional "threshold", free extra keys}]}),
+  "regions": [{"name", "x", "y", "width", "height", optional "threshold", "group" (the unit it
+  belongs to, e.g. a vial), "view" (the camera or view that sees it), free extra keys}]}),
   validation with errors naming the file and field, cutting frames and masks.
 - `RegionPatches`: a data set of frames seen as a data set of region patches (Samples), so every
   model trains and is evaluated on patches; it keeps which region and frame each patch comes from.
-- `calibrate_region_thresholds`: per region, the maximum-accuracy threshold on labelled good and
-  defective patches, or a quantile of the normal scores when the region has no defects ("auto").
+- `calibrate_region_thresholds`: per region (or per view: the regions of one view share their
+  patches and threshold), the maximum-accuracy threshold on labelled good and defective patches,
+  or a quantile of the normal scores when the region has no defects ("auto").
+- `retune_thresholds`: the thresholds re-tuned after aggregation, for the best strip or run result.
 - `decide`: per-region verdicts and the product verdict.
 - `evaluate_decisions`: patch, strip and run (k-of-n over repeated acquisitions) level results.
 """
@@ -28,7 +31,7 @@ import numpy as np
 from edge_sdk.atomic import write_json
 
 __all__ = ["Region", "RegionLayout", "RegionError", "RegionPatches", "calibrate_region_thresholds", "decide",
-           "evaluate_decisions", "evaluate_region_patches", "k_of_n_correct", "product_ids"]
+           "evaluate_decisions", "evaluate_region_patches", "k_of_n_correct", "product_ids", "retune_thresholds"]
 
 SCHEMA_VERSION = 1
 
@@ -103,6 +106,10 @@ class RegionLayout:
             t = r.get("threshold")
             if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t)):
                 raise RegionError(f"{where}.threshold: expected a finite number or null, got {t!r}")
+            for key in ("group", "view"):
+                v = r.get(key)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int)) or v == ""):
+                    raise RegionError(f"{where}.{key}: expected a non-empty string (or an integer), got {v!r}")
             extra = {k: v for k, v in r.items() if k not in ("name", "x", "y", "width", "height", "threshold")}
             regions.append(Region(name, x, y, w, h, None if t is None else float(t), extra))
         return cls(fw, fh, tuple(regions))
@@ -169,6 +176,16 @@ class RegionLayout:
         """The unit a region belongs to (its ``group`` field, e.g. the vial of a strip), or None."""
         g = region.extra.get("group")
         return None if g is None or g == "" else str(g)
+
+    @staticmethod
+    def view_of(region: "Region") -> str | None:
+        """The camera or view that sees a region (its ``view`` field), or None."""
+        v = region.extra.get("view")
+        return None if v is None or v == "" else str(v)
+
+    def views(self) -> dict[str, str]:
+        """region name -> view, for the regions that name one."""
+        return {r.name: v for r in self.regions if (v := self.view_of(r)) is not None}
 
     def groups(self) -> dict[str, list[int]]:
         """group name -> indices of its regions, in order of first appearance."""
@@ -257,13 +274,16 @@ class RegionPatches:
 
 
 def calibrate_region_thresholds(scores, labels, region_names, *, method: str = "auto", quantile: float = 0.99,
-                                names: list[str] | None = None) -> tuple[dict[str, float], dict[str, str]]:
+                                names: list[str] | None = None,
+                                views: dict[str, str] | None = None) -> tuple[dict[str, float], dict[str, str]]:
     """Threshold per region from patch scores.
 
     method "accuracy": maximum accuracy on the region's labelled good + defective patches (needs
     both); "quantile": the `quantile` of the region's good-patch scores; "auto": accuracy where the
     region has both classes, quantile otherwise. `names` (default: the regions seen) lists regions
-    that must get a threshold. Returns (thresholds, method used per region)."""
+    that must get a threshold. `views` (region name -> view, `RegionLayout.views()`): the regions of
+    one view are calibrated together, on their pooled patches, and share that threshold (scores
+    cluster by camera and view, not by position). Returns (thresholds, method used per region)."""
     from edge_sdk.calibration import choose_threshold
 
     s = np.asarray(scores, dtype=np.float64)
@@ -274,9 +294,12 @@ def calibrate_region_thresholds(scores, labels, region_names, *, method: str = "
     if method not in ("auto", "accuracy", "quantile"):
         raise ValueError(f"method: expected 'auto', 'accuracy' or 'quantile', got {method!r}")
     names = list(dict.fromkeys(rn.tolist())) if names is None else list(names)
+    views = views or {}
+    members = {name: [m for m in names if views.get(m) is not None and views.get(m) == views.get(name)] or [name]
+               for name in names}
     thresholds, used = {}, {}
     for name in names:
-        sel = rn == name
+        sel = np.isin(rn, members[name])
         if not sel.any():
             raise ValueError(f"region_names: no patches of region {name!r} to calibrate on")
         rs, ry = s[sel], y[sel]
@@ -341,6 +364,90 @@ def k_of_n_correct(labels, verdicts, products, k: int = 7) -> dict:
         confirmed = v[sel] == lab[0]
         out[prod] = (bool(lab[0]), int(confirmed.sum()), n, bool(k_of_n_decision(confirmed, k, n)))
     return out
+
+
+def retune_thresholds(scores, labels, thresholds, *, level: str, products=None, k: int = 7,
+                      n: int | None = None) -> tuple[np.ndarray, dict]:
+    """Per-region thresholds re-tuned after aggregation (the published vial line re-tunes them for
+    the strip and run decisions, not the patch).
+
+    scores, labels (N, R) per frame and region (label 1 = defective patch); thresholds (R,), e.g.
+    from `calibrate_region_thresholds`. Every threshold moves by the same multiple d of its region's
+    spread (the standard deviation of its good-patch scores): t_j + d * sd_j, so regions keep their
+    relative strictness. d is chosen for the highest accuracy at `level`:
+    - "strip": a frame is rejected when any region rejects; defective when any region is;
+    - "run": `products` (N,) ids; a product of n acquisitions is rejected when at least k of them
+      are rejected (the runtime's run vote, `edge_sdk.run_vote`; every acquisition is judged here);
+      defective when any of its frames is.
+    Ties go to fewer false accepts, then to the smallest |d|. Every d between two decision changes
+    gives the same decisions, so the candidates are the midpoints between consecutive unit margins
+    (the d at which a unit's decision flips) plus one beyond each end: the search is exact.
+    Returns (new thresholds (R,), {"level", "delta", "before", "after", "units", "spread"}) where
+    before/after are accuracy / TPR / TNR and false accepts at the level with the old and new
+    thresholds, both computed with `decide` (the runtime's rule)."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    t = np.asarray(thresholds, dtype=np.float64)
+    if s.ndim != 2 or y.shape != s.shape or t.shape != (s.shape[1],):
+        raise ValueError(f"scores, labels (N, R) and thresholds (R,): got {s.shape}, {y.shape}, {t.shape}")
+    if not np.isfinite(t).all():
+        raise ValueError("thresholds: contain NaN/inf")
+    if level not in ("strip", "run"):
+        raise ValueError(f"level: expected 'strip' or 'run', got {level!r}")
+    good = np.where(~y & np.isfinite(s), s, np.nan)
+    with np.errstate(invalid="ignore"):
+        spread = np.nanstd(good, axis=0) if (~np.isnan(good)).any() else np.full(t.shape, np.nan)
+    pooled = float(np.nanstd(good)) if np.isfinite(good).sum() > 1 else 0.0
+    fallback = pooled if pooled > 0 else max(float(np.abs(t).max()), 1.0)
+    spread = np.where(np.isfinite(spread) & (spread > 0), spread, fallback)
+    # a patch rejects iff d <= (s - t) / sd (NaN scores always reject: +inf)
+    margin = np.where(np.isfinite(s), (s - t) / spread, np.inf)
+    frame_margin, frame_label = margin.max(axis=1), y.any(axis=1)
+    if level == "strip":
+        unit_margin, unit_label = frame_margin, frame_label
+    else:
+        if products is None:
+            raise ValueError("level 'run': needs products (the product id of each frame)")
+        p = np.asarray(products)
+        if p.shape != (s.shape[0],):
+            raise ValueError(f"products: expected one id per frame ({s.shape[0]}), got shape {p.shape}")
+        ids = list(dict.fromkeys(p.tolist()))
+        counts = {i: int((p == i).sum()) for i in ids}
+        if n is not None and any(c != n for c in counts.values()):
+            raise ValueError(f"products: every product needs n={n} acquisitions, got {sorted(set(counts.values()))}")
+        if min(counts.values()) < k:
+            raise ValueError(f"products: a product has {min(counts.values())} acquisitions, fewer than k={k}")
+        # rejected iff at least k acquisitions reject iff d <= the k-th largest frame margin
+        unit_margin = np.array([np.sort(frame_margin[p == i])[::-1][k - 1] for i in ids])
+        unit_label = np.array([bool(frame_label[p == i].any()) for i in ids])
+    if not (unit_label.any() and (~unit_label).any()):
+        raise ValueError(f"level {level!r}: needs both good and defective units to tune on "
+                         f"({int(unit_label.sum())} defective of {unit_label.size})")
+    finite = np.unique(unit_margin[np.isfinite(unit_margin)])
+    if finite.size:
+        cands = np.concatenate([[finite[0] - 1.0], (finite[:-1] + finite[1:]) / 2, [finite[-1] + 1.0], [0.0]])
+    else:
+        cands = np.array([0.0])
+    rej = unit_margin[None, :] >= cands[:, None]
+    acc = (rej == unit_label[None, :]).mean(axis=1)
+    false_accepts = (~rej & unit_label[None, :]).sum(axis=1)
+    best = np.lexsort((np.abs(cands), false_accepts, -acc))[0]
+    delta = float(cands[best])
+    new = (t + delta * spread).astype(np.float32).astype(np.float64)  # as the bundle stores them
+
+    def figures(th):
+        _, frame_rej = decide(s, th)
+        if level == "strip":
+            unit_rej = frame_rej
+        else:
+            unit_rej = np.array([int(frame_rej[p == i].sum()) >= k for i in ids])
+        r = _rates(unit_label, unit_rej)
+        r["false_accepts"] = int((~unit_rej & unit_label).sum())
+        return r
+
+    return new, {"level": level, "delta": delta, "k": k if level == "run" else None,
+                 "units": int(unit_label.size), "defective": int(unit_label.sum()),
+                 "spread": spread.tolist(), "before": figures(t), "after": figures(new)}
 
 
 def evaluate_decisions(scores, labels, thresholds, region_names, *, products=None, k: int = 7,

@@ -193,3 +193,86 @@ def test_product_ids_and_region_patch_evaluation(tmp_path):
     assert res["run"]["tpr"] == 0.0 and res["run"]["tnr"] == 1.0
     with pytest.raises(ValueError, match="one per patch"):
         evaluate_region_patches(np.zeros(3), patches, np.full(20, 0.5))
+
+
+def test_views_share_one_threshold_from_their_pooled_patches(rng):
+    d = {"frame": {"width": 30, "height": 10},
+         "regions": [dict(name=f"r{i}", x=10 * i, y=0, width=10, height=10, view="top" if i < 2 else "side")
+                     for i in range(3)]}
+    layout = RegionLayout.from_dict(d)
+    assert layout.views() == {"r0": "top", "r1": "top", "r2": "side"}
+    names = np.repeat(["r0", "r1", "r2"], 50)
+    scores = rng.normal(0, 1, 150) + np.repeat([0.0, 3.0, 10.0], 50)
+    labels = np.zeros(150, dtype=int)
+    thr, _ = calibrate_region_thresholds(scores, labels, names, method="quantile", quantile=0.9, views=layout.views())
+    pooled = np.quantile(scores[:100], 0.9)
+    assert thr["r0"] == thr["r1"] == pytest.approx(pooled, rel=0.02)
+    assert thr["r2"] == pytest.approx(np.quantile(scores[100:], 0.9), rel=0.02)
+    alone, _ = calibrate_region_thresholds(scores, labels, names, method="quantile", quantile=0.9)
+    assert alone["r0"] != alone["r1"]  # without views each region has its own
+    bad = {**d, "regions": [{**d["regions"][0], "view": ""}]}
+    with pytest.raises(RegionError, match=r"regions\[0\]\.view"):
+        RegionLayout.from_dict(bad)
+
+
+def _brute_force_accuracy(scores, labels, t, spread, level, products, k):
+    """Accuracy at `level` of thresholds t + d * spread for d on a dense grid, by the decision rule."""
+    best = -1.0
+    margins = (scores - t) / spread
+    grid = np.concatenate([np.linspace(margins.min() - 1, margins.max() + 1, 3001), margins.ravel() - 1e-9,
+                           margins.ravel() + 1e-9])
+    frame_label = labels.any(axis=1)
+    for d in grid:
+        _, frame_rej = decide(scores, t + d * spread)
+        if level == "strip":
+            acc = np.mean(frame_rej == frame_label)
+        else:
+            ids = np.unique(products)
+            rej = np.array([frame_rej[products == i].sum() >= k for i in ids])
+            lab = np.array([frame_label[products == i].any() for i in ids])
+            acc = np.mean(rej == lab)
+        best = max(best, acc)
+    return best
+
+
+@pytest.mark.parametrize("level", ["strip", "run"])
+def test_retune_finds_the_best_shift_for_the_level(rng, level):
+    from edge_sdk.regions import retune_thresholds
+
+    n_products, n_acq, r = 12, 10, 4
+    products = np.repeat(np.arange(n_products), n_acq)
+    labels = np.zeros((n_products * n_acq, r), dtype=int)
+    bad = products % 3 == 0  # every third product defective, in one region, seen in most acquisitions
+    seen = rng.random(len(products)) < 0.8
+    labels[bad & seen, 1] = 1
+    scores = rng.normal(1.0, 0.2, labels.shape) * np.array([1.0, 2.0, 0.5, 1.0]) + labels * rng.uniform(0.4, 1.5, labels.shape)
+    t = np.quantile(np.where(labels == 0, scores, np.nan), 0.999, axis=0, method="higher")  # strict: misses defects
+    t = np.nan_to_num(t, nan=3.0)
+    new, info = retune_thresholds(scores, labels, t, level=level, products=products, k=7, n=10)
+    spread = np.array(info["spread"])
+    assert np.allclose(new, t + info["delta"] * spread, rtol=1e-6, atol=1e-6)
+    best = _brute_force_accuracy(scores, labels, t, spread, level, products, 7)
+    assert info["after"]["accuracy"] == pytest.approx(best)
+    assert info["after"]["accuracy"] >= info["before"]["accuracy"]
+    assert info["after"]["accuracy"] > info["before"]["accuracy"]  # the strict start misses defective units
+    # the reported figures are the decision rule's on the returned thresholds
+    _, frame_rej = decide(scores, new)
+    if level == "strip":
+        assert info["after"]["accuracy"] == pytest.approx(np.mean(frame_rej == labels.any(axis=1)))
+    assert info["units"] == (len(products) if level == "strip" else n_products)
+
+
+def test_retune_refuses_what_it_cannot_tune_on(rng):
+    from edge_sdk.regions import retune_thresholds
+
+    scores = rng.normal(0, 1, (20, 3))
+    with pytest.raises(ValueError, match="both good and defective"):
+        retune_thresholds(scores, np.zeros((20, 3)), np.zeros(3), level="strip")
+    labels = np.zeros((20, 3))
+    labels[0, 0] = 1
+    with pytest.raises(ValueError, match="needs products"):
+        retune_thresholds(scores, labels, np.zeros(3), level="run")
+    with pytest.raises(ValueError, match="fewer than k=7"):
+        retune_thresholds(scores, labels, np.zeros(3), level="run", products=np.arange(20) // 5)
+    with pytest.raises(ValueError, match="level"):
+        retune_thresholds(scores, labels, np.zeros(3), level="patch")

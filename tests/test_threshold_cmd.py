@@ -110,3 +110,60 @@ def test_refusals_name_the_problem(tmp_path):
     p = run(src, "--out", tmp_path / "n", "--value", "1e39", "--reason", "x")
     assert p.returncode == 2 and "--value" in p.stderr
     assert not (tmp_path / "n").exists()
+
+
+@pytest.mark.parametrize("level", ["strip", "run"])
+def test_region_thresholds_retuned_for_the_strip_or_run_decision(tmp_path, level):
+    """A region bundle (the vial-strip layout) with needlessly strict region thresholds: --level
+    re-tunes them on labelled strips (masks give each region's label, file names each strip's
+    product); the new bundle's runtime verdicts give the accuracy the lineage records, the old
+    bundle is untouched, and every region moved by the same multiple of its spread."""
+    pytest.importorskip("torch")
+    from edge_sdk.converters import export_bundle
+    from edge_sdk.data.vial_strip import make_vial_strip_dataset, region_layout
+    from edge_sdk.data import load_dataset
+    from edge_sdk.regions import RegionLayout, RegionPatches, product_ids
+    from tests.bundle_helpers import ssim_parts
+
+    root = make_vial_strip_dataset(str(tmp_path / "d"), count=1, products=6, acquisitions=10, region_size=16,
+                                   seed=3, progress=False)
+    lay = region_layout(16)
+    frame = lay["frame"]
+    probe = export_bundle(ssim_parts(size=16, channels=1, regions=[{**r, "threshold": 1.0} for r in lay["regions"]],
+                                     frame=frame), tmp_path / "probe", model_type="resganad").bundle
+    test = load_dataset(root, "mvtec", "test", gray=True)
+    frames = [s.image for s in test]
+    scores = edge_sdk.Runtime(probe, threads=1).predict(frames).regions.scores
+    strict = scores.max(axis=0) + 1e-3  # nothing is ever rejected
+    regions = [{**r, "threshold": float(t)} for r, t in zip(lay["regions"], strict)]
+    bundle = export_bundle(ssim_parts(size=16, channels=1, regions=regions, frame=frame), tmp_path / "b",
+                           model_type="resganad").bundle
+    before = (Path(bundle) / "manifest.json").read_bytes()
+    p = run(bundle, "--out", tmp_path / "b2", "--level", level, "--data", root, "--layout", "mvtec",
+            "--reason", f"re-tuned for the {level} decision", "--threads", "1")
+    assert p.returncode == 0, p.stderr
+    assert (Path(bundle) / "manifest.json").read_bytes() == before
+    m = json.loads((tmp_path / "b2" / "manifest.json").read_text())
+    (entry,) = m["lineage"]
+    method = entry["method"]
+    assert method["kind"] == "retuned_for_level" and method["level"] == level
+    assert entry["old"]["regions"] == {r["name"]: pytest.approx(r["threshold"]) for r in regions}
+    new = np.array([r["threshold"] for r in m["regions"]])
+    # the runtime's verdicts with the new thresholds, aggregated here
+    res = edge_sdk.Runtime(tmp_path / "b2", threads=1).predict(frames)
+    np.testing.assert_array_equal(res.regions.scores, scores)  # only the decision moved
+    region_rej = res.regions.verdicts == "reject"
+    np.testing.assert_array_equal(region_rej, scores >= new.astype(np.float32))
+    labels = RegionPatches(test, RegionLayout.from_dict(lay)).labels.reshape(len(test), -1).astype(bool)
+    strip_label, strip_rej = labels.any(axis=1), region_rej.any(axis=1)
+    if level == "strip":
+        acc = np.mean(strip_rej == strip_label)
+    else:
+        prod = product_ids(test.paths)
+        ids = np.unique(prod)
+        acc = np.mean([(strip_rej[prod == i].sum() >= 7) == strip_label[prod == i].any() for i in ids])
+    assert method["after"]["accuracy"] == pytest.approx(acc)
+    assert method["before"]["tpr"] == 0.0 and method["after"]["accuracy"] > method["before"]["accuracy"]
+    # a bundle without regions is refused, naming the option
+    p = run(FIXTURE, "--out", tmp_path / "n", "--level", level, "--data", root, "--layout", "mvtec", "--reason", "x")
+    assert p.returncode == 2 and "no regions" in p.stderr

@@ -28,35 +28,48 @@ def _float32(name: str, value: float) -> float:
 
 
 def decision_of(manifest: dict) -> dict:
-    """The decision fields a revision may change: threshold, normalization span, review band."""
+    """The decision fields a revision may change: threshold, normalization span, review band, and
+    the per-region thresholds of a region bundle."""
     cal = manifest.get("calibration") or {}
-    return {"threshold": cal.get("threshold"), "min": cal.get("min"), "max": cal.get("max"),
-            "review_band": (manifest.get("decision") or {}).get("review_band", 0.0)}
+    out = {"threshold": cal.get("threshold"), "min": cal.get("min"), "max": cal.get("max"),
+           "review_band": (manifest.get("decision") or {}).get("review_band", 0.0)}
+    if manifest.get("regions"):
+        out["regions"] = {r["name"]: r.get("threshold") for r in manifest["regions"]}
+    return out
 
 
 def revise_decision(bundle: str | os.PathLike, out: str | os.PathLike, *, reason: str,
                     threshold: float | None = None, review_band: float | None = None,
-                    method: dict | None = None, overwrite: bool = False) -> dict:
+                    region_thresholds: dict[str, float] | None = None, method: dict | None = None,
+                    overwrite: bool = False) -> dict:
     """Writes the bundle at ``bundle`` with a new ``threshold`` and/or ``review_band`` to ``out``
     (atomically, validated by the runtime's validator before it appears) and returns the lineage
     entry it recorded. The normalization keeps its span (max - min) and moves with the threshold,
     so a normalized score of 0.5 stays the threshold. ``method`` describes how the value was chosen
-    (e.g. a target false-accept rate and the data). Region bundles (per-region thresholds) are
-    refused: their thresholds are per region."""
+    (e.g. a target false-accept rate and the data). A region bundle is judged by its per-region
+    thresholds: it takes ``region_thresholds`` (region name -> threshold, every region), not
+    ``threshold``."""
     from edge_sdk.bundle.reader import manifest_bytes, read_bundle
     from edge_sdk.bundle.writer import write_bundle
     from edge_sdk import __version__
 
     if not (isinstance(reason, str) and reason.strip()):
         raise BundleError("reason: a revision of a validated bundle needs a reason (recorded in its lineage)")
-    if threshold is None and review_band is None:
-        raise BundleError("nothing to change: give a threshold and/or a review band")
+    if threshold is None and review_band is None and region_thresholds is None:
+        raise BundleError("nothing to change: give a threshold, region thresholds and/or a review band")
     if os.path.abspath(os.fspath(out)) == os.path.abspath(os.fspath(bundle)):
         raise BundleError(f"{out}: a revision is a new bundle version; write it beside {bundle}, not over it")
     b = read_bundle(bundle, trusted_keys_from_env=False)
-    if b.manifest.get("regions"):
-        raise BundleError(f"{bundle}: has per-region thresholds (regions[].threshold); this command sets the "
-                          "image threshold of bundles without regions")
+    if b.manifest.get("regions") and threshold is not None:
+        raise BundleError(f"{bundle}: has per-region thresholds (regions[].threshold); set those (region "
+                          "thresholds), not the image threshold")
+    if region_thresholds is not None:
+        names = [r["name"] for r in b.manifest.get("regions") or []]
+        if not names:
+            raise BundleError(f"{bundle}: has no regions; region thresholds apply to region bundles only")
+        if sorted(region_thresholds) != sorted(names):
+            raise BundleError(f"region_thresholds: expected one threshold for each region {names}, got "
+                              f"{sorted(region_thresholds)}")
     if (b.manifest.get("postprocess") or {}).get("kind") == "classifier":
         raise BundleError(f"{bundle}: a classifier bundle is judged by postprocess.accept_threshold and "
                           "reject_threshold, not by calibration.threshold; retrain with other --max-false-accept / "
@@ -70,6 +83,10 @@ def revise_decision(bundle: str | os.PathLike, out: str | os.PathLike, *, reason
         shift = t - float(cal["threshold"])
         cal = {**cal, "threshold": t, "min": float(cal["min"]) + shift, "max": float(cal["max"]) + shift}
         manifest["calibration"] = cal
+    if region_thresholds is not None:
+        manifest["regions"] = [{**r, "threshold": _float32(f"regions.{r['name']}.threshold",
+                                                           region_thresholds[r["name"]])}
+                               for r in manifest["regions"]]
     if review_band is not None:
         rb = float(review_band)
         if not 0.0 <= rb < 0.5:

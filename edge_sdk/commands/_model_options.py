@@ -120,4 +120,6 @@ def region_report(model, dataset, res: dict, *, k: int = 7) -> dict | None:
         thresholds, source = np.full(len(dataset.layout), model.calibration["threshold"]), "image_threshold"
     out = evaluate_region_patches(res["scores"], dataset, thresholds, k=k, labels=res["labels"])
     out["thresholds"] = source
+    for name, t in zip(dataset.layout.names, thresholds):  # the published tables: threshold beside each region's rates
+        out["patch"]["regions"][name]["threshold"] = float(t)
     return out

@@ -209,7 +209,8 @@ class ResGANAD(AnomalyModel):
             names = [dataset.region_names[i] for i in res["indices"]]
             region_method = {"f1": "auto", "accuracy": "auto", "quantile": "quantile"}.get(method, "auto")
             thr, used = calibrate_region_thresholds(scores, labels, names, method=region_method, quantile=quantile,
-                                                    names=[n for n in layout.names if n in set(names)])
+                                                    names=[n for n in layout.names if n in set(names)],
+                                                    views=layout.views())
             missing = [n for n in layout.names if n not in thr]
             for n in missing:  # a region absent from the calibration patches keeps the image threshold
                 thr[n], used[n] = float(threshold), "image_threshold"
