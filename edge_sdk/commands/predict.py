@@ -26,6 +26,10 @@ def register(sub) -> None:
                    help="CPU threads of the runtime (default: all cores)")
     p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32 (default), fp16 or int8")
     p.add_argument("--batch", type=bounded_int("--batch", 1, 4096), default=16, help="images per runtime call (default 16)")
+    p.add_argument("--name-defects", metavar="CLASSIFIER_BUNDLE",
+                   help="a classifier bundle that names the defect type of each image BUNDLE rejects or sends to "
+                        "review (columns defect_type, defect_probability, classifier_agrees); the verdicts stay "
+                        "BUNDLE's (edge_sdk.compose)")
     p.set_defaults(func=run)
 
 
@@ -130,6 +134,15 @@ def run(args) -> int:
     files = _files(args.images)
     rt = open_runtime(args.bundle, device=args.device, threads=args.threads, precision=args.precision,
                       heatmaps=bool(args.heatmaps))
+    namer = None
+    if args.name_defects:
+        from edge_sdk.compose import DefectNaming
+
+        try:
+            namer = DefectNaming(rt, open_runtime(args.name_defects, device=args.device, threads=args.threads,
+                                                  heatmaps=False))
+        except ValueError as exc:
+            raise UserError(f"--name-defects: {exc}") from exc
     gray = rt.manifest["input"]["channels"] == 1
     if args.heatmaps:
         from edge_sdk.heatmap_png import caption_text
@@ -148,7 +161,8 @@ def run(args) -> int:
             except (DataError, OSError, ValueError) as exc:
                 read_errors[i] = f"cannot read the image: {exc}"
                 images.append(np.zeros((1, 1, 5), np.uint8))  # judged "review" by the runtime, never accepted
-        res = rt.predict(images, on_error="review")
+        named = namer.predict(images, on_error="review") if namer else None
+        res = named.anomaly if named else rt.predict(images, on_error="review")
         for i, path in enumerate(chunk):
             r = res[i]
             error = read_errors.get(i, r.error)
@@ -160,6 +174,9 @@ def run(args) -> int:
             if rt.class_names is not None:  # classifier bundles: the top class and each probability
                 row["top_class"] = r.top_class or ""
                 row.update({f"p_{name}": p for name, p in r.probabilities.items()})
+            if named is not None:
+                row.update(defect_type=named.defect_type[i] or "", defect_probability=float(named.defect_probability[i]),
+                           classifier_agrees=bool(named.classifier_agrees[i]) if named.defect_type[i] else "")
             rows.append(row)
             counts[r.verdict] += 1
             if args.heatmaps and r.heatmap is not None and i not in read_errors:
