@@ -151,9 +151,11 @@ def onnx_vs_torch(
     kind: str,
     tolerance: float = DEFAULT_TOLERANCE,
     batch: int = 8,
+    tolerances: Mapping[str, float] | None = None,
 ) -> list[ParityResult]:
     """Runs the ONNX model in onnxruntime and the module in PyTorch on the same float32 inputs
-    (one array per input name, batch first) and reports each output's largest difference."""
+    (one array per input name, batch first) and reports each output's largest difference, judged
+    against ``tolerances[output]`` where given, else ``tolerance``."""
     import torch
 
     sess = _session(model_bytes)
@@ -177,8 +179,9 @@ def onnx_vs_torch(
                 ref[o] = max(ref[o], float(np.max(np.abs(w))) if w.size else 0.0)
                 if not np.all(np.isfinite(g)):
                     diff[o] = float("inf")
-    return [ParityResult(network, o, kind, n, diff[o], ref[o], diff[o] / max(ref[o], 1e-30), tolerance)
-            for o in output_names]
+    tolerances = tolerances or {}
+    return [ParityResult(network, o, kind, n, diff[o], ref[o], diff[o] / max(ref[o], 1e-30),
+                         float(tolerances.get(o, tolerance))) for o in output_names]
 
 
 def preprocess_images(images: Any, pre: Mapping[str, Any]) -> np.ndarray:
@@ -256,7 +259,7 @@ def export_bundle(
         for kind in sets:
             inputs = feed(kind)
             report.parity += onnx_vs_torch(name, module, data, inputs, input_names, output_names, kind=kind,
-                                           tolerance=tolerance)
+                                           tolerance=tolerance, tolerances=getattr(parts, "tolerances", None))
             with torch.no_grad():
                 outs = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
             if isinstance(outs, torch.Tensor):

@@ -410,3 +410,33 @@ def test_saving_never_replaces_a_directory_that_is_not_a_model(tmp_path):
     (model / "config.json").write_text(json.dumps({**cfg, "version": storage.VERSION + 1}))
     storage.write_model_dir(model, {"model": "y"}, {"arrays": arrays})
     assert storage.read_config(model)["model"] == "y"
+
+
+def test_per_output_parity_tolerances_are_checked_and_applied():
+    """ExportParts.tolerances: only outputs of its networks, within (0, 0.01]; the parity check
+    judges that output against it and every other output against the default."""
+    import torch
+
+    from edge_sdk.converters.onnx_export import export_onnx, onnx_vs_torch
+    from edge_sdk.models.export_parts import ExportParts
+
+    class Two(torch.nn.Module):
+        def forward(self, x):
+            return x * 2.0, x.mean(dim=(1, 2, 3))
+
+    def parts(tol):
+        return ExportParts(networks={"n": (Two(), ["input"], ["a", "b"])}, arrays={},
+                           preprocess=dict(height=4, width=4, channels=1, mean=[0.0], std=[1.0], scale=1.0),
+                           postprocess={"kind": "ssim"}, calibration={"threshold": 0.5, "min": 0.0, "max": 1.0},
+                           tolerances=tol)
+
+    parts({"a": 1e-3}).validate()
+    with pytest.raises(ValueError, match=r"tolerances\['c'\]: not an output"):
+        parts({"c": 1e-3}).validate()
+    with pytest.raises(ValueError, match=r"tolerances\['a'\]: expected a number in \(0, 0.01\]"):
+        parts({"a": 0.5}).validate()
+    x = np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32)
+    data = export_onnx(Two(), [torch.from_numpy(x)], ["input"], ["a", "b"], opset=17)
+    res = {r.output: r for r in onnx_vs_torch("n", Two(), data, [x], ["input"], ["a", "b"], kind="random",
+                                              tolerance=1e-4, tolerances={"a": 1e-3})}
+    assert res["a"].tolerance == 1e-3 and res["b"].tolerance == 1e-4 and res["a"].passed and res["b"].passed

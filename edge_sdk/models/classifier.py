@@ -421,5 +421,9 @@ class DefectClassifier(AnomalyModel):
                       "calibration": {k: self.calibration.get(k) for k in
                                       ("accept_threshold", "reject_threshold", "max_false_accept",
                                        "max_false_reject", "validation", "source")}},
+            # The CAM is divided by its own maximum per image: where that maximum is small (a weak
+            # defect class) float32 rounding is magnified; it is a [0, 1] display map, held to the
+            # runtime's heatmap tolerance (1e-3 absolute, converters/verify.py) like every heatmap.
+            tolerances={"cam": 1e-3},
         )
         return parts.validate()

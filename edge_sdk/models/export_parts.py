@@ -34,6 +34,8 @@ class ExportParts:
     regions: optional list of dict(name, x, y, width, height, threshold).
     metadata: optional free-form, JSON-serializable description (model name, training settings);
         never needed to reproduce a score.
+    tolerances: optional network output name -> the ONNX-vs-PyTorch parity tolerance of that output
+        (relative to its largest magnitude) where the converter's default does not fit it.
     """
 
     networks: dict[str, tuple[Any, list[str], list[str]]]
@@ -43,6 +45,7 @@ class ExportParts:
     calibration: dict[str, float]
     regions: list[dict[str, Any]] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    tolerances: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> "ExportParts":
         """Checks the structure (not the numbers); raises ValueError naming the offending field."""
@@ -77,4 +80,10 @@ class ExportParts:
             for key in ("name", "x", "y", "width", "height", "threshold"):
                 if key not in region:
                     raise ValueError(f"ExportParts.regions[{i}] lacks {key!r}")
+        outputs = {o for _, _, outs in self.networks.values() for o in outs}
+        for name, tol in self.tolerances.items():
+            if name not in outputs:
+                raise ValueError(f"ExportParts.tolerances[{name!r}]: not an output of any network")
+            if not (isinstance(tol, (int, float)) and 0 < tol <= 1e-2):
+                raise ValueError(f"ExportParts.tolerances[{name!r}]: expected a number in (0, 0.01], got {tol!r}")
         return self
