@@ -2,7 +2,7 @@
 a subcommand: edge_sdk.cli skips modules whose name starts with "_").
 
 The search picks the model (unless --model names one), taps, d, input normalization, antialiasing
-and image score; `train` then builds and trains the chosen configuration as if those options had
+and image score (for --model resganad / grdnet: bottleneck and filters, each a training); `train` then builds and trains the chosen configuration as if those options had
 been given, and stores the search's record in config.json (training.auto). The stored recipe is the
 chosen configuration without --auto, so training from it again reproduces the model without a
 second search.
@@ -18,7 +18,8 @@ DEFAULT_BUDGET_MINUTES = 60.0
 DEFAULT_HOLDOUT = 0.2
 # option -> (dest, its value when not given): what --auto chooses, refused when given with it
 CHOSEN = {"--layers": ("layers", None), "--image-score": ("image_score", None), "--input-norm": ("input_norm", "fixed"),
-          "--no-antialias": ("no_antialias", False), "--d": ("d", 100)}
+          "--no-antialias": ("no_antialias", False), "--d": ("d", 100), "--bottleneck": ("bottleneck", None),
+          "--filters": ("filters", None)}
 AUTO_ONLY = {"--budget-minutes": "budget_minutes", "--auto-holdout": "auto_holdout", "--defect-dir": "defect_dir"}
 
 
@@ -28,7 +29,8 @@ def add_arguments(p) -> None:
                    help="choose the model (unless --model is given), taps, d, input normalization, antialiasing and "
                         "image score on held-out good training images with synthetic anomalies (Perlin, CutPaste, "
                         "scratches; pasted defects with --defect-dir) and any labelled validation images, then train "
-                        "the choice on every good image; the test split is never read. The search's table and record "
+                        "the choice on every good image; the test split is never read. With --model resganad or "
+                        "grdnet: bottleneck and filters, each candidate a training of its own. The search's table and record "
                         "go to stderr and config.json (training.auto)")
     g.add_argument("--budget-minutes", type=bounded_float("--budget-minutes", 0.001, 10080.0), default=None,
                    help=f"--auto: time for the search; when spent it stops with the candidates scored so far "
@@ -47,8 +49,10 @@ def check_arguments(args) -> None:
         if getattr(args, dest, unset) != unset:
             raise UserError(f"{flag}: chosen by --auto; leave it out, or train without --auto")
     if args.model is not None:
-        from edge_sdk.tune import space
+        from edge_sdk.tune import recon, space
 
+        if args.model in recon.MODELS:
+            return
         try:
             space.check_models([args.model])
         except ValueError as exc:
@@ -65,11 +69,16 @@ def choose(args, train, labelled) -> dict:
     """Runs the search on ``train`` (and the labelled validation set, if any), prints its table,
     sets the chosen options on ``args`` and returns the search's record."""
     from edge_sdk.commands.train import embedding_options
-    from edge_sdk.tune import auto_search, load_defect_folder, space, table
+    from edge_sdk.tune import auto_search, load_defect_folder, recon, space, table
 
     models = [args.model] if args.model else list(space.MODELS)
-    options = {m: {k: v for k, v in embedding_options(args, m).items() if k not in set(space.SEARCHED) | {"seed"}}
-               for m in models}
+    if args.model in recon.MODELS:  # the preset and its options as given; bottleneck and filters searched
+        options = {args.model: {"preset": args.preset,
+                                **({"size": args.input_size} if args.input_size is not None else {}),
+                                **({"epochs": args.epochs} if args.epochs is not None else {})}}
+    else:
+        options = {m: {k: v for k, v in embedding_options(args, m).items()
+                       if k not in set(space.SEARCHED) | {"seed"}} for m in models}
     library = None
     if args.defect_dir:
         try:
@@ -90,20 +99,24 @@ def choose(args, train, labelled) -> dict:
               f"{result.total} candidates; the choice is the best of those", file=sys.stderr)
     chosen = result.chosen_settings()
     args.model = result.chosen["model"]
+    # the stored recipe is the chosen configuration: training from it again needs no search
+    args.auto, args.budget_minutes, args.auto_holdout, args.defect_dir = False, None, None, None
+    if "bottleneck" in chosen:
+        args.bottleneck, args.filters = chosen["bottleneck"], chosen["filters"]
+        return result.record()
     args.layers = ",".join(chosen["layers"])
     args.input_norm = chosen["input_norm"]
     args.no_antialias = not chosen["antialias"]
     args.image_score = chosen["image_score"]
     if "d" in chosen:
         args.d = chosen["d"]
-    # the stored recipe is the chosen configuration: training from it again needs no search
-    args.auto, args.budget_minutes, args.auto_holdout, args.defect_dir = False, None, None, None
     return result.record()
 
 
 def summary(record: dict) -> dict:
     """The lines of the search's record that `train` prints in its JSON."""
     c = record["chosen"]
-    return {"chosen": {k: c[k] for k in ("model", "layers", "input_norm", "antialias", "image_score", "d") if k in c},
+    keys = ("model", "layers", "input_norm", "antialias", "image_score", "d", "bottleneck", "filters")
+    return {"chosen": {k: c[k] for k in keys if k in c},
             "validation_auroc": c["validation_auroc"], "sources": c["sources"], "scored": record["scored"],
             "total": record["total"], "stopped_by_budget": record["stopped_by_budget"], "seconds": record["seconds"]}

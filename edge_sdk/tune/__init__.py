@@ -8,7 +8,8 @@
 A seeded share of the good training images is held out and given synthetic anomalies
 (validation.py); every candidate of a small declared space (space.py) is fitted on the rest and
 scored on them (search.py); the winner is trained on all good images and calibrated as `fit` does.
-The test split is never read.
+Reconstruction models (resganad, grdnet) are searched on their own, over a smaller space of
+trainings (recon.py). The test split is never read.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = ["auto_search", "auto_train", "SearchResult", "ValidationSet", "table"
 
 def _check_options(common: dict | None, options: dict | None) -> tuple[dict, dict]:
     common, options = dict(common or {}), {k: dict(v) for k, v in (options or {}).items()}
-    searched = set(space.SEARCHED) | {"image_score", "seed"}
+    searched = set(space.SEARCHED) | {"image_score", "seed", "bottleneck", "filters"}
     for where, opts in [("common", common)] + [(f"options[{m!r}]", o) for m, o in options.items()]:
         clash = sorted(searched & set(opts))
         if clash:
@@ -47,10 +48,21 @@ def auto_search(train, *, models: Sequence[str] = space.MODELS, common: dict | N
     from edge_sdk.models import model_class
     from edge_sdk.tune import validation
 
-    models = space.check_models(models)
+    from edge_sdk.tune import recon
+
+    reconstruction = bool(models) and set(models) <= set(recon.MODELS)
+    models = recon.check_models(models) if reconstruction else space.check_models(models)
     common, options = _check_options(common, options)
     fit_idx, held = hold_out(len(train), holdout, seed)
     val = validation.build(train, held, seed, kinds=kinds, library=defect_library, labelled=labelled)
+    if reconstruction:
+        def make_recon(name: str, settings: dict):
+            return model_class(name)(**{**common, **options.get(name, {}), **settings, "seed": seed})
+
+        result = recon.run_search(train, fit_idx, val, make_model=make_recon, models=models, seed=seed,
+                                  budget_minutes=budget_minutes, progress=progress, log=log)
+        result.validation["holdout"] = holdout
+        return result
 
     def make_model(c: space.Candidate):
         return model_class(c.model)(**{**common, **options.get(c.model, {}), **c.settings(), "seed": seed})

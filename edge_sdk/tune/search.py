@@ -55,8 +55,10 @@ class SearchResult:
 
     def chosen_settings(self) -> dict:
         """Keyword arguments for the chosen model's class: layers, input_norm, antialias,
-        image_score (and d for PaDiM)."""
+        image_score (and d for PaDiM); bottleneck and filters for a reconstruction model."""
         c = self.chosen
+        if "bottleneck" in c:
+            return {"bottleneck": c["bottleneck"], "filters": c["filters"]}
         out = {"layers": list(c["layers"]), "input_norm": c["input_norm"], "antialias": c["antialias"],
                "image_score": c["image_score"]}
         if c["model"] == "padim":
@@ -269,6 +271,10 @@ def select(records: list[dict]) -> dict:
 
 
 def _label(r: dict) -> str:
+    if "bottleneck" in r:
+        from edge_sdk.tune import recon
+
+        return recon.label(r)
     d = f" d={r['d']}" if "d" in r else ""
     return (f"{r['model']} {'+'.join(r['layers'])}{d} {r['input_norm']} aa={'on' if r['antialias'] else 'off'} "
             f"{r['image_score']}")
@@ -277,6 +283,10 @@ def _label(r: dict) -> str:
 def table(result: SearchResult | dict, *, limit: int | None = None) -> str:
     """The candidates as a text table, best validation AUROC first; the chosen one marked '*'."""
     rec = result.record() if isinstance(result, SearchResult) else result
+    if "bottleneck" in rec["chosen"]:
+        from edge_sdk.tune import recon
+
+        return recon.table(rec)
     rows = sorted(rec["candidates"], key=lambda r: (-r["validation_auroc"], r["index"]))
     sources = sorted({s for r in rows for s in r["sources"]})
     report = sorted({s for r in rows for s in r.get("report_auroc", {})})

@@ -16,8 +16,8 @@ images cannot rank thousands of settings without the choice fitting them by chan
   several times a Gaussian model's, so its taps are not searched
 - image score: max_raw, max_blurred
 
-Reconstruction models (ResGANAD, GRD-Net) are not in the space: each of their settings is a
-training of its own (minutes to hours), with no features to share between candidates.
+Reconstruction models (ResGANAD, GRD-Net) have a space of their own (recon.py): each of their
+settings is a training of its own (minutes to hours), with no features to share between candidates.
 """
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ def check_models(models: Sequence[str]) -> tuple[str, ...]:
                 families.append(f"{m} ({model_class(m).family})")
             except ValueError:
                 families.append(f"{m} (unknown)")
-        raise ValueError(f"models: {', '.join(families)} cannot be searched; the automatic choice covers the "
-                         f"embedding models {', '.join(MODELS)} (a reconstruction model trains each setting "
-                         f"from scratch, minutes to hours each, with no features to share)")
+        raise ValueError(f"models: {', '.join(families)} cannot be searched with the embedding models "
+                         f"{', '.join(MODELS)}; the reconstruction models (resganad, grdnet) are searched on their "
+                         f"own, in a smaller space (each setting is a training from scratch)")
     return tuple(m for m in MODELS if m in models)
 
 

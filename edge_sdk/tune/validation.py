@@ -138,6 +138,10 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x)
 
 
+def _is_gray(rgb: np.ndarray) -> bool:
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+
+
 def build(train, held_out: list[int], seed: int, *, kinds=SYNTHESES, library: DefectLibrary | None = None,
           labelled=None) -> ValidationSet:
     """The validation set from the good training images ``train[held_out]``, the synthesis ``kinds``
@@ -160,6 +164,8 @@ def build(train, held_out: list[int], seed: int, *, kinds=SYNTHESES, library: De
                 raise
             kind = "perlin"  # no pasted defect fits this image (too small): a Perlin anomaly instead
             anomalous = synthesize(good, kind, rng, library)
+        if _is_gray(good):  # gray parts stay gray (textures and pasted defects may bring colour)
+            anomalous = np.repeat(np.round(anomalous.mean(axis=2, keepdims=True)).astype(np.uint8), 3, axis=2)
         made[kind] = made.get(kind, 0) + 1
         images += [good, anomalous]
         labels += [0, 1]
