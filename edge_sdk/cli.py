@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:  # `torchrun ... -m edge_sdk.cli -- train ...` (the -- keeps torchrun off our options)
+        argv = argv[1:]
     try:
         argv = expand(argv, parser)
     except RecipeError as exc:
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-sdk {argv[0]}: error: {missing_extra_message(exc) or exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
+    args.argv = argv  # `train --nproc N` starts torchrun with these arguments
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -30,6 +30,17 @@ def add_recon_arguments(p) -> None:
     g.add_argument("--filters", type=bounded_int("--filters", 1, 4096),
                    help="base filters of the generator (default: the preset's)")
     g.add_argument("--bottleneck", choices=("dense", "conv"), help="dense 64 (default) or convolutional 32xh/32xw/32")
+    g.add_argument("--recon-batch", type=bounded_int("--recon-batch", 1, 4096), metavar="N",
+                   help="patches per process per step (default: the preset's, 32); with --nproc P (or torchrun) "
+                        "a step sees P x N patches")
+    g.add_argument("--checkpoint", metavar="FILE",
+                   help="training checkpoint written every --checkpoint-every epochs (default: OUT.checkpoint."
+                        "safetensors beside --out); --resume continues from it")
+    g.add_argument("--checkpoint-every", type=bounded_int("--checkpoint-every", 1, 100_000), default=1, metavar="EPOCHS",
+                   help="epochs between checkpoints (default 1)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue a killed run from its checkpoint (same options, same number of processes); "
+                        "the result equals an uninterrupted run")
     g.add_argument("--roi", help="grdnet: region-of-interest mask image (nonzero = inspect), resized to the input")
     add_region_arguments(p)
 
@@ -64,6 +75,8 @@ def build_recon_model(args):
     for key in ("epochs", "filters", "bottleneck"):
         if getattr(args, key, None) is not None:
             settings[key] = getattr(args, key)
+    if getattr(args, "recon_batch", None) is not None:
+        settings["batch_size"] = args.recon_batch
     model = model_cls(args.preset, seed=args.seed, **settings)
     if getattr(args, "roi", None):
         if not hasattr(model, "set_roi"):

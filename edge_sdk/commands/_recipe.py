@@ -18,7 +18,8 @@ from pathlib import Path
 
 MAX_RECIPE_BYTES = 1 << 20
 # Options that describe the run, not the model: never written into a stored recipe.
-NOT_RECORDED = {"config", "out", "overwrite", "no_progress", "threads", "func", "command", "parser"}
+NOT_RECORDED = {"config", "out", "overwrite", "no_progress", "threads", "func", "command", "parser", "argv", "nproc",
+                "resume", "checkpoint", "checkpoint_every"}
 # What `eval`, `report` and `export` take from a model's stored recipe: where its data is.
 DATA_OPTIONS = ("data", "layout", "category", "split_seed", "test_fraction", "normal_dir", "abnormal_dir",
                 "mask_dir", "regions", "no_regions")

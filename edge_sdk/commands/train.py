@@ -8,6 +8,9 @@ import json
 import time
 
 LAYOUTS = ("mvtec", "folder", "mtd", "classes")
+MAX_NPROC = 256
+# the models that train across processes (edge_sdk/models/distributed.py)
+DISTRIBUTED_MODELS = ("padim", "mhbc", "patchcore", "resganad", "grdnet")
 
 
 def add_data_arguments(p, *, required: bool = True) -> None:
@@ -174,6 +177,11 @@ def register(sub) -> None:
 
     add_classifier_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--nproc", type=bounded_int("--nproc", 1, MAX_NPROC), default=1, metavar="N",
+                   help="train across N processes on this machine (padim, mhbc, patchcore, resganad, grdnet): "
+                        "starts `python -m torch.distributed.run --standalone --nproc-per-node N` with these "
+                        "options (gloo on CPUs, NCCL on GPUs; default 1 = this process). Several machines: run "
+                        "torchrun yourself (README, 'Training on several GPUs')")
     p.set_defaults(func=run, parser=p)
 
 
@@ -208,7 +216,64 @@ def embedding_options(args, model: str) -> dict:
     return kw
 
 
+def launch(args) -> int:
+    """`--nproc N`: this command again under torchrun with N processes (without --nproc)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import edge_sdk
+
+    argv, out, skip = list(getattr(args, "argv", None) or sys.argv[1:]), [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    env = dict(os.environ)
+    root = str(Path(edge_sdk.__file__).resolve().parent.parent)  # this edge_sdk, not another installed one
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "edge_sdk.cli", "--", *out]  # "--": torchrun's parser would take --d for its own options
+    print("train: " + " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd, env=env)
+
+
+def check_distributed(args) -> None:
+    """UserError for what cannot train across processes."""
+    from edge_sdk.cli import UserError
+
+    from edge_sdk.models import distributed
+
+    if args.nproc > 1 and distributed.in_torchrun():
+        raise UserError("--nproc: already running under torchrun (its --nproc-per-node sets the processes)")
+    if args.nproc > 1 or distributed.in_torchrun():
+        what = f"--nproc {args.nproc}" if args.nproc > 1 else "torchrun"
+        if args.auto:
+            raise UserError(f"{what}: --auto searches in one process; train the model it chooses across processes")
+        if args.model not in DISTRIBUTED_MODELS:
+            raise UserError(f"{what}: {args.model} trains in one process; across processes: "
+                            f"{', '.join(DISTRIBUTED_MODELS)}")
+
+
 def run(args) -> int:
+    from edge_sdk.models import distributed
+
+    check_distributed(args)
+    if args.nproc > 1:
+        return launch(args)
+    if not distributed.init_from_env():
+        return run_one(args)
+    try:
+        return run_one(args)
+    finally:
+        distributed.shutdown()
+
+
+def run_one(args) -> int:
     from edge_sdk.cli import UserError
 
     from edge_sdk.commands._model_options import with_regions
@@ -255,10 +320,19 @@ def run(args) -> int:
         model = build_model(args)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    from edge_sdk.commands._model_options import is_recon
+    from edge_sdk.models import distributed
+
+    options = {}
+    if args.model is not None and is_recon(args.model):
+        options = dict(checkpoint=args.checkpoint or f"{str(args.out).rstrip('/')}.checkpoint.safetensors",
+                       resume=args.resume, checkpoint_every=args.checkpoint_every)
+    elif getattr(args, "resume", False):
+        raise UserError("--resume: applies to resganad and grdnet (the other models train in one pass)")
     t0 = time.perf_counter()
     try:
         model.fit(train, val_dataset=val, val_fraction=args.val_fraction, threshold_method=args.threshold,
-                  quantile=args.quantile, progress=not args.no_progress)
+                  quantile=args.quantile, progress=not args.no_progress and distributed.is_main(), **options)
     except ValueError as exc:  # includes DataError raised while reading images
         raise UserError(str(exc)) from exc
     if val_info is not None:
@@ -268,11 +342,16 @@ def run(args) -> int:
     from edge_sdk.commands._recipe import recorded
 
     model.training_info["recipe"] = recorded(args, args.parser)
+    if not distributed.is_main():  # rank 0 alone writes the model directory and reports
+        distributed.barrier()
+        return 0
     warn_small_calibration(model.calibration)
     try:
         out = model.save(args.out)
     except ModelFormatError as exc:  # --out changed during training
         raise UserError(f"--out: {exc}") from exc
+    finally:
+        distributed.barrier()
     from edge_sdk.models.base import model_size_bytes
 
     print(json.dumps({"model": args.model, "out": str(out), "train_images": model.training_info["train_images"],

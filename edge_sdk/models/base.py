@@ -179,9 +179,13 @@ class EmbeddingModel(AnomalyModel):
         raise NotImplementedError
 
     def _train(self, dataset, indices: list[int], *, progress: bool) -> dict:
+        from edge_sdk.models import distributed
+
         self._ensure_network()
         t0 = time.perf_counter()
-        self._fit_passes(self._feature_passes(dataset, indices, progress), len(indices))
+        # across ranks (torchrun) each rank extracts the features of its shard; _fit_passes merges
+        local = distributed.shard(indices)
+        self._fit_passes(self._feature_passes(dataset, local, progress and distributed.is_main()), len(indices))
         return {"fit_seconds": round(time.perf_counter() - t0, 3), **self._fit_info}
 
     def _score_batch_size(self) -> int:

@@ -234,8 +234,22 @@ class AnomalyModel:
         `edge_sdk.calibration.calibrate_scores`."""
         from edge_sdk.calibration import calibrate_scores
 
-        res = self.score_dataset(dataset, list(indices), progress=progress, desc="calibrating")
+        res = self._score_across_ranks(dataset, list(indices), progress)
         self.calibration, self.metrics = calibrate_scores(res["scores"], res["labels"], threshold_method, quantile,
                                                           source)
         self._calibrate_regions(dataset, res, self.calibration["method"], quantile)
         return self.calibration
+
+    def _score_across_ranks(self, dataset, indices: list[int], progress: bool) -> dict:
+        """score_dataset of ``indices``; across ranks (torchrun) each rank scores its shard and every
+        rank gets all scores, labels and indices in the given order."""
+        from edge_sdk.models import distributed
+
+        if not distributed.active():
+            return self.score_dataset(dataset, indices, progress=progress, desc="calibrating")
+        local = distributed.shard(indices)
+        if local:
+            res = self.score_dataset(dataset, local, progress=progress and distributed.is_main(), desc="calibrating")
+        else:
+            res = {"scores": np.zeros(0, np.float32), "labels": np.zeros(0, np.int64), "indices": np.zeros(0, np.int64)}
+        return {k: distributed.unshard(distributed.gather_rows(np.asarray(res[k]))) for k in ("scores", "labels", "indices")}

@@ -64,6 +64,9 @@ class GRDNet(ResGANAD):
     def _trainable(self) -> list[torch.nn.Module]:
         return [self.generator, self.unet]
 
+    def _checkpoint_modules(self) -> dict[str, torch.nn.Module]:
+        return {**super()._checkpoint_modules(), "unet": self.unet}
+
     def _roi_tensor(self, like: torch.Tensor) -> torch.Tensor | None:
         return None if self.roi is None else torch.from_numpy(self.roi).to(like)[None, None]
 

@@ -24,7 +24,7 @@ import torch
 from edge_sdk import kernels
 from edge_sdk.models.base import EmbeddingModel, ProjectedFeatures
 from edge_sdk.models.features import PatchFeatures, random_orthonormal
-from edge_sdk.models.streaming import OnlineKMeans, fit_location_gaussians
+from edge_sdk.models.streaming import fit_location_gaussians, fit_location_kmeans
 from edge_sdk.models.registry import register_model
 
 
@@ -62,11 +62,10 @@ class MhBC(ProjectedFeatures, EmbeddingModel):
         h, w = self.grid
         self.mean, self.chol = fit_location_gaussians(passes("mhbc 1/2: features + covariance"), h * w,
                                                       self.feature_dim, self.eps)
-        kmeans = OnlineKMeans(h * w, self.feature_dim, self.k)
-        for feats in passes("mhbc 2/2: whitening + k-means"):
-            kmeans.update(kernels.whiten(np.ascontiguousarray(feats.numpy()), self.mean, self.chol,
-                                         device=self.device))
-        self.centroids = kmeans.result().to(torch.float32).contiguous().numpy()
+        whitened = (kernels.whiten(np.ascontiguousarray(feats.numpy()), self.mean, self.chol, device=self.device)
+                    for feats in passes("mhbc 2/2: whitening + k-means"))
+        centroids = fit_location_kmeans(whitened, h * w, self.feature_dim, self.k)
+        self.centroids = centroids.to(torch.float32).contiguous().numpy()
 
     def is_fitted(self) -> bool:
         return self.centroids is not None

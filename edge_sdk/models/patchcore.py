@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from edge_sdk import kernels
+from edge_sdk.models import distributed
 from edge_sdk.models.base import EmbeddingModel, ProjectedFeatures
 from edge_sdk.models.coreset import StreamingCoreset
 from edge_sdk.models.features import PatchFeatures, random_orthonormal
@@ -62,12 +63,20 @@ class PatchCore(ProjectedFeatures, EmbeddingModel):
         return PatchFeatures(self.backbone, self.projection, self.neighbourhood)
 
     def _fit_passes(self, passes: Callable[[str], Iterator[torch.Tensor]], n_images: int) -> None:
+        # Across ranks (torchrun) each rank reduces the patches of its shard of the images with the
+        # same chunk-wise rule (its own seed, distributed.rank_seed); the memory bank is the union of
+        # the ranks' coresets, which keeps coreset_ratio of every chunk as one process does.
         coreset = StreamingCoreset(self.feature_dim, self.coreset_ratio, chunk_size=self.coreset_chunk,
-                                   projection_dim=self.coreset_projection_dim, seed=self.seed)
+                                   projection_dim=self.coreset_projection_dim, seed=distributed.rank_seed(self.seed))
         for feats in passes("patchcore: features + coreset"):
             coreset.add(feats.reshape(-1, feats.shape[-1]))
-        self.bank = coreset.finish().numpy().astype(self.bank_dtype)
-        self._fit_info = {"patches_seen": coreset.seen, "bank_size": int(self.bank.shape[0])}
+        local = coreset.finish().numpy() if coreset.seen else np.zeros((0, self.feature_dim), np.float32)
+        parts = distributed.gather_rows(local)
+        self.bank = np.concatenate(parts).astype(self.bank_dtype)
+        seen = int(distributed.all_sum(torch.tensor([coreset.seen], dtype=torch.int64))[0])
+        self._fit_info = {"patches_seen": seen, "bank_size": int(self.bank.shape[0])}
+        if len(parts) > 1:
+            self._fit_info["processes"] = len(parts)
 
     def is_fitted(self) -> bool:
         return self.bank is not None

@@ -114,6 +114,19 @@ class ResGANAD(AnomalyModel):
         return out
 
     def _load_training(self, dataset, indices, progress: bool) -> torch.Tensor:
+        """Preprocessed patches (N, C, S, S) of ``indices``, in that order; across ranks (torchrun)
+        each rank loads its shard and every rank gets all of them."""
+        from edge_sdk.models import distributed
+
+        if distributed.active():
+            local = self._load_training_local(dataset, distributed.shard(indices), progress and distributed.is_main())
+            return torch.from_numpy(distributed.unshard(distributed.gather_rows(local.numpy())))
+        return self._load_training_local(dataset, indices, progress)
+
+    def _load_training_local(self, dataset, indices, progress: bool) -> torch.Tensor:
+        c = self.config
+        if not len(indices):
+            return torch.zeros((0, c.channels, c.size, c.size), dtype=torch.float32)
         chunks, batch = [], []
         it = indices
         if progress:
@@ -136,19 +149,35 @@ class ResGANAD(AnomalyModel):
                               mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
         return x.new_zeros(()), {}
 
-    def train_patches(self, x_all: torch.Tensor, *, epochs: int | None = None, progress: bool = True) -> list[dict]:
-        """Adversarial training on preprocessed good patches (N, C, S, S) in [0, 1] (recon_train.py)."""
-        history = train_adversarial(self, x_all, epochs=epochs, progress=progress)
+    def train_patches(self, x_all: torch.Tensor, *, epochs: int | None = None, progress: bool = True,
+                      checkpoint: str | None = None, resume: bool = False, checkpoint_every: int = 1) -> list[dict]:
+        """Adversarial training on preprocessed good patches (N, C, S, S) in [0, 1] (recon_train.py);
+        with ``checkpoint`` (a file path) the state is saved every ``checkpoint_every`` epochs, and
+        ``resume`` continues from the one found there."""
+        history = train_adversarial(self, x_all, epochs=epochs, progress=progress, checkpoint=checkpoint,
+                                    resume=resume, checkpoint_every=checkpoint_every)
         self._fitted = True
         self.history += history
         return history
 
-    def _train(self, dataset, indices: list[int], *, progress: bool, epochs: int | None = None) -> dict:
+    def _checkpoint_modules(self) -> dict[str, torch.nn.Module]:
+        """Every module whose state a training checkpoint holds."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def _train(self, dataset, indices: list[int], *, progress: bool, epochs: int | None = None,
+               checkpoint: str | None = None, resume: bool = False, checkpoint_every: int = 1) -> dict:
+        from edge_sdk.models import distributed
+
         x_all = self._load_training(dataset, indices, progress)
         t0 = time.perf_counter()
-        self.train_patches(x_all, epochs=epochs, progress=progress)
-        return {"fit_seconds": round(time.perf_counter() - t0, 3), "epochs": int(epochs or self.config.epochs),
-                "final_losses": self.history[-1] if self.history else {}}
+        self.train_patches(x_all, epochs=epochs, progress=progress and distributed.is_main(), checkpoint=checkpoint,
+                           resume=resume, checkpoint_every=checkpoint_every)
+        facts = {"fit_seconds": round(time.perf_counter() - t0, 3), "epochs": int(epochs or self.config.epochs),
+                 "final_losses": self.history[-1] if self.history else {}}
+        if distributed.world_size() > 1:
+            facts["processes"] = distributed.world_size()
+            facts["global_batch"] = self.config.batch_size * distributed.world_size()
+        return facts
 
     def _score_batch_size(self) -> int:
         return 64

@@ -64,12 +64,55 @@ class StreamingGaussian:
         return regularized_cholesky(self.m2, eps, scale=self._cov_scale(ddof), dtype=dtype)
 
 
+def fit_location_kmeans(batches, locations: int, channels: int, k: int) -> torch.Tensor:
+    """Per-location online k-means (``OnlineKMeans``) over batches (N, L, C) in the training order
+    -> centroids (L, K, C) float64.
+
+    Across ranks (torchrun) each rank's batches hold its shard of the order (order[rank::W], see
+    ``distributed.shard``). Every round gathers one batch of each rank and puts the rows back in the
+    training order; each rank then runs the sequential k-means on its share of the locations (they
+    are independent) and the shares are gathered at the end: the result is one process's, with the
+    k-means work divided among the ranks."""
+    from edge_sdk.models import distributed
+
+    if not distributed.active():
+        kmeans = OnlineKMeans(locations, channels, k)
+        for z in batches:
+            kmeans.update(z)
+        return kmeans.result()
+    w, r = distributed.world_size(), distributed.rank()
+    mine = np.array_split(np.arange(locations), w)[r]
+    lo, hi = (int(mine[0]), int(mine[-1]) + 1) if len(mine) else (0, 0)
+    kmeans = OnlineKMeans(hi - lo, channels, k) if hi > lo else None
+    starts = [0] * w  # rows of each rank's shard seen so far
+    it = iter(batches)
+    while True:
+        z = next(it, None)
+        local = (np.zeros((0, locations, channels), np.float32) if z is None
+                 else np.ascontiguousarray(np.asarray(z, dtype=np.float32)))
+        parts = distributed.gather_rows(local)
+        if all(p.shape[0] == 0 for p in parts):
+            break
+        # the t-th image of rank q's shard is image t * W + q of the training order
+        keys = [(starts[q] + j) * w + q for q in range(w) for j in range(parts[q].shape[0])]
+        for q in range(w):
+            starts[q] += parts[q].shape[0]
+        if kmeans is not None:
+            rows = np.concatenate(parts)[np.argsort(keys, kind="stable")]
+            kmeans.update(rows[:, lo:hi])
+    share = kmeans.result().numpy() if kmeans is not None else np.zeros((0, k, channels))
+    return torch.from_numpy(np.concatenate(distributed.gather_rows(share)))
+
+
 def fit_location_gaussians(batches, locations: int, channels: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """One pass over feature batches (N, L, C) -> per-location mean (L, C) and Cholesky factor of
     covariance + eps I (L, C, C), float32; the float64 statistics are freed before returning."""
+    from edge_sdk.models import distributed
+
     stats = StreamingGaussian(locations, channels)
     for feats in batches:
         stats.update(feats)
+    distributed.merge_gaussian(stats)  # across ranks (training with torchrun): every rank's images
     return stats.mean.to(torch.float32).numpy(), stats.cholesky(eps).numpy()
 
 
