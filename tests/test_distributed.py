@@ -266,9 +266,12 @@ def test_resume_refuses_another_runs_checkpoint(strips, tmp_path, capsys):
     out = tmp_path / "m"
     base = ["train", "--model", "resganad", *_data(strips), *RECON, "--epochs", "1", "--threads", "1"]
     assert main([*base, "--out", str(out)]) == 0
-    assert Path(f"{out}.checkpoint.safetensors").is_file()
+    assert not Path(f"{out}.checkpoint.safetensors").exists()  # the default one goes once the model is saved
+    ckpt = tmp_path / "run.safetensors"
+    assert main([*base, "--out", str(out), "--overwrite", "--checkpoint", str(ckpt)]) == 0
+    assert ckpt.is_file()  # one the user named is kept
     capsys.readouterr()
-    assert main([*base, "--out", str(out), "--overwrite", "--resume", "--seed", "9"]) == 2
+    assert main([*base, "--out", str(out), "--overwrite", "--checkpoint", str(ckpt), "--resume", "--seed", "9"]) == 2
     assert "checkpoint is of another run" in capsys.readouterr().err
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from edge_sdk.cli import bounded_float, bounded_int, threads_option
 
 import json
+import os
 import time
 
 LAYOUTS = ("mvtec", "folder", "mtd", "classes")
@@ -218,7 +219,6 @@ def embedding_options(args, model: str) -> dict:
 
 def launch(args) -> int:
     """`--nproc N`: this command again under torchrun with N processes (without --nproc)."""
-    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -352,6 +352,11 @@ def run_one(args) -> int:
         raise UserError(f"--out: {exc}") from exc
     finally:
         distributed.barrier()
+    if options and not args.checkpoint:  # the default checkpoint served a run that is now complete
+        try:
+            os.remove(options["checkpoint"])
+        except FileNotFoundError:
+            pass
     from edge_sdk.models.base import model_size_bytes
 
     print(json.dumps({"model": args.model, "out": str(out), "train_images": model.training_info["train_images"],
