@@ -14,7 +14,7 @@ from edge_sdk.bundle import BundleError  # noqa: E402
 from edge_sdk.converters import export_bundle  # noqa: E402
 from edge_sdk.models.contract import Prediction  # noqa: E402
 from edge_sdk.tiling import Tiling, TiledPredictor  # noqa: E402
-from tests.bundle_helpers import ssim_parts, tiny_parts  # noqa: E402
+from tests.bundle_helpers import ssim_parts  # noqa: E402
 
 FRAME_H, FRAME_W = 100, 150
 
@@ -55,7 +55,7 @@ def test_grid_matches_reference_and_covers_the_frame(extent, tile, stride):
 
 
 def _parts(kind, tiling, merge):
-    parts = tiny_parts(size=(32, 40)) if kind == "knn" else ssim_parts(size=32)
+    parts = ssim_parts(size=32, channels=3 if kind == "rgb" else 1)
     if tiling:
         th, tw, sy, sx = tiling
         parts.tiling = {"tile": [th, tw], "stride": [sy, sx], "merge": merge,
@@ -64,7 +64,7 @@ def _parts(kind, tiling, merge):
 
 
 def _bundles(tmp_path, kind, tiling, merge):
-    mt = "patchcore" if kind == "knn" else "resganad"
+    mt = "resganad"
     tiled = export_bundle(_parts(kind, tiling, merge), tmp_path / "tiled", model_type=mt).bundle
     plain = export_bundle(_parts(kind, None, merge), tmp_path / "plain", model_type=mt).bundle
     return tiled, plain
@@ -77,14 +77,14 @@ def _frames(rng, n=3):
     return frames
 
 
-@pytest.mark.parametrize("kind", ["knn", "ssim"])
+@pytest.mark.parametrize("kind", ["rgb", "gray"])
 @pytest.mark.parametrize("merge", ["mean", "max"])
 def test_stitched_map_and_score_match_tile_by_tile_reference(tmp_path, rng, kind, merge):
-    th, tw, sy, sx = 48, 64, 24, 40  # 100 x 150 frame: 4 x 3 tiles, the last of each axis edge-aligned
+    th, tw, sy, sx = 48, 64, 24, 40  # 100 x 150 frame: 4 x 4 tiles, the last of each axis edge-aligned
     tiled, plain = _bundles(tmp_path, kind, (th, tw, sy, sx), merge)
-    rt = edge_sdk.Runtime(tiled, threads=1, max_batch=5)  # 12 tiles a frame: chunks split frames
+    rt = edge_sdk.Runtime(tiled, threads=1, max_batch=5)  # 16 tiles a frame: chunks split frames
     ref_rt = edge_sdk.Runtime(plain, threads=1)
-    frames = _frames(rng) if kind == "knn" else _frames(rng)[..., 0]
+    frames = _frames(rng) if kind == "rgb" else np.ascontiguousarray(_frames(rng)[..., 0])
     ys, xs = ref_starts(FRAME_H, th, sy), ref_starts(FRAME_W, tw, sx)
     origins = [(y, x) for y in ys for x in xs]
     assert rt.region_names == [f"tile_{r}_{c}" for r in range(len(ys)) for c in range(len(xs))]
@@ -122,7 +122,7 @@ def test_training_cuts_the_runtimes_tiles(tmp_path, rng):
     from edge_sdk.regions import RegionPatches
 
     th, tw, sy, sx = 48, 64, 24, 40
-    tiled, _ = _bundles(tmp_path, "knn", (th, tw, sy, sx), "mean")
+    tiled, _ = _bundles(tmp_path, "rgb", (th, tw, sy, sx), "mean")
     rt = edge_sdk.Runtime(tiled, threads=1)
     layout = rt.tiling.layout()
     assert layout.names == rt.region_names
@@ -138,8 +138,9 @@ def test_training_cuts_the_runtimes_tiles(tmp_path, rng):
 
 
 def test_frames_of_another_size_are_review(tmp_path, rng):
-    tiled, _ = _bundles(tmp_path, "knn", (48, 64, 24, 40), "max")
-    res = edge_sdk.Runtime(tiled, threads=1).predict(rng.integers(0, 256, (FRAME_H + 1, FRAME_W, 3), dtype=np.uint8))
+    tiled, _ = _bundles(tmp_path, "rgb", (48, 64, 24, 40), "max")
+    res = edge_sdk.Runtime(tiled, threads=1).predict(
+        rng.integers(0, 256, (FRAME_H + 1, FRAME_W, 3), dtype=np.uint8), on_error="review")
     assert res.verdicts[0] == "review" and "frame" in res.errors[0]
 
 
@@ -151,11 +152,11 @@ def test_frames_of_another_size_are_review(tmp_path, rng):
 ])
 def test_bad_tilings_are_refused_naming_the_field(tmp_path, tiling, field):
     with pytest.raises(BundleError, match=field.replace(".", r"\.")):
-        export_bundle(_parts("knn", tiling, "mean"), tmp_path / "bad", model_type="patchcore")
+        export_bundle(_parts("rgb", tiling, "mean"), tmp_path / "bad", model_type="patchcore")
 
 
 def test_tiling_and_regions_exclude_each_other(tmp_path):
-    parts = _parts("knn", (48, 64, 24, 40), "mean")
+    parts = _parts("rgb", (48, 64, 24, 40), "mean")
     parts.regions = [dict(name="r", x=0, y=0, width=10, height=10, threshold=1.0)]
     parts.postprocess = {**parts.postprocess, "frame": {"width": FRAME_W, "height": FRAME_H}}
     with pytest.raises(BundleError, match="input.tiling"):
@@ -169,4 +170,51 @@ def test_tiling_object_checks():
         Tiling(10, 10, 5, 5, "median")
     t = Tiling(48, 64, 24, 40, "max").for_frame(FRAME_H, FRAME_W)
     assert Tiling.from_dict(t.to_dict()) == t
-    assert len(t) == 12
+    assert len(t) == 16  # y: 0, 24, 48, 52 (edge); x: 0, 40, 80, 86 (edge)
+
+
+def test_c_abi_returns_the_stitched_map(tmp_path, rng):
+    """A C host (cpp/sdk_tests/tiled_frame.c, built against the in-place library): the ABI 1.3 tiling
+    fields, an ABI 1.2-sized output spec left untouched past its size, and the stitched frame maps
+    and frame scores equal to the Python API's (the same C++ core, checked above against NumPy)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cc = shutil.which("cc") or shutil.which("gcc")
+    lib = os.path.join(repo, "edge_sdk")
+    if not cc or not any(n.startswith("libedge_sdk.so") for n in os.listdir(lib)):
+        pytest.skip("no C compiler or no in-place libedge_sdk.so")
+    exe = tmp_path / "tiled_frame"
+    subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(repo, "cpp", "include"),
+                    os.path.join(repo, "cpp", "sdk_tests", "tiled_frame.c"), "-o", str(exe), "-L", lib,
+                    "-l:libedge_sdk.so", f"-Wl,-rpath,{lib}"], check=True)
+    th, tw, sy, sx = 48, 64, 24, 40
+    tiled, _ = _bundles(tmp_path, "rgb", (th, tw, sy, sx), "mean")
+    frames = _frames(rng, 3)
+    (tmp_path / "frames.txt").write_text(f"{len(frames)} {FRAME_H} {FRAME_W} 3\n")
+    (tmp_path / "frames.bin").write_bytes(frames.tobytes())
+    env = dict(os.environ)
+    r = subprocess.run([sys.executable, "-m", "edge_sdk.cli", "config", "--onnxruntime-lib"], capture_output=True,
+                       text=True, cwd=repo)
+    if r.returncode == 0 and r.stdout.strip():
+        env["EDGE_SDK_ONNXRUNTIME_LIB"] = r.stdout.strip()
+    r = subprocess.run([str(exe), str(tiled), str(tmp_path / "frames"), str(tmp_path / "heat.bin")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    spec = [int(v) for v in lines[0].split()[1:]]
+    ys, xs = ref_starts(FRAME_H, th, sy), ref_starts(FRAME_W, tw, sx)
+    assert spec == [1, th, tw, sy, sx, len(ys) * len(xs), FRAME_H, FRAME_W]
+    tiles = [tuple(int(v) for v in ln.split()[1:]) for ln in lines if ln.startswith("tile ")]
+    assert tiles == [(y, x, th, tw) for y in ys for x in xs]
+    got = [ln.split()[1:] for ln in lines if ln.startswith("frame ")]
+    heat = np.fromfile(tmp_path / "heat.bin", np.float32).reshape(len(frames), FRAME_H, FRAME_W)
+    py = edge_sdk.Runtime(tiled, threads=1).predict(list(frames))
+    codes = {"review": 0, "accept": 1, "reject": 2}
+    for i in range(len(frames)):
+        np.testing.assert_allclose(float(got[i][0]), py.scores[i], rtol=1e-6)
+        assert int(got[i][2]) == codes[py.verdicts[i]]
+        np.testing.assert_allclose(heat[i], py.heatmaps[i], rtol=1e-6, atol=1e-7)

@@ -31,7 +31,14 @@ std::vector<int64_t> starts(int64_t extent, int64_t tile, int64_t stride) {
 EDGE_PY_BINDER(tiling) {
   m.attr("MAX_TILES_PER_FRAME") = edge::kMaxTilesPerFrame;
   m.attr("MAX_TILE_SIDE") = edge::kMaxTileSide;
-  m.def("tile_starts", &starts, py::arg("extent"), py::arg("tile"), py::arg("stride"));
+  m.def(
+      "tile_starts",
+      [](int64_t extent, int64_t tile, int64_t stride) {
+        py::list out;
+        for (int64_t s : starts(extent, tile, stride)) out.append(s);
+        return out;
+      },
+      py::arg("extent"), py::arg("tile"), py::arg("stride"));
   m.def(
       "stitch_tiles",
       [](py::handle maps_obj, int64_t frame_h, int64_t frame_w, int64_t stride_y, int64_t stride_x,
