@@ -268,6 +268,18 @@ class Runtime:
         return list(self._rt.group_names)
 
     @property
+    def tiling(self):
+        """The bundle's ``input.tiling`` as an `edge_sdk.tiling.Tiling` (with the frame size), or
+        None. With tiling, ``region_names`` are the tiles (``tile_<row>_<col>``), ``Results.regions``
+        the tile results, each heatmap the stitched frame map and each score the largest tile score."""
+        t = self.manifest["input"].get("tiling")
+        if not t:
+            return None
+        from edge_sdk.tiling import Tiling
+
+        return Tiling.from_dict(t, self.manifest.get("frame"))
+
+    @property
     def input_size(self) -> tuple[int, int]:
         return self.manifest["input"]["height"], self.manifest["input"]["width"]
 

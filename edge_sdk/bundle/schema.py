@@ -125,6 +125,7 @@ def build_manifest(
     calibration: Mapping[str, Any],
     regions: Sequence[Mapping[str, Any]] | None = None,
     frame: Mapping[str, Any] | None = None,
+    tiling: Mapping[str, Any] | None = None,
     review_band: float = 0.0,
     run_vote: tuple[int, int] | None = None,
     model_name: str = "",
@@ -136,7 +137,9 @@ def build_manifest(
     regions: optional list of dict(name, x, y, width, height, threshold) in pixels of frames of
     size ``frame`` (dict(width, height)); each region is cut out, resized to the input and judged
     with its own raw-score threshold (see edge_sdk.regions). run_vote: (k, n) of the run vote of a
-    product acquired n times (decision.run; the runtime's default is 7 of 10)."""
+    product acquired n times (decision.run; the runtime's default is 7 of 10). tiling: optional
+    ``input.tiling`` dict(tile=[h, w], stride=[sy, sx], merge="mean"|"max") over frames of size
+    ``frame`` (see edge_sdk.tiling); regions and tiling exclude each other."""
     if sdk_version is None:
         sdk_version = _core.__version__
     kind = postprocess.get("kind")
@@ -184,6 +187,20 @@ def build_manifest(
             }
             for r in regions
         ]
+    if tiling:
+        if regions:
+            raise BundleError("input.tiling: tiling and regions exclude each other (tiles are generated regions)")
+        if frame is None:
+            raise BundleError("frame: tiles are cut from frames; give the frame size {'width', 'height'}")
+        manifest["frame"] = {"width": _int(frame["width"], "frame.width"), "height": _int(frame["height"], "frame.height")}
+        merge = tiling.get("merge", "mean")
+        if merge not in ("mean", "max"):
+            raise BundleError(f"input.tiling.merge: expected 'mean' or 'max', got {merge!r}")
+        manifest["input"]["tiling"] = {
+            "tile": [_int(v, f"input.tiling.tile[{i}]") for i, v in enumerate(tiling["tile"])],
+            "stride": [_int(v, f"input.tiling.stride[{i}]") for i, v in enumerate(tiling["stride"])],
+            "merge": merge,
+        }
     if extra:
         manifest["model"]["info"] = _jsonable(extra, "model.info")
     return manifest

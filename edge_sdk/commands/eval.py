@@ -53,8 +53,14 @@ def evaluate(model, dataset, *, progress: bool = True) -> tuple[dict, dict]:
     """Metrics of ``model`` on ``dataset`` and the raw results (scores, labels, maps, masks)."""
     from edge_sdk import metrics
 
+    from edge_sdk.tiling import score_frames, tiling_of_model
+
     t0 = time.perf_counter()
-    res = model.score_dataset(dataset, progress=progress, desc="evaluating", keep_maps=True)
+    tiling = tiling_of_model(model)  # trained with --tile: each frame scored on its tiles, maps stitched
+    if tiling is not None:
+        res = score_frames(model, tiling, dataset, keep_maps=True)
+    else:
+        res = model.score_dataset(dataset, progress=progress, desc="evaluating", keep_maps=True)
     seconds = time.perf_counter() - t0
     labels, scores = res["labels"], res["scores"]
     both = bool((labels == 0).any() and (labels == 1).any())
@@ -126,7 +132,10 @@ def run(args) -> int:
     from edge_sdk.commands._classifier_options import dataset_options
 
     test = without_validation(open_dataset(args, "test", **dataset_options(model.name)), model)
-    test = with_regions(test, args)
+    from edge_sdk.tiling import tiling_of_model
+
+    if tiling_of_model(model) is None:  # a tiled model cuts its own tiles (input.tiling)
+        test = with_regions(test, args)
     evaluator, heatmap_writer = evaluate, write_heatmaps
     if model.family == "supervised":  # class metrics, CAM localization and ejects: _classifier_eval.py
         from edge_sdk.commands._classifier_eval import evaluate as evaluator, write_heatmaps as heatmap_writer

@@ -101,6 +101,11 @@ def run(args) -> int:
         step("loading the model")
         model = load_model(args.model_dir)
         parts = model.export_parts()
+        from edge_sdk.tiling import tiling_of_model
+
+        tiling = tiling_of_model(model)  # trained on tiles (`train --tile`): the bundle cuts and stitches them
+        if tiling is not None:
+            parts.tiling = tiling.to_dict()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise UserError(f"{args.model_dir}: {exc}") from exc
     real = None

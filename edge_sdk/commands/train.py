@@ -177,6 +177,14 @@ def register(sub) -> None:
     from edge_sdk.commands._classifier_options import add_classifier_arguments
 
     add_classifier_arguments(p)
+    g = p.add_argument_group("tiling (large frames: overlapping tiles, docs/BUNDLE.md input.tiling)")
+    g.add_argument("--tile", metavar="SIZE", help="train on overlapping tiles of SIZE (H or HxW) pixels of each "
+                                                 "training frame (all frames one size); export writes input.tiling "
+                                                 "and the runtime, eval and predict cut and stitch the same tiles")
+    g.add_argument("--tile-stride", metavar="S", help="step between tile origins (S or SYxSX; default: half the "
+                                                      "tile); the last tile of a row or column is aligned to the edge")
+    g.add_argument("--tile-merge", choices=("mean", "max"), default="mean",
+                   help="how overlapping tile maps are merged into the frame's map (default mean)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--nproc", type=bounded_int("--nproc", 1, MAX_NPROC), default=1, metavar="N",
                    help="train across N processes on this machine (padim, mhbc, patchcore, resganad, grdnet): "
@@ -184,6 +192,41 @@ def register(sub) -> None:
                         "options (gloo on CPUs, NCCL on GPUs; default 1 = this process). Several machines: run "
                         "torchrun yourself (README, 'Training on several GPUs')")
     p.set_defaults(func=run, parser=p)
+
+
+def _pair(text: str, flag: str) -> tuple[int, int]:
+    from edge_sdk.cli import UserError
+
+    try:
+        v = [int(x) for x in str(text).lower().split("x")]
+    except ValueError:
+        v = []
+    if len(v) not in (1, 2) or min(v) < 1:
+        raise UserError(f"{flag}: expected N or HxW with positive integers, got {text!r}")
+    return (v[0], v[-1])
+
+
+def tiling_from_args(args, frames):
+    """The `edge_sdk.tiling.Tiling` of --tile / --tile-stride / --tile-merge over the size of the
+    first training frame, or None without --tile."""
+    from edge_sdk.cli import UserError
+    from edge_sdk.tiling import Tiling
+
+    if not getattr(args, "tile", None):
+        if getattr(args, "tile_stride", None):
+            raise UserError("--tile-stride: applies with --tile only")
+        return None
+    th, tw = _pair(args.tile, "--tile")
+    sy, sx = _pair(args.tile_stride, "--tile-stride") if args.tile_stride else (max(1, th // 2), max(1, tw // 2))
+    h, w = frames[0].image.shape[:2]
+    try:
+        tiling = Tiling(th, tw, sy, sx, args.tile_merge).for_frame(h, w)
+        if th > h or tw > w:
+            raise ValueError(f"tile {th}x{tw} larger than the {h}x{w} frames")
+        len(tiling)  # the grid, checked by the runtime's rules
+    except ValueError as exc:
+        raise UserError(f"--tile: {exc}") from exc
+    return tiling
 
 
 def build_model(args):
@@ -306,6 +349,8 @@ def run_one(args) -> int:
     from edge_sdk.commands._classifier_options import dataset_options
 
     data_options = dataset_options(args.model) if args.model else {}  # --auto searches the anomaly models
+    if getattr(args, "tile", None):
+        return _run_tiled(args, open_dataset(args, "train", **data_options), data_options)
     train = with_regions(open_dataset(args, "train", **data_options), args)
     val, val_info = None, None
     if args.val_data and data_options:
@@ -363,4 +408,40 @@ def run_one(args) -> int:
                       "seconds": round(time.perf_counter() - t0, 2), "model_bytes": model_size_bytes(out),
                       "calibration": model.calibration,
                       **({"auto": _auto.summary(auto_record)} if auto_record is not None else {})}, indent=2))
+    return 0
+
+
+def _run_tiled(args, frames, data_options) -> int:
+    """`train --tile`: the model learns the tiles of the training frames and is calibrated on frame
+    scores (edge_sdk.tiling.fit_tiled)."""
+    from edge_sdk.cli import UserError
+    from edge_sdk.tiling import fit_tiled
+
+    if args.auto or data_options:
+        raise UserError("--tile: applies to the anomaly models (padim, patchcore, mhbc, resganad, grdnet), "
+                        "without --auto")
+    if getattr(args, "regions", None):
+        raise UserError("--tile: tiles are a generated region layout; --regions cannot be given with it")
+    tiling = tiling_from_args(args, frames)
+    val = None
+    if args.val_data:
+        val = open_dataset(type(args)(**{**vars(args), "data": args.val_data}), "test")
+    try:
+        model = build_model(args)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    t0 = time.perf_counter()
+    try:
+        fit_tiled(model, frames, tiling, val_frames=val, val_fraction=args.val_fraction,
+                  threshold_method=args.threshold, quantile=args.quantile, progress=not args.no_progress)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    from edge_sdk.commands._recipe import recorded
+
+    model.training_info["recipe"] = recorded(args, args.parser)
+    warn_small_calibration(model.calibration)
+    out = model.save(args.out)
+    print(json.dumps({"model": args.model, "out": str(out), "train_frames": model.training_info["train_frames"],
+                      "train_tiles": model.training_info["train_tiles"], "tiling": tiling.to_dict(),
+                      "seconds": round(time.perf_counter() - t0, 2), "calibration": model.calibration}, indent=2))
     return 0

@@ -32,6 +32,8 @@ class ExportParts:
     calibration: dict(threshold, min, max): raw-score threshold and normalization statistics for
         ``edge_sdk.kernels.calibrated_normalize``.
     regions: optional list of dict(name, x, y, width, height, threshold).
+    tiling: optional ``input.tiling`` dict(tile, stride, merge) plus ``frame`` dict(width, height)
+        (edge_sdk.tiling.Tiling.to_dict); set by the exporter from the model's training record.
     metadata: optional free-form, JSON-serializable description (model name, training settings);
         never needed to reproduce a score.
     tolerances: optional network output name -> the ONNX-vs-PyTorch parity tolerance of that output
@@ -44,6 +46,7 @@ class ExportParts:
     postprocess: dict[str, Any]
     calibration: dict[str, float]
     regions: list[dict[str, Any]] | None = None
+    tiling: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     tolerances: dict[str, float] = field(default_factory=dict)
 

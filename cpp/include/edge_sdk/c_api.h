@@ -38,7 +38,7 @@ extern "C" {
 /* ABI version: major << 16 | minor. A program built against headers of minor version m runs with
  * a library of the same major version and minor >= m. */
 #define EDGE_ABI_VERSION_MAJOR 1
-#define EDGE_ABI_VERSION_MINOR 2
+#define EDGE_ABI_VERSION_MINOR 3
 #define EDGE_ABI_VERSION ((EDGE_ABI_VERSION_MAJOR << 16) | EDGE_ABI_VERSION_MINOR)
 
 typedef enum edge_status {
@@ -176,7 +176,19 @@ typedef struct edge_output_spec {
   double deadline_ms;                    /* default deadline as opened (0 = none) */
   int32_t group_count;                   /* ABI 1.2: region groups (regions[].group, e.g. vials) */
   int32_t reserved;
+  /* ABI 1.3: input.tiling. With tiling the regions are the generated tiles (region_count of them,
+   * row-major, each with the calibration threshold; edge_region_spec_get gives each rectangle), an
+   * image's score is the largest tile score judged once with the bundle's rule, and its heatmap
+   * (outputs->heatmaps) is the tiles' maps stitched at frame resolution. */
+  int32_t tile_merge;                    /* EDGE_TILE_MERGE_*: 0 no tiling, 1 mean, 2 max over overlaps */
+  int32_t tile_height, tile_width;       /* tile size (frame pixels) */
+  int32_t tile_stride_y, tile_stride_x;  /* step between tile origins; the last tile of a row or column
+                                            is aligned to the frame's edge */
+  int32_t reserved2;
 } edge_output_spec;
+
+/* edge_output_spec.tile_merge (ABI 1.3) */
+enum { EDGE_TILE_MERGE_NONE = 0, EDGE_TILE_MERGE_MEAN = 1, EDGE_TILE_MERGE_MAX = 2 };
 
 typedef struct edge_region_spec {
   uint32_t struct_size;

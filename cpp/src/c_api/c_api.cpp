@@ -196,6 +196,11 @@ EDGE_API edge_status edge_output_spec_get(const edge_runtime* rt, edge_output_sp
     s.max_batch = static_cast<int32_t>(use->options().chunk_images);
     s.heatmaps = use->options().runtime.heatmaps ? 1 : 0;
     s.deadline_ms = use->options().deadline_ms;
+    s.tile_merge = static_cast<int32_t>(m.tiling.merge);
+    s.tile_height = static_cast<int32_t>(m.tiling.tile_h);
+    s.tile_width = static_cast<int32_t>(m.tiling.tile_w);
+    s.tile_stride_y = static_cast<int32_t>(m.tiling.stride_y);
+    s.tile_stride_x = static_cast<int32_t>(m.tiling.stride_x);
     write_struct(out, s);
     return EDGE_OK;
   });

@@ -329,6 +329,49 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
     }
   }
 
+  if (top.get("input").find("tiling")) {
+    Fields in = top.object("input");
+    Fields t = in.object("tiling");
+    if (!m.regions.empty())
+      t.fail("", "tiling and regions exclude each other (tiles are generated regions); give one of them");
+    Fields frame = top.object("frame");
+    m.frame_width = frame.integer("width", 1, 1 << 15);
+    m.frame_height = frame.integer("height", 1, 1 << 15);
+    auto pair = [&](const std::string& key, int64_t lo_y, int64_t hi_y, int64_t lo_x, int64_t hi_x) {
+      const auto v = t.integers(key);
+      if (v.size() != 2) t.fail(key, "expected [height, width] (2 integers), got " + std::to_string(v.size()));
+      if (v[0] < lo_y || v[0] > hi_y || v[1] < lo_x || v[1] > hi_x)
+        t.fail(key, "expected [" + std::to_string(lo_y) + ".." + std::to_string(hi_y) + ", " + std::to_string(lo_x) +
+                        ".." + std::to_string(hi_x) + "], got [" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + "]");
+      return v;
+    };
+    const auto tile = pair("tile", 1, std::min(kMaxTileSide, m.frame_height), 1, std::min(kMaxTileSide, m.frame_width));
+    const auto stride = pair("stride", 1, tile[0], 1, tile[1]);
+    TilingSpec& s = m.tiling;
+    s.tile_h = tile[0];
+    s.tile_w = tile[1];
+    s.stride_y = stride[0];
+    s.stride_x = stride[1];
+    s.merge = t.one_of("merge", {"mean", "max"}) == "mean" ? TileMerge::Mean : TileMerge::Max;
+    const auto ys = tile_starts(m.frame_height, s.tile_h, s.stride_y);
+    const auto xs = tile_starts(m.frame_width, s.tile_w, s.stride_x);
+    if (static_cast<int64_t>(ys.size() * xs.size()) > kMaxTilesPerFrame)
+      t.fail("stride", std::to_string(ys.size()) + " x " + std::to_string(xs.size()) + " tiles on the " +
+                           std::to_string(m.frame_height) + "x" + std::to_string(m.frame_width) + " frame; at most " +
+                           std::to_string(kMaxTilesPerFrame) + " per frame (larger tiles or strides)");
+    for (size_t r = 0; r < ys.size(); ++r)
+      for (size_t c = 0; c < xs.size(); ++c) {
+        RegionSpec reg;
+        reg.name = "tile_" + std::to_string(r) + "_" + std::to_string(c);
+        reg.x = xs[c];
+        reg.y = ys[r];
+        reg.width = s.tile_w;
+        reg.height = s.tile_h;
+        reg.threshold = m.calibration.threshold;
+        m.regions.push_back(std::move(reg));
+      }
+  }
+
   {
     Fields files = top.object("files");
     int64_t total = 0;

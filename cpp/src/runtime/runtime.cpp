@@ -13,6 +13,7 @@
 #include "edge_sdk/kernels/preprocess.hpp"
 #include "edge_sdk/runtime/errors.hpp"
 #include "edge_sdk/runtime/fields.hpp"
+#include "edge_sdk/runtime/tiling.hpp"
 #include "postprocess.hpp"
 
 namespace edge {
@@ -154,9 +155,14 @@ class RuntimeImpl final : public Runtime {
         backends_[b]->bind(max_batch_, ins, outs);
     }
 
-    regions_ = m.regions;
+    regions_ = m.regions;  // with input.tiling: the generated tiles
     frame_w_ = m.frame_width;
     frame_h_ = m.frame_height;
+    tiling_ = m.tiling;
+    if (tiling_.merge == TileMerge::Mean) {
+      count_y_ = tile_cover_counts(frame_h_, tiling_.tile_h, tiling_.stride_y);
+      count_x_ = tile_cover_counts(frame_w_, tiling_.tile_w, tiling_.stride_x);
+    }
     int64_t crop = 0;
     for (const auto& r : regions_) crop = std::max(crop, r.width * r.height);
     crop_.resize(static_cast<size_t>(crop * 3 * 4));  // largest region, 3 channels, float32
@@ -231,7 +237,9 @@ class RuntimeImpl final : public Runtime {
       }
     }
     out.heatmaps.resize(static_cast<size_t>(heat_total));
-    if (nr > 0) std::fill(out.heatmaps.begin(), out.heatmaps.end(), 0.0f);
+    // Regions: 0 outside them. Tiles: the mean's sums start at 0; the max starts at NaN (fmax keeps
+    // the first tile's value, so negative maps stitch right, and a pixel no judged tile covered stays NaN).
+    if (nr > 0) std::fill(out.heatmaps.begin(), out.heatmaps.end(), tiling_.merge == TileMerge::Max ? kNaN : 0.0f);
 
     // Units in chunks of max_batch.
     int64_t next_image = 0, next_region = 0;
@@ -266,6 +274,13 @@ class RuntimeImpl final : public Runtime {
       if (units_.empty()) break;
       run_chunk(images, out);
       record_chunk(out);
+    }
+
+    if (tiling_.merge == TileMerge::Mean && opt_.heatmaps) {
+      const auto t_maps = Clock::now();
+      for (const ImageResult& r : out.images)
+        if (r.heatmap_height > 0) finish_mean(out.heatmaps.data() + r.heatmap_offset, count_y_, count_x_);
+      out.times.maps += ms_since(t_maps);
     }
 
     const auto t_decide = Clock::now();
@@ -454,7 +469,11 @@ class RuntimeImpl final : public Runtime {
     }
     if (opt_.heatmaps) exec_copy(exec_, host, dst, static_cast<size_t>(area) * sizeof(float), "map download");
     exec_sync(exec_, "maps");
-    if (opt_.heatmaps && u.region >= 0) {
+    if (opt_.heatmaps && u.region >= 0 && tiling_.enabled()) {
+      // Stitch the tile's map into the frame's heatmap (input.tiling.merge; tiling.hpp).
+      stitch_tile(out.heatmaps.data() + r.heatmap_offset, r.heatmap_width, host, u.x, u.y, u.height, u.width,
+                  tiling_.merge);
+    } else if (opt_.heatmaps && u.region >= 0) {
       // Paste the region's map into the frame's heatmap (overlaps keep the larger value).
       float* frame = out.heatmaps.data() + r.heatmap_offset;
       for (int64_t y = 0; y < u.height; ++y) {
@@ -531,6 +550,22 @@ class RuntimeImpl final : public Runtime {
       }
       r.score = best_score;
       r.normalized = best_norm >= 0 ? best_norm : kNaN;
+      if (tiling_.enabled()) {
+        // A tiled frame is one unit: its score is the largest tile score (NaN when any tile's is not
+        // finite), judged once with the bundle's rule. Every tile has the calibration threshold, so
+        // this verdict equals the product rule over the tiles.
+        float top = -std::numeric_limits<float>::infinity();
+        for (int64_t k = 0; k < nr; ++k) {
+          const float sc = out.regions[static_cast<size_t>(i * nr + k)].score;
+          top = std::isfinite(sc) ? std::max(top, sc) : kNaN;
+          if (!std::isfinite(top)) break;
+        }
+        r.score = top;
+        r.verdict = decide_score(top, rule(bundle_.manifest.calibration.threshold), &r.normalized);
+        if (!all_finite && r.error.empty()) r.error = "non-finite tile score";
+        if (all_finite && r.error.empty()) ++out.judged;
+        continue;
+      }
       const size_t ng = groups_.names.size();
       for (size_t g = 0; g < ng; ++g) {
         const auto& mem = groups_.members[g];
@@ -612,6 +647,8 @@ class RuntimeImpl final : public Runtime {
   std::vector<Verdict> group_scratch_;
   std::vector<Verdict> region_verdicts_;  // of the frame being decided
   int64_t frame_w_ = 0, frame_h_ = 0;
+  TilingSpec tiling_;                       // input.tiling (regions_ are its tiles when enabled)
+  std::vector<float> count_y_, count_x_;    // tiles covering each row / column (merge "mean")
   std::mutex mutex_;
 };
 

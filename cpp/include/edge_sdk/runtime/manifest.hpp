@@ -10,6 +10,7 @@
 
 #include "edge_sdk/runtime/json.hpp"
 #include "edge_sdk/runtime/safetensors.hpp"
+#include "edge_sdk/runtime/tiling.hpp"
 
 namespace edge {
 
@@ -107,6 +108,10 @@ struct Manifest {
   DecisionSpec decision;
   std::vector<RegionSpec> regions;           // empty: each image is one unit
   int64_t frame_width = 0, frame_height = 0;  // size of the frames the regions are cut from
+  // input.tiling: the frame is cut into a grid of overlapping tiles; `regions` then holds the
+  // generated tiles ("tile_<row>_<col>", row-major, the calibration threshold each) and the runtime
+  // stitches their maps into the frame's heatmap and scores the frame as the maximum tile score.
+  TilingSpec tiling;
   std::map<std::string, FileEntry> files;   // every file of the bundle except manifest.json
   json::Value raw;                          // the whole document
 
