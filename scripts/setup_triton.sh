@@ -27,8 +27,8 @@ unset PIP_CONSTRAINT  # requirements/triton.txt pins this environment (see its h
 [ -x "$ENV_DIR/bin/python" ] || "$PY" -m venv "$ENV_DIR"
 "$ENV_DIR/bin/python" -m pip install -q --disable-pip-version-check -r requirements/triton.txt
 # pip then lists the wheel's unmet Python requirements (its own client package, unused here): expected
-"$ENV_DIR/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$PYTRITON" 2>&1 \
-  | grep -v -e "dependency resolver does not" -e "^nvidia-pytriton .* requires" || true
+out=$("$ENV_DIR/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$PYTRITON" 2>&1) || { echo "$out"; exit 1; }
+echo "$out" | grep -v -e "dependency resolver does not" -e "^nvidia-pytriton .* requires" || true
 # A backend folder as pytriton prepares it at run time: the Python backend with the stub of 3.11.
 dist="$ENV_DIR/lib/python3.11/site-packages/pytriton/tritonserver"
 mkdir -p "$ENV_DIR/tritonserver/backends/python"

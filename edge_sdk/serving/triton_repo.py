@@ -59,21 +59,21 @@ class ServeOptions:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise RepositoryError(f"{name}: expected an integer from {low} to {high}, got {value!r}")
 
-        bounded("instances", self.instances, 1, MAX_INSTANCES)
-        bounded("max_batch", self.max_batch, 1, MAX_BATCH)
-        bounded("queue_delay_us", self.queue_delay_us, 0, MAX_QUEUE_DELAY_US)
-        bounded("threads", self.threads, 1, 1024)
+        bounded("instances (--instances)", self.instances, 1, MAX_INSTANCES)
+        bounded("max_batch (--max-batch)", self.max_batch, 1, MAX_BATCH)
+        bounded("queue_delay_us (--queue-delay-us)", self.queue_delay_us, 0, MAX_QUEUE_DELAY_US)
+        bounded("threads (--threads)", self.threads, 1, 1024)
         if self.kind not in KINDS:
-            raise RepositoryError(f"kind: expected one of {KINDS}, got {self.kind!r}")
+            raise RepositoryError(f"kind (--kind): expected one of {KINDS}, got {self.kind!r}")
         for g in self.gpus:
-            bounded("gpus", g, 0, 1023)
+            bounded("gpus (--gpus)", g, 0, 1023)
         if self.gpus and self.kind != "gpu":
-            raise RepositoryError("gpus: only with kind 'gpu'")
+            raise RepositoryError("gpus (--gpus): only with kind 'gpu'")
         if self.preferred_batch is not None:
             if not self.preferred_batch:
-                raise RepositoryError("preferred_batch: expected at least one batch size")
+                raise RepositoryError("preferred_batch (--preferred-batch): expected at least one batch size")
             for b in self.preferred_batch:
-                bounded("preferred_batch", b, 1, self.max_batch)
+                bounded("preferred_batch (--preferred-batch)", b, 1, self.max_batch)
         for name in ("precision", "backend"):
             value = getattr(self, name)
             if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_]{1,32}", value):
@@ -231,6 +231,9 @@ def write_repository(bundles, repo: str | os.PathLike, *, names: list[str] | Non
     if dup:
         raise RepositoryError(f"names: {dup} given to more than one bundle (name them with --name)")
     target = Path(repo)
+    if os.path.lexists(target) and not overwrite:
+        raise RepositoryError(f"repo: {target} exists; pass --overwrite (overwrite=True) to replace a repository "
+                              f"written here, or --add-version to add a version to one of its models")
     try:
         with atomic_directory(target, is_ours=_is_repo, what="a model repository written by edge-sdk triton",
                               overwrite=overwrite) as tmp:
@@ -239,8 +242,7 @@ def write_repository(bundles, repo: str | os.PathLike, *, names: list[str] | Non
                 _model_files(tmp / name, name, manifest, options, path)
             write_json(tmp / MARKER, {"format": FORMAT, "models": names})
     except FileExistsError as exc:
-        raise RepositoryError(f"repo: {exc}" + ("" if overwrite else "; pass --overwrite to replace it, or "
-                                                 "--add-version to add a version to a model")) from None
+        raise RepositoryError(f"repo: {exc}") from None
     return {n: target / n for n in names}
 
 
