@@ -10,7 +10,8 @@ JOB.json: {"url", "protocol" ("http" | "grpc"), "model", "images": NPZ (arrays "
 or "raw" (each array sent once as it is, whatever its dtype or shape), "clients", "requests",
 "heatmaps" (bool), "progress": a file that gets a line per 50 requests done}.
 The out NPZ holds, per request, the image index, client, latency (s), error text ("" when none),
-model version, and SCORE / NORMALIZED / VERDICT / VERSION (/ HEATMAP) of the first image.
+model version, and SCORE / NORMALIZED / VERDICT / VERSION (/ HEATMAP, or HEATMAP_<row> where the
+images differ in size) of the first image.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def run(job: dict) -> dict:
     ok = [r for r in rows if not r["error"]]
     for o in outputs:
         if ok and all(o in r for r in ok):
-            if o == "HEATMAP" and len({r[o].shape for r in ok}) > 1:
+            if o == "HEATMAP" and len({r[o].shape for r in ok}) > 1:  # images of several sizes: one per row
+                out.update({f"HEATMAP_{k}": r[o] for k, r in enumerate(rows) if not r["error"]})
                 continue
             shape = ok[0][o].shape
             arr = np.full((len(rows), *shape), np.nan if o != "VERDICT" and o != "VERSION" else -1,
