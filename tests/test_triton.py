@@ -370,3 +370,44 @@ def test_mtd_images_equal_the_runtime(server, demo):
                                images=_save_images(images, tmp / "mtd.npz"), requests=len(images)), tmp, "mtd")
     assert summary["errors"] == 0
     _assert_equal_to(_reference(demo["v1"], images), out)
+
+
+def test_serve_and_roll_out_from_the_command_line(demo, tmp_path):
+    import sys
+
+    from edge_sdk.serving.triton_server import free_port
+
+    repo = tmp_path / "lines"
+    cli = [sys.executable, "-m", "edge_sdk.cli", "triton"]
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=root)
+
+    def edge(*args):
+        r = subprocess.run([*cli, *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert "serve it: edge-sdk triton serve" in edge(demo["v1"], "--repo", repo, "--name", "line3", "--threads", 1)
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    proc = subprocess.Popen([*cli, "serve", "--repo", str(repo), "--http-port", str(http), "--grpc-port", str(grpc),
+                             "--metrics-port", str(metrics)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/models/line3/ready", timeout=2).status == 200:
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "edge-sdk triton serve did not come up"
+                time.sleep(0.25)
+        assert "line3/2" in edge(demo["v2"], "--repo", repo, "--name", "line3", "--add-version")
+        assert "version 2 READY" in edge("load", "line3", "--repo", repo, "--http-port", http)
+        summary, out = _drive(dict(url=f"127.0.0.1:{grpc}", protocol="grpc", model="line3",
+                                   images=_save_images(demo["images"][:3], tmp_path / "i.npz"), requests=3),
+                              tmp_path, "cli")
+        assert summary["errors"] == 0 and set(out["model_version"]) == {"2"}
+        _assert_equal_to(_reference(demo["v2"], demo["images"][:3]), out)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

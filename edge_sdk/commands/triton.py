@@ -75,9 +75,12 @@ def register(sub) -> None:
     g.add_argument("--backend", default="onnxruntime", help="network backend of the runtime (default onnxruntime)")
     g.add_argument("--no-heatmaps", dest="heatmaps", action="store_false", help="no HEATMAP output")
     s = p.add_argument_group("serve and load")
-    s.add_argument("--http-port", type=bounded_int("--http-port", 1, 65535), default=8000)
-    s.add_argument("--grpc-port", type=bounded_int("--grpc-port", 1, 65535), default=8001)
-    s.add_argument("--metrics-port", type=bounded_int("--metrics-port", 1, 65535), default=8002)
+    s.add_argument("--http-port", type=bounded_int("--http-port", 1, 65535), default=8000,
+                   help="HTTP port of the server (default 8000)")
+    s.add_argument("--grpc-port", type=bounded_int("--grpc-port", 1, 65535), default=8001,
+                   help="gRPC port of the server (default 8001)")
+    s.add_argument("--metrics-port", type=bounded_int("--metrics-port", 1, 65535), default=8002,
+                   help="port of the server's Prometheus metrics, /metrics (default 8002)")
     s.add_argument("--address", default="127.0.0.1", help="address the server listens on (default 127.0.0.1)")
     s.add_argument("--env", default=None, help="the serving environment (default .venv-triton of this tree, or "
                                                "EDGE_SDK_TRITON_ENV)")
