@@ -8,7 +8,8 @@ ml-dtypes), so the tests and benchmarks drive it as a program:
 JOB.json: {"url", "protocol" ("http" | "grpc"), "model", "images": NPZ (arrays "0", "1", ...),
 "out": NPZ, "mode": "load" (C clients, each R requests of image (c * 7 + r) % N, a batch of one)
 or "raw" (each array sent once as it is, whatever its dtype or shape), "clients", "requests",
-"heatmaps" (bool), "progress": a file that gets a line per 50 requests done}.
+"heatmaps" (bool), "progress": a file that gets a line per 50 requests done, "until": a file; each
+client goes on past its R requests until the file exists, then sends 20 more}.
 The out NPZ holds, per request, the image index, client, latency (s), error text ("" when none),
 model version, and SCORE / NORMALIZED / VERDICT / VERSION (/ HEATMAP, or HEATMAP_<row> where the
 images differ in size) of the first image.
@@ -17,6 +18,7 @@ images differ in size) of the first image.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -89,11 +91,20 @@ def run(job: dict) -> dict:
     else:
         n_clients, n_req = int(job["clients"]), int(job["requests"])
 
+        until = job.get("until")
+
         def worker(c):
             t, client = make_client(job["protocol"], job["url"])
-            for r in range(n_req):
+            r, extra = 0, None
+            # R requests; with "until", on until that file exists, then 20 more (e.g. past a version swap)
+            while r < n_req or (until and (extra is None or extra > 0)):
+                if until and extra is None and os.path.exists(until):
+                    extra = 20
+                elif extra is not None:
+                    extra -= 1
                 i = (c * 7 + r) % len(images)
                 one(t, client, c, i, images[i][None])
+                r += 1
 
         threads = [threading.Thread(target=worker, args=(c,)) for c in range(n_clients)]
         for th in threads:
