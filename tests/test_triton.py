@@ -415,3 +415,20 @@ def test_serve_and_roll_out_from_the_command_line(demo, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_preferred_batch_sizes_come_from_the_bundle(demo, tmp_path):
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(demo["v1"], b)
+    assert tr.bundle_preferred_batch(b, "fp32", 8) == [4, 8]  # no engines: powers of two up to the max
+    assert tr.bundle_preferred_batch(b, "fp32", 6) == [4, 6]
+    (b / "engines").mkdir()
+    profile = {"input": {"min": [1, 3, 32, 40], "opt": [2, 3, 32, 40], "max": [6, 3, 32, 40]}}
+    (b / "engines" / "features.fp32.json").write_text(json.dumps({"precision": "fp32", "profiles": [profile]}))
+    (b / "engines" / "features.fp16.json").write_text(json.dumps({"precision": "fp16", "profiles": [
+        {"input": {"min": [1], "opt": [3], "max": [5]}}]}))
+    assert tr.bundle_preferred_batch(b, "fp32", 8) == [2, 6]  # the engine profile's opt and max batch
+    assert tr.bundle_preferred_batch(b, "fp16", 8) == [3, 5]
+    assert tr.bundle_preferred_batch(b, "fp32", 4) == [2]  # within max_batch
