@@ -391,7 +391,9 @@ def test_serve_and_roll_out_from_the_command_line(demo, tmp_path):
         assert r.returncode == 0, r.stderr
         return r.stdout
 
-    assert "serve it: edge-sdk triton serve" in edge(demo["v1"], "--repo", repo, "--name", "line3", "--threads", 1)
+    assert "serve it: edge-sdk triton serve" in edge(demo["v1"], "--repo", repo, "--name", "line3", "--threads", 1,
+                                                     "--instances", 2)
+    assert "{ count: 2 kind: KIND_CPU }" in (repo / "line3" / "config.pbtxt").read_text()
     http, grpc, metrics = free_port(), free_port(), free_port()
     proc = subprocess.Popen([*cli, "serve", "--repo", str(repo), "--http-port", str(http), "--grpc-port", str(grpc),
                              "--metrics-port", str(metrics)], env=env, stdout=subprocess.DEVNULL,
