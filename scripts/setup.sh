@@ -40,6 +40,9 @@ bash scripts/fetch_onnxruntime_headers.sh
 echo "== TensorRT headers (compile check of the TensorRT backend)"
 bash scripts/fetch_tensorrt_headers.sh
 
+echo "== Triton serving environment (scripts/setup_triton.sh: .venv-triton, for edge-sdk triton and its tests)"
+bash scripts/setup_triton.sh
+
 echo "== build (in place)"
 cmake -S . -B build -G Ninja -DEDGE_SDK_CUDA="${EDGE_SDK_CUDA:-AUTO}" >/dev/null
 cmake --build build

@@ -23,6 +23,7 @@ REQUIRED_IN_FULL = [
     r"not in this tree yet",
     r"does not implement postprocess kind",
     r"no headless chromium",
+    r"Triton serving environment not installed",
 ]
 _REQUIRED_RE = re.compile("|".join(f"(?:{p})" for p in REQUIRED_IN_FULL))
 
