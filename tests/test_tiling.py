@@ -15,6 +15,7 @@ from edge_sdk.converters import export_bundle  # noqa: E402
 from edge_sdk.models.contract import Prediction  # noqa: E402
 from edge_sdk.tiling import Tiling, TiledPredictor  # noqa: E402
 from tests.bundle_helpers import ssim_parts  # noqa: E402
+from tests.gpu import requires_cuda  # noqa: E402
 
 FRAME_H, FRAME_W = 100, 150
 
@@ -218,3 +219,19 @@ def test_c_abi_returns_the_stitched_map(tmp_path, rng):
         np.testing.assert_allclose(float(got[i][0]), py.scores[i], rtol=1e-6)
         assert int(got[i][2]) == codes[py.verdicts[i]]
         np.testing.assert_allclose(heat[i], py.heatmaps[i], rtol=1e-6, atol=1e-7)
+
+
+@requires_cuda
+@pytest.mark.parametrize("merge", ["mean", "max"])
+def test_tiled_frames_on_the_gpu_match_the_cpu(tmp_path, rng, merge):
+    """The tiles cut, judged and stitched with the pipeline's kernels on cuda:0 (the network on ONNX
+    Runtime's CPU provider) give the CPU runtime's frame scores, verdicts and stitched maps."""
+    tiled, _ = _bundles(tmp_path, "rgb", (48, 64, 24, 40), merge)
+    frames = list(_frames(rng))
+    cpu = edge_sdk.Runtime(tiled, threads=1, heatmaps=True).predict(frames)
+    gpu = edge_sdk.Runtime(tiled, device="cuda:0", threads=1, provider="cpu", heatmaps=True).predict(frames)
+    np.testing.assert_allclose(gpu.scores, cpu.scores, rtol=1e-5)
+    np.testing.assert_allclose(gpu.regions.scores, cpu.regions.scores, rtol=1e-5)
+    assert gpu.verdicts.tolist() == cpu.verdicts.tolist()
+    for g, c in zip(gpu.heatmaps, cpu.heatmaps):
+        np.testing.assert_allclose(g, c, rtol=1e-5, atol=1e-6 * np.abs(c).max())
