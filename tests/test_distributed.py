@@ -39,6 +39,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _process_tree(root: int) -> list[int]:
+    """root and every process descended from it (torchrun starts its workers in sessions of their
+    own, so killing the launcher's process group leaves them running)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += [c for c, pp in parent.items() if pp == p]
+    return tree
+
+
 def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -243,8 +262,11 @@ def test_kill_and_resume_equals_uninterrupted(strips, tmp_path, tmp_path_factory
         while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks: a crash at any instant
+        for pid in _process_tree(proc.pid):  # the launcher and both ranks at once: a crash at any instant
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         proc.wait()
     assert ckpt.exists(), "no checkpoint was written"
     assert not (out / "config.json").exists(), "the run finished before it could be killed"
