@@ -44,6 +44,24 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _judged(rt, ds, what: str):
+    """The runtime's result for each image of ``ds`` in turn (with a progress bar); an image it
+    could not judge stops the command, naming the file."""
+    from edge_sdk.cli import UserError
+
+    try:
+        from tqdm import tqdm
+
+        it = tqdm(range(len(ds)), desc=what, unit="img", leave=False)
+    except ImportError:
+        it = range(len(ds))
+    for i in it:
+        res = rt.predict(ds[i].image, on_error="review")
+        if res.errors[0]:
+            raise UserError(f"{ds.paths[i]}: the runtime could not judge it ({res.errors[0]})")
+        yield res
+
+
 def _scores(args):
     """Raw scores of the good and defective images of --data, by the runtime (what the line runs)."""
     import numpy as np
@@ -55,18 +73,7 @@ def _scores(args):
         raise UserError("a rate target needs labelled data: --data and --layout")
     rt = open_runtime(args.bundle, threads=args.threads, heatmaps=False)
     ds = open_dataset(args, args.split, gray=rt.manifest["input"]["channels"] == 1)
-    scores = np.empty(len(ds))
-    try:
-        from tqdm import tqdm
-
-        it = tqdm(range(len(ds)), desc="scoring", unit="img", leave=False)
-    except ImportError:
-        it = range(len(ds))
-    for i in it:
-        res = rt.predict(ds[i].image, on_error="review")
-        if res.errors[0]:
-            raise UserError(f"{ds.paths[i]}: the runtime could not judge it ({res.errors[0]})")
-        scores[i] = res.scores[0]
+    scores = np.array([res.scores[0] for res in _judged(rt, ds, "scoring")])
     labels = np.asarray(ds.labels)
     return scores[labels == 0], scores[labels == 1], len(ds)
 
@@ -93,18 +100,7 @@ def _region_scores(args):
         labels = RegionPatches(ds, layout).labels.reshape(len(ds), len(layout))
     except RegionError as exc:
         raise UserError(f"--data {args.data}: {exc}") from exc
-    scores = np.empty((len(ds), len(layout)))
-    try:
-        from tqdm import tqdm
-
-        it = tqdm(range(len(ds)), desc="scoring frames", unit="frame", leave=False)
-    except ImportError:
-        it = range(len(ds))
-    for i in it:
-        res = rt.predict(ds[i].image, on_error="review")
-        if res.errors[0]:
-            raise UserError(f"{ds.paths[i]}: the runtime could not judge it ({res.errors[0]})")
-        scores[i] = res.regions.scores[0]
+    scores = np.array([res.regions.scores[0] for res in _judged(rt, ds, "scoring frames")]).reshape(len(ds), -1)
     run_rule = (m.get("decision") or {}).get("run") or {}
     return scores, labels, product_ids(ds.paths), layout, run_rule
 
