@@ -217,6 +217,7 @@ def export_bundle(
     on_size_mismatch: str = "resize",
     review_band: float = 0.0,
     run_vote: tuple[int, int] | None = None,
+    acquisition_frames: int | None = None,
     meanings: Mapping[str, str] | None = None,
     overwrite: bool = False,
     extra: Mapping[str, Any] | None = None,
@@ -298,6 +299,7 @@ def export_bundle(
         tiling=getattr(parts, "tiling", None),
         review_band=review_band,
         run_vote=run_vote,
+        acquisition_frames=acquisition_frames,
         extra=extra,
     )
     report.bundle = write_bundle(out, manifest, onnx_files, parts.arrays, overwrite=overwrite)

@@ -327,14 +327,25 @@ class Runtime:
         a list or a (K, H, W[, C]) array) and the two rank-filter images made from them, the
         per-pixel lowest (what moved between frames shows here) and highest (only what is fixed
         to the part): K + 2 results, frames first, then lowest, then highest
-        (`kernels.frame_extremes`, the C ABI's edge_frame_extremes). Keyword arguments are
-        predict's."""
+        (`kernels.frame_extremes`, the C ABI's edge_run_acquisition). A bundle that declares its
+        acquisitions (``input.acquisition.frames``, `acquisition_frames`) takes exactly that many
+        frames. Keyword arguments are predict's."""
         from edge_sdk.kernels import frame_extremes
 
         stack = np.ascontiguousarray(np.stack([np.asarray(f) for f in frames]) if isinstance(frames, (list, tuple))
                                      else np.asarray(frames))
+        want = self.acquisition_frames
+        if want is not None and len(stack) != want:
+            raise ValueError(f"frames: the bundle's acquisitions are {want} frames (input.acquisition.frames), "
+                             f"got {len(stack)}")
         lo, hi = frame_extremes(stack[None])
         return self.predict(list(stack) + [lo[0], hi[0]], **kwargs)
+
+    @property
+    def acquisition_frames(self) -> int | None:
+        """K of the bundle's ``input.acquisition`` (frames of one acquisition), or None."""
+        acq = self.manifest["input"].get("acquisition")
+        return None if acq is None else int(acq["frames"])
 
     def run_vote(self, *, max_open: int = 4096):
         """A `edge_sdk.run_vote.RunVote` with this bundle's rule (decision.run, default 7 of 10):

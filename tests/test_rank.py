@@ -90,3 +90,37 @@ def test_runtime_judges_an_acquisition_with_its_rank_images(tmp_path):
     np.testing.assert_array_equal(res.verdicts, want.verdicts)
     with pytest.raises(ValueError, match="frames: expected 2 to 1024"):
         rt.predict_acquisition(frames[:1])
+
+
+def test_a_bundle_declares_its_acquisitions(tmp_path):
+    """input.acquisition.frames = K (export --acquisition-frames): the runtime takes exactly K frames
+    an acquisition; out-of-range values are refused when the bundle is written and when it loads."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    import json
+
+    import edge_sdk
+    from edge_sdk.bundle import BundleError
+    from edge_sdk.converters import export_bundle
+    from tests.bundle_helpers import ssim_parts
+
+    b = export_bundle(ssim_parts(size=32), tmp_path / "b", model_type="resganad", acquisition_frames=4).bundle
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["input"]["acquisition"] == {"frames": 4}
+    rt = edge_sdk.Runtime(b, threads=1)
+    assert rt.acquisition_frames == 4
+    frames = np.random.default_rng(1).integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    assert len(rt.predict_acquisition(frames[:4])) == 6
+    with pytest.raises(ValueError, match=r"acquisitions are 4 frames \(input.acquisition.frames\), got 5"):
+        rt.predict_acquisition(frames)
+    for bad in (1, 1025):
+        with pytest.raises(BundleError, match="input.acquisition.frames"):
+            export_bundle(ssim_parts(size=32), tmp_path / f"x{bad}", model_type="resganad", acquisition_frames=bad)
+    # a manifest edited past the writer: the runtime's own validator names the field
+    from edge_sdk.bundle.reader import read_bundle
+    from edge_sdk.bundle.writer import write_bundle
+
+    src = read_bundle(b, trusted_keys_from_env=False)
+    m = {k: v for k, v in src.manifest.items() if k != "files"}
+    m["input"] = {**m["input"], "acquisition": {"frames": 0}}
+    with pytest.raises(BundleError, match="input.acquisition.frames"):
+        write_bundle(tmp_path / "edited", m, dict(src.networks), src.arrays)

@@ -161,6 +161,8 @@ def main(out_dir: str) -> None:
     plain = _export(ssim_parts(size=32, channels=3), out / "plain", plain_images)
     res = edge_sdk.Runtime(plain, threads=1).predict(list(plain_images))
     _write_results(out / "py_results_plain.txt", res, regions=False)
+    # the same network with its acquisitions declared: 3 frames, judged with their rank images
+    _export(ssim_parts(size=32, channels=3), out / "acquisition", None, acquisition_frames=3)
     # The same images as PNG files (RGB as stored), and one file that is no image, for the OpenCV host
     (out / "png").mkdir(exist_ok=True)
     for i, img in enumerate(plain_images):

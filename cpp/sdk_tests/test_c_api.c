@@ -971,6 +971,57 @@ static void test_frame_extremes(const fixture_images* fx) {
   free(wide);
 }
 
+/* edge_run_acquisition: the k frames and their two rank images judged in one cycle, equal to
+ * edge_frame_extremes + edge_run on those k + 2 images; a bundle declaring K takes exactly K
+ * frames (refused otherwise, every usable result review); the input spec says K. */
+static void test_run_acquisition(const fixture_images* fx) {
+  const size_t px = (size_t)fx->h * (size_t)fx->w * (size_t)fx->c;
+  unsigned char* rank = (unsigned char*)malloc(2 * px);
+  edge_image f[5];
+  edge_image_result want[5], got[5];
+  edge_batch_outputs o;
+  edge_input_spec in;
+  edge_runtime* plain = open_plain(0, 0, 1);
+  edge_runtime* acq = NULL;
+  edge_open_options opt;
+  int i;
+  for (i = 0; i < 3; ++i) f[i] = fixture_image(fx, i);
+  CHECK_STATUS(edge_frame_extremes(f, 3, rank, rank + px), EDGE_OK);
+  f[3] = f[0];
+  f[3].data = rank;
+  f[4] = f[0];
+  f[4].data = rank + px;
+  edge_batch_outputs_init(&o);
+  o.results = want;
+  o.results_capacity = 5;
+  CHECK_STATUS(edge_run(plain, f, 5, 0, &o), EDGE_OK);
+  o.results = got;
+  CHECK_STATUS(edge_run_acquisition(plain, f, 3, NULL, &o), EDGE_OK); /* no K declared: any k */
+  for (i = 0; i < 5; ++i) CHECK(same_result(&got[i], &want[i]));
+  edge_open_options_init(&opt);
+  opt.threads = 1;
+  CHECK_STATUS(edge_open(bundle("acquisition"), &opt, &acq), EDGE_OK);
+  edge_input_spec_init(&in);
+  CHECK_STATUS(edge_input_spec_get(acq, &in), EDGE_OK);
+  CHECK(in.acquisition_frames == 3);
+  CHECK_STATUS(edge_input_spec_get(plain, &in), EDGE_OK);
+  CHECK(in.acquisition_frames == 0);
+  memset(got, 0, sizeof got);
+  CHECK_STATUS(edge_run_acquisition(acq, f, 3, NULL, &o), EDGE_OK);
+  /* the same network, calibrated apart: the same scores */
+  for (i = 0; i < 5; ++i) CHECK(got[i].status == EDGE_OK && got[i].score == want[i].score);
+  for (i = 0; i < 5; ++i) got[i].verdict = EDGE_VERDICT_ACCEPT; /* a host's prefill */
+  CHECK_STATUS(edge_run_acquisition(acq, f, 2, NULL, &o), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "input.acquisition.frames") != NULL);
+  for (i = 0; i < 4; ++i) CHECK(got[i].verdict == EDGE_VERDICT_REVIEW && got[i].status == EDGE_E_INVALID_ARGUMENT);
+  o.results_capacity = 4; /* k + 2 = 5 needed */
+  CHECK(edge_run_acquisition(acq, f, 3, NULL, &o) != EDGE_OK);
+  CHECK(got[0].verdict == EDGE_VERDICT_REVIEW);
+  CHECK_STATUS(edge_close(acq), EDGE_OK);
+  CHECK_STATUS(edge_close(plain), EDGE_OK);
+  free(rank);
+}
+
 int main(int argc, char** argv) {
   fixture_images plain, frames, slow;
   if (argc != 3) {
@@ -1002,6 +1053,7 @@ int main(int argc, char** argv) {
   test_color_order(&plain);
   test_run_vote(&plain);
   test_frame_extremes(&plain);
+  test_run_acquisition(&plain);
   test_handles(&plain);
   test_sharing(&plain, "onnxruntime");
   test_deadline(&slow, "onnxruntime");

@@ -265,6 +265,29 @@ void test_run_vote(const fixture_images& fx) {
   CHECK(thrown_status([&] { rt.run_vote("strip 4", 10, edge_sdk::Verdict::Accept); }) == EDGE_E_INVALID_ARGUMENT);
 }
 
+void test_run_acquisition(const fixture_images& fx) {
+  edge_sdk::Options o = single_thread();
+  o.heatmaps = true;
+  edge_sdk::Runtime rt(bundle("acquisition"), o);
+  CHECK(rt.input_spec().acquisition_frames == 3);
+  const std::vector<edge_image> frames = views(fx, 3);
+  std::vector<uint8_t> lo, hi;
+  edge_sdk::frame_extremes(frames, lo, hi);
+  std::vector<edge_image> all = frames;
+  all.push_back(edge_sdk::image_u8(lo.data(), fx.h, fx.w, fx.c));
+  all.push_back(edge_sdk::image_u8(hi.data(), fx.h, fx.w, fx.c));
+  edge_sdk::Cycle want, got;
+  rt.run(all.data(), all.size(), want, -1, true);
+  rt.run_acquisition(frames.data(), frames.size(), got, -1, true);
+  CHECK(got.ok() && got.size() == 5);
+  for (size_t i = 0; i < 5; ++i) {
+    CHECK(same_result(&got[i], &want[i]));
+    CHECK(std::memcmp(got.heatmap(i), want.heatmap(i), sizeof(float) * static_cast<size_t>(fx.h * fx.w)) == 0);
+  }
+  CHECK(thrown_status([&] { rt.run_acquisition(frames.data(), 2, got); }) == EDGE_E_INVALID_ARGUMENT);
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got.verdict(i) == edge_sdk::Verdict::Review);
+}
+
 void test_frame_extremes() {
   // three 2 x 3 x 1 frames, the middle one a strided view (row stride 5)
   const uint8_t a[6] = {1, 9, 3, 4, 5, 6};
@@ -302,6 +325,7 @@ int main(int argc, char** argv) {
     test_classes(plain);
     test_run_vote(plain);
     test_frame_extremes();
+    test_run_acquisition(plain);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "unexpected exception: %s\n", e.what());
     ++g_failures;

@@ -115,6 +115,8 @@ def network_entry(
             "inputs": tensors(inputs, "inputs"), "outputs": tensors(outputs, "outputs")}
 
 
+MAX_ACQUISITION_FRAMES = 1024  # the rank kernel's bound (kernels/rank.hpp)
+
 def build_manifest(
     *,
     model_type: str,
@@ -128,6 +130,7 @@ def build_manifest(
     tiling: Mapping[str, Any] | None = None,
     review_band: float = 0.0,
     run_vote: tuple[int, int] | None = None,
+    acquisition_frames: int | None = None,
     model_name: str = "",
     sdk_version: str | None = None,
     extra: Mapping[str, Any] | None = None,
@@ -139,7 +142,9 @@ def build_manifest(
     with its own raw-score threshold (see edge_sdk.regions). run_vote: (k, n) of the run vote of a
     product acquired n times (decision.run; the runtime's default is 7 of 10). tiling: optional
     ``input.tiling`` dict(tile=[h, w], stride=[sy, sx], merge="mean"|"max") over frames of size
-    ``frame`` (see edge_sdk.tiling); regions and tiling exclude each other."""
+    ``frame`` (see edge_sdk.tiling); regions and tiling exclude each other. acquisition_frames: K
+    of ``input.acquisition``, the frames of one acquisition, judged with their two rank-filter
+    images as K + 2 images (the runtime's input policy; C ABI edge_run_acquisition)."""
     if sdk_version is None:
         sdk_version = _core.__version__
     kind = postprocess.get("kind")
@@ -166,6 +171,11 @@ def build_manifest(
         "calibration": cal,
         "decision": {"review_band": _finite(review_band, "decision.review_band")},
     }
+    if acquisition_frames is not None:
+        k = _int(acquisition_frames, "input.acquisition.frames", 2)
+        if k > MAX_ACQUISITION_FRAMES:
+            raise BundleError(f"input.acquisition.frames: expected 2..{MAX_ACQUISITION_FRAMES}, got {k}")
+        manifest["input"]["acquisition"] = {"frames": k}
     if run_vote is not None:
         k, n = (_int(v, f"decision.run.{name}", 1) for v, name in zip(run_vote, ("k", "n")))
         if not (k <= n <= 1024):

@@ -43,6 +43,10 @@ def register(sub) -> None:
     p.add_argument("--run-vote", metavar="K/N", type=_k_of_n,
                    help="run vote of a product acquired N times: rejected when K acquisitions are (default 7/10; "
                         "the C ABI's edge_run_vote and Python's Runtime.run_vote apply it)")
+    p.add_argument("--acquisition-frames", metavar="K", type=bounded_int("--acquisition-frames", 2, 1024),
+                   help="an acquisition is K frames, judged with their two rank-filter images (per-pixel lowest and "
+                        "highest) as K + 2 images (input.acquisition; Runtime.predict_acquisition, the C ABI's "
+                        "edge_run_acquisition)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--precision", default="fp32",
                    help="precision variants to add, e.g. fp32,fp16,int8: each is calibrated (int8: on --calibration good "
@@ -119,7 +123,8 @@ def run(args) -> int:
         report = export_bundle(parts, args.out, model_type=model.name,
                                real_images=real, tolerance=args.tolerance or DEFAULT_TOLERANCE, opset=args.opset,
                                on_size_mismatch=args.on_size_mismatch, review_band=args.review_band,
-                               run_vote=args.run_vote, overwrite=args.overwrite, extra=getattr(parts, "metadata", None) or None)
+                               run_vote=args.run_vote, acquisition_frames=args.acquisition_frames,
+                               overwrite=args.overwrite, extra=getattr(parts, "metadata", None) or None)
     except (ExportError, BundleError) as exc:
         raise UserError(str(exc)) from exc
     step.done()

@@ -164,6 +164,10 @@ typedef struct edge_input_spec {
   float scale;                     /* raw pixel * scale, then (v - mean[c]) / std[c] */
   float mean[3], std[3];
   double value_min, value_max;     /* expected range of raw pixel values */
+  /* ABI 1.3: input.acquisition.frames, the K frames of one acquisition (edge_run_acquisition);
+   * 0 when the bundle does not declare one */
+  int32_t acquisition_frames;
+  int32_t reserved;
 } edge_input_spec;
 
 typedef struct edge_output_spec {
@@ -328,6 +332,15 @@ EDGE_API edge_status edge_group_name(const edge_runtime* rt, int32_t index, char
  * the host then judges the k + 2 images (edge_run). Frames may be strided views; 2 <= k <= 1024;
  * frames that differ in size, channels or dtype are refused (EDGE_E_IMAGE, naming the frame). */
 EDGE_API edge_status edge_frame_extremes(const edge_image* frames, size_t k, void* lo, void* hi);
+
+/* ABI 1.3: judges an acquisition as the runtime's input policy says (input.acquisition.frames = K):
+ * its k frames and the two rank-filter images made from them (edge_frame_extremes), k + 2 results
+ * in outputs: frames first, then the lowest, then the highest. k must equal the bundle's K when it
+ * declares one (EDGE_E_INVALID_ARGUMENT otherwise, every usable result review); any 2..1024 when it
+ * does not. Everything else, the fail-safe results included, is edge_run_with's (options may be
+ * NULL); outputs->results_capacity (and the other buffers) must hold k + 2 images. */
+EDGE_API edge_status edge_run_acquisition(edge_runtime* rt, const edge_image* frames, size_t k,
+                                          const edge_run_options* options, edge_batch_outputs* outputs);
 
 /* ---- the run vote of a product acquired n times (ABI 1.2) ------------------------------------- */
 

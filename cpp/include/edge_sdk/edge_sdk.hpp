@@ -309,6 +309,29 @@ class Runtime {
   // Judges `count` images into `cycle` (see edge_run_with). deadline_ms < 0 = the runtime's default.
   const Cycle& run(const edge_image* images, size_t count, Cycle& cycle, double deadline_ms = -1,
                    bool heatmaps = false, bool regions = true, ColorOrder color_order = ColorOrder::RGB) const {
+    return judge(images, count, 0, cycle, deadline_ms, heatmaps, regions, color_order);
+  }
+  Cycle run(const std::vector<edge_image>& images, double deadline_ms = -1, bool heatmaps = false,
+            ColorOrder color_order = ColorOrder::RGB) const {
+    Cycle c;
+    run(images.data(), images.size(), c, deadline_ms, heatmaps, true, color_order);
+    return c;
+  }
+
+  // An acquisition of k frames judged with its two rank-filter images (edge_run_acquisition): k + 2
+  // results, the frames first, then the per-pixel lowest and highest. k must be the bundle's
+  // input_spec().acquisition_frames when it declares one. Class outputs are not filled here.
+  const Cycle& run_acquisition(const edge_image* frames, size_t k, Cycle& cycle, double deadline_ms = -1,
+                               bool heatmaps = false, bool regions = true,
+                               ColorOrder color_order = ColorOrder::RGB) const {
+    return judge(frames, k + 2, k, cycle, deadline_ms, heatmaps, regions, color_order);
+  }
+
+ private:
+  // One cycle into `cycle`: `count` images, or (acquisition_k > 0) the acquisition_k frames at
+  // `images` and their two rank images (count = acquisition_k + 2).
+  const Cycle& judge(const edge_image* images, size_t count, size_t acquisition_k, Cycle& cycle, double deadline_ms,
+                     bool heatmaps, bool regions, ColorOrder color_order) const {
     const size_t n_regions = static_cast<size_t>(output_.region_count);
     edge_batch_outputs& o = cycle.out_;
     edge_batch_outputs_init(&o);
@@ -320,7 +343,12 @@ class Runtime {
     cycle.count_ = count;
     size_t floats = 0;
     if (heatmaps) {
-      detail::check(edge_heatmap_floats(handle_, images, count, &floats));
+      if (acquisition_k > 0) {  // the rank images have the frames' size
+        detail::check(edge_heatmap_floats(handle_, images, 1, &floats));
+        floats *= count;
+      } else {
+        detail::check(edge_heatmap_floats(handle_, images, count, &floats));
+      }
       if (cycle.heatmaps_.size() < floats) cycle.heatmaps_.resize(floats);
     }
     const bool want_regions = regions && n_regions > 0;
@@ -341,12 +369,14 @@ class Runtime {
     o.groups = n_groups > 0 ? cycle.groups_.data() : nullptr;
     o.groups_capacity = count * n_groups;
     cycle.group_count_ = n_groups;
-    cycle.class_count_ = class_count_;
+    cycle.class_count_ = acquisition_k > 0 ? 0 : class_count_;
     edge_run_options ro;
     edge_run_options_init(&ro);
     ro.deadline_ms = deadline_ms;
     ro.color_order = static_cast<int32_t>(color_order);
-    if (class_count_ > 0) {
+    if (acquisition_k > 0) {
+      cycle.status_ = edge_run_acquisition(handle_, images, acquisition_k, &ro, &o);
+    } else if (class_count_ > 0) {
       edge_class_outputs co;
       edge_class_outputs_init(&co);
       co.probabilities = cycle.probabilities_.data();
@@ -372,14 +402,7 @@ class Runtime {
         throw Error(cycle.status_, cycle.message_);
     }
   }
-  Cycle run(const std::vector<edge_image>& images, double deadline_ms = -1, bool heatmaps = false,
-            ColorOrder color_order = ColorOrder::RGB) const {
-    Cycle c;
-    run(images.data(), images.size(), c, deadline_ms, heatmaps, true, color_order);
-    return c;
-  }
 
- private:
   template <class F>
   static std::string fetch_string(F&& get) {
     size_t n = 0;

@@ -174,6 +174,7 @@ EDGE_API edge_status edge_input_spec_get(const edge_runtime* rt, edge_input_spec
     }
     s.value_min = in.value_min;
     s.value_max = in.value_max;
+    s.acquisition_frames = static_cast<int32_t>(in.acquisition_frames);
     write_struct(out, s);
     return EDGE_OK;
   });

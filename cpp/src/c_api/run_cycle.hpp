@@ -14,4 +14,9 @@ namespace edge::capi {
 edge_status run_cycle(edge_runtime* rt, const edge_image* images, size_t count, const edge_run_options* options,
                       double deadline_ms, edge_batch_outputs* outputs, edge_class_outputs* classes);
 
+// The fail-safe outputs of a call that failed as a whole with status `s` before or while judging
+// `count` images: every result and class output that can be written says review / not judged.
+void mark_not_judged(edge_status s, size_t count, edge_batch_outputs* outputs, edge_class_outputs* classes,
+                     size_t class_count);
+
 }  // namespace edge::capi

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "edge_sdk/kernels/heatmap.hpp"
+#include "edge_sdk/kernels/rank.hpp"
 #include "edge_sdk/runtime/fields.hpp"
 #include "edge_sdk/runtime/signature.hpp"
 
@@ -227,6 +228,10 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
     if (s.dtypes.empty()) in.fail("dtypes", "must list at least one accepted image dtype");
     for (const auto& d : s.dtypes)
       if (d != "uint8" && d != "float32") in.fail("dtypes", "unsupported image dtype \"" + d + "\" (uint8, float32)");
+    if (top.get("input").find("acquisition")) {
+      Fields a = in.object("acquisition");
+      s.acquisition_frames = a.integer("frames", 2, kMaxAcquisitionFrames);
+    }
   }
 
   {

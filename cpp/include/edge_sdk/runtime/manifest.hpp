@@ -51,6 +51,9 @@ struct InputSpec {
   bool antialias = false;
   std::string on_size_mismatch;  // "resize" or "reject"
   std::vector<std::string> dtypes;  // accepted image dtypes: "uint8", "float32"
+  // input.acquisition.frames: an acquisition is this many frames, judged with their two rank-filter
+  // images (per-pixel lowest and highest) as frames + 2 images; 0 = not declared (any count).
+  int64_t acquisition_frames = 0;
   bool accepts(const std::string& dtype) const;
 };
 
