@@ -125,7 +125,8 @@ def test_review_band(tmp_path, rng):
     parts = ssim_parts()
     imgs = rng.integers(0, 256, (8, 32, 32), dtype=np.uint8)
     scores, _ = ssim_reference(parts, list(imgs))
-    parts.calibration = {"threshold": float(np.median(scores)), "min": float(scores.min()), "max": float(scores.max())}
+    # the threshold at one of the scores, so that at least that image lies in the band whatever the draw
+    parts.calibration = {"threshold": float(np.sort(scores)[3]), "min": float(scores.min()), "max": float(scores.max())}
     out = export_bundle(parts, tmp_path / "b", model_type="resganad", review_band=0.2).bundle
     res = edge_sdk.Runtime(out, threads=1).predict(imgs)
     near = np.abs(res.normalized - 0.5) < 0.2

@@ -196,11 +196,15 @@ def test_folder_being_filled(rt, rng, tmp_path):
             os.replace(folder / f".f{i}.partial", folder / f"f{i}.png")
             line = proc.stdout.readline()  # judged before the next file exists
             assert LINE.match(line) and f"f{i}.png" in line, line
-        stdout, stderr = proc.communicate(timeout=60)
+        # read on through the same buffered reader: communicate() would read the pipe beneath it
+        # and miss a summary line that readline() had already buffered with the last frame's line
+        stdout = proc.stdout.read()
+        stderr = proc.stderr.read()
+        proc.wait(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
-    assert "stopped: --max-frames 3 reached" in stdout
+    assert "stopped: --max-frames 3 reached" in stdout, (stdout, stderr)
 
 
 def test_ctrl_c_ends_cleanly_with_a_summary(rng, tmp_path):
