@@ -4,8 +4,13 @@
    when available, PatchCore are trained on the region patches of good strips. Test products are
    split in two halves (stratified by defect kind): per-region thresholds are calibrated on the
    first (max accuracy where a region has defects, else the 99 % quantile of good scores) and
-   decisions are evaluated on the second at patch, strip and run level (k-of-n, 7 of 10).
-   Image AUROC is reported per patch (all regions) and per defect kind.
+   decisions are evaluated on the second at patch, strip and run level (k-of-n, 7 of 10), also
+   with the thresholds re-tuned after aggregation at strip and at run level on the first half
+   (`regions.retune_thresholds`, what `edge-sdk threshold --level` does to a bundle).
+   Image AUROC is reported per patch (all regions) and per defect kind. With --frames K the
+   strips are acquired as K handled frames with moving bubbles: models train on the frames and the
+   lowest / highest images of each acquisition (what the runtime judges for a bundle exported with
+   --acquisition-frames K) and a strip decision covers the K + 2 images of an acquisition.
 2. Magnetic Tile Defect (../shared/datasets/magnetic_tile or $EDGE_SDK_MTD), when present: image
    AUROC of the same models (DifferNet protocol split of the data layer).
 3. Speed: a batch of 60 x 1 x 256 x 256 uint8 patches through `predict` (kernels.preprocess ->
@@ -44,7 +49,7 @@ from edge_sdk.models.grdnet import GRDNet  # noqa: E402
 from edge_sdk.models.recon_config import make_config  # noqa: E402
 from edge_sdk.models.resganad import ResGANAD  # noqa: E402
 from edge_sdk.regions import (RegionLayout, RegionPatches, calibrate_region_thresholds,  # noqa: E402
-                              evaluate_decisions, product_ids)
+                              evaluate_decisions, per_acquisition, product_ids, retune_thresholds)
 
 
 class Subset:
@@ -147,6 +152,24 @@ class PastedFrames:
         return self.samples[i]
 
 
+def units(scores, labels, patches, r, frames):
+    """(scores (N, R), labels (N, R), products (N,)) of the strip decision's units: each frame, or
+    with acquisitions of K frames each acquisition (its K + 2 images merged: `per_acquisition`)."""
+    s, y = scores.reshape(-1, r), labels.reshape(-1, r)
+    if not frames:
+        return s, y, product_ids(patches.dataset.paths)
+    s, y, names = per_acquisition(s, y, patches.dataset.paths)
+    return s, y, product_ids(names)
+
+
+def image_kinds(patches):
+    """Per frame of `patches`: 'frame', 'lowest' or 'highest' (from the _f00 / _lo / _hi suffix)."""
+    def kind(path):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        return {"lo": "lowest", "hi": "highest"}.get(stem.rsplit("_", 1)[-1], "frame")
+    return np.array([kind(p) for p in patches.dataset.paths])
+
+
 def vial_benchmark(models, root, args, results):
     lay = RegionLayout.load(root)
     train = RegionPatches(load_dataset(root, "mvtec", "train", gray=True), lay)
@@ -174,8 +197,29 @@ def vial_benchmark(models, root, args, results):
         thr, used = calibrate_region_thresholds(s_cal, cal_y, cal.region_names, method="auto", quantile=0.99,
                                                 names=lay.names)
         t = np.array([thr[n] for n in lay.names])
-        dec = evaluate_decisions(s_ev.reshape(-1, r), ev_y.reshape(-1, r), t, lay.names,
-                                 products=product_ids(ev.dataset.paths), k=7)
+        cal_u, ev_u = units(s_cal, cal_y, cal, r, args.frames), units(s_ev, ev_y, ev, r, args.frames)
+        dec = evaluate_decisions(*ev_u[:2], t, lay.names, products=ev_u[2], k=7)
+        # thresholds re-tuned after aggregation (strip, then run level) on the calibration half,
+        # judged on the evaluation half
+        retuned = {}
+        for level in ("strip", "run"):
+            t_l, info = retune_thresholds(*cal_u[:2], t, level=level, products=cal_u[2], k=7)
+            d_l = evaluate_decisions(*ev_u[:2], t_l, lay.names, products=ev_u[2], k=7)
+            retuned[level] = {"delta": info["delta"], "calibration_before": info["before"],
+                              "calibration_after": info["after"], "strip": d_l["strip"], "run": d_l["run"]}
+        by_image = {}
+        if args.frames:  # what each kind of image catches, per image (not merged)
+            kinds_ev = image_kinds(ev)
+            for kind in ("frame", "lowest", "highest"):
+                sel = kinds_ev == kind
+                s_k, y_k = s_ev.reshape(-1, r)[sel], ev_y.reshape(-1, r)[sel]
+                rej = (s_k >= t).any(axis=1) | np.isnan(s_k).any(axis=1)
+                lab = y_k.any(axis=1)
+                frame_kind = np.array([test.defect_types[ev_idx[f]] for f in np.flatnonzero(sel)])
+                by_image[kind] = {"images": int(sel.sum()), "tnr": float((~rej[~lab]).mean()),
+                                  "tpr": float(rej[lab].mean()) if lab.any() else None,
+                                  "tpr_per_defect": {d: float(rej[lab & (frame_kind == d)].mean())
+                                                     for d in sorted(set(frame_kind[lab]))}}
         # the same, with thresholds from pasted defects (good calibration patches + pasted ones)
         s_pasted, _ = score(model, pasted, f"{name} pasted")
         keep = pasted_y == 1
@@ -184,9 +228,8 @@ def vial_benchmark(models, root, args, results):
                                                list(np.array(cal.region_names)[cal_good]) +
                                                list(np.array(pasted.region_names)[keep]),
                                                method="auto", quantile=0.99, names=lay.names)
-        dec_pasted = evaluate_decisions(s_ev.reshape(-1, r), ev_y.reshape(-1, r),
-                                        np.array([thr_p[n] for n in lay.names]), lay.names,
-                                        products=product_ids(ev.dataset.paths), k=7)
+        dec_pasted = evaluate_decisions(*ev_u[:2], np.array([thr_p[n] for n in lay.names]), lay.names,
+                                        products=ev_u[2], k=7)
         # scores of different regions live on different scales (that is why thresholds are per
         # region): AUROC over all patches is given raw and with each region's scores standardized
         # by the mean / std of its good calibration patches.
@@ -213,7 +256,10 @@ def vial_benchmark(models, root, args, results):
                      "patch_auroc": metrics.image_auroc(ev_y, z_ev), "auroc_per_defect": per_kind,
                      "per_part": parts, "decisions": dec, "threshold_methods": used,
                      "decisions_pasted_calibration": {k: dec_pasted[k] for k in ("strip", "run")} |
-                     {"patch_all": dec_pasted["patch"]["all"]}}
+                     {"patch_all": dec_pasted["patch"]["all"]},
+                     "decisions_retuned": retuned, "strip_unit": "acquisition" if args.frames else "frame"}
+        if by_image:
+            out[name]["per_image_kind"] = by_image
         print(f"{name}: patch AUROC {out[name]['patch_auroc']:.3f} (region-standardized; raw "
               f"{out[name]['patch_auroc_raw']:.3f})  per defect "
               + ", ".join(f"{k} {v:.3f}" for k, v in per_kind.items()))
@@ -221,6 +267,13 @@ def vial_benchmark(models, root, args, results):
               f"TNR {dec['patch']['all']['tnr']:.3f} | strip acc {dec['strip']['accuracy']:.3f} TPR "
               f"{dec['strip']['tpr']:.3f} TNR {dec['strip']['tnr']:.3f} | run (7/10) acc {dec['run']['accuracy']:.3f} "
               f"TPR {dec['run']['tpr']:.3f} TNR {dec['run']['tnr']:.3f}")
+        for level, v in retuned.items():
+            print(f"  thresholds re-tuned at {level} level (calibration half, d = {v['delta']:+.3f} sd): strip acc "
+                  f"{v['strip']['accuracy']:.3f} TPR {v['strip']['tpr']:.3f} TNR {v['strip']['tnr']:.3f} | run (7/10) "
+                  f"acc {v['run']['accuracy']:.3f} TPR {v['run']['tpr']:.3f} TNR {v['run']['tnr']:.3f}")
+        for kind, v in by_image.items():
+            print(f"  {kind} images ({v['images']}): TNR {v['tnr']:.3f} TPR {v['tpr'] if v['tpr'] is None else round(v['tpr'], 3)}"
+                  " per defect " + ", ".join(f"{d} {x:.3f}" for d, x in v["tpr_per_defect"].items()))
         dp = dec_pasted
         print(f"  thresholds from pasted defects: patch acc {dp['patch']['all']['accuracy']:.3f} TPR "
               f"{dp['patch']['all']['tpr']:.3f} TNR {dp['patch']['all']['tnr']:.3f} | strip acc "
@@ -366,6 +419,11 @@ def main() -> int:
     ap.add_argument("--models", default="resganad,grdnet,patchcore",
                     help="comma list of models to compare (resganad, grdnet, patchcore, resganad_abc, resganad_abc4)")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: vial,mtd,speed,flops,patchcore")
+    ap.add_argument("--frames", type=int, default=0, metavar="K",
+                    help="vial strips acquired as K handled frames each (moving bubbles): models train and are judged "
+                         "on the K frames and the lowest / highest images of each acquisition, the strip decision is "
+                         "per acquisition (default 0: one frame an acquisition)")
+    ap.add_argument("--count", type=int, default=None, help="good training strips of the vial set (default 40)")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     if args.threads:
@@ -391,7 +449,13 @@ def main() -> int:
     if "vial" not in skip:
         sizes = dict(count=4, products=16, acquisitions=10, region_size=64) if args.quick else \
             dict(count=40, products=32, acquisitions=10, region_size=128)
-        folder = os.path.join(args.data, "quick" if args.quick else "full")
+        if args.count:
+            sizes["count"] = args.count
+        if args.frames:
+            sizes["frames"] = args.frames
+        tag = (("quick" if args.quick else "full") + (f"_count{args.count}" if args.count else "")
+               + (f"_frames{args.frames}" if args.frames else ""))
+        folder = os.path.join(args.data, tag)
         root = os.path.join(folder, "vial_strip")
         if not os.path.isdir(root):
             make_vial_strip_dataset(folder, seed=0, **sizes)

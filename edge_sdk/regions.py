@@ -489,12 +489,14 @@ def evaluate_decisions(scores, labels, thresholds, region_names, *, products=Non
     return out
 
 
-_ACQUISITION = re.compile(r"^p(\d+)_a(\d+)$")
+# p<product>_a<acquisition>, with an image suffix where an acquisition of K frames became K + 2
+# images (_f00 ... the frames, _lo / _hi the rank images: edge_sdk.data.vial_strip.acquisition_images).
+_ACQUISITION = re.compile(r"^p(\d+)_a(\d+)(?:_(f\d+|lo|hi))?$")
 
 
 def product_ids(paths) -> np.ndarray | None:
-    """Product id of each frame from file names ``p<product>_a<acquisition>.<ext>`` (the vial-strip
-    set's naming), or None when any name does not follow it."""
+    """Product id of each frame from file names ``p<product>_a<acquisition>[_<image>].<ext>`` (the
+    vial-strip set's naming), or None when any name does not follow it."""
     ids = []
     for p in paths:
         m = _ACQUISITION.match(os.path.splitext(os.path.basename(p))[0])
@@ -502,6 +504,31 @@ def product_ids(paths) -> np.ndarray | None:
             return None
         ids.append(int(m.group(1)))
     return np.asarray(ids, dtype=np.int64)
+
+
+def per_acquisition(scores, labels, paths) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Rows of the images of one acquisition (``p<product>_a<acquisition>_<image>``: its K frames
+    and rank images) merged into one row: per region the highest score (the acquisition is rejected
+    where any of its images is, as the runtime's verdicts on those images decide; NaN stays NaN,
+    which rejects) and any defective label. Returns (scores (A, R), labels (A, R), one path a row
+    named ``p<product>_a<acquisition>``) in order of first appearance."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    if s.ndim != 2 or y.shape != s.shape or len(paths) != len(s):
+        raise ValueError(f"scores, labels (N, R) and N paths: got {s.shape}, {y.shape}, {len(paths)}")
+    keys: dict[str, int] = {}
+    rows = []
+    for p in paths:
+        m = _ACQUISITION.match(os.path.splitext(os.path.basename(p))[0])
+        if m is None:
+            raise ValueError(f"{p}: not named p<product>_a<acquisition>[_<image>]")
+        rows.append(keys.setdefault(f"p{m.group(1)}_a{m.group(2)}", len(keys)))
+    rows = np.asarray(rows)
+    out_s = np.full((len(keys), s.shape[1]), -np.inf)
+    out_y = np.zeros((len(keys), s.shape[1]), bool)
+    np.maximum.at(out_s, rows, s)  # np.maximum propagates NaN
+    np.logical_or.at(out_y, rows, y)
+    return out_s, out_y, list(keys)
 
 
 def evaluate_region_patches(scores, patches: RegionPatches, thresholds, *, k: int = 7, labels=None) -> dict:

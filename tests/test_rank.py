@@ -1,6 +1,8 @@
 """Rank-filter images of an acquisition (kernels.frame_extremes) against NumPy, on random frames
 and on frames of a part with a static defect and a moving bubble."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -50,9 +52,10 @@ def test_synthetic_acquisition_bubbles_move_defects_stay():
 
     rng = np.random.default_rng(1)
     spec = _new_product(rng, 64, "black_spot")
-    frames, mask = render_acquisition(spec, rng, frames=16, bubbles=(3, 4))
+    frames, masks = render_acquisition(spec, rng, frames=16, bubbles=(3, 4))
+    assert masks.shape == frames.shape and (masks == masks[0]).all()  # a black spot does not move
     lo, hi = kernels.frame_extremes(frames[None])
-    lo, hi, m = lo[0].astype(int), hi[0].astype(int), mask.astype(bool)
+    lo, hi, m = lo[0].astype(int), hi[0].astype(int), masks[0].astype(bool)
     assert frames.shape == (16, 256, 320) and m.sum() > 20
     ring = np.zeros_like(m)
     ring[max(0, np.flatnonzero(m.any(1))[0] - 12):np.flatnonzero(m.any(1))[-1] + 12,
@@ -69,6 +72,47 @@ def test_synthetic_acquisition_bubbles_move_defects_stay():
     assert ((chi[0].astype(int) - clo[0])[liquid & ~m] > 40).mean() < 0.001
     with pytest.raises(ValueError, match="frames: expected 1 to 1024"):
         render_acquisition(spec, rng, frames=0)
+
+
+def test_vial_strip_set_holds_the_images_the_runtime_judges(tmp_path):
+    """make_vial_strip_dataset(frames=K): each acquisition is written as its K frames and the lowest /
+    highest images, bit for bit the runtime's (frame_extremes of the written frames); masks: each
+    frame its own, lowest the union, highest the intersection (a floating particle leaves it)."""
+    import json
+
+    from PIL import Image
+
+    from edge_sdk.data.vial_strip import make_vial_strip_dataset
+    from edge_sdk.regions import per_acquisition, product_ids
+
+    root = make_vial_strip_dataset(str(tmp_path), count=2, products=4, acquisitions=2, region_size=32, seed=3,
+                                   frames=3, progress=False)
+    assert sorted(os.listdir(os.path.join(root, "train", "good"))) == [
+        f"s{i:04d}_{x}.png" for i in range(2) for x in ("f00", "f01", "f02", "hi", "lo")]
+    meta = json.load(open(os.path.join(root, "strips.json")))
+    assert meta["frames"] == 3 and len(meta["images"]) == 4 * 2 * 5
+    particle = [e for e in meta["images"] if e["defect_type"] == "particle" and e["acquisition"] == 1]
+    assert [e["image"] for e in particle] == ["f00", "f01", "f02", "lo", "hi"]
+
+    def load(rel):
+        return np.array(Image.open(os.path.join(root, rel)))
+
+    frames = np.stack([load(e["path"]) for e in particle[:3]])
+    lo, hi = kernels.frame_extremes(frames[None])
+    np.testing.assert_array_equal(load(particle[3]["path"]), lo[0])
+    np.testing.assert_array_equal(load(particle[4]["path"]), hi[0])
+    masks = [load(e["path"].replace("test/", "ground_truth/").replace(".png", "_mask.png")) > 0 for e in particle]
+    np.testing.assert_array_equal(masks[3], masks[0] | masks[1] | masks[2])
+    np.testing.assert_array_equal(masks[4], masks[0] & masks[1] & masks[2])
+    assert masks[3].sum() > masks[0].sum() > masks[4].sum()  # it floated between the frames
+    # product ids and per-acquisition rows follow the image suffixes
+    paths = [e["path"] for e in meta["images"]]
+    assert product_ids(paths).tolist() == [e["product"] for e in meta["images"]]
+    scores = np.arange(len(paths), dtype=np.float64)[:, None]
+    merged, labels, names = per_acquisition(scores, np.zeros_like(scores), paths)
+    assert names[:2] == ["p0000_a00", "p0000_a01"] and merged[:2, 0].tolist() == [4.0, 9.0]
+    with pytest.raises(ValueError, match="frames: expected 0"):
+        make_vial_strip_dataset(str(tmp_path / "x"), count=1, products=1, frames=1, progress=False)
 
 
 def test_runtime_judges_an_acquisition_with_its_rank_images(tmp_path):

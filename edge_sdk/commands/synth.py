@@ -15,6 +15,10 @@ def register(sub) -> None:
     v.add_argument("--acquisitions", type=bounded_int("--acquisitions", 1, 10_000), default=10, help="acquisitions of each test product (default 10)")
     v.add_argument("--region-size", type=bounded_int("--region-size", 16, 4096), default=128, help="side of a region in pixels (default 128)")
     v.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0, help="seed of the synthesis (default 0)")
+    v.add_argument("--frames", type=bounded_int("--frames", 0, 1024), default=0, metavar="K",
+                   help="render each strip and acquisition as K handled frames (moving bubbles) and write the K + 2 "
+                        "images a bundle exported with --acquisition-frames K judges: the frames and their per-pixel "
+                        "lowest and highest images (default 0: one frame)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing OUT/vial_strip")
     v.set_defaults(func=run)
     for kind, what in (("tile", "ceramic / stone surface"), ("vial", "back-lit Blow-Fill-Seal-like container")):
@@ -44,7 +48,7 @@ def run(args) -> int:
     try:
         root = make_vial_strip_dataset(args.out, count=args.count, products=args.products,
                                        acquisitions=args.acquisitions, region_size=args.region_size,
-                                       seed=args.seed, overwrite=args.overwrite)
+                                       seed=args.seed, frames=args.frames, overwrite=args.overwrite)
     except (ValueError, FileExistsError) as exc:
         raise UserError(str(exc)) from exc
     print(root)

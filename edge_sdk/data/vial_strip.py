@@ -23,6 +23,7 @@ so decisions can be evaluated per acquisition and per product with the k-of-n ru
 
     train/good/s0000.png ...                  good strips
     test/<kind>/p0003_a07.png                 product 3, acquisition 7 (<kind> = good or a defect)
+    test/<kind>/p0003_a07_lo.png              with frames=K: its lowest image (also _f00 ... _hi)
     ground_truth/<kind>/p0003_a07_mask.png    255 = defect
     regions.json                              region layout (edge_sdk.regions format)
     strips.json                               per test image: product, acquisition, kind, vial, region
@@ -43,7 +44,7 @@ from edge_sdk.atomic import atomic_directory
 from edge_sdk.synthesis.perlin import perlin_noise
 
 __all__ = ["CATEGORY", "PARTS", "DEFECT_KINDS", "VIALS", "StripSpec", "region_layout", "render_strip",
-           "render_acquisition", "make_vial_strip_dataset"]
+           "render_acquisition", "acquisition_images", "make_vial_strip_dataset"]
 
 CATEGORY = "vial_strip"
 VIALS = 5
@@ -286,8 +287,8 @@ def _bubble(img: np.ndarray, cy: float, cx: float, radius: float) -> None:
 
 def render_acquisition(spec: StripSpec, rng: np.random.Generator, frames: int = 16,
                        bubbles: tuple[int, int] = (1, 4)) -> tuple[np.ndarray, np.ndarray]:
-    """The K frames of one acquisition while the strip is handled: (K, H, W) uint8 and the (H, W)
-    uint8 mask of the defect over the whole acquisition. Between frames the pose and light stay,
+    """The K frames of one acquisition while the strip is handled: (K, H, W) uint8 and the
+    (K, H, W) uint8 masks of the defect in each frame. Between frames the pose and light stay,
     the sensor noise changes, gas bubbles and drops (a few a vial, in the liquid) rise and drift,
     and a particle defect floats; every other defect is fixed to the part. So the per-pixel
     lowest value over the frames shows what moved and what is fixed; the highest only what is
@@ -303,7 +304,7 @@ def render_acquisition(spec: StripSpec, rng: np.random.Generator, frames: int = 
                                r=float(rng.uniform(2.0, 4.5)), vy=-float(rng.uniform(2.0, 5.0)),
                                vx=float(rng.uniform(-1.0, 1.0)), top=vial.level * s + 6.0))
     out = np.empty((int(frames), 4 * s, VIALS * s), np.uint8)
-    mask = np.zeros((4 * s, VIALS * s), np.uint8)
+    masks = np.zeros_like(out)
     frame_spec = spec
     for f in range(int(frames)):
         if f and spec.defect and spec.defect["kind"] == "particle":  # it floats; the rest stays put
@@ -319,8 +320,26 @@ def render_acquisition(spec: StripSpec, rng: np.random.Generator, frames: int = 
             if y > b["top"]:  # a bubble that reached the meniscus is gone
                 _bubble(work, y, b["x"] + f * b["vx"], b["r"])
         out[f] = np.clip(np.rint(work), 0, 255).astype(np.uint8)
-        mask |= m
-    return out, mask
+        masks[f] = m
+    return out, masks
+
+
+# Names of the images an acquisition of K frames becomes (the runtime's input.acquisition policy):
+# the frames in order, then the per-pixel lowest and highest (edge_sdk.kernels.frame_extremes).
+LOWEST, HIGHEST = "lo", "hi"
+
+
+def acquisition_images(spec: StripSpec, rng: np.random.Generator, frames: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The K + 2 images the runtime judges for one acquisition, as (name, image, mask): the frames
+    (f00, f01, ...) with their own masks, the lowest image with the union of the masks (a defect
+    anywhere in any frame darkens it) and the highest with their intersection (only where the
+    defect stayed in every frame can it darken the highest value)."""
+    from edge_sdk.kernels import frame_extremes
+
+    imgs, masks = render_acquisition(spec, rng, frames=frames)
+    lo, hi = frame_extremes(imgs[None])  # the runtime's own kernel: training sees what it will judge
+    out = [(f"f{i:02d}", imgs[i], masks[i]) for i in range(len(imgs))]
+    return out + [(LOWEST, lo[0], masks.max(axis=0)), (HIGHEST, hi[0], masks.min(axis=0))]
 
 
 def _write_png(path: str, array: np.ndarray) -> None:
@@ -329,19 +348,26 @@ def _write_png(path: str, array: np.ndarray) -> None:
 
 
 def make_vial_strip_dataset(out_dir: str, *, count: int = 60, products: int = 20, acquisitions: int = 10,
-                            region_size: int = 128, seed: int = 0, defect_fraction: float = 0.5,
+                            region_size: int = 128, seed: int = 0, defect_fraction: float = 0.5, frames: int = 0,
                             overwrite: bool = False, progress: bool = True) -> str:
     """Write the synthetic vial-strip set under `out_dir/vial_strip` and return that folder.
 
     count: good training strips; products: test products (a `defect_fraction` of them defective,
-    kinds cycling through DEFECT_KINDS), each acquired `acquisitions` times. Deterministic in
-    `seed`. The set is written to a temporary folder and renamed into place when complete."""
+    kinds cycling through DEFECT_KINDS), each acquired `acquisitions` times. frames: 0 writes one
+    frame an acquisition; K >= 2 renders each training strip and each test acquisition as K
+    handled frames (moving bubbles and drops, `render_acquisition`) and writes the K + 2 images the
+    runtime judges for a bundle exported with `--acquisition-frames K`: ``<stem>_f00.png`` ... and
+    ``<stem>_lo.png`` / ``<stem>_hi.png`` (`acquisition_images`), so training sees the rank
+    images the runtime makes. Deterministic in `seed`. The set is written to a temporary folder and
+    renamed into place when complete."""
     for name, val, lo in (("count", count, 1), ("products", products, 1), ("acquisitions", acquisitions, 1),
                           ("region_size", region_size, 16)):
         if int(val) < lo:
             raise ValueError(f"{name}: expected >= {lo}, got {val}")
     if not 0.0 <= defect_fraction <= 1.0:
         raise ValueError(f"defect_fraction: expected a value in [0, 1], got {defect_fraction}")
+    if int(frames) != 0 and not 2 <= int(frames) <= MAX_FRAMES:
+        raise ValueError(f"frames: expected 0 (one frame an acquisition) or 2 to {MAX_FRAMES}, got {frames}")
     final = os.path.join(out_dir, CATEGORY)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final}: already exists (pass overwrite=True / --overwrite to replace it)")
@@ -350,35 +376,46 @@ def make_vial_strip_dataset(out_dir: str, *, count: int = 60, products: int = 20
     n_bad = int(round(products * defect_fraction))
     kinds = [None] * (products - n_bad) + [DEFECT_KINDS[i % len(DEFECT_KINDS)] for i in range(n_bad)]
     total = count + products * acquisitions
+
+    def images(spec, rng):
+        if frames:
+            return acquisition_images(spec, rng, int(frames))
+        return [(None, *render_strip(spec, rng))]
+
+    def named(stem, image):
+        return stem if image is None else f"{stem}_{image}"
+
     with atomic_directory(final, is_ours=_is_vial_strip_set, what="a vial-strip data set (strips.json)") as tmp:
         from tqdm import tqdm
         bar = tqdm(total=total, desc="vial strips", disable=not progress)
         for i, ss in enumerate(train_ss.spawn(count)):
             rng = np.random.default_rng(ss)
-            img, _ = render_strip(_new_product(rng, region_size, None), rng)
-            _write_png(os.path.join(tmp, "train", "good", f"s{i:04d}.png"), img)
+            for image, img, _ in images(_new_product(rng, region_size, None), rng):
+                _write_png(os.path.join(tmp, "train", "good", named(f"s{i:04d}", image) + ".png"), img)
             bar.update()
         entries = []
         for p, (ss, kind) in enumerate(zip(test_ss.spawn(products), kinds)):
             rng = np.random.default_rng(ss)
             spec = _new_product(rng, region_size, kind)
             folder = kind or "good"
+            d = spec.defect or {}
             for a in range(acquisitions):
-                img, mask = render_strip(_acquire(spec, rng, jitter=a > 0), rng)
-                stem = f"p{p:04d}_a{a:02d}"
-                _write_png(os.path.join(tmp, "test", folder, stem + ".png"), img)
-                if kind is not None:
-                    _write_png(os.path.join(tmp, "ground_truth", folder, stem + "_mask.png"), mask * 255)
-                d = spec.defect or {}
-                entries.append(dict(path=f"test/{folder}/{stem}.png", product=p, acquisition=a, defect_type=folder,
-                                    vial=d.get("vial"), region=(f"v{d['vial']}_{d['part']}" if d else None),
-                                    defect_pixels=int(mask.sum())))
+                for image, img, mask in images(_acquire(spec, rng, jitter=a > 0), rng):
+                    stem = named(f"p{p:04d}_a{a:02d}", image)
+                    _write_png(os.path.join(tmp, "test", folder, stem + ".png"), img)
+                    if kind is not None:
+                        _write_png(os.path.join(tmp, "ground_truth", folder, stem + "_mask.png"), mask * 255)
+                    entry = dict(path=f"test/{folder}/{stem}.png", product=p, acquisition=a, defect_type=folder,
+                                 vial=d.get("vial"), region=(f"v{d['vial']}_{d['part']}" if d else None),
+                                 defect_pixels=int(mask.sum()))
+                    entries.append(entry if image is None else entry | {"image": image})
                 bar.update()
         bar.close()
         with open(os.path.join(tmp, "regions.json"), "w") as f:
             json.dump(region_layout(region_size), f, indent=1)
         with open(os.path.join(tmp, "strips.json"), "w") as f:
-            json.dump({"schema_version": 1, "seed": seed, "acquisitions": acquisitions, "images": entries}, f, indent=1)
+            json.dump({"schema_version": 1, "seed": seed, "acquisitions": acquisitions, "frames": int(frames),
+                       "images": entries}, f, indent=1)
     return final
 
 
