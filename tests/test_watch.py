@@ -214,13 +214,20 @@ def test_ctrl_c_ends_cleanly_with_a_summary(rng, tmp_path):
         cv2.imwrite(str(folder / f"f{i}.png"), img[..., ::-1])
     cmd = [sys.executable, "-m", "edge_sdk.cli", "watch", str(BUNDLE), str(folder), "--out", str(out), "--save",
            "video", "--poll", "0.05", "--threads", "1"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # faulthandler: a watcher that does not end gets SIGABRT below and dumps every thread's stack
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env() | {"PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         seen = [proc.stdout.readline() for _ in range(3)]  # the header and both frames
         assert all(LINE.match(s) for s in seen[1:]), seen
         time.sleep(0.3)  # waiting for new files now
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            stdout, stderr = proc.communicate(timeout=30)
+            pytest.fail(f"the watcher did not end within 60 s of SIGINT; its stacks:\n{stderr[-6000:]}\n{stdout[-2000:]}")
     finally:
         proc.kill()
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr
