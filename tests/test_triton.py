@@ -408,7 +408,9 @@ def test_serve_and_roll_out_from_the_command_line(demo, tmp_path):
                 assert proc.poll() is None and time.monotonic() < deadline, "edge-sdk triton serve did not come up"
                 time.sleep(0.25)
         assert "line3/2" in edge(demo["v2"], "--repo", repo, "--name", "line3", "--add-version")
-        assert "version 2 READY" in edge("load", "line3", "--repo", repo, "--http-port", http)
+        with pytest.raises(AssertionError, match="no model line9 in"):
+            edge("load", "line9", "--repo", repo, "--http-port", http)
+        assert "version 2 READY" in edge("load", "line3", "--http-port", http)
         summary, out = _drive(dict(url=f"127.0.0.1:{grpc}", protocol="grpc", model="line3",
                                    images=_save_images(demo["images"][:3], tmp_path / "i.npz"), requests=3),
                               tmp_path, "cli")

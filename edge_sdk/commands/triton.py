@@ -42,13 +42,14 @@ def register(sub) -> None:
                     "edge_sdk.Runtime on the instance's device; the bundle is copied in and verified on load. "
                     "--add-version adds a bundle as the next version of a model instead. "
                     "'edge-sdk triton serve --repo DIR' starts tritonserver on DIR (explicit model control: "
-                    "every model loaded at start); 'edge-sdk triton load NAME --repo DIR --http-port P' asks "
+                    "every model loaded at start); 'edge-sdk triton load NAME --http-port P' asks "
                     "that server to load NAME's newest version (the old one is unloaded once its requests "
                     "in flight are done). The server comes from scripts/setup_triton.sh (.venv-triton).")
     p.add_argument("bundles", nargs="+", metavar="BUNDLE",
                    help="bundle directories or archives; or 'serve', or 'load NAME...' (a bundle folder named "
                         "serve or load: write ./serve)")
-    p.add_argument("--repo", required=True, help="the model repository folder")
+    p.add_argument("--repo", help="the model repository folder (required, except for load: there it only checks "
+                                  "that each NAME is a model of that repository before the server is asked)")
     p.add_argument("--name", action="append", dest="names", metavar="NAME",
                    help="model name of each bundle, in order (default: the bundle folder's name)")
     p.add_argument("--overwrite", action="store_true",
@@ -116,7 +117,15 @@ def _load(args) -> int:
 
     names = args.bundles[1:]
     if not names:
-        raise UserError("load: name the models to load, e.g. edge-sdk triton load line3 --repo DIR")
+        raise UserError("load: name the models to load, e.g. edge-sdk triton load line3 --http-port 8000")
+    if args.repo is not None:
+        from edge_sdk.serving.triton_repo import _is_repo
+
+        if not _is_repo(Path(args.repo)):
+            raise UserError(f"--repo: {args.repo} is not a model repository written by edge-sdk triton")
+        missing = [n for n in names if not (Path(args.repo) / n / "config.pbtxt").is_file()]
+        if missing:
+            raise UserError(f"load: no model {', '.join(missing)} in {args.repo}")
     for name in names:
         url = f"http://{args.address}:{args.http_port}/v2/repository/models/{name}/load"
         try:
@@ -140,6 +149,8 @@ def run(args) -> int:
         return _serve(args)
     if args.bundles[0] == "load":
         return _load(args)
+    if args.repo is None:
+        raise UserError("--repo: required (the model repository folder to write or serve)")
     options = ServeOptions(instances=args.instances, kind=args.kind, gpus=args.gpus, max_batch=args.max_batch,
                            preferred_batch=args.preferred_batch, queue_delay_us=args.queue_delay_us,
                            threads=args.threads, precision=args.precision, backend=args.backend,
