@@ -26,7 +26,7 @@ from edge_sdk.runtime import VERDICTS  # noqa: E402
 from edge_sdk.serving import triton_repo as tr  # noqa: E402
 from edge_sdk.serving.triton_server import Server, ServerError, environment, find_env  # noqa: E402
 
-from tests.bundle_helpers import embedding_parts, ssim_parts  # noqa: E402
+from tests.bundle_helpers import classifier_model, classifier_thresholds, embedding_parts, ssim_parts  # noqa: E402
 
 pytestmark = pytest.mark.onnxruntime
 
@@ -68,13 +68,20 @@ def demo(tmp_path_factory):
                dict(name="right", x=34, y=4, width=30, height=30, threshold=10.0)]
     reg = export_bundle(ssim_parts(regions=regions, frame=frame), tmp / "regions", model_type="resganad").bundle
     frames = [rng.integers(0, 256, (40, 64, 1), dtype=np.uint8) for _ in range(6)]
-    return dict(tmp=tmp, v1=Path(v1), v2=Path(v2), regions=Path(reg), images=images, frames=frames)
+    model = classifier_model(("good", "crack", "spot"), size=48, seed=3)
+    tiles = ([np.ascontiguousarray(a[:48, :48]) for a in images[:6]] + [rng.integers(0, 256, (48, 48, 3), np.uint8)]
+             + [np.full((48, 48, 3), v, np.uint8) for v in (0, 128, 255)])
+    classifier_thresholds(model, model.predict(tiles).probabilities)
+    cls = export_bundle(model.export_parts(), tmp / "classifier", model_type="classifier").bundle
+    return dict(tmp=tmp, v1=Path(v1), v2=Path(v2), regions=Path(reg), images=images, frames=frames,
+                classifier=Path(cls), tiles=tiles)
 
 
 @pytest.fixture(scope="module")
 def repo(demo):
     out = demo["tmp"] / "repo"
-    tr.write_repository([demo["v1"], demo["regions"], demo["v1"]], out, names=["knn", "regions", "swap"],
+    tr.write_repository([demo["v1"], demo["regions"], demo["v1"], demo["classifier"]], out,
+                        names=["knn", "regions", "swap", "classifier"],
                         options=tr.ServeOptions(threads=1, max_batch=8, queue_delay_us=2000))
     return out
 
@@ -240,6 +247,34 @@ np.savez(sys.argv[3], **outs)
         np.testing.assert_array_equal(out[f"{k}_REGION_NORMALIZED"], want.regions.normalized)
         assert [VERDICTS[c] for c in out[f"{k}_REGION_VERDICTS"][0]] == list(want.regions.verdicts[0])
         np.testing.assert_array_equal(out[f"{k}_HEATMAP"], want.heatmaps)
+
+
+def test_classifier_outputs_equal_the_runtime(server, demo):
+    """A classifier bundle: class probabilities and the top class per image, beside the verdicts."""
+    code = r"""
+import sys, numpy as np
+from edge_sdk.serving.triton_client import make_client, infer
+tiles = np.load(sys.argv[2])
+t, c = make_client("http", sys.argv[1])
+batch = np.stack([tiles[k] for k in sorted(tiles.files, key=int)])
+parts = [infer(t, c, "classifier", batch[i:i + 5], ("SCORE", "VERDICT", "CLASS_PROBABILITIES", "TOP_CLASS"))[0]
+         for i in range(0, len(batch), 5)]
+np.savez(sys.argv[3], **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+"""
+    tmp = demo["tmp"]
+    tiles = _save_images(demo["tiles"], tmp / "tiles.npz")
+    r = subprocess.run([str(ENV.python), "-c", code, server.http_url, tiles, str(tmp / "classes_out.npz")],
+                       env=environment(ENV), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = np.load(tmp / "classes_out.npz")
+    want = edge_sdk.Runtime(demo["classifier"], threads=1).predict(demo["tiles"])
+    np.testing.assert_array_equal(out["CLASS_PROBABILITIES"], want.class_probabilities)
+    np.testing.assert_array_equal(out["TOP_CLASS"][:, 0], want.top_class)
+    np.testing.assert_array_equal(out["VERDICT"][:, 0], want.verdict_codes)
+    np.testing.assert_array_equal(out["SCORE"][:, 0], want.scores)
+    assert len(set(want.top_class.tolist())) > 1 and len(set(want.verdict_codes.tolist())) > 1
+    config = (tmp / "repo" / "classifier" / "config.pbtxt").read_text()
+    assert 'key: "classes" value: { string_value: "good,crack,spot" }' in config
 
 
 def _metric(text: str, name: str, model: str, version: str = "1") -> float:

@@ -11,8 +11,8 @@ Requests: IMAGE, uint8 (N, H, W, C). Triton's dynamic batcher hands several requ
 `execute`; their images are judged in one `Runtime.predict` call and split back per request.
 Responses, per image: SCORE (raw score), NORMALIZED (0.5 at the threshold), VERDICT (the C ABI's
 codes, `edge_sdk.runtime.VERDICTS`: 0 review, 1 accept, 2 reject), HEATMAP (where enabled),
-REGION_SCORES / REGION_NORMALIZED / REGION_VERDICTS (bundles with regions) and VERSION (the model
-version that judged it). An image the runtime cannot judge is "review" with a NaN score; a request
+REGION_SCORES / REGION_NORMALIZED / REGION_VERDICTS (bundles with regions), CLASS_PROBABILITIES /
+TOP_CLASS (classifier bundles) and VERSION (the model version that judged it). An image the runtime cannot judge is "review" with a NaN score; a request
 that cannot be judged at all gets an error, never a verdict.
 """
 
@@ -52,6 +52,7 @@ class TritonPythonModel:
                                    max_batch=int(config.get("max_batch_size") or 1),
                                    heatmaps="HEATMAP" in self.outputs)
         self.regions = len(self.rt.region_names)
+        self.classes = "CLASS_PROBABILITIES" in self.outputs
         pb_utils.Logger.log_info(f"edge-sdk: {config['name']} version {self.version} on {device}: {self.rt!r}")
 
     def execute(self, requests):
@@ -92,6 +93,9 @@ class TritonPythonModel:
             out += [pb_utils.Tensor("REGION_SCORES", np.ascontiguousarray(r.scores[a:b])),
                     pb_utils.Tensor("REGION_NORMALIZED", np.ascontiguousarray(r.normalized[a:b])),
                     pb_utils.Tensor("REGION_VERDICTS", codes.reshape(n, self.regions))]
+        if self.classes:
+            out += [pb_utils.Tensor("CLASS_PROBABILITIES", np.ascontiguousarray(res.class_probabilities[a:b])),
+                    pb_utils.Tensor("TOP_CLASS", res.top_class[a:b].astype(np.int64).reshape(n, 1))]
         return out
 
     @staticmethod

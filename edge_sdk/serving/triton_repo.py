@@ -140,6 +140,11 @@ def model_config(name: str, manifest: dict, options: ServeOptions, preferred: li
         outputs += [("REGION_SCORES", "TYPE_FP32", r, "per region, in the order of parameter 'regions'"),
                     ("REGION_NORMALIZED", "TYPE_FP32", r, "per region"),
                     ("REGION_VERDICTS", "TYPE_INT8", r, "per region, numbered as VERDICT")]
+    classes = [str(c["name"]) for c in (manifest.get("postprocess") or {}).get("classes") or []]
+    if classes:
+        outputs += [("CLASS_PROBABILITIES", "TYPE_FP32", [len(classes)],
+                     "per class, in the order of parameter 'classes' (NaN where not judged)"),
+                    ("TOP_CLASS", "TYPE_INT64", [1], "index into parameter 'classes', -1 where not judged")]
     lines = [f"# Written by edge-sdk triton for bundle model type {manifest['model']['type']!r}; "
              "inputs and outputs: edge_sdk/serving/triton_model.py",
              f'name: "{name}"', 'backend: "python"', f"max_batch_size: {options.max_batch}",
@@ -164,6 +169,8 @@ def model_config(name: str, manifest: dict, options: ServeOptions, preferred: li
               "verdicts": ",".join(VERDICTS)}
     if regions:
         params["regions"] = ",".join(r["name"] for r in regions)
+    if classes:
+        params["classes"] = ",".join(classes)
     for k, v in params.items():
         lines.append(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}')
     return "\n".join(lines) + "\n"
