@@ -24,7 +24,7 @@ SDK's 100 channels (its channel index); PatchCore's coreset ratio is set so that
 bank has as many rows as the SDK's. What still differs is recorded in the JSON ("differences").
 
 Timing: per model and batch size, one warm-up call each, then --repeats rounds; each round calls
-every contender once (the order reversed every other round), each call after a --settle-ms pause;
+every contender once (in a shuffled order, seeded: _round_orders), each call after a --settle-ms pause;
 medians of the call's wall time, ratio = peer / edge-sdk (> 1: edge-sdk faster). Writes
 benchmarks/results/bench_anomalib.json and .md.
 
@@ -444,10 +444,10 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
         for fn in calls.values():  # warm-up round
             fn()
         times: dict[str, list[float]] = {k: [] for k in calls}
-        order = list(calls)
+        rounds = _round_orders(list(calls), args.repeats)
         t_start = time.perf_counter()
-        for r in range(args.repeats):
-            for k in (order if r % 2 == 0 else order[::-1]):
+        for r, round_order in enumerate(rounds):
+            for k in round_order:
                 time.sleep(args.settle_ms / 1e3)
                 if k in PEERS:
                     times[k].append(calls[k]())  # the worker times its own call (no pipe in it)
@@ -463,7 +463,7 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
         base = med["edge-sdk onnxruntime"]
         ratios = {k: v / base for k, v in med.items() if k != "edge-sdk onnxruntime"}
         best_sdk = min(med[f"edge-sdk {b}"] for b in SDK_BACKENDS)
-        row = {"batch": batch, "median_ms": med, "all_ms": times,
+        row = {"batch": batch, "median_ms": med, "all_ms": times, "round_orders": rounds,
                "ratio_over_edge_sdk_onnxruntime": ratios,
                "auto_picks": rts["auto"].backend.split("; auto: ", 1)[-1],
                "backends": {b: rt.backend for b, rt in rts.items()},
@@ -480,6 +480,26 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
               f"; auto: {row['auto_picks']}", flush=True)
         record["rows"].append(row)
     return record
+
+
+def _round_orders(names: list[str], repeats: int, seed: int = 0) -> list[list[str]]:
+    """A shuffled order per round, never starting with the previous round's last contender.
+
+    Alternating a fixed order with its reverse calls the contenders at both ends twice in a row at
+    every round boundary, with their data still in the caches: PaDiM's batch-1 call then measured
+    6 ms there and 12 ms elsewhere, which made the median of one runtime of two identical ones
+    half as large again. Shuffled rounds give every contender every predecessor."""
+    import random
+
+    rng = random.Random(seed)
+    rounds: list[list[str]] = []
+    for _ in range(repeats):
+        order = names[:]
+        rng.shuffle(order)
+        if rounds and len(order) > 1 and order[0] == rounds[-1][-1]:
+            order[0], order[-1] = order[-1], order[0]
+        rounds.append(order)
+    return rounds
 
 
 def differences(results: list[dict]) -> list[str]:
