@@ -224,13 +224,15 @@ def _two_rank_run(strips, tmp_path_factory, model: str, epochs: int) -> Path:
     return _RUNS[key]
 
 
-@pytest.mark.parametrize("model,stems", [
-    ("resganad", ("generator", "discriminator")),
-    pytest.param("grdnet", ("generator", "discriminator", "unet"), marks=pytest.mark.xfail(
-        strict=False, reason="GRD-Net: 4.7e-4 relative after one step (ResGANAD: 4.5e-7); the source of the "
-                             "difference (U-Net / focal loss path) is not yet found")),
+# GRD-Net's float32 bound is looser: its U-Net has many weights whose exact gradient is near 0,
+# whose Adam step of +-lr takes the sign of the rounding (4.7e-4 relative after one step). In
+# float64 (test_ddp_equivalence_over_steps_in_float64) the two splits agree to ~1e-10, so the
+# difference is rounding, not the algorithm.
+@pytest.mark.parametrize("model,stems,tolerance", [
+    ("resganad", ("generator", "discriminator"), 1e-5),
+    ("grdnet", ("generator", "discriminator", "unet"), 2e-3),
 ])
-def test_ddp_two_by_16_equals_one_by_32(strips, tmp_path, model, stems):
+def test_ddp_two_by_16_equals_one_by_32(strips, tmp_path, model, stems, tolerance):
     # One step (32 of the 60 patches for training): a GAN trained with Adam is chaotic, so over
     # several steps rounding differences of the gradient grow (RESULTS.md gives the figures).
     one, two, epochs = tmp_path / "one", tmp_path / "two", 1
@@ -242,10 +244,31 @@ def test_ddp_two_by_16_equals_one_by_32(strips, tmp_path, model, stems):
     steps = epochs * -(-n // 32)
     diff = _recon_compare(two, one, stems)
     print(f"{model}: 2 ranks x 16 vs 1 x 32 after {steps} steps ({n} patches): {diff}")
-    assert steps == 1 and diff["norm"] <= 1e-5 and diff["batches_tracked_equal"], diff
+    assert steps == 1 and diff["norm"] <= tolerance and diff["batches_tracked_equal"], diff
     assert cfg_two["training"]["global_batch"] == 32 and cfg_two["training"]["processes"] == 2
     hist_one, hist_two = cfg_one["training"]["final_losses"], cfg_two["training"]["final_losses"]
     assert abs(hist_one["g"] - hist_two["g"]) <= 1e-4 * max(1.0, abs(hist_one["g"]))
+
+
+@pytest.mark.parametrize("model,stems", [
+    ("resganad", ("generator", "discriminator")),
+    ("grdnet", ("generator", "discriminator", "unet")),
+])
+def test_ddp_equivalence_over_steps_in_float64(strips, tmp_path, monkeypatch, model, stems):
+    # In float32 Adam turns rounding-level gradients (elements whose exact gradient is ~0) into
+    # +-lr steps and the GAN amplifies them further at every step, so only one step can be compared
+    # there. Trained in float64 (the trainer's test hook) both batch splits round ~1e-16 and stay
+    # equal over several steps: what is compared then is the algorithm.
+    monkeypatch.setenv("EDGE_SDK_TRAIN_DTYPE", "float64")
+    one, two, epochs = tmp_path / "one", tmp_path / "two", 4
+    args = ["--model", model, *_data(strips), *RECON, "--epochs", str(epochs), "--val-fraction", "0.4667"]
+    assert main(["train", *args, "--recon-batch", "32", "--out", str(one), "--threads", "1"]) == 0
+    torchrun([*args, "--recon-batch", "16", "--out", str(two)])
+    n = json.loads((one / "config.json").read_text())["training"]["train_images"]
+    steps = epochs * -(-n // 32)
+    diff = _recon_compare(two, one, stems)
+    print(f"{model} float64: 2 ranks x 16 vs 1 x 32 after {steps} steps ({n} patches): {diff}")
+    assert steps >= 4 and diff["norm"] <= 1e-5 and diff["batches_tracked_equal"], diff
 
 
 def test_kill_and_resume_equals_uninterrupted(strips, tmp_path, tmp_path_factory):

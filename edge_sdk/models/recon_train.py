@@ -4,6 +4,7 @@ the augmentation of good patches, and the losses that are not plain torch ones."
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -94,6 +95,15 @@ def train_adversarial(model, x_all: torch.Tensor, *, epochs: int | None = None, 
     if n == 0:
         raise ValueError("training data set is empty")
     world = dist.world_size()
+    # Test hook: the equivalence of N ranks x batch B with one process x batch N * B is a claim
+    # about the algorithm, but in float32 Adam and the GAN amplify the rounding differences of
+    # the two batch splits within a few steps; in float64 the same arithmetic rounds ~1e-16, so
+    # a multi-step comparison can show the algorithm's equivalence. The weights end in float32.
+    wide = os.environ.get("EDGE_SDK_TRAIN_DTYPE", "float32") == "float64"
+    if wide:
+        for m in model._trainable() + [model.discriminator]:
+            m.double()
+        x_all = x_all.double()
     torch.manual_seed(dist.rank_seed(model.seed))
     gen = torch.Generator().manual_seed(model.seed)
     rng = np.random.default_rng(model.seed)
@@ -193,6 +203,8 @@ def train_adversarial(model, x_all: torch.Tensor, *, epochs: int | None = None, 
                 save_checkpoint(checkpoint, identity, epoch + 1, history, *state)
     for m in modules:
         m.eval()
+        if wide:
+            m.float()
     return history
 
 
