@@ -145,15 +145,21 @@ typedef struct run_config {
 
 static const char* g_backend = "onnxruntime";
 
-static long measure(const char* dir, const char* bundle, const char* images_name, int heatmaps, int cycles,
-                    const char* what_kind, run_config cfg) {
+/* One cycle: 4 images through edge_run, or with `frames` > 0 an acquisition of that many frames
+   (the first `frames` images) through edge_run_acquisition, judged with its 2 rank images. */
+static edge_status cycle(edge_runtime* rt, const edge_image* images, int frames, edge_batch_outputs* out) {
+  return frames ? edge_run_acquisition(rt, images, (size_t)frames, 0, out) : edge_run(rt, images, 4, 0, out);
+}
+
+static long measure(const char* dir, const char* bundle, const char* images_name, int heatmaps, int frames,
+                    int cycles, const char* what_kind, run_config cfg) {
   char what[256];
   char path[4096];
   edge_open_options opt;
   edge_runtime* rt = NULL;
-  edge_image images[4];
-  edge_image_result results[4];
-  edge_region_result regions[4 * 8];
+  edge_image images[5];
+  edge_image_result results[5];
+  edge_region_result regions[5 * 8];
   float* heat = NULL;
   size_t floats = 0;
   edge_batch_outputs out;
@@ -173,13 +179,15 @@ static long measure(const char* dir, const char* bundle, const char* images_name
   opt.contexts = cfg.contexts;
   opt.deadline_ms = cfg.deadline_ms;
   opt.heatmaps = heatmaps;
-  opt.max_batch = 2;
+  /* two batches a cycle; an acquisition's k + 2 images in one (a batch size that changes every call
+     makes OpenVINO reshape, allocating inside it) */
+  opt.max_batch = frames ? frames + 2 : 2;
   opt.backend = g_backend;
   if (edge_open(path, &opt, &rt) != EDGE_OK) {
     fprintf(stderr, "edge_open %s: %s\n", path, edge_last_error());
     return -1;
   }
-  for (i = 0; i < 4; ++i) {
+  for (i = 0; i < 5; ++i) {
     memset(&images[i], 0, sizeof images[i]);
     images[i].data = data + (size_t)(i % n) * (size_t)h * (size_t)w * (size_t)c;
     images[i].height = h;
@@ -188,12 +196,12 @@ static long measure(const char* dir, const char* bundle, const char* images_name
     images[i].dtype = EDGE_DTYPE_UINT8;
   }
   if (heatmaps) {
-    edge_heatmap_floats(rt, images, 4, &floats);
+    edge_heatmap_floats(rt, images, 5, &floats);  /* an acquisition's k + 2 = 5 images at most */
     heat = (float*)__libc_malloc(floats * sizeof(float));
   }
   edge_batch_outputs_init(&out);
   out.results = results;
-  out.results_capacity = 4;
+  out.results_capacity = 5;
   out.regions = regions;
   out.regions_capacity = sizeof regions / sizeof regions[0];
   out.heatmaps = heat;
@@ -202,11 +210,11 @@ static long measure(const char* dir, const char* bundle, const char* images_name
      worker that has not yet run a chunk of some kernel allocates the first time it does (seen:
      1-5 allocations in the first 200 cycles after a 5-cycle warm-up at 2 or 4 threads), so the
      warm-up lasts until every worker has run each kernel, in practice a few dozen cycles. */
-  for (k = 0; k < (cfg.threads > 1 ? 50 : 5); ++k) edge_run(rt, images, 4, 0, &out);
+  for (k = 0; k < (cfg.threads > 1 ? 50 : 5); ++k) cycle(rt, images, frames, &out);
   __atomic_store_n(&g_count, 0, __ATOMIC_RELEASE);
   __atomic_store_n(&g_counting, 1, __ATOMIC_RELEASE);
   for (k = 0; k < cycles; ++k)
-    if (edge_run(rt, images, 4, 0, &out) != EDGE_OK) break;
+    if (cycle(rt, images, frames, &out) != EDGE_OK) break;
   __atomic_store_n(&g_counting, 0, __ATOMIC_RELEASE);
   if (k != cycles) {
     fprintf(stderr, "%s: cycle %d failed: %s\n", what, k, edge_last_error());
@@ -230,17 +238,18 @@ int main(int argc, char** argv) {
   static const struct {
     const char* bundle;
     const char* images;
-    int heatmaps;
+    int heatmaps, frames;
     const char* what;
   } cases[] = {
-      {"plain", "plain_images", 0, "plain bundle, scores only"},
-      {"plain", "plain_images", 1, "plain bundle, with heatmaps"},
-      {"regions", "frames", 1, "regions bundle (3 regions a frame), with heatmaps"},
-      {"kind_knn_plain", "plain_images", 1, "knn_plain bundle, with heatmaps"},
-      {"kind_mahalanobis", "plain_images", 1, "mahalanobis bundle, with heatmaps"},
-      {"kind_mhbc", "plain_images", 1, "mhbc bundle, with heatmaps"},
-      {"kind_mask", "plain_images", 1, "mask bundle (two networks), with heatmaps"},
-      {"kind_knn", "plain_images", 1, "knn bundle (PatchCore reweighting), with heatmaps"},
+      {"plain", "plain_images", 0, 0, "plain bundle, scores only"},
+      {"plain", "plain_images", 1, 0, "plain bundle, with heatmaps"},
+      {"regions", "frames", 1, 0, "regions bundle (3 regions a frame), with heatmaps"},
+      {"kind_knn_plain", "plain_images", 1, 0, "knn_plain bundle, with heatmaps"},
+      {"kind_mahalanobis", "plain_images", 1, 0, "mahalanobis bundle, with heatmaps"},
+      {"kind_mhbc", "plain_images", 1, 0, "mhbc bundle, with heatmaps"},
+      {"kind_mask", "plain_images", 1, 0, "mask bundle (two networks), with heatmaps"},
+      {"kind_knn", "plain_images", 1, 0, "knn bundle (PatchCore reweighting), with heatmaps"},
+      {"acquisition", "plain_images", 1, 3, "acquisition of 3 frames + 2 rank images (edge_run_acquisition)"},
   };
   int cycles;
   long total = 0;
@@ -263,7 +272,8 @@ int main(int argc, char** argv) {
          (edge_sdk/scratch.hpp, a few buffers a thread, grow-only) on a worker's late first use of a
          kernel; anything per cycle would be >= the number of cycles. */
       const long allowed = configs[j].threads > 1 ? 4L * configs[j].threads : 0;
-      long r = measure(argv[1], cases[i].bundle, cases[i].images, cases[i].heatmaps, cycles, cases[i].what, configs[j]);
+      long r = measure(argv[1], cases[i].bundle, cases[i].images, cases[i].heatmaps, cases[i].frames, cycles,
+                       cases[i].what, configs[j]);
       if (r < 0) return 1;
       if (r > allowed) {
         printf("  more than the %ld one-time scratch allocations allowed here\n", allowed);

@@ -2,6 +2,7 @@
 // a host turns K frames into K + 2 images: the frames, the lowest and the highest value per pixel)
 // and edge_run_acquisition (the bundle's input policy input.acquisition: those K + 2 images judged
 // in one cycle), with the kernel the runtime and Python use (kernels/rank.hpp).
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -86,10 +87,11 @@ EDGE_API edge_status edge_frame_extremes(const edge_image* frames, size_t k, voi
 
 EDGE_API edge_status edge_run_acquisition(edge_runtime* rt, const edge_image* frames, size_t k,
                                           const edge_run_options* options, edge_batch_outputs* outputs) {
-  // The rank images live in a grow-only per-thread buffer: a steady stream of acquisitions
-  // allocates nothing after the first.
+  // The rank images and the k + 2 image views live in grow-only per-thread buffers: a steady
+  // stream of acquisitions allocates nothing after the first.
   struct RankTag;
-  std::vector<edge_image> images;
+  struct ViewsTag;
+  std::vector<edge_image>* images = nullptr;
   const edge_status s = edge::capi::guarded([&] {
     check_frames(frames, k);
     {
@@ -104,12 +106,13 @@ EDGE_API edge_status edge_run_acquisition(edge_runtime* rt, const edge_image* fr
                          static_cast<size_t>(f0.channels) * element_bytes(f0.dtype);
     std::vector<unsigned char>& rank = edge::thread_scratch<RankTag, unsigned char>(2 * bytes);
     extremes_of(frames, k, rank.data(), rank.data() + bytes);
-    images.assign(frames, frames + k);
-    for (int i = 0; i < 2; ++i) {
-      edge_image im = f0;
-      im.data = rank.data() + static_cast<size_t>(i) * bytes;
+    images = &edge::thread_scratch<ViewsTag, edge_image>(k + 2);
+    std::copy(frames, frames + k, images->begin());
+    for (size_t i = 0; i < 2; ++i) {
+      edge_image& im = (*images)[k + i];
+      im = f0;
+      im.data = rank.data() + i * bytes;
       im.row_stride = 0;
-      images.push_back(im);
     }
     return EDGE_OK;
   });
@@ -119,7 +122,7 @@ EDGE_API edge_status edge_run_acquisition(edge_runtime* rt, const edge_image* fr
     edge::capi::mark_not_judged(s, count, outputs, nullptr, 0);
     return s;
   }
-  return edge::capi::run_cycle(rt, images.data(), images.size(), options, -1.0, outputs, nullptr);
+  return edge::capi::run_cycle(rt, images->data(), images->size(), options, -1.0, outputs, nullptr);
 }
 
 }  // extern "C"
