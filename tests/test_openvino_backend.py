@@ -174,7 +174,9 @@ def test_auto_times_both_and_reports_the_pick(tmp_path):
     picked = "openvino" if rt.backend.startswith("openvino") else "onnxruntime"
     other = "onnxruntime" if picked == "openvino" else "openvino"
     assert f"; auto: picked {picked} (" in rt.backend and f" over {other} (" in rt.backend, rt.backend
-    assert "fastest of 9 runs at batch 1" in rt.backend and "earlier open" not in rt.backend
+    assert "fastest of 9 runs at batch 4" in rt.backend and "earlier open" not in rt.backend
+    # the default backend is left only for one clearly faster
+    assert (", at least 5 % faster than onnxruntime" in rt.backend) == (picked == "openvino"), rt.backend
     _assert_same(rt.predict(images), stored, 1e-4, len(images), 1e-5)
     # Opened again (another context, another copy of the bundle): the same library, not timed again,
     # so every runtime of this network gives the same bits.
