@@ -215,8 +215,11 @@ def test_ctrl_c_ends_cleanly_with_a_summary(rng, tmp_path):
     cmd = [sys.executable, "-m", "edge_sdk.cli", "watch", str(BUNDLE), str(folder), "--out", str(out), "--save",
            "video", "--poll", "0.05", "--threads", "1"]
     # faulthandler: a watcher that does not end gets SIGABRT below and dumps every thread's stack
+    # Started with SIGINT ignored, as a shell's background job (a CI runner) starts it: Ctrl-C must
+    # still stop the watch (Python keeps an inherited ignore unless the program handles SIGINT itself).
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env() | {"PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         seen = [proc.stdout.readline() for _ in range(3)]  # the header and both frames
         assert all(LINE.match(s) for s in seen[1:]), seen

@@ -138,7 +138,9 @@ def run(args) -> int:
 
     print(f"watching {args.source} ({source.kind}) with {args.bundle} [{rt.backend}]; Ctrl-C stops", flush=True)
     tally, stop, ok = _Tally(), "", False
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a service stop ends as cleanly as Ctrl-C
+    # A service stop ends as cleanly as Ctrl-C; and Ctrl-C / kill -INT stop the watch even where the
+    # parent started it with SIGINT ignored (a shell's background job: Python then keeps the ignore).
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for frame in source.frames():
             tally.frames += 1
@@ -174,7 +176,8 @@ def run(args) -> int:
     except KeyboardInterrupt:
         stop, ok = "interrupted", True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         source.close()
         if window is not None:
             window.close()
