@@ -35,14 +35,17 @@ benchmarks/results/bench_anomalib.json and .md.
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
-import pickle
 import statistics
 import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -78,21 +81,65 @@ def _pin_threads(threads: int) -> None:
     os.environ["EDGE_SDK_NUM_THREADS"] = str(threads)
 
 
-# ---- the pipe: length-prefixed pickles between this script and its own worker -------------------
+# ---- the pipe: length-prefixed JSON between this script and its own worker, numpy arrays beside
+# it in .npy form (np.save / np.load with allow_pickle=False: nothing read from the pipe is unpickled)
+
+def _encode(obj, arrays: list):
+    if isinstance(obj, np.ndarray):
+        arrays.append(obj)
+        return {"__array__": len(arrays) - 1}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {str(k): _encode(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v, arrays) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _decode(obj, arrays: list):
+    if isinstance(obj, dict):
+        if set(obj) == {"__array__"}:
+            return arrays[obj["__array__"]]
+        return {k: _decode(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v, arrays) for v in obj]
+    return obj
+
 
 def _send(f, obj) -> None:
-    data = pickle.dumps(obj, protocol=4)
-    f.write(struct.pack("<Q", len(data)))
-    f.write(data)
+    arrays: list = []
+    head = json.dumps(_encode(obj, arrays)).encode()
+    blobs = []
+    for a in arrays:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+        blobs.append(buf.getvalue())
+    f.write(struct.pack("<QQ", len(head), len(blobs)))
+    f.write(head)
+    for b in blobs:
+        f.write(struct.pack("<Q", len(b)))
+        f.write(b)
     f.flush()
 
 
-def _recv(f):
-    head = f.read(8)
-    if len(head) < 8:
+def _read(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) < n:
         raise EOFError("the anomalib worker closed the pipe")
-    (n,) = struct.unpack("<Q", head)
-    return pickle.loads(f.read(n))
+    return data
+
+
+def _recv(f):
+    n_head, n_arrays = struct.unpack("<QQ", _read(f, 16))
+    head = json.loads(_read(f, n_head))
+    arrays = []
+    for _ in range(n_arrays):
+        (n,) = struct.unpack("<Q", _read(f, 8))
+        arrays.append(np.load(io.BytesIO(_read(f, n)), allow_pickle=False))
+    return _decode(head, arrays)
 
 
 # ---- worker: runs inside .venv-anomalib, imports anomalib, never edge_sdk ----------------------
@@ -570,21 +617,12 @@ def main(args) -> int:
 
     sys.path.insert(0, str(HERE))
     from _common import write_json  # first: it puts the source tree on sys.path
-    import torch
+    from bench_openvino import setup
 
-    import edge_sdk
-
-    torch.set_num_threads(args.threads)
-    edge_sdk.set_num_threads(args.threads)
-    if "openvino" not in edge_sdk.runtime.available_backends() or not edge_sdk.runtime.find_openvino_library():
-        print("needs the SDK's OpenVINO backend and the openvino wheel (pip install openvino)", file=sys.stderr)
+    parsed = setup(args)
+    if parsed is None:
         return 2
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    bad = [n for n in names if n not in ("padim", "patchcore")]
-    if bad:
-        print(f"--models: unknown {bad} (padim, patchcore)", file=sys.stderr)
-        return 2
-    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    names, batches = parsed
     env = Path(args.env)
     skip = anomalib_skip_reason(env)
     if skip:

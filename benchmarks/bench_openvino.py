@@ -106,8 +106,9 @@ def bench_one(name: str, args, batches: list[int], work: Path) -> dict:
             "image_shape": list(images.shape[1:]), "threads": args.threads, "repeats": args.repeats, "rows": rows}
 
 
-def main() -> int:
-    args = ARGS or parse_args()
+def setup(args) -> tuple[list[str], list[int]] | None:
+    """Threads pinned, the SDK's OpenVINO backend checked, --models and --batches parsed: (models,
+    batches), or None with the reason on stderr. Shared with bench_anomalib.py."""
     import torch
 
     import edge_sdk
@@ -116,13 +117,22 @@ def main() -> int:
     edge_sdk.set_num_threads(args.threads)
     if "openvino" not in edge_sdk.runtime.available_backends() or not edge_sdk.runtime.find_openvino_library():
         print("needs the OpenVINO backend and the openvino wheel (pip install openvino)", file=sys.stderr)
-        return 2
+        return None
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     bad = [n for n in names if n not in ("patchcore", "padim")]
     if bad:
         print(f"--models: unknown {bad} (padim, patchcore)", file=sys.stderr)
+        return None
+    return names, [int(b) for b in args.batches.split(",") if b.strip()]
+
+
+def main() -> int:
+    args = ARGS or parse_args()
+    parsed = setup(args)
+    if parsed is None:
         return 2
-    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    names, batches = parsed
+    import edge_sdk
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_openvino_") as tmp:
         work = Path(args.work) if args.work else Path(tmp)

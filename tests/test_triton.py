@@ -219,6 +219,14 @@ def test_results_equal_the_runtime_bit_for_bit(server, demo, protocol):
     assert set(out["model_version"]) == {"1"} and set(out["VERSION"].ravel()) == {1}
 
 
+def _run_client(code: str, url: str, images: str, out: Path):
+    """Runs a tritonclient script (argv: url, images .npz, output .npz) in the serving venv; its output."""
+    r = subprocess.run([str(ENV.python), "-c", code, url, images, str(out)], env=environment(ENV),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return np.load(out)
+
+
 def test_region_outputs_equal_the_runtime(server, demo):
     code = r"""
 import json, sys, numpy as np
@@ -234,10 +242,7 @@ np.savez(sys.argv[3], **outs)
 """
     tmp = demo["tmp"]
     frames = _save_images(demo["frames"], tmp / "frames.npz")
-    r = subprocess.run([str(ENV.python), "-c", code, server.grpc_url, frames, str(tmp / "regions_out.npz")],
-                       env=environment(ENV), capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = np.load(tmp / "regions_out.npz")
+    out = _run_client(code, server.grpc_url, frames, tmp / "regions_out.npz")
     rt = edge_sdk.Runtime(demo["regions"], threads=1)
     for k, f in enumerate(demo["frames"]):
         want = rt.predict(f[None])
@@ -263,10 +268,7 @@ np.savez(sys.argv[3], **{k: np.concatenate([p[k] for p in parts]) for k in parts
 """
     tmp = demo["tmp"]
     tiles = _save_images(demo["tiles"], tmp / "tiles.npz")
-    r = subprocess.run([str(ENV.python), "-c", code, server.http_url, tiles, str(tmp / "classes_out.npz")],
-                       env=environment(ENV), capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = np.load(tmp / "classes_out.npz")
+    out = _run_client(code, server.http_url, tiles, tmp / "classes_out.npz")
     want = edge_sdk.Runtime(demo["classifier"], threads=1).predict(demo["tiles"])
     np.testing.assert_array_equal(out["CLASS_PROBABILITIES"], want.class_probabilities)
     np.testing.assert_array_equal(out["TOP_CLASS"][:, 0], want.top_class)
