@@ -5,7 +5,9 @@ MVTec-layout images, then timed interleaved round-robin:
   edge-sdk  edge_sdk.Runtime(bundle, backend=onnxruntime | openvino | auto): the whole pipeline
             (preprocess kernel -> network -> post-processing kernels -> heatmaps -> decision);
   anomalib  the model exported with anomalib's own export (pre-processor, network, anomaly map and
-            post-processor in one graph), run by anomalib's OpenVINOInferencer, by ONNX Runtime (an
+            post-processor in one graph), run by anomalib's OpenVINOInferencer (twice: in float32, the
+            SDK's precision, and in OpenVINO's default precision, which is bfloat16 on CPUs with
+            AVX512-BF16 or AMX: scores 1e-2 away), by ONNX Runtime (an
             InferenceSession on anomalib's ONNX export, inputs prepared as OpenVINOInferencer
             prepares them: anomalib has no ONNX Runtime inferencer of its own) and by anomalib's
             TorchInferencer (eager PyTorch).
@@ -24,7 +26,7 @@ SDK's 100 channels (its channel index); PatchCore's coreset ratio is set so that
 bank has as many rows as the SDK's. What still differs is recorded in the JSON ("differences").
 
 Timing: per model and batch size, one warm-up call each, then --repeats rounds; each round calls
-every contender once (in a shuffled order, seeded: _round_orders), each call after a --settle-ms pause;
+every contender once (in a shuffled order, seeded: _common.shuffled_rounds), each call after a --settle-ms pause;
 medians of the call's wall time, ratio = peer / edge-sdk (> 1: edge-sdk faster). Writes
 benchmarks/results/bench_anomalib.json and .md.
 
@@ -50,7 +52,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SDK_BACKENDS = ("onnxruntime", "openvino", "auto")
-PEERS = ("anomalib_openvino", "anomalib_onnxruntime", "anomalib_torch")
+# anomalib_openvino: float32, as the SDK computes (its parity is 1e-4 against PyTorch); the target is
+# measured against it. anomalib_openvino_default: OpenVINO's own default precision (what
+# OpenVINOInferencer runs unless told otherwise; bfloat16 where the CPU has it), shown beside.
+PEERS = ("anomalib_openvino", "anomalib_openvino_default", "anomalib_onnxruntime", "anomalib_torch")
 TARGET_VS_OPENVINO = 1.2
 ONNX_OPSET = 18
 LITE0_LAYERS = {"stride8": "blocks.2", "stride16": "blocks.4"}  # SDK tap -> timm feature module
@@ -229,7 +234,8 @@ class _Worker:
         self.threads = threads
         self.contenders: dict = {}
         self.images = None
-        self.ov_config = {"INFERENCE_NUM_THREADS": str(threads)}
+        self.ov_configs = {"anomalib_openvino": {"INFERENCE_NUM_THREADS": str(threads), "INFERENCE_PRECISION_HINT": "f32"},
+                           "anomalib_openvino_default": {"INFERENCE_NUM_THREADS": str(threads)}}
 
     def setup(self, msg: dict) -> dict:
         import numpy as np
@@ -285,7 +291,7 @@ class _Worker:
 
         return {"fit_s": fit_s, "train_images": n_train, "memory_bank": bank,
                 "weights": loaded, "network_check": network, "layers": layers,
-                "openvino_config": self.ov_config, "onnx_opset": ONNX_OPSET,
+                "openvino_configs": self.ov_configs, "onnx_opset": ONNX_OPSET,
                 "versions": {"anomalib": anomalib.__version__, "torch": torch.__version__, "timm": timm.__version__,
                              "openvino": openvino.__version__, "onnxruntime": onnxruntime.__version__}}
 
@@ -308,7 +314,8 @@ class _Worker:
                                         onnx_kwargs={"opset_version": ONNX_OPSET, "dynamic_shapes": shapes})
         onnx_path = self.model.to_onnx(folder, input_size=self.size, opset_version=ONNX_OPSET, dynamic_shapes=shapes)
         export_s = time.perf_counter() - t0
-        ov = OpenVINOInferencer(path=ov_xml, device="CPU", config=self.ov_config)
+        ovs = {k: OpenVINOInferencer(path=ov_xml, device="CPU", config=dict(c)) for k, c in self.ov_configs.items()}
+        precision = {k: ov.model.get_property("INFERENCE_PRECISION_HINT").to_string() for k, ov in ovs.items()}
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
@@ -319,9 +326,9 @@ class _Worker:
         def run_ort(images):
             return dict(zip(names, sess.run(None, {ort_input: OpenVINOInferencer.pre_process(images)})))
 
-        self.contenders = {"anomalib_openvino": ov.predict, "anomalib_onnxruntime": run_ort,
-                           "anomalib_torch": self.run_torch}
-        return {"export_s": export_s, "onnx": str(onnx_path), "openvino": str(ov_xml), "onnx_outputs": names,
+        self.contenders = {k: ov.predict for k, ov in ovs.items()}
+        self.contenders.update({"anomalib_onnxruntime": run_ort, "anomalib_torch": self.run_torch})
+        return {"export_s": export_s, "openvino_precision": precision, "onnx": str(onnx_path), "openvino": str(ov_xml), "onnx_outputs": names,
                 "onnx_input_shape": list(sess.get_inputs()[0].shape)}
 
     def scores(self, images) -> dict:
@@ -329,8 +336,8 @@ class _Worker:
         import numpy as np
 
         out = {}
-        ov = self.contenders["anomalib_openvino"](images)
-        out["anomalib_openvino"] = np.asarray(ov.pred_score).reshape(-1).tolist()
+        for k in ("anomalib_openvino", "anomalib_openvino_default"):
+            out[k] = np.asarray(self.contenders[k](images).pred_score).reshape(-1).tolist()
         o = self.contenders["anomalib_onnxruntime"](images)
         out["anomalib_onnxruntime"] = np.asarray(o["pred_score"]).reshape(-1).tolist()
         t = self.contenders["anomalib_torch"](images)
@@ -420,6 +427,7 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
     import torch
 
     import edge_sdk
+    from _common import shuffled_rounds
     from bench_runtime_compare import export, train_model
     from edge_sdk.data.synthetic import make_dataset
     from types import SimpleNamespace
@@ -486,12 +494,17 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
                 return record
             peer_scores = peer_info.pop("scores")
             record.setdefault("anomalib_exports", {})[batch] = peer_info
+            ref = np.asarray(peer_scores["anomalib_torch"])
+            peer_info["max_abs_score_diff_vs_torch"] = {k: float(np.max(np.abs(np.asarray(v) - ref)))
+                                                        for k, v in peer_scores.items() if k != "anomalib_torch"}
+            print(f"  anomalib OpenVINO precision {peer_info['openvino_precision']}; pred_score max abs diff vs "
+                  f"anomalib torch: {peer_info['max_abs_score_diff_vs_torch']}", flush=True)
             for p in PEERS:
                 calls[p] = (lambda p=p: peer.call(op="run", name=p))
         for fn in calls.values():  # warm-up round
             fn()
         times: dict[str, list[float]] = {k: [] for k in calls}
-        rounds = _round_orders(list(calls), args.repeats)
+        rounds = shuffled_rounds(list(calls), args.repeats)
         t_start = time.perf_counter()
         for r, round_order in enumerate(rounds):
             for k in round_order:
@@ -519,6 +532,8 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
         if peer is not None:
             ov = med["anomalib_openvino"]
             targets["vs_anomalib_openvino"] = {f"edge-sdk {b}": ov / med[f"edge-sdk {b}"] for b in SDK_BACKENDS}
+            targets["vs_anomalib_openvino_default_precision"] = {
+                f"edge-sdk {b}": med["anomalib_openvino_default"] / med[f"edge-sdk {b}"] for b in SDK_BACKENDS}
             targets["edge_sdk_onnxruntime_1.2x_faster"] = ov / base >= TARGET_VS_OPENVINO
             targets["edge_sdk_best_backend_1.2x_faster"] = ov / best_sdk >= TARGET_VS_OPENVINO
         row["targets"] = targets
@@ -527,26 +542,6 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
               f"; auto: {row['auto_picks']}", flush=True)
         record["rows"].append(row)
     return record
-
-
-def _round_orders(names: list[str], repeats: int, seed: int = 0) -> list[list[str]]:
-    """A shuffled order per round, never starting with the previous round's last contender.
-
-    Alternating a fixed order with its reverse calls the contenders at both ends twice in a row at
-    every round boundary, with their data still in the caches: PaDiM's batch-1 call then measured
-    6 ms there and 12 ms elsewhere, which made the median of one runtime of two identical ones
-    half as large again. Shuffled rounds give every contender every predecessor."""
-    import random
-
-    rng = random.Random(seed)
-    rounds: list[list[str]] = []
-    for _ in range(repeats):
-        order = names[:]
-        rng.shuffle(order)
-        if rounds and len(order) > 1 and order[0] == rounds[-1][-1]:
-            order[0], order[-1] = order[-1], order[0]
-        rounds.append(order)
-    return rounds
 
 
 def differences(results: list[dict]) -> list[str]:
@@ -595,6 +590,11 @@ def markdown(record: dict) -> str:
              "time / edge-sdk onnxruntime's (> 1: edge-sdk's ONNX Runtime backend faster).",
              f"1-min load average {m['load_average_before']:.2f} before, {m['load_average_after']:.2f} after; "
              f"{m['machine_cpu']}."]
+    precisions = {k: v for r in record["results"] for e in (r.get("anomalib_exports") or {}).values()
+                  for k, v in e.get("openvino_precision", {}).items()}
+    if precisions:
+        notes.append("anomalib openvino: " + ", ".join(f"{k.replace('_', ' ')} computes in {v}" for k, v in precisions.items())
+                     + " (the SDK's OpenVINO backend: f32).")
     if m.get("anomalib_skipped"):
         notes.append(f"anomalib skipped: {m['anomalib_skipped']}")
     return head + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"

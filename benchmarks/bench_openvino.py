@@ -6,8 +6,8 @@ backend changed.
 Models: PaDiM and PatchCore (EfficientNet-Lite0 features at 256 x 256), trained small on the
 synthetic tile set inside the script (bench_runtime_compare's trainer), or loaded with --model-dir.
 Per model and batch size: one runtime per backend, a warm-up round, then --repeats rounds with the
-backends interleaved round-robin (the order alternating each round, each call after a --settle-ms
-pause so the previous one's worker threads are asleep); the median of the call's wall time and of
+backends interleaved round-robin (_common.shuffled_rounds: each call follows the other backend's,
+never its own, and comes after a --settle-ms pause so the previous one's worker threads are asleep); the median of the call's wall time and of
 its network stage (Results.times) is reported, with the ratio ONNX Runtime / OpenVINO (> 1: OpenVINO
 faster). Also recorded: the score agreement of the two backends and what backend="auto" picks.
 
@@ -52,7 +52,7 @@ from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from _common import REPO, write_json  # noqa: E402
+from _common import REPO, shuffled_rounds, write_json  # noqa: E402
 
 BACKENDS = ("onnxruntime", "openvino")
 
@@ -82,8 +82,8 @@ def bench_one(name: str, args, batches: list[int], work: Path) -> dict:
             rt.predict(x)
         wall: dict[str, list[float]] = {b: [] for b in BACKENDS}
         net: dict[str, list[float]] = {b: [] for b in BACKENDS}
-        for r in range(args.repeats):
-            for b in (BACKENDS if r % 2 == 0 else BACKENDS[::-1]):
+        for order in shuffled_rounds(list(BACKENDS), args.repeats):
+            for b in order:
                 time.sleep(args.settle_ms / 1e3)
                 t0 = time.perf_counter()
                 res = rts[b].predict(x)

@@ -169,7 +169,7 @@ def test_cli_verify_and_bench_with_openvino(trained, tmp_path, capsys):
 def test_auto_times_both_and_reports_the_pick(tmp_path):
     bundle, images, stored = _fixture("mahalanobis")
     # 3 threads: no other test opens this network with auto at that count (the pick is remembered
-    # per network content and thread count for the life of the process).
+    # per network content, thread count and timed batch for the life of the process).
     rt = edge_sdk.Runtime(bundle, threads=3, backend="auto", max_batch=4)
     picked = "openvino" if rt.backend.startswith("openvino") else "onnxruntime"
     other = "onnxruntime" if picked == "openvino" else "openvino"
@@ -184,6 +184,13 @@ def test_auto_times_both_and_reports_the_pick(tmp_path):
     again = edge_sdk.Runtime(tmp_path / "copy", threads=3, backend="auto", max_batch=4)
     assert again.backend.startswith(picked) and "timed at an earlier open of this network in this process" in again.backend
     np.testing.assert_array_equal(again.predict(images).scores, rt.predict(images).scores)
+    # Another max batch is timed at its own batch (the order of the libraries can flip between
+    # batch 1 and 8), then remembered for it; batches above 8 are timed at 8.
+    one = edge_sdk.Runtime(bundle, threads=3, backend="auto", max_batch=1)
+    assert "fastest of 9 runs at batch 1" in one.backend and "earlier open" not in one.backend, one.backend
+    big = edge_sdk.Runtime(bundle, threads=3, backend="auto", max_batch=16)
+    assert "fastest of 9 runs at batch 8" in big.backend and "earlier open" not in big.backend, big.backend
+    assert "earlier open" in edge_sdk.Runtime(bundle, threads=3, backend="auto", max_batch=12).backend
 
 
 def test_bad_device_is_a_clear_error():

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +107,29 @@ def test_cli_cut_and_paste(tile_root, tmp_path):
     assert r.returncode == 2 and "made" in r.stderr  # exists: refused without --overwrite
     r = cli("paste", "--good", good, "--defects", "missing", "--out", "x", "--count", "2")
     assert r.returncode == 2 and "missing" in r.stderr
+
+
+def test_masks_beside_the_good_images_are_not_drawn_as_good_images(tile_root, tmp_path):
+    from edge_sdk.data.imageio import list_images, without_masks
+
+    # Magnetic Tile Defect keeps an all-black <stem>.png mask beside each <stem>.jpg good image;
+    # the classes naming keeps <stem>_mask.png beside <stem>.png
+    good = tmp_path / "good"
+    good.mkdir()
+    src = sorted((Path(tile_root) / "tile" / "train" / "good").iterdir())
+    for i, p in enumerate(src):
+        img = Image.open(p)
+        img.save(good / f"exp{i}.jpg", quality=95)
+        Image.fromarray(np.zeros(img.size[::-1], np.uint8)).save(good / f"exp{i}.png")
+    shutil.copy(src[0], good / "plain.png")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(good / "plain_mask.png")
+    names = [os.path.basename(p) for p in without_masks(list_images(str(good)))]
+    assert names == sorted([f"exp{i}.jpg" for i in range(len(src))] + ["plain.png"])
+    ds = load_dataset(tile_root, "mvtec", "test", category="tile")
+    library = DefectLibrary.from_dataset(ds)
+    made = paste_folder(good, {"spot": library}, tmp_path / "made", count=12, seed=0, progress=False)
+    assert made == {"spot": 12}
+    for k in range(12):
+        img = np.asarray(Image.open(tmp_path / "made" / "spot" / f"{k:05d}.png"), np.float64)
+        mask = np.asarray(Image.open(tmp_path / "made" / "spot" / f"{k:05d}_mask.png")) > 0
+        assert img[~mask].mean() > 20, k  # a tile, not a black mask with a defect pasted in

@@ -32,6 +32,26 @@ def list_images(folder: str, *, what: str = "image folder") -> list[str]:
                   if is_image_file(n) and os.path.isfile(os.path.join(folder, n)))
 
 
+def without_masks(paths: list[str]) -> list[str]:
+    """``paths`` less the masks kept beside their images: ``<stem>_mask.*`` next to ``<stem>.*`` (the
+    classes and MVTec naming) and ``<stem>.png`` next to a ``<stem>`` of another format (Magnetic Tile
+    Defect: ``.jpg`` image, ``.png`` mask). A folder of good images with masks beside them is then
+    read as its images only."""
+    by_stem: dict[tuple[str, str], list[str]] = {}
+    for p in paths:
+        stem, ext = os.path.splitext(p)
+        by_stem.setdefault((os.path.dirname(p), os.path.basename(stem)), []).append(ext.lower())
+
+    def is_mask(p: str) -> bool:
+        stem, ext = os.path.splitext(p)
+        key = (os.path.dirname(p), os.path.basename(stem))
+        if key[1].endswith("_mask") and (key[0], key[1][: -len("_mask")]) in by_stem:
+            return True
+        return ext.lower() == ".png" and any(e != ".png" for e in by_stem[key])
+
+    return [p for p in paths if not is_mask(p)]
+
+
 def is_regular_file(path: str) -> bool:
     """A regular file (or a link to one): never a FIFO, socket or device, whose reading can block
     forever or never end."""

@@ -22,7 +22,7 @@ from PIL import Image
 
 from edge_sdk.atomic import atomic_directory
 from edge_sdk.data.classes import class_folder, class_names
-from edge_sdk.data.imageio import list_images, read_image, read_mask
+from edge_sdk.data.imageio import list_images, read_image, read_mask, without_masks
 from edge_sdk.data.sample import DataError
 from edge_sdk.synthesis.paste import DefectLibrary, paste_defect
 
@@ -83,7 +83,9 @@ def paste_folder(good_dir: str | os.PathLike, libraries: dict[str, DefectLibrary
     doc. Returns the counts per class."""
     if not 1 <= int(count) <= MAX_IMAGES:
         raise ValueError(f"count: expected 1..{MAX_IMAGES}, got {count}")
-    good = list_images(os.fspath(good_dir), what="good image folder")
+    # masks kept beside the good images (Magnetic Tile Defect's all-black MT_Free masks) are not
+    # good images
+    good = without_masks(list_images(os.fspath(good_dir), what="good image folder"))
     if not good:
         raise DataError(f"good image folder contains no images: {good_dir}")
     rng = np.random.default_rng(seed)

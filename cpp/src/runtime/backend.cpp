@@ -67,7 +67,7 @@ std::unique_ptr<Backend> make_openvino([[maybe_unused]] const Bundle& bundle, [[
 }
 
 // backend="auto" on the CPU: every CPU backend that can be created here, timed at bind (or the
-// pick of an earlier timing of the same network content at the same thread count).
+// pick of an earlier timing of the same network content at the same thread count and batch).
 std::unique_ptr<Backend> make_cpu_auto([[maybe_unused]] const Bundle& bundle, [[maybe_unused]] const NetworkSpec& network,
                                        [[maybe_unused]] const BackendOptions& options) {
   std::vector<BackendFactory> factories;
@@ -84,7 +84,7 @@ std::unique_ptr<Backend> make_cpu_auto([[maybe_unused]] const Bundle& bundle, [[
 #endif
   auto file = bundle.manifest.files.find(network.file);
   const std::string content = file != bundle.manifest.files.end() ? file->second.sha256 : bundle.path + "/" + network.file;
-  return make_timed_choice(content + "|" + std::to_string(options.threads), factories);
+  return make_timed_choice(content + "|threads " + std::to_string(options.threads), options.max_batch, factories);
 }
 
 }  // namespace

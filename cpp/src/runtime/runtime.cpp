@@ -59,6 +59,7 @@ class RuntimeImpl final : public Runtime {
     bo.device_index = device.index;
     bo.cuda_device = device.is_cuda();
     bo.threads = opt_.threads;
+    bo.max_batch = opt_.max_batch;
     bo.library = opt_.onnxruntime_library;
     bo.openvino_library = opt_.openvino_library;
     bo.openvino_device = opt_.openvino_device;

@@ -52,9 +52,9 @@ struct BackendCandidate {
 class TimedChoice final : public Backend {
  public:
   // With `known`, the one candidate is the pick of an earlier timing (no timing again).
-  TimedChoice(std::string key, std::vector<BackendCandidate> candidates, std::vector<std::string> skipped,
-              const Pick* known)
-      : key_(std::move(key)), candidates_(std::move(candidates)), skipped_(std::move(skipped)) {
+  TimedChoice(std::string key, int64_t batch, std::vector<BackendCandidate> candidates,
+              std::vector<std::string> skipped, const Pick* known)
+      : key_(std::move(key)), batch_(batch), candidates_(std::move(candidates)), skipped_(std::move(skipped)) {
     if (known) report_ = known->report + ", timed at an earlier open of this network in this process";
   }
 
@@ -68,7 +68,7 @@ class TimedChoice final : public Backend {
   void bind(int64_t max_batch, const std::vector<const float*>& inputs, const std::vector<float*>& outputs) override {
     for (auto& c : candidates_) c.backend->bind(max_batch, inputs, outputs);
     if (candidates_.size() == 1) return take(0);  // the only one available, or a remembered pick
-    const int64_t batch = std::max<int64_t>(1, std::min(max_batch, kMaxTimedBatch));
+    const int64_t batch = std::min(batch_, max_batch);
     std::vector<std::vector<double>> times(candidates_.size());
     std::vector<std::string> failed(candidates_.size());
     for (int r = 0; r < kUntimed + kTimed; ++r) {
@@ -125,6 +125,7 @@ class TimedChoice final : public Backend {
   }
 
   std::string key_;
+  int64_t batch_;
   std::vector<BackendCandidate> candidates_;
   std::vector<std::string> skipped_;
   std::unique_ptr<Backend> chosen_;
@@ -133,7 +134,10 @@ class TimedChoice final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_timed_choice(const std::string& key, const std::vector<BackendFactory>& factories) {
+std::unique_ptr<Backend> make_timed_choice(const std::string& network_key, int64_t max_batch,
+                                           const std::vector<BackendFactory>& factories) {
+  const int64_t batch = std::max<int64_t>(1, std::min(max_batch, kMaxTimedBatch));
+  const std::string key = network_key + "|batch " + std::to_string(batch);
   std::vector<BackendCandidate> candidates;
   std::vector<std::string> skipped;
   std::string first_error;
@@ -155,12 +159,12 @@ std::unique_ptr<Backend> make_timed_choice(const std::string& key, const std::ve
   if (!known.name.empty()) {
     for (const auto& f : factories)
       if (f.name == known.name) add(f);
-    if (!candidates.empty()) return std::make_unique<TimedChoice>(key, std::move(candidates), std::vector<std::string>{}, &known);
+    if (!candidates.empty()) return std::make_unique<TimedChoice>(key, batch, std::move(candidates), std::vector<std::string>{}, &known);
     skipped.clear();  // the remembered pick cannot be made any more: time what can
   }
   for (const auto& f : factories) add(f);
   if (candidates.empty()) throw BackendError(first_error);
-  return std::make_unique<TimedChoice>(key, std::move(candidates), std::move(skipped), nullptr);
+  return std::make_unique<TimedChoice>(key, batch, std::move(candidates), std::move(skipped), nullptr);
 }
 
 }  // namespace edge

@@ -26,6 +26,7 @@ struct BackendOptions {
   int device_index = 0;
   bool cuda_device = false;             // the runtime's device is "cuda[:N]" (the TensorRT backend needs one)
   int threads = 0;                      // intra-op threads; 0 = library default
+  int64_t max_batch = 1;                // the largest batch the runtime runs ("auto" times at it)
   std::string library;                  // path of libonnxruntime; "" = search (see ort_library.hpp)
   std::string openvino_library;         // path of libopenvino_c; "" = search (see openvino_library.hpp)
   std::string openvino_device;          // OpenVINO device: "CPU" (""), "GPU", "GPU.1", "NPU", "AUTO"
