@@ -311,9 +311,12 @@ def run(args) -> int:
     if not distributed.init_from_env():
         return run_one(args)
     try:
-        return run_one(args)
-    finally:
-        distributed.shutdown()
+        code = run_one(args)
+    except BaseException:
+        distributed.shutdown(wait_for_peers=False)
+        raise
+    distributed.shutdown()
+    return code
 
 
 def run_one(args) -> int:

@@ -66,12 +66,20 @@ def init_from_env(device: str = "cpu") -> bool:
     return True
 
 
-def shutdown() -> None:
-    """Leaves the process group if ``init_from_env`` joined it."""
+def shutdown(wait_for_peers: bool = True) -> None:
+    """Leaves the process group if ``init_from_env`` joined it.
+
+    After a normal finish every rank first meets the others: a rank that tears gloo down while a
+    peer is still working (rank 0 writing the model dir) can abort in gloo's threads
+    ("terminate called without an active exception"). After an error it leaves at once, since the
+    peers may never reach the barrier and torchrun stops them anyway.
+    """
     global _initialized_here
     if _initialized_here:
         dist = _dist()
         if dist.is_initialized():
+            if wait_for_peers:
+                dist.barrier()
             dist.destroy_process_group()
         _initialized_here = False
 
