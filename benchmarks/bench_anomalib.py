@@ -3,7 +3,9 @@ same EfficientNet-Lite0 network, fitted once in the SDK and once in anomalib on 
 MVTec-layout images, then timed interleaved round-robin:
 
   edge-sdk  edge_sdk.Runtime(bundle, backend=onnxruntime | openvino | auto): the whole pipeline
-            (preprocess kernel -> network -> post-processing kernels -> heatmaps -> decision);
+            (preprocess kernel -> network -> post-processing kernels -> heatmaps -> decision); and
+            the bundle's bf16 variant on the openvino backend (admitted by the accuracy gate on the
+            test images first; absent, with the reason, on a CPU without bfloat16 arithmetic);
   anomalib  the model exported with anomalib's own export (pre-processor, network, anomaly map and
             post-processor in one graph), run by anomalib's OpenVINOInferencer (twice: in float32, the
             SDK's precision, and in OpenVINO's default precision, which is bfloat16 on CPUs with
@@ -25,10 +27,13 @@ the SDK's stride8 / stride16: 40 + 112 channels on a 32 x 32 grid at 256 x 256);
 SDK's 100 channels (its channel index); PatchCore's coreset ratio is set so that anomalib's memory
 bank has as many rows as the SDK's. What still differs is recorded in the JSON ("differences").
 
-Timing: per model and batch size, one warm-up call each, then --repeats rounds; each round calls
-every contender once (in a shuffled order, seeded: _common.shuffled_rounds), each call after a --settle-ms pause;
-medians of the call's wall time, ratio = peer / edge-sdk (> 1: edge-sdk faster). Writes
-benchmarks/results/bench_anomalib.json and .md.
+Timing: per model and batch size, one warm-up call each, then --repeats rounds; each round gives
+every contender one turn (in a shuffled order, seeded: _common.shuffled_rounds), each turn after a
+--settle-ms pause. A turn is one call by default, so every call follows another contender's and
+finds its weights and tables out of the caches; with --calls-per-turn K it is K calls of which
+calls 2..K are timed, the steady state of a line that runs one model. Medians of the call's wall
+time, ratio = peer / edge-sdk (> 1: edge-sdk faster). Writes benchmarks/results/bench_anomalib.json
+and .md (--out).
 
     bash scripts/setup_anomalib.sh
     python benchmarks/bench_anomalib.py [--models padim,patchcore] [--batches 1,8] [--threads 2] [--repeats 15]
@@ -52,6 +57,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SDK_BACKENDS = ("onnxruntime", "openvino", "auto")
+SDK_BF16 = "edge-sdk openvino bf16"
 # anomalib_openvino: float32, as the SDK computes (its parity is 1e-4 against PyTorch); the target is
 # measured against it. anomalib_openvino_default: OpenVINO's own default precision (what
 # OpenVINOInferencer runs unless told otherwise; bfloat16 where the CPU has it), shown beside.
@@ -68,6 +74,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=15, help="timed rounds (median reported)")
     p.add_argument("--settle-ms", type=float, default=20.0, help="pause before each timed call")
+    p.add_argument("--calls-per-turn", type=int, default=1, choices=range(1, 33), metavar="K",
+                   help="consecutive calls of a contender per turn (default 1: every call follows another "
+                        "contender, its data out of the caches); K > 1 times calls 2..K of each turn, the steady "
+                        "state of a line that runs one model")
     p.add_argument("--train-images", type=int, default=40, help="synthetic training images per model")
     p.add_argument("--size", type=int, default=256, help="input size of the models")
     p.add_argument("--env", default=os.environ.get("EDGE_SDK_ANOMALIB_ENV", str(REPO / ".venv-anomalib")),
@@ -448,6 +458,7 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
     torch.set_num_threads(args.threads)
     record = {"model": name, "bundle": str(bundle), "sdk_fit_s": sdk_fit_s, "image_shape": list(images.shape[1:]),
               "sdk": {"layers": list(model.backbone.layers)}, "rows": []}
+    record["bf16_gate"] = _add_bf16(bundle, args, n_test)
     if name == "padim":
         record["sdk"]["channels"] = int(model.d)
     else:
@@ -481,8 +492,12 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
     for batch in batches:
         x = np.ascontiguousarray(images[:batch])
         rts = {b: edge_sdk.Runtime(bundle, threads=args.threads, max_batch=batch, backend=b) for b in SDK_BACKENDS}
-        sdk_scores = {b: rt.predict(x).scores.tolist() for b, rt in rts.items()}
         calls = {f"edge-sdk {b}": (lambda rt=rt: rt.predict(x)) for b, rt in rts.items()}
+        if record["bf16_gate"].get("accepted"):
+            rts["openvino bf16"] = edge_sdk.Runtime(bundle, threads=args.threads, max_batch=batch, backend="openvino",
+                                                    precision="bf16")
+            calls[SDK_BF16] = lambda rt=rts["openvino bf16"]: rt.predict(x)
+        sdk_scores = {b: rt.predict(x).scores.tolist() for b, rt in rts.items()}
         peer_scores = None
         if peer is not None:
             print(f"  anomalib: exporting for batch {batch} (OpenVINO, ONNX)...", flush=True)
@@ -509,12 +524,15 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
         for r, round_order in enumerate(rounds):
             for k in round_order:
                 time.sleep(args.settle_ms / 1e3)
-                if k in PEERS:
-                    times[k].append(calls[k]())  # the worker times its own call (no pipe in it)
-                else:
-                    t0 = time.perf_counter()
-                    calls[k]()
-                    times[k].append(1e3 * (time.perf_counter() - t0))
+                for call in range(args.calls_per_turn):
+                    if k in PEERS:
+                        ms = calls[k]()  # the worker times its own call (no pipe in it)
+                    else:
+                        t0 = time.perf_counter()
+                        calls[k]()
+                        ms = 1e3 * (time.perf_counter() - t0)
+                    if call > 0 or args.calls_per_turn == 1:
+                        times[k].append(ms)
             done = r + 1
             eta = (time.perf_counter() - t_start) / done * (args.repeats - done)
             print(f"\r  batch {batch}: round {done}/{args.repeats} (about {eta:.0f} s left)", end="", flush=True)
@@ -522,7 +540,7 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
         med = {k: statistics.median(v) for k, v in times.items()}
         base = med["edge-sdk onnxruntime"]
         ratios = {k: v / base for k, v in med.items() if k != "edge-sdk onnxruntime"}
-        best_sdk = min(med[f"edge-sdk {b}"] for b in SDK_BACKENDS)
+        best_sdk = min(med[f"edge-sdk {b}"] for b in SDK_BACKENDS)  # float32, as anomalib_openvino
         row = {"batch": batch, "median_ms": med, "all_ms": times, "round_orders": rounds,
                "ratio_over_edge_sdk_onnxruntime": ratios,
                "auto_picks": rts["auto"].backend.split("; auto: ", 1)[-1],
@@ -536,12 +554,35 @@ def bench_model(name: str, args, batches: list[int], work: Path, peer: AnomalibP
                 f"edge-sdk {b}": med["anomalib_openvino_default"] / med[f"edge-sdk {b}"] for b in SDK_BACKENDS}
             targets["edge_sdk_onnxruntime_1.2x_faster"] = ov / base >= TARGET_VS_OPENVINO
             targets["edge_sdk_best_backend_1.2x_faster"] = ov / best_sdk >= TARGET_VS_OPENVINO
+            if SDK_BF16 in med:  # bfloat16 against bfloat16: anomalib's default on this CPU
+                targets["vs_anomalib_openvino_default_precision"][SDK_BF16] = (
+                    med["anomalib_openvino_default"] / med[SDK_BF16])
+                targets["edge_sdk_bf16_1.2x_faster_than_default"] = (
+                    med["anomalib_openvino_default"] / med[SDK_BF16] >= TARGET_VS_OPENVINO)
         row["targets"] = targets
         print("  median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()), flush=True)
         print("  ratio (x / edge-sdk onnxruntime): " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) +
               f"; auto: {row['auto_picks']}", flush=True)
         record["rows"].append(row)
     return record
+
+
+def _add_bf16(bundle: Path, args, n_test: int) -> dict:
+    """The bundle's bf16 variant through the accuracy gate on the labelled test images (the
+    converter's path: `edge-sdk export --precision bf16`); the gate report, or why there is none."""
+    from edge_sdk.converters.precision import PrecisionError
+    from edge_sdk.converters.precision_bundle import add_precision_variants
+    from edge_sdk.data.synthetic import make_samples
+
+    _, test = make_samples("tile", n_train=args.train_images, n_test=n_test, size=args.size, seed=0)
+    try:
+        reports = add_precision_variants(bundle, ["bf16"], calibration_images=[], threads=args.threads,
+                                         validation_images=[s.image for s in test],
+                                         validation_labels=[s.label for s in test], log=lambda m: print("  " + m))
+    except PrecisionError as exc:
+        print(f"  bf16 variant skipped: {exc}", flush=True)
+        return {"accepted": False, "skipped": str(exc)}
+    return reports["bf16"].to_dict()
 
 
 def differences(results: list[dict]) -> list[str]:
@@ -568,7 +609,7 @@ def differences(results: list[dict]) -> list[str]:
 
 
 def markdown(record: dict) -> str:
-    cols = [f"edge-sdk {b}" for b in SDK_BACKENDS] + list(PEERS)
+    cols = [f"edge-sdk {b}" for b in SDK_BACKENDS] + [SDK_BF16] + list(PEERS)
     head = ("| model | batch | " + " | ".join(c.replace("_", " ") for c in cols) + " | auto picks |\n"
             "|---|---|" + "---|" * len(cols) + "---|\n")
     lines = []
@@ -586,7 +627,10 @@ def markdown(record: dict) -> str:
             pick = row["auto_picks"].split("picked ", 1)[-1].split(" ", 1)[0]
             lines.append(f"| {r['model']} | {row['batch']} | " + " | ".join(cells) + f" | {pick} |")
     m = record
-    notes = [f"Median ms per call, {m['threads']} threads, {m['repeats']} interleaved rounds; in brackets: "
+    k = m.get("calls_per_turn", 1)
+    turn = ("one call per contender per round (each after another contender: caches cold)" if k == 1 else
+            f"{k} consecutive calls per contender per round, calls 2..{k} timed (steady state: caches warm)")
+    notes = [f"Median ms per call, {m['threads']} threads, {m['repeats']} interleaved rounds, {turn}; in brackets: "
              "time / edge-sdk onnxruntime's (> 1: edge-sdk's ONNX Runtime backend faster).",
              f"1-min load average {m['load_average_before']:.2f} before, {m['load_average_after']:.2f} after; "
              f"{m['machine_cpu']}."]
@@ -594,7 +638,12 @@ def markdown(record: dict) -> str:
                   for k, v in e.get("openvino_precision", {}).items()}
     if precisions:
         notes.append("anomalib openvino: " + ", ".join(f"{k.replace('_', ' ')} computes in {v}" for k, v in precisions.items())
-                     + " (the SDK's OpenVINO backend: f32).")
+                     + " (the SDK's OpenVINO backend: f32, and bf16 for the bundle's gated bf16 variant).")
+    gates = [f"{r['model']} {r['bf16_gate']['score_drift_max']:.1e}" for r in record["results"]
+             if r.get("bf16_gate", {}).get("accepted")]
+    if gates:
+        notes.append("edge-sdk bf16 variant: admitted by the accuracy gate; largest relative score change against "
+                     "its fp32: " + ", ".join(gates) + ".")
     if m.get("anomalib_skipped"):
         notes.append(f"anomalib skipped: {m['anomalib_skipped']}")
     return head + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
@@ -644,7 +693,7 @@ def main(args) -> int:
             peer.close()
     load_after = os.getloadavg()[0]
     record = {"benchmark": "bench_anomalib", "threads": args.threads, "repeats": args.repeats,
-              "settle_ms": args.settle_ms, "batches": batches, "train_images": args.train_images,
+              "settle_ms": args.settle_ms, "calls_per_turn": args.calls_per_turn, "batches": batches, "train_images": args.train_images,
               "anomalib_env": str(env), "anomalib_skipped": skip, "load_average_before": load_before,
               "load_average_after": load_after, "machine_cpu": _cpu_name(),
               "target_vs_anomalib_openvino": TARGET_VS_OPENVINO, "differences": differences(results),

@@ -12,6 +12,10 @@ TensorRT 11 removes implicit INT8 calibration and the FP16/INT8 builder flags):
   weights (zero point 0, the only scheme TensorRT runs), float biases (TensorRT has no int32
   dequantization), only the inputs of Conv/ConvTranspose/Gemm/MatMul quantized, so the feature
   maps that leave the network for the k-NN / Mahalanobis / SSIM kernels stay float.
+- ``bf16``: the fp32 graph itself, which OpenVINO computes in bfloat16 (its inference precision
+  hint) on CPUs with AVX512-BF16 or AMX; ONNX has no portable way to ask for that, so only the
+  runtime's ``openvino`` backend runs this variant. Float32 inputs, outputs and weights; a CPU
+  without bfloat16 arithmetic computes it in float32.
 
 A variant enters a bundle only through :func:`accuracy_gate`: on a validation set its verdicts must
 agree with fp32 on at least 99.5 % of the images and its image AUROC may be at most 0.005 below
@@ -31,7 +35,9 @@ import numpy as np
 
 from edge_sdk.atomic import atomic_path
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+# The one backend that computes each precision where it is not every backend.
+BACKEND_OF = {"bf16": "openvino"}
 MIN_VERDICT_AGREEMENT = 0.995
 MAX_AUROC_DROP = 0.005
 # Ops whose inputs the int8 variant quantizes: the ones that carry the arithmetic and that TensorRT
@@ -125,6 +131,18 @@ def make_fp16(src: str | os.PathLike, dst: str | os.PathLike, *, op_block_list: 
     _annotate(fp16, "fp16", model)
     dst = Path(dst)
     _atomic_save(fp16, dst)
+    _load_checked(dst)
+    return dst
+
+
+def make_bf16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Writes the bf16 variant of the fp32 ONNX ``src`` to ``dst`` (atomically): the same graph and
+    weights, marked bf16, whose arithmetic precision is OpenVINO's compile hint at run time."""
+    model = _load_checked(src)
+    _float_inputs(model, src)
+    _annotate(model, "bf16", model, compute="openvino INFERENCE_PRECISION_HINT bf16")
+    dst = Path(dst)
+    _atomic_save(model, dst)
     _load_checked(dst)
     return dst
 

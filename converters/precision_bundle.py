@@ -1,11 +1,13 @@
-"""Adds fp16 / int8 variants of a bundle's networks, each admitted only by the accuracy gate.
+"""Adds fp16 / int8 / bf16 variants of a bundle's networks, each admitted only by the accuracy gate.
 
 For every requested precision the variant of each fp32 network is made (converters/precision.py),
 put into a scratch copy of the bundle, and the whole model -- preprocessing, network, the
 post-processing kernels and the decision, i.e. ``edge_sdk.Runtime(bundle, precision=...)`` -- is
 run on the validation images in fp32 and in the variant. The variant is written into the bundle
 (``edge_sdk.bundle.add_networks``, atomic) only if the gate accepts it; a refused variant is absent,
-and asking the runtime for it is an error.
+and asking the runtime for it is an error. The bf16 variant is run by the one backend that computes
+it (OpenVINO), and only on a CPU where it really computes in bfloat16: elsewhere the gate would
+measure float32 and admit a variant it never saw.
 """
 
 from __future__ import annotations
@@ -21,11 +23,23 @@ import numpy as np
 from . import precision as P
 
 
-def _runtime_scores(bundle: Path, precision: str, images: Sequence[np.ndarray], threads: int | None,
-                    batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def _runtime(bundle: Path, precision: str, threads: int | None):
     import edge_sdk
 
-    rt = edge_sdk.Runtime(bundle, precision=precision, threads=threads, heatmaps=False)
+    backend = P.BACKEND_OF.get(precision, "onnxruntime")
+    try:
+        rt = edge_sdk.Runtime(bundle, precision=precision, threads=threads, heatmaps=False, backend=backend)
+    except RuntimeError as e:  # BackendError: the library is missing or cannot compile the network
+        raise P.PrecisionError(f"{precision}: the {backend} backend cannot run the variant here: {e}") from e
+    if precision == "bf16" and ", bf16" not in rt.backend:
+        raise P.PrecisionError(f"bf16: {rt.backend} computes the variant in float32 on this CPU (no AVX512-BF16 "
+                               "or AMX), so the gate cannot measure it; add it on a CPU with bfloat16 arithmetic")
+    return rt
+
+
+def _runtime_scores(bundle: Path, precision: str, images: Sequence[np.ndarray], threads: int | None,
+                    batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    rt = _runtime(bundle, precision, threads)
     scores, codes = [], []
     for start in range(0, len(images), batch):
         res = rt.predict([np.asarray(images[i]) for i in range(start, min(len(images), start + batch))])
@@ -83,6 +97,8 @@ def add_precision_variants(
                 out = tmp / p / file
                 if p == "fp16":
                     P.make_fp16(tmp / net["file"], out)
+                elif p == "bf16":
+                    P.make_bf16(tmp / net["file"], out)
                 else:
                     batches = P.calibration_batches(calibration_images, pre)
                     P.make_int8(tmp / net["file"], out, batches, method=int8_method,

@@ -201,7 +201,7 @@ class Runtime:
     bundle: directory or archive. device: "cpu" or "cuda[:N]" (network on ONNX Runtime's CUDA
     provider where the installed onnxruntime has it; a clear error otherwise). threads: CPU threads
     of the kernels and the network (None: all cores, or EDGE_SDK_NUM_THREADS). precision: network
-    variant of the bundle ("fp32", "fp16", "int8"). provider: ONNX Runtime execution provider
+    variant of the bundle ("fp32", "fp16", "int8", or "bf16" on the openvino backend). provider: ONNX Runtime execution provider
     ("cpu", "cuda", "tensorrt"; default from device). max_batch: network batch (larger calls run
     in chunks). heatmaps: compute heatmaps (off is faster when only verdicts are needed).
 

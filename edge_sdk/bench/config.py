@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from edge_sdk.bundle.schema import PRECISIONS
+
 
 class BenchError(ValueError):
     """A bad benchmark option or input; the message names the option, file or field."""
@@ -103,8 +105,8 @@ class BenchConfig:
                 raise BenchError(f"image shape: expected (height, width, 1 or 3), got {self.image_shape}")
         if self.images_dir is not None and self.image_shape is not None:
             raise BenchError("--images and a generated image shape (--preset / --shape) exclude each other")
-        if self.precision not in ("fp32", "fp16", "int8"):
-            raise BenchError(f"--precision: expected fp32, fp16 or int8, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise BenchError(f"--precision: expected {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.backend not in BACKENDS:
             raise BenchError(f"--backend: expected {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}, got {self.backend!r}")
         return self

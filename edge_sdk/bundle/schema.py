@@ -23,7 +23,7 @@ ONNX_META_MANIFEST = "edge_sdk.manifest"
 ONNX_META_SCHEMA = "edge_sdk.schema_version"
 ONNX_META_NETWORK = "edge_sdk.network"
 POSTPROCESS_KINDS = ("mahalanobis", "knn", "mhbc", "ssim", "mask", "classifier")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 ARRAY_DTYPES = ("float32", "float16", "int64")
 
 #: Raised for a bundle that cannot be used (ValueError subclass; the message names the file or field).

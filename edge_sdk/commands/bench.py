@@ -25,7 +25,7 @@ def register(sub) -> None:
     add_backend_arguments(p)
     p.add_argument("--provider", default=None,
                    help="ONNX Runtime execution provider (cpu, cuda, tensorrt; default from --device)")
-    p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32, fp16 or int8")
+    p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32, fp16, int8 or bf16 (bf16: backend openvino)")
     p.add_argument("--batch", default=None, help="batch sizes, comma-separated (default 1,8, or the preset's)")
     p.add_argument("--iterations", type=bounded_int("--iterations", 1, 1_000_000), default=100, help="timed cycles per batch size (default 100)")
     p.add_argument("--warmup", type=bounded_int("--warmup", 0, 100_000), default=10, help="untimed calls per batch size (default 10)")

@@ -54,6 +54,9 @@ def run(args) -> int:
 
     if args.precision not in PRECISIONS:
         raise UserError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {args.precision!r}")
+    if args.precision == "bf16":
+        raise UserError("--precision bf16: the bf16 variant is computed by OpenVINO only; TensorRT engines are built "
+                        "from the fp32, fp16 or int8 variant")
     try:
         profile = tb.parse_profile(args.profile)
     except ValueError as exc:

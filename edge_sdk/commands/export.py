@@ -49,7 +49,8 @@ def register(sub) -> None:
                         "edge_run_acquisition)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--precision", default="fp32",
-                   help="precision variants to add, e.g. fp32,fp16,int8: each is calibrated (int8: on --calibration good "
+                   help="precision variants to add, e.g. fp32,fp16,int8 (bf16: computed by OpenVINO, gated on a CPU with "
+                        "bfloat16 arithmetic): each is calibrated (int8: on --calibration good "
                         "training images of --data) and admitted only if, on the test split of --data, verdicts agree with "
                         "fp32 on >= 99.5%% of images and image AUROC drops by <= 0.005 (converters/precision.py)")
     p.add_argument("--calibration", type=bounded_int("--calibration", 1, 100_000), default=64, metavar="N", help="good training images for int8 (default 64)")

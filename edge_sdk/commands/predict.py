@@ -24,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda:N (see `edge-sdk devices`)")
     p.add_argument("--threads", type=threads_option("--threads"), default=None,
                    help="CPU threads of the runtime (default: all cores)")
-    p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32 (default), fp16 or int8")
+    p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32 (default), fp16, int8 or bf16 (bf16: backend openvino)")
     p.add_argument("--batch", type=bounded_int("--batch", 1, 4096), default=16, help="images per runtime call (default 16)")
     p.add_argument("--name-defects", metavar="CLASSIFIER_BUNDLE",
                    help="a classifier bundle that names the defect type of each image BUNDLE rejects or sends to "

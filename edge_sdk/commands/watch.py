@@ -48,7 +48,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda:N (see `edge-sdk devices`)")
     p.add_argument("--threads", type=threads_option("--threads"), default=None,
                    help="CPU threads of the runtime (default: all cores)")
-    p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32 (default), fp16 or int8")
+    p.add_argument("--precision", default="fp32", help="network variant of the bundle: fp32 (default), fp16, int8 or bf16 (bf16: backend openvino)")
     p.set_defaults(func=run)
 
 

@@ -107,7 +107,8 @@ typedef struct edge_open_options {
                                       device: openvino_device), "tensorrt", or "auto" (TensorRT where the
                                       build has it and an engine matches this GPU; on the CPU, ONNX Runtime
                                       or OpenVINO, whichever runs the network faster, timed at open) */
-  const char* precision;           /* network variant: "fp32" (NULL), "fp16", "int8" */
+  const char* precision;           /* network variant: "fp32" (NULL), "fp16", "int8", "bf16"
+                                      (backend "openvino" or "auto" only) */
   const char* onnxruntime_library; /* path of libonnxruntime.so; NULL = search (env
                                       EDGE_SDK_ONNXRUNTIME_LIB, the onnxruntime wheel, the loader path) */
   int32_t threads;                 /* intra-op threads of each context's network; 0 = library default;

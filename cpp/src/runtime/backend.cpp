@@ -90,6 +90,13 @@ std::unique_ptr<Backend> make_cpu_auto([[maybe_unused]] const Bundle& bundle, [[
 }  // namespace
 
 std::unique_ptr<Backend> make_backend(const Bundle& bundle, const NetworkSpec& network, const BackendOptions& options) {
+  if (network.precision == "bf16") {
+    // Only OpenVINO computes a float32 graph in bfloat16; "auto" has nothing to choose from.
+    if (options.backend == "openvino" || options.backend == "auto") return make_openvino(bundle, network, options);
+    throw ArgumentError("precision \"bf16\": the bfloat16 variant is computed by the \"openvino\" backend only "
+                        "(OpenVINO's inference precision hint on the fp32 graph); backend \"" + options.backend +
+                        "\" cannot run it: use backend \"openvino\" or \"auto\", or another precision");
+  }
   bool onnxruntime = options.backend == "onnxruntime";
   if (options.backend == "auto") {
 #ifdef EDGE_SDK_WITH_TENSORRT

@@ -242,7 +242,7 @@ Manifest parse_manifest(const json::Value& doc, const std::string& source) {
       Fields f(nets[i], source, "networks[" + std::to_string(i) + "]");
       NetworkSpec n;
       n.name = f.str("name");
-      n.precision = f.one_of("precision", {"fp32", "fp16", "int8"});
+      n.precision = f.one_of("precision", {"fp32", "fp16", "int8", "bf16"});
       n.file = require_file_name(f, "file");
       n.inputs = parse_tensors(f, "inputs");
       n.outputs = parse_tensors(f, "outputs");

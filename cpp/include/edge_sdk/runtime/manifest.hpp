@@ -35,7 +35,9 @@ struct TensorSpec {
 
 struct NetworkSpec {
   std::string name;       // role, e.g. "backbone" or "generator"
-  std::string precision;  // "fp32", "fp16", "int8"
+  // "fp32", "fp16", "int8" (carried by the graph), or "bf16": the fp32 graph, computed in bfloat16 by
+  // OpenVINO (its inference precision hint), the one backend that does.
+  std::string precision;
   std::string file;
   std::vector<TensorSpec> inputs, outputs;
   const TensorSpec* find_output(const std::string& n) const;

@@ -80,9 +80,11 @@ class OvBackend final : public Backend {
                          "; GPU and NPU need their drivers installed)");
     }
     auto file = bundle.manifest.files.find(net.file);
+    // The bf16 variant is the fp32 graph (same sha256) compiled with another hint: the hint is in the key.
+    const std::string hint = net.precision == "bf16" ? "bf16" : "f32";
     const std::string key = (file != bundle.manifest.files.end() ? file->second.sha256 : source_) + "|" + device_ +
-                            "|" + std::to_string(opt.threads);
-    compiled_ = shared_compiled(key, [&] { return compile(bundle.contents.at(net.file), opt.threads); });
+                            "|" + std::to_string(opt.threads) + "|" + hint;
+    compiled_ = shared_compiled(key, [&] { return compile(bundle.contents.at(net.file), opt.threads, hint); });
     try {
       check_io();
       for (const auto& t : net_.inputs) names_.push_back(t.name);
@@ -140,11 +142,13 @@ class OvBackend final : public Backend {
     if (s != ov::kOk) throw BackendError(source_ + ": " + ov_error(what, s));
   }
 
-  // Float32 everywhere on the CPU (INFERENCE_PRECISION_HINT f32): by default OpenVINO computes in
-  // bf16 on CPUs that have it (AMX, AVX512-BF16), 1e-3 from the model's scores, outside the
-  // runtime's 1e-4 parity; a bundle's fp16 / int8 variant carries its precision in the graph.
+  // Float32 on the CPU (INFERENCE_PRECISION_HINT f32) unless the bundle's gated bf16 variant is asked
+  // for: by default OpenVINO computes in bf16 on CPUs that have it (AMX, AVX512-BF16), 1e-3 from the
+  // model's scores, outside the runtime's 1e-4 parity. A CPU without bfloat16 arithmetic runs the
+  // bf16 hint in f32; description() shows what the device settled on. fp16 / int8 variants carry
+  // their precision in the graph.
   // Latency hint: one stream, every thread on the one request (the runtime's batch is one call).
-  std::shared_ptr<Compiled> compile(const std::vector<uint8_t>& bytes, int threads) {
+  std::shared_ptr<Compiled> compile(const std::vector<uint8_t>& bytes, int threads, const std::string& hint) {
     ov::Model* model = nullptr;
     check(api_->core_read_model_from_memory_buffer(ov_core(), reinterpret_cast<const char*>(bytes.data()),
                                                    bytes.size(), nullptr, &model),
@@ -154,7 +158,7 @@ class OvBackend final : public Backend {
     const std::string nthreads = std::to_string(threads);
     std::vector<std::pair<const char*, const char*>> props{{"PERFORMANCE_HINT", "LATENCY"}};
     if (device_ == "CPU" || device_ == "GPU" || device_.rfind("GPU.", 0) == 0)
-      props.emplace_back("INFERENCE_PRECISION_HINT", "f32");
+      props.emplace_back("INFERENCE_PRECISION_HINT", hint.c_str());
     if (device_ == "CPU" && threads > 0) props.emplace_back("INFERENCE_NUM_THREADS", nthreads.c_str());
     const auto& p = props;
     const char* dev = device_.c_str();
