@@ -1,5 +1,5 @@
-"""Reduced-precision ONNX variants measured on the CPU with onnxruntime through
-edge_sdk.Runtime: for PatchCore, PaDiM and ResGANAD, each variant's image AUROC against fp32, its
+"""Reduced-precision variants measured on the CPU through edge_sdk.Runtime (onnxruntime; the bf16
+variant on openvino, the one backend that computes it, on a CPU with bfloat16 arithmetic): for PatchCore, PaDiM and ResGANAD, each variant's image AUROC against fp32, its
 verdict agreement with fp32, its score drift (mean / max relative, max absolute) and the accuracy
 gate's decision (verdicts agree on >= 99.5 % of images and AUROC drops by <= 0.005).
 
@@ -171,8 +171,8 @@ def main(argv=None) -> int:
     record: dict = {"schema": "edge-sdk-bench-precision", "threads": args.threads, "precisions": precisions,
                     "int8_methods": int8_methods,
                     "gate": {"min_verdict_agreement": 0.995, "max_auroc_drop": 0.005},
-                    "note": "CPU, onnxruntime through edge_sdk.Runtime; machine shared with other jobs "
-                            "(no timings reported)", "synthetic": [], "mtd": []}
+                    "note": "CPU, onnxruntime through edge_sdk.Runtime (bf16: openvino, the one backend that "
+                            "computes it); machine shared with other jobs (no timings reported)", "synthetic": [], "mtd": []}
     with tempfile.TemporaryDirectory(prefix="bench_precision.") as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
                 write_json(Path(args.out), record)
     print()
     if record["synthetic"]:
-        print(table(f"Synthetic tile set, gate on {args.gate} images (CPU, onnxruntime via edge_sdk.Runtime)",
+        print(table(f"Synthetic tile set, gate on {args.gate} images (CPU, edge_sdk.Runtime)",
                     record["synthetic"]))
     if record["mtd"]:
         print()

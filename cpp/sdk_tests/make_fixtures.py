@@ -144,6 +144,28 @@ def _classifier_fixture(out: Path, images: np.ndarray) -> None:
     (out / "py_results_classifier.txt").write_text("\n".join(lines) + "\n")
 
 
+def _bf16_fixture(out: Path) -> None:
+    """plain_bf16/: plain/ with a bf16 variant of its network, added without the accuracy gate (the
+    C test compares it with fp32 itself, on any CPU)."""
+    import onnx
+
+    from edge_sdk.bundle import read_bundle
+    from edge_sdk.bundle.writer import add_networks
+    from edge_sdk.converters import precision as P
+
+    dst = out / "plain_bf16"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(out / "plain", dst)
+    variants = {}
+    for net in [n for n in read_bundle(dst).manifest["networks"] if n["precision"] == "fp32"]:
+        file = f"{Path(net['file']).stem}.bf16.onnx"
+        P.make_bf16(dst / net["file"], out / file)
+        variants[file] = ({**net, "precision": "bf16", "file": file}, onnx.load(str(out / file)))
+        (out / file).unlink()
+    add_networks(dst, variants)
+
+
 def main(out_dir: str) -> None:
     import torch
     from PIL import Image
@@ -205,6 +227,8 @@ def main(out_dir: str) -> None:
         export_bundle(parts, out / f"kind_{name}", model_type=kind, overwrite=True)
 
     _classifier_fixture(out, plain_images)
+
+    _bf16_fixture(out)
 
     corrupt = out / "corrupt"
     if corrupt.exists():

@@ -808,6 +808,21 @@ static void test_openvino(const fixture_images* fx) {
   }
   CHECK_STATUS(edge_close(ov), EDGE_OK);
 
+  /* The bf16 variant: computed by OpenVINO (bfloat16 where the CPU has it, else float32), close to
+   * fp32; any other backend refuses it by name. */
+  o.precision = "bf16";
+  CHECK_STATUS(edge_open(bundle("plain_bf16"), &o, &ov), EDGE_OK);
+  CHECK_STATUS(edge_describe(ov, info, sizeof info, &len), EDGE_OK);
+  CHECK(strstr(info, "\"precision\": \"bf16\"") != NULL && strstr(info, ", CPU, ") != NULL);
+  CHECK_STATUS(edge_run(ov, images, (size_t)n, 0, &out), EDGE_OK);
+  for (i = 0; i < n; ++i) CHECK(b[i].status == EDGE_OK && fabs(b[i].score - a[i].score) <= 2e-2 * fabs(a[i].score));
+  CHECK_STATUS(edge_close(ov), EDGE_OK);
+  o.backend = "onnxruntime";
+  CHECK_STATUS(edge_open(bundle("plain_bf16"), &o, &ov), EDGE_E_INVALID_ARGUMENT);
+  CHECK(strstr(edge_last_error(), "precision \"bf16\": the bfloat16 variant is computed by the \"openvino\" backend only") != NULL);
+  o.backend = "openvino";
+  o.precision = NULL;
+
   o.openvino_device = "FOO";
   CHECK_STATUS(edge_open(bundle("plain"), &o, &ov), EDGE_E_BACKEND);
   CHECK(strstr(edge_last_error(), "openvino_device \"FOO\"") != NULL);
