@@ -16,12 +16,17 @@ against that type alone), AUPRC, F1 at the stored threshold, training time,
 peak RSS after training and after evaluation, model size on disk, and the latency of its Python path for one 256 x 256 image at
 batch 1 with 2 threads. Target: image AUROC >= 0.977 (DifferNet) for the best method.
 
+Each image AUROC comes with a 95 % stratified bootstrap interval (good and defective test images
+resampled separately, 2000 resamples), and where a method has both an auto and a tuned row, the
+paired bootstrap interval of their difference on the same resamples: whether the test split can
+tell the two apart at all.
+
 The threshold is calibrated on a seeded 10 % of the training images after training on all of them
 (a quantile of their scores: biased low, the F1 figure is indicative only); AUROC/PRO do not depend
 on it.
 
 Usage: python benchmarks/bench_mtd.py [--methods padim,patchcore,mhbc] [--rows defaults,auto,tuned] [--threads 2]
-       [--split-seed 0] [--auto-budget 120] [--data ../shared/datasets/magnetic_tile]
+       [--split-seed 0] [--auto-budget 120] [--auto-choice FILE] [--data ../shared/datasets/magnetic_tile]
        [--out benchmarks/results/mtd.json] [--workdir DIR]
 """
 
@@ -84,12 +89,13 @@ def run_one(method: str, data: str, threads: int, workdir: str, config: dict, sp
     model.save(out_dir)
     metrics, raw = evaluate(model, test)
     # image AUROC of the good test images against each defect type alone (which types limit it)
-    from edge_sdk.metrics import image_auroc
+    from edge_sdk.metrics import image_auroc, image_auroc_bootstrap
 
     types = np.asarray(test.defect_types)
     per_type = {str(t): round(float(image_auroc(raw["labels"][(types == t) | (raw["labels"] == 0)],
                                                 raw["scores"][(types == t) | (raw["labels"] == 0)])), 4)
                 for t in sorted(set(types[raw["labels"] == 1]))}
+    ci = image_auroc_bootstrap(raw["labels"], raw["scores"])
 
     # Latency of the Python path (preprocess + network + kernels + map) at batch 1.
     from PIL import Image
@@ -105,6 +111,10 @@ def run_one(method: str, data: str, threads: int, workdir: str, config: dict, sp
     return {
         "method": method, "config": config, "split_seed": split_seed, "train_images": model.training_info["train_images"],
         "test_images": metrics["images"], "image_auroc": metrics["image_auroc"],
+        "image_auroc_ci95": [round(ci["low"], 4), round(ci["high"], 4)],
+        # per test image, in the split's order: paired comparisons between rows
+        "test_labels": np.asarray(raw["labels"]).astype(int).tolist(),
+        "test_scores": np.asarray(raw["scores"], dtype=np.float64).tolist(),
         "image_auroc_per_defect_type": per_type,
         "pixel_auroc": metrics["pixel_auroc"], "pro": metrics["pro"], "auprc": metrics["auprc"],
         "f1_at_threshold": metrics["f1"], "train_seconds": round(train_s, 1),
@@ -167,6 +177,21 @@ def config_of(record: dict) -> dict:
     return out
 
 
+def auto_vs_tuned(results: list[dict]) -> dict:
+    """Per method with both rows: AUROC(auto) - AUROC(tuned) with its paired bootstrap interval."""
+    from edge_sdk.metrics import image_auroc_bootstrap
+
+    out = {}
+    for method in sorted({r["method"] for r in results}):
+        rows = {r["row"]: r for r in results if r["method"] == method}
+        if "auto" in rows and "tuned" in rows:
+            a, t = rows["auto"], rows["tuned"]
+            if a["test_labels"] != t["test_labels"]:
+                raise RuntimeError(f"{method}: the auto and tuned rows were scored on different test images")
+            out[method] = image_auroc_bootstrap(a["test_labels"], a["test_scores"], t["test_scores"])
+    return out
+
+
 def _subprocess(args, words: list[str], what: str) -> dict:
     proc = subprocess.Popen([sys.executable, __file__, *words, "--threads", str(args.threads), "--data", args.data,
                              "--split-seed", str(args.split_seed)], stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -195,6 +220,8 @@ def main() -> int:
                     help="defaults: the models' defaults; auto: chosen by edge_sdk.tune without the test split; "
                          "tuned: CONFIGS, chosen on the test split")
     ap.add_argument("--auto-budget", type=float, default=120.0, help="minutes for the automatic search")
+    ap.add_argument("--auto-choice", help="JSON file of an earlier run (--out): its search's choice per method is "
+                                          "used for the auto rows instead of searching again")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one method in this process
     ap.add_argument("--config", help=argparse.SUPPRESS)
     ap.add_argument("--search", help=argparse.SUPPRESS)  # internal: run the automatic search in this process
@@ -217,7 +244,13 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"--rows: unknown {unknown}")
     search = None
-    if "auto" in rows:
+    if "auto" in rows and args.auto_choice:
+        with open(args.auto_choice) as f:
+            search = json.load(f).get("auto_search")
+        if not search:
+            raise SystemExit(f"--auto-choice: {args.auto_choice} holds no auto_search record")
+        print(f"== auto rows: the choice of the search recorded in {args.auto_choice}", flush=True)
+    elif "auto" in rows:
         print(f"== automatic search over {','.join(methods)} (budget {args.auto_budget:g} min)", flush=True)
         search = _subprocess(args, ["--search", ",".join(methods), "--auto-budget", str(args.auto_budget)], "search")
     results = []
@@ -248,6 +281,13 @@ def main() -> int:
               f"{r['peak_rss_mib']:12.1f} "
               f"{r['model_bytes'] / 2**20:9.1f} {r['latency_ms_batch1']:9.1f} {r['latency_ms_batch1_min']:9.1f}")
     for r in results:
+        print(f"{r['method']:10s} {r['row']:9s} image AUROC {r['image_auroc']:.4f}, 95 % bootstrap interval "
+              f"{r['image_auroc_ci95'][0]:.4f}-{r['image_auroc_ci95'][1]:.4f}")
+    paired = auto_vs_tuned(results)
+    for method, d in paired.items():
+        print(f"{method:10s} auto - tuned image AUROC {d['difference']:+.4f}, 95 % paired bootstrap interval "
+              f"{d['difference_low']:+.4f} to {d['difference_high']:+.4f}")
+    for r in results:
         print(f"{r['method']:10s} {r['row']:9s} image AUROC per defect type: " +
               ", ".join(f"{t} {v:.3f}" for t, v in r["image_auroc_per_defect_type"].items()))
     for row in rows:
@@ -256,7 +296,7 @@ def main() -> int:
             best = max(own, key=lambda r: r["image_auroc"])
             print(f"best {row}: {best['method']} image AUROC {best['image_auroc']:.4f} (target >= 0.977: "
                   f"{'met' if best['image_auroc'] >= 0.977 else 'NOT met'})")
-    if search is not None:
+    if search is not None and "chosen" in search:
         c = search["chosen"]
         print(f"automatic search: {search['scored']} of {search['total']} candidates in {search['seconds']:.0f} s "
               f"({search['seconds_with_test_scoring']:.0f} s with the study's test scoring; "
@@ -270,7 +310,8 @@ def main() -> int:
     from benchmarks._common import write_json
 
     write_json(Path(args.out), {"protocol": f"MTD, 80 % MT_Free seed {args.split_seed} train, 256x256", "results": results,
-                                "auto_search": search, "anomalib_reference": ANOMALIB_REFERENCE})
+                                "auto_vs_tuned": paired, "auto_search": search,
+                                "anomalib_reference": ANOMALIB_REFERENCE})
     return 0
 
 
