@@ -293,3 +293,58 @@ def test_bf16_variant_is_gated_and_runs_on_openvino_only(trained, tmp_path, caps
         edge_sdk.Runtime(bundle, threads=1, precision="bf16")
     assert cli.main(["build-engine", str(bundle), "--precision", "bf16"]) == 2
     assert "--precision bf16: the bf16 variant is computed by OpenVINO only" in capsys.readouterr().err
+
+
+def _bf16_nearest(a: np.ndarray) -> np.ndarray:
+    """float32 -> nearest bfloat16 (ties to even) by comparing the two neighbours in float64."""
+    a = np.ascontiguousarray(a, np.float32)
+    lo_bits = a.view(np.uint32) & np.uint32(0xFFFF0000)
+    lo = lo_bits.view(np.float32).astype(np.float64)
+    hi = (lo_bits + np.uint32(0x10000)).view(np.float32).astype(np.float64)
+    x = a.astype(np.float64)
+    d_lo, d_hi = np.abs(x - lo), np.abs(hi - x)
+    even_is_hi = ((lo_bits >> np.uint32(16)) & np.uint32(1)) == 1
+    return np.where((d_hi < d_lo) | ((d_hi == d_lo) & even_is_hi), hi, lo).astype(np.float32)
+
+
+def test_bf16_variant_solves_with_the_factor_rounded_to_bfloat16(tmp_path):
+    """PaDiM's bf16 variant scores with its Cholesky factor rounded to bfloat16 (stored in 16 bits
+    for the small-batch solve: half the bytes each call streams): bit for bit the scores of the bf16
+    variant of a bundle whose factor NumPy rounded beforehand, at batch 1 (packed solve) and 16
+    (batched solve). The float32 variants of the two bundles differ, so the rounding is what made
+    them equal."""
+    import copy
+
+    from tests.bundle_helpers import embedding_parts
+    from edge_sdk.converters import export_bundle
+    from edge_sdk.converters.precision import PrecisionError
+    from edge_sdk.converters.precision_bundle import add_precision_variants
+
+    parts = embedding_parts("mahalanobis", features=12)
+    pre_rounded = copy.copy(parts)
+    pre_rounded.arrays = dict(parts.arrays, chol=_bf16_nearest(parts.arrays["chol"]))
+    assert not np.array_equal(pre_rounded.arrays["chol"], parts.arrays["chol"])
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8) for _ in range(16)]
+    labels = [i % 2 for i in range(16)]
+    bundles = []
+    for name, p in (("original", parts), ("pre_rounded", pre_rounded)):
+        b = export_bundle(p, tmp_path / name, model_type="padim").bundle
+        try:  # the gate's thresholds are not this test's subject
+            add_precision_variants(b, ["bf16"], calibration_images=[], validation_images=images,
+                                   validation_labels=labels, threads=1, log=lambda m: None,
+                                   min_verdict_agreement=0.0, max_auroc_drop=1.0)
+        except PrecisionError as exc:
+            pytest.skip(f"this CPU has no bfloat16 arithmetic for OpenVINO: {exc}")
+        bundles.append(b)
+    batch = np.stack(images)
+
+    def scores(bundle, precision, n):
+        rt = edge_sdk.Runtime(bundle, threads=1, backend="openvino", precision=precision, max_batch=16)
+        return np.concatenate([rt.predict(batch[i:i + n]).scores for i in range(0, len(batch), n)])
+
+    assert not np.array_equal(scores(bundles[0], "fp32", 16), scores(bundles[1], "fp32", 16))
+    want = scores(bundles[1], "bf16", 16)
+    np.testing.assert_array_equal(scores(bundles[0], "bf16", 16), want)
+    np.testing.assert_array_equal(scores(bundles[0], "bf16", 1), want)
+    np.testing.assert_array_equal(scores(bundles[1], "bf16", 1), want)

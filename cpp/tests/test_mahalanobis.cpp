@@ -1,5 +1,8 @@
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -195,6 +198,106 @@ EDGE_TEST(packed_factors_give_bit_identical_results) {
         edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), p.chol.data(), packed, n, nullptr, z2.data(), pool);
         CHECK(d2 == d0 && z2 == z0);
       }
+}
+
+// The nearest bfloat16 by comparing the two candidates in double (not by the bit trick of
+// round_to_bf16): the truncation toward zero and the next bfloat16 away from it.
+float reference_bf16(float v) {
+  if (std::isnan(v)) return v;
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  const uint32_t lo_bits = u & 0xffff0000u, hi_bits = lo_bits + 0x10000u;
+  float lo, hi;
+  std::memcpy(&lo, &lo_bits, sizeof lo);
+  std::memcpy(&hi, &hi_bits, sizeof hi);
+  if (lo == v) return v;
+  const double dlo = std::fabs(double(v) - lo);
+  // hi may be infinity (rounding past the largest finite bfloat16): then it is the IEEE result when
+  // v is at least halfway to 2^128, i.e. when the truncated value's tie goes up
+  const double dhi = std::isinf(hi) ? std::ldexp(1.0, 128) - std::fabs(double(v)) : std::fabs(double(hi) - v);
+  if (dlo < dhi) return lo;
+  if (dhi < dlo) return hi;
+  return (lo_bits >> 16) & 1u ? hi : lo;  // tie: the even one
+}
+
+EDGE_TEST(bf16_rounding_is_nearest_even) {
+  CHECK(edge::round_to_bf16(1.0f) == 1.0f);
+  CHECK(edge::round_to_bf16(1.0f + 0x1p-8f) == 1.0f);                        // tie, down to even
+  CHECK(edge::round_to_bf16(1.0f + 3 * 0x1p-8f) == 1.0f + 0x1p-6f);           // tie, up to even
+  CHECK(edge::round_to_bf16(1.0f + 0x1p-8f + 0x1p-20f) == 1.0f + 0x1p-7f);    // above the tie
+  CHECK(edge::round_to_bf16(-3.0f) == -3.0f);
+  CHECK(std::signbit(edge::round_to_bf16(-0.0f)));
+  CHECK(std::isnan(edge::round_to_bf16(NAN)));
+  CHECK(std::isinf(edge::round_to_bf16(std::numeric_limits<float>::max())));
+  std::mt19937 gen(7);
+  std::uniform_int_distribution<uint32_t> bits;
+  for (int t = 0; t < 200000; ++t) {
+    uint32_t u = bits(gen);
+    float v;
+    std::memcpy(&v, &u, sizeof v);
+    const float r = edge::round_to_bf16(v), ref = reference_bf16(v);
+    const bool same = std::isnan(v) ? std::isnan(r) : std::memcmp(&r, &ref, sizeof r) == 0;
+    if (!same) std::printf("bf16 of %.9g: %.9g, expected %.9g\n", double(v), double(r), double(ref));
+    CHECK(same);
+    if (!same) break;
+  }
+}
+
+EDGE_TEST(bf16_factors_solve_as_the_rounded_factor_bit_for_bit) {
+  // The packed bf16 solve against the batched float32 solve on the factor rounded entry by entry:
+  // the same values and the same arithmetic, so the same bits, at every size around the vector
+  // widths; and measurably not the float32 factor's results.
+  edge::ThreadPool pool(2);
+  double moved = 0.0;
+  for (int64_t c : {1, 2, 7, 9, 33, 100})
+    for (int64_t l : {1, 5, 37})
+      for (int64_t n : {1, 2, 3, 8, 9, 17}) {
+        if (c == 100 && n > 9) continue;
+        Problem p = make_problem(n, l, c, unsigned(2000 + 97 * c + 13 * l + n));
+        const std::vector<float> rounded = edge::round_factors_to_bf16(p.chol.data(), l, c);
+        for (int64_t loc = 0; loc < l; ++loc)
+          for (int64_t i = 0; i < c; ++i)
+            for (int64_t j = 0; j < c; ++j) {
+              const float want = j <= i ? reference_bf16(p.chol[(loc * c + i) * c + j]) : 0.0f;
+              CHECK(rounded[(loc * c + i) * c + j] == want);
+            }
+        edge::PackedCholesky packed(p.chol.data(), l, c, edge::FactorStorage::BF16);
+        CHECK(packed.storage() == edge::FactorStorage::BF16);
+        CHECK(packed.bytes() < edge::PackedCholesky(p.chol.data(), l, c).bytes() / 2 + 128);
+        std::vector<float> d0(n * l), z0(n * l * c), d1(n * l, -1.f), z1(n * l * c, -1.f), d2(n * l);
+        edge::mahalanobis_whiten_cpu(p.x.data(), p.mean.data(), rounded.data(), n, l, c, d0.data(), z0.data(), pool);
+        edge::mahalanobis_whiten_packed_cpu(p.x.data(), p.mean.data(), rounded.data(), packed, n, d1.data(), z1.data(),
+                                            pool);
+        bool same = d0 == d1 && z0 == z1;
+        if (!same) std::printf("bf16 packed differs at n=%lld l=%lld c=%lld\n", (long long)n, (long long)l, (long long)c);
+        CHECK(same);
+        edge::mahalanobis_whiten_cpu(p.x.data(), p.mean.data(), p.chol.data(), n, l, c, d2.data(), nullptr, pool);
+        for (size_t i = 0; i < d2.size(); ++i) moved = std::max(moved, std::fabs(double(d1[i]) - d2[i]) / d2[i]);
+      }
+  CHECK(moved > 1e-4 && moved < 0.1);  // bfloat16's 8 significant bits, not float32's 24
+}
+
+EDGE_TEST(bf16_factors_refuse_what_bfloat16_cannot_hold) {
+  edge::ThreadPool pool(1);
+  Problem p = make_problem(1, 2, 3, 5);
+  p.chol[(1 * 3 + 2) * 3 + 0] = std::numeric_limits<float>::max();  // finite, rounds to infinity
+  try {
+    edge::round_factors_to_bf16(p.chol.data(), 2, 3);
+    CHECK(false);
+  } catch (const edge::ArgumentError& e) {
+    CHECK(message_has(e, "chol: entry [1, 2, 0] is 3.40282347e+38, which bfloat16 rounds to inf"));
+  }
+  p = make_problem(1, 2, 3, 5);
+  p.chol[(0 * 3 + 1) * 3 + 1] = 1e-44f;  // a positive diagonal entry that rounds to zero
+  try {
+    edge::round_factors_to_bf16(p.chol.data(), 2, 3);
+    CHECK(false);
+  } catch (const edge::ArgumentError& e) {
+    CHECK(message_has(e, "chol: entry [0, 1, 1] is"));
+  }
+  // packed directly from such a factor, the location is flagged and explained, never scored
+  edge::PackedCholesky packed(p.chol.data(), 2, 3, edge::FactorStorage::BF16);
+  CHECK(packed.bad_diagonal(0) && !packed.bad_diagonal(1));
 }
 
 EDGE_TEST_MAIN()

@@ -5,6 +5,7 @@
 // SIMD unit and cpu_isa() is always Generic. Internal to the kernels (not an installed header).
 #pragma once
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -102,6 +103,25 @@ struct VecOf<4> {
   typedef float type __attribute__((vector_size(16)));
 };
 
+// W bfloat16 values (uint16_t bits) and their widening to 32 bits, for load_bf16_vec.
+template <int W>
+struct Bf16VecOf;
+template <>
+struct Bf16VecOf<16> {
+  typedef uint16_t half __attribute__((vector_size(32)));
+  typedef uint32_t word __attribute__((vector_size(64)));
+};
+template <>
+struct Bf16VecOf<8> {
+  typedef uint16_t half __attribute__((vector_size(16)));
+  typedef uint32_t word __attribute__((vector_size(32)));
+};
+template <>
+struct Bf16VecOf<4> {
+  typedef uint16_t half __attribute__((vector_size(8)));
+  typedef uint32_t word __attribute__((vector_size(16)));
+};
+
 // Always inlined into a target clone, so no vector value crosses a call and GCC's note on vector
 // returns without AVX (-Wpsabi) does not apply; callers silence it around their own vector code.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -118,6 +138,17 @@ EDGE_ALWAYS_INLINE V load_vec(const float* p) {
 template <class V>
 EDGE_ALWAYS_INLINE void store_vec(float* p, V v) {
   std::memcpy(p, &v, sizeof v);
+}
+
+// W bfloat16 values widened to float32, exactly (a bfloat16 is the upper half of a float32).
+template <int W>
+EDGE_ALWAYS_INLINE typename VecOf<W>::type load_bf16_vec(const uint16_t* p) {
+  typename Bf16VecOf<W>::half h;
+  std::memcpy(&h, p, sizeof h);
+  const typename Bf16VecOf<W>::word u = __builtin_convertvector(h, typename Bf16VecOf<W>::word) << 16;
+  typename VecOf<W>::type v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop

@@ -10,12 +10,20 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "edge_sdk/devices.hpp"
 #include "edge_sdk/scratch.hpp"
 #include "edge_sdk/kernels/mahalanobis_math.hpp"
 #include "cpu_isa.hpp"
+
+// Vector values cross only always-inlined calls into the target clones (load_vec, Bf16Row), where
+// GCC's note on vector returns without AVX does not apply; templates are instantiated at the end
+// of the file, so the note is silenced for the whole file.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 namespace edge {
 
@@ -320,23 +328,33 @@ EDGE_DEFINE_ISA_DISPATCH(solve_units_dispatch, solve_units, SolveJob)
 struct PackedJob {
   const float* x;
   const float* mu;
-  const float* packed;  // PackedCholesky::data()
+  const void* packed;  // PackedCholesky::data()
+  bool bf16;           // FactorStorage::BF16
   int64_t n, l, c, tri;
   float* dist;
   float* z;
   std::atomic<uint8_t>* flags;
 };
 
+// A packed row of bfloat16 factors as solve_row_pair reads it: entry j is the vector of the W
+// locations' coefficients, widened to float32 (exact: a bfloat16 is the top half of a float32).
+template <int W>
+struct Bf16Row {
+  const uint16_t* p;
+  EDGE_ALWAYS_INLINE typename VecOf<W>::type operator[](int64_t j) const { return load_bf16_vec<W>(p + j * W); }
+};
+
 // Solves the n vectors at the W locations of group g at once, one location per lane: the rows of
 // solve_row_pair with chol_ij loaded as a vector across the group instead of broadcast, so every
 // result is bit-identical to the batched solve. Rows outer, vectors inner:
 // a row pair of the group's factors is read once from memory and reused from L1 for all vectors.
-template <int W>
+// Entry is float (FactorStorage::F32) or uint16_t (BF16).
+template <int W, class Entry>
 EDGE_ALWAYS_INLINE void solve_group(const PackedJob& a, int64_t g, float* tiles) {
   using V = typename VecOf<W>::type;
   const int64_t c = a.c, L = a.l, n = a.n;
   const int64_t loc0 = g * W, lanes = std::min<int64_t>(W, L - loc0);
-  const float* f = a.packed + g * a.tri * W;
+  const Entry* f = static_cast<const Entry*>(a.packed) + g * a.tri * W;
   for (int64_t v = 0; v < n; ++v) {
     float* tile = tiles + v * c * W;
     for (int64_t w = 0; w < W; ++w) {
@@ -352,12 +370,32 @@ EDGE_ALWAYS_INLINE void solve_group(const PackedJob& a, int64_t g, float* tiles)
   V* norm = reinterpret_cast<V*>(tiles + n * c * W);
   V* probe = norm + n;
   for (int64_t v = 0; v < n; ++v) norm[v] = probe[v] = V{};
-  auto row = [&](int64_t i) { return reinterpret_cast<const V*>(f + i * (i + 1) / 2 * W); };
   int64_t i = 0;
-  for (; i + 1 < c; i += 2)
-    for (int64_t v = 0; v < n; ++v) solve_row_pair<W>(row(i), row(i + 1), i, tiles + v * c * W, norm[v], probe[v]);
-  if (i < c)  // odd c: the last row alone
-    for (int64_t v = 0; v < n; ++v) solve_last_row<W>(row(i), i, tiles + v * c * W, norm[v], probe[v]);
+  if constexpr (std::is_same_v<Entry, float>) {
+    auto row = [&](int64_t r) { return reinterpret_cast<const V*>(f + r * (r + 1) / 2 * W); };
+    for (; i + 1 < c; i += 2)
+      for (int64_t v = 0; v < n; ++v) solve_row_pair<W>(row(i), row(i + 1), i, tiles + v * c * W, norm[v], probe[v]);
+    if (i < c)  // odd c: the last row alone
+      for (int64_t v = 0; v < n; ++v) solve_last_row<W>(row(i), i, tiles + v * c * W, norm[v], probe[v]);
+  } else if (n == 1) {  // each entry used once: widened as it is loaded
+    auto row = [&](int64_t r) { return Bf16Row<W>{f + r * (r + 1) / 2 * W}; };
+    for (; i + 1 < c; i += 2) solve_row_pair<W>(row(i), row(i + 1), i, tiles, norm[0], probe[0]);
+    if (i < c) solve_last_row<W>(row(i), i, tiles, norm[0], probe[0]);
+  } else {  // a row pair widened once into `wide` (L1), then used by every vector
+    V* wide = probe + n;
+    auto widen = [&](int64_t first, int64_t count) {
+      const Entry* src = f + first * (first + 1) / 2 * W;
+      for (int64_t e = 0; e < count; ++e) wide[e] = load_bf16_vec<W>(src + e * W);
+    };
+    for (; i + 1 < c; i += 2) {
+      widen(i, 2 * i + 3);  // rows i and i + 1 are adjacent: i + 1 and i + 2 entries
+      for (int64_t v = 0; v < n; ++v) solve_row_pair<W>(static_cast<const V*>(wide), static_cast<const V*>(wide + i + 1), i, tiles + v * c * W, norm[v], probe[v]);
+    }
+    if (i < c) {
+      widen(i, i + 1);
+      for (int64_t v = 0; v < n; ++v) solve_last_row<W>(static_cast<const V*>(wide), i, tiles + v * c * W, norm[v], probe[v]);
+    }
+  }
   for (int64_t v = 0; v < n; ++v) {
     const float* tile = tiles + v * c * W;
     for (int64_t w = 0; w < lanes; ++w) {
@@ -378,9 +416,14 @@ EDGE_ALWAYS_INLINE void solve_group(const PackedJob& a, int64_t g, float* tiles)
 
 template <int W>
 EDGE_ALWAYS_INLINE void solve_groups(const PackedJob& a, int64_t g0, int64_t g1) {
-  // n tiles of c x W floats, then n norm and n probe vectors
-  Scratch scratch(static_cast<size_t>((a.n * a.c + 2 * a.n) * W));
-  for (int64_t g = g0; g < g1; ++g) solve_group<W>(a, g, scratch.get());
+  // n tiles of c x W floats, then n norm and n probe vectors (and a widened row pair: 2c + 1 vectors)
+  Scratch scratch(static_cast<size_t>((a.n * a.c + 2 * a.n + (a.bf16 ? 2 * a.c + 1 : 0)) * W));
+  for (int64_t g = g0; g < g1; ++g) {
+    if (a.bf16)
+      solve_group<W, uint16_t>(a, g, scratch.get());
+    else
+      solve_group<W, float>(a, g, scratch.get());
+  }
 }
 
 EDGE_DEFINE_ISA_DISPATCH(solve_groups_dispatch, solve_groups, PackedJob)
@@ -530,26 +573,73 @@ void mahalanobis_whiten_cpu(const float* features, const float* mean, const floa
       explain_mahalanobis_failure(features, mean, chol, n, l, c, loc, dist, z);
 }
 
-PackedCholesky::PackedCholesky(const float* chol, int64_t l, int64_t c) : l_(l), c_(c) {
+namespace {
+
+uint16_t bf16_bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN: keep it quiet
+  u += 0x7fffu + ((u >> 16) & 1u);  // ties to even; a carry into the exponent is the correct rounding
+  return static_cast<uint16_t>(u >> 16);
+}
+
+float bf16_value(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+float round_to_bf16(float v) { return bf16_value(bf16_bits(v)); }
+
+std::vector<float> round_factors_to_bf16(const float* chol, int64_t l, int64_t c) {
+  validate_mahalanobis_sizes(1, l, c);
+  std::vector<float> out(static_cast<size_t>(l * c * c), 0.0f);
+  for (int64_t loc = 0; loc < l; ++loc)
+    for (int64_t i = 0; i < c; ++i)
+      for (int64_t j = 0; j <= i; ++j) {
+        const int64_t e = (loc * c + i) * c + j;
+        const float v = chol[e], r = round_to_bf16(v);
+        if ((is_finite_value(v) && !is_finite_value(r)) || (i == j && valid_cholesky_diagonal(v) && !(r > 0.0f)))
+          throw ArgumentError("chol: entry " + at({loc, i, j}) + " is " + num(v) + ", which bfloat16 rounds to " +
+                              num(r) + "; this factor cannot be stored in bfloat16 (use the float32 variant)");
+        out[static_cast<size_t>(e)] = r;
+      }
+  return out;
+}
+
+PackedCholesky::PackedCholesky(const float* chol, int64_t l, int64_t c, FactorStorage storage)
+    : l_(l), c_(c), storage_kind_(storage) {
   validate_mahalanobis_sizes(1, l, c);
   width_ = tile_width(cpu_isa());
   tri_ = c * (c + 1) / 2;
   const int64_t groups = (l + width_ - 1) / width_;
-  storage_.assign(static_cast<size_t>(groups * tri_ * width_ + 16), 0.0f);
+  const bool bf16 = storage == FactorStorage::BF16;
+  const int64_t entries = groups * tri_ * width_;
+  storage_.assign(static_cast<size_t>((bf16 ? (entries + 1) / 2 : entries) + 16), 0.0f);
   const auto addr = reinterpret_cast<uintptr_t>(storage_.data());
-  data_ = reinterpret_cast<float*>((addr + 63) & ~static_cast<uintptr_t>(63));
-  for (int64_t g = 0; g < groups; ++g) {
-    float* f = data_ + g * tri_ * width_;
+  data_ = reinterpret_cast<void*>((addr + 63) & ~static_cast<uintptr_t>(63));
+  for (int64_t g = 0; g < groups; ++g)
     for (int64_t i = 0; i < c; ++i)
       for (int64_t j = 0; j <= i; ++j)
         for (int64_t w = 0; w < width_; ++w) {
           const int64_t loc = g * width_ + w;
           // padding lanes: the identity factor (their residuals are zero, so are their results)
-          f[(i * (i + 1) / 2 + j) * width_ + w] = loc < l ? chol[(loc * c + i) * c + j] : (i == j ? 1.0f : 0.0f);
+          const float v = loc < l ? chol[(loc * c + i) * c + j] : (i == j ? 1.0f : 0.0f);
+          const int64_t e = (g * tri_ + i * (i + 1) / 2 + j) * width_ + w;
+          if (bf16)
+            static_cast<uint16_t*>(data_)[e] = bf16_bits(v);
+          else
+            static_cast<float*>(data_)[e] = v;
         }
-  }
   bad_diagonal_.assign(static_cast<size_t>(l), 0);
-  for (int64_t loc = 0; loc < l; ++loc) bad_diagonal_[static_cast<size_t>(loc)] = !diagonal_ok(chol + loc * c * c, c);
+  for (int64_t loc = 0; loc < l; ++loc) {
+    bool bad = !diagonal_ok(chol + loc * c * c, c);
+    for (int64_t i = 0; bf16 && !bad && i < c; ++i) bad = !valid_cholesky_diagonal(round_to_bf16(chol[(loc * c + i) * c + i]));
+    bad_diagonal_[static_cast<size_t>(loc)] = bad;
+  }
 }
 
 void mahalanobis_whiten_packed_cpu(const float* features, const float* mean, const float* chol,
@@ -564,7 +654,8 @@ void mahalanobis_whiten_packed_cpu(const float* features, const float* mean, con
   std::atomic<uint8_t>* flags = failure_flags(l);
   for (int64_t loc = 0; loc < l; ++loc)
     if (packed.bad_diagonal(loc)) flags[static_cast<size_t>(loc)].store(1, std::memory_order_relaxed);
-  const PackedJob job{features, mean, packed.data(), n, l, c, packed.tri(), dist, z, flags};
+  const PackedJob job{features, mean, packed.data(), packed.storage() == FactorStorage::BF16, n, l, c, packed.tri(),
+                      dist, z, flags};
   const int64_t groups = (l + packed.width() - 1) / packed.width();
   pool.parallel_for(
       groups, [&](int64_t g0, int64_t g1) { solve_groups_dispatch(isa, job, g0, g1); },

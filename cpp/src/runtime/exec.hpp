@@ -26,6 +26,9 @@ struct Exec {
   Device device;               // cpu, or cuda:N
   ThreadPool* pool = nullptr;  // the CPU kernels' threads
   void* stream = nullptr;      // the CUDA kernels' stream (cudaStream_t)
+  // The bundle's bf16 variant runs (CPU only): post-processing tables that every call streams
+  // (PaDiM's and MhBC's Cholesky factors) are rounded to bfloat16, as the network computes.
+  bool bf16_tables = false;
   bool cuda() const { return device.is_cuda(); }
 };
 

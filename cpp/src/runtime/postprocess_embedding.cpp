@@ -10,6 +10,8 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "edge_sdk/kernels/knn.hpp"
 #include "edge_sdk/kernels/mahalanobis.hpp"
@@ -82,7 +84,10 @@ class EmbeddingPost : public PostProcessor {
 
 // The per-location Gaussians (mean, Cholesky factor) of PaDiM and MhBC. On the CPU the factors
 // are also packed across locations at load (once per bundle, shared by its runtimes and
-// contexts) for the small-batch solve of run_mahalanobis_whiten.
+// contexts) for the small-batch solve of run_mahalanobis_whiten. For the bf16 variant both solves
+// use the factor rounded to bfloat16 (derived once per bundle too): the packed one stores it in
+// 16 bits, half of what each call streams from memory, and the results still do not depend on
+// the batch size (the accuracy gate measures the variant with it).
 class LocationGaussians {
  public:
   LocationGaussians(const Bundle& b, Fields& pp, const Exec& exec, int64_t l, int64_t c)
@@ -91,20 +96,37 @@ class LocationGaussians {
         mean_(exec, require_array(b, pp, "mean", DType::F32, {l, c})),
         chol_(exec, require_array(b, pp, "chol", DType::F32, {l, c, c})),
         ws_(exec) {
+    solve_chol_ = chol_.get<float>();
     if (exec.cuda()) return;
-    const float* chol = chol_.get<float>();
-    packed_ = b.derived<PackedCholesky>("packed_cholesky@" + std::to_string(reinterpret_cast<uintptr_t>(chol)), [chol, l, c] {
-      return std::make_shared<const PackedCholesky>(chol, l, c);
+    const float* chol = solve_chol_;
+    const std::string at = "@" + std::to_string(reinterpret_cast<uintptr_t>(chol));
+    if (!exec.bf16_tables) {
+      packed_ = b.derived<PackedCholesky>("packed_cholesky" + at,
+                                          [chol, l, c] { return std::make_shared<const PackedCholesky>(chol, l, c); });
+      return;
+    }
+    try {
+      rounded_ = b.derived<std::vector<float>>("bf16_cholesky" + at, [chol, l, c] {
+        return std::make_shared<const std::vector<float>>(round_factors_to_bf16(chol, l, c));
+      });
+    } catch (const ArgumentError& e) {
+      pp.fail("arrays.chol", std::string("the bf16 variant: ") + e.what());
+    }
+    const float* rounded = solve_chol_ = rounded_->data();
+    packed_ = b.derived<PackedCholesky>("packed_bf16_cholesky" + at, [rounded, l, c] {
+      return std::make_shared<const PackedCholesky>(rounded, l, c, FactorStorage::BF16);
     });
   }
   void solve(const Exec& exec, const float* f, int64_t n, float* dist, float* z) {
-    run_mahalanobis_whiten(exec, f, mean_.get<float>(), chol_.get<float>(), packed_.get(), n, l_, c_, dist, z, ws_);
+    run_mahalanobis_whiten(exec, f, mean_.get<float>(), solve_chol_, packed_.get(), n, l_, c_, dist, z, ws_);
   }
 
  private:
   int64_t l_, c_;
   ExecArray mean_, chol_;
   ExecBuffer ws_;
+  const float* solve_chol_ = nullptr;  // chol_, or the rounded factor of the bf16 variant
+  std::shared_ptr<const std::vector<float>> rounded_;
   std::shared_ptr<const PackedCholesky> packed_;
 };
 

@@ -73,6 +73,7 @@ class RuntimeImpl final : public Runtime {
     pool_ = std::make_unique<ThreadPool>(opt_.threads > 0 ? opt_.threads : get_num_threads());
     max_batch_ = opt_.max_batch;
     exec_.pool = pool_.get();
+    exec_.bf16_tables = opt_.precision == "bf16";
     // The networks the post-processing needs, in order, with a backend each. When every backend
     // can work on device memory (TensorRT), the whole pipeline runs on the CUDA device: the
     // post-processing is made again for that device (made first on the CPU for its networks).

@@ -45,30 +45,49 @@ void mahalanobis_whiten_cpu(const float* features, const float* mean, const floa
 void local_nearest_cpu(const float* z, const float* centroids, int64_t n, int64_t l, int64_t k,
                        int64_t c, float* dist, ThreadPool& pool);
 
+// How PackedCholesky stores the factors. F32: as given. BF16: each entry rounded to bfloat16
+// (round_to_bf16), half the memory that every solve streams; the arithmetic stays float32, so the
+// results are bit-identical to mahalanobis_whiten_cpu on the factor rounded entry by entry (the
+// runtime's bf16 variant solves with that rounded factor at every batch size).
+enum class FactorStorage { F32, BF16 };
+
+// float32 -> the nearest bfloat16 (ties to even), returned as the float32 it is exactly; NaN stays
+// NaN. Values beyond bfloat16's largest finite one round to infinity.
+float round_to_bf16(float v);
+// The c x c factors of l locations rounded by round_to_bf16 (only the lower triangle is read; the
+// upper one is zeroed). Throws ArgumentError naming the entry where rounding turns a finite value
+// infinite or a positive diagonal entry into zero, which would change what the checks report.
+std::vector<float> round_factors_to_bf16(const float* chol, int64_t l, int64_t c);
+
 // The lower Cholesky factors laid out once for mahalanobis_whiten_packed_cpu: locations in groups
 // of the CPU's vector width, the lower triangle of each row interleaved across the group, so one
 // vector instruction advances the solves of a whole group and the lanes are full whatever the
 // batch (mahalanobis_whiten_cpu puts the vectors of one location in the lanes: at batch 8 on
-// AVX-512 half of them are empty). Holds l * c * (c + 1) / 2 floats (rounded up to a group).
+// AVX-512 half of them are empty). Holds l * c * (c + 1) / 2 entries (rounded up to a group) of
+// float32, or of bfloat16 with FactorStorage::BF16.
 class PackedCholesky {
  public:
-  PackedCholesky(const float* chol, int64_t l, int64_t c);
+  PackedCholesky(const float* chol, int64_t l, int64_t c, FactorStorage storage = FactorStorage::F32);
   int64_t locations() const { return l_; }
   int64_t channels() const { return c_; }
   int64_t width() const { return width_; }
   int64_t tri() const { return tri_; }
-  const float* data() const { return data_; }
+  FactorStorage storage() const { return storage_kind_; }
+  const void* data() const { return data_; }  // float or bfloat16 bits (uint16_t), 64-byte aligned
+  size_t bytes() const { return storage_.size() * sizeof(float); }
   bool bad_diagonal(int64_t loc) const { return bad_diagonal_[static_cast<size_t>(loc)] != 0; }
 
  private:
   int64_t l_ = 0, c_ = 0, width_ = 0, tri_ = 0;
+  FactorStorage storage_kind_ = FactorStorage::F32;
   std::vector<float> storage_;
-  float* data_ = nullptr;  // 64-byte aligned into storage_
+  void* data_ = nullptr;  // 64-byte aligned into storage_
   std::vector<uint8_t> bad_diagonal_;
 };
 
 // mahalanobis_whiten_cpu on packed factors, bit-identical results and the same checks (chol is
-// the factor array the pack was made from, read only to explain a failure).
+// the factor array the pack was made from, read only to explain a failure: with BF16 storage, the
+// rounded one, round_factors_to_bf16).
 void mahalanobis_whiten_packed_cpu(const float* features, const float* mean, const float* chol,
                                    const PackedCholesky& packed, int64_t n, float* dist, float* z,
                                    ThreadPool& pool);
