@@ -15,7 +15,11 @@ repeated searches of one bank: knn() per call vs a prepared KnnIndex.
    Results are checked identical (bit for bit) before timing; the two are timed alternately
    (median of --repeats each). Reported: ratio and time saved per call.
 
-    python benchmarks/bench_knn.py [--threads 2] [--repeats 3] [--only faiss|repeated]
+3. the float32 scan (AVX-512) against the bfloat16 one (AVX512-BF16) on the same banks (PatchCore-
+   shaped: one image of 1024 queries per search, k=1): results checked identical, then timed
+   alternately; and which of the two `auto` keeps for each bank (skipped without AVX512-BF16).
+
+    python benchmarks/bench_knn.py [--threads 2] [--repeats 3] [--only faiss|repeated|isa]
                                    [--out benchmarks/results/bench_knn.json]
 """
 
@@ -188,6 +192,57 @@ def vs_faiss(args, record: dict) -> int:
     return 0
 
 
+ISA_CASES = (  # (name, bank rows, dim, queries): PatchCore-shaped banks, one image of 32 x 32 queries
+    ("post-ReLU |normal|", 4096, 152, 1024),
+    ("post-ReLU |normal|", 16384, 384, 1024),
+    ("low-rank features", 8192, 256, 1024),
+    ("normal, offset 1", 50000, 64, 1024),
+    ("near-duplicate clusters", 4096, 64, 1024),
+)
+
+
+def isa_comparison(args) -> dict:
+    """The float32 scan (AVX-512) against the bfloat16 one (AVX512-BF16) on the same prepared bank:
+    identical results required, interleaved timing, and which one `auto` picks for the bank."""
+    from edge_sdk import _core
+
+    if "avx512bf16" not in _core.knn_isas():
+        print("isa comparison skipped: this CPU has no AVX512-BF16")
+        return {"skipped": "no AVX512-BF16"}
+    rng = np.random.default_rng(2)
+    out = []
+    print(f"isa comparison: one image of queries per search, k=1, {args.threads} threads, median of {args.repeats * 5} "
+          "alternated calls")
+    for name, m, d, nq in ISA_CASES:
+        if name.startswith("post-ReLU"):
+            bank = np.abs(rng.standard_normal((m, d), dtype=np.float32))
+            queries = np.abs(rng.standard_normal((nq, d), dtype=np.float32))
+        elif name.startswith("low-rank"):
+            basis = rng.standard_normal((16, d)).astype(np.float32) / 4
+            bank, queries = (np.maximum(rng.standard_normal((n, 16)).astype(np.float32) @ basis, 0)
+                             + 0.05 * rng.standard_normal((n, d)).astype(np.float32) for n in (m, nq))
+            bank, queries = bank.astype(np.float32), queries.astype(np.float32)
+        elif name.startswith("normal"):
+            bank = (1 + rng.standard_normal((m, d))).astype(np.float32)
+            queries = (1 + rng.standard_normal((nq, d))).astype(np.float32)
+        else:
+            centres = (20 + 10 * rng.standard_normal((10, d))).astype(np.float32)
+            bank = (centres[rng.integers(0, 10, m)] + 1e-3 * rng.standard_normal((m, d))).astype(np.float32)
+            queries = (centres[rng.integers(0, 10, nq)] + 1e-3).astype(np.float32)
+        f32, b16 = _core.KnnIndex(bank, isa="avx512"), _core.KnnIndex(bank, isa="avx512bf16")
+        r32, r16 = f32.search(queries, 1), b16.search(queries, 1)
+        if not (np.array_equal(r32[0], r16[0]) and np.array_equal(r32[1], r16[1])):
+            raise SystemExit(f"isa comparison: {name} {m}x{d}: the bfloat16 scan's results differ")
+        t32, t16 = interleaved_medians(lambda: f32.search(queries, 1), lambda: b16.search(queries, 1), args.repeats * 5)
+        auto = _core.KnnIndex(bank).isa
+        row = {"bank": name, "rows": m, "dim": d, "queries": nq, "avx512_ms": t32 * 1e3, "avx512bf16_ms": t16 * 1e3,
+               "ratio": t32 / t16, "auto": auto, "identical": True}
+        out.append(row)
+        print(f"  {name:24s} {m:6d} x {d:4d}: avx512 {t32 * 1e3:7.2f} ms, avx512bf16 {t16 * 1e3:7.2f} ms "
+              f"(x{t32 / t16:.2f}), identical results; auto picks {auto}")
+    return {"cases": out}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--queries", type=int, default=16384)
@@ -197,7 +252,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sample", type=int, default=64, help="queries checked against float64")
-    ap.add_argument("--only", choices=("faiss", "repeated"), help="run one of the two comparisons")
+    ap.add_argument("--only", choices=("faiss", "repeated", "isa"), help="run one of the comparisons")
     ap.add_argument("--rep-bank", type=int, default=80_000, help="repeated search: bank rows")
     ap.add_argument("--rep-dim", type=int, default=384, help="repeated search: feature dimension")
     ap.add_argument("--images", type=int, default=8, help="repeated search: images per batch")
@@ -207,12 +262,14 @@ def main() -> int:
 
     pin_threads(args.threads)
     record = {"benchmark": "knn", "threads": args.threads}
-    if args.only != "repeated":
+    if args.only in (None, "faiss"):
         rc = vs_faiss(args, record)
         if rc:
             return rc
-    if args.only != "faiss":
+    if args.only in (None, "repeated"):
         record["repeated_search"] = repeated_search(args)
+    if args.only in (None, "isa"):
+        record["isa"] = isa_comparison(args)
     write_json(args.out, record)
     return 0
 

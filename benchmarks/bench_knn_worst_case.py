@@ -11,7 +11,8 @@ still load cost.
 Data: bank rows and queries from the same low-rank model (16 latent factors + small noise, like
 CNN patch features), M x D float32; one image = L queries (a 28 x 28 feature grid). Per bank: the
 loader's verdict (the bank exported into a bundle through write_bundle, which runs the validator),
-then the median seconds of one image's search (KnnIndex built once, as the runtime does).
+then the median seconds of one image's search (KnnIndex built once, as the runtime does) and the
+scan its `auto` chose (bfloat16 where the CPU has AVX512-BF16 and the bank suits it).
 
     python benchmarks/bench_knn_worst_case.py [--rows 8192] [--dim 256] [--locations 784]
         [--threads 2] [--repeats 3] [--out benchmarks/results/bench_knn_worst_case.json]
@@ -105,8 +106,9 @@ def main() -> None:
             reps = args.repeats if name == "normal" or verdict == "loads" else 1
             t = median_seconds(lambda: index.search(queries, 1), repeats=reps)
             base = base or t
-            results.append({"bank": name, "loader": verdict, "seconds_per_image": t, "ratio_to_normal": t / base})
-            print(f"{name:38s} {t * 1e3:10.1f} ms/image  x{t / base:8.1f}   {verdict}")
+            results.append({"bank": name, "loader": verdict, "seconds_per_image": t, "ratio_to_normal": t / base,
+                            "scan": index.isa})
+            print(f"{name:38s} {t * 1e3:10.1f} ms/image  x{t / base:8.1f}  {index.isa:10s}  {verdict}")
     record = {"benchmark": "knn_worst_case", "rows": m, "dim": d, "locations": args.locations, "threads": args.threads,
               "load_bound_single_value": b_max, "results": results}
     worst_loading = max((r for r in results if r["loader"] == "loads"), key=lambda r: r["ratio_to_normal"])

@@ -192,7 +192,7 @@ EDGE_PY_BINDER(knn) {
       py::arg("isa") = "auto", py::arg("extra") = edge::KnnOptions{}.extra);
   m.def("knn_isas", [] {
     std::vector<std::string> out;
-    for (auto isa : {edge::KnnIsa::Scalar, edge::KnnIsa::Avx2, edge::KnnIsa::Avx512})
+    for (auto isa : {edge::KnnIsa::Scalar, edge::KnnIsa::Avx2, edge::KnnIsa::Avx512, edge::KnnIsa::Avx512Bf16})
       if (edge::knn_isa_supported(isa)) out.emplace_back(edge::knn_isa_name(isa));
     return out;
   });

@@ -37,7 +37,7 @@ void reference(const std::vector<float>& q, const std::vector<float>& b, int64_t
 
 std::vector<edge::KnnIsa> isas() {
   std::vector<edge::KnnIsa> out;
-  for (auto isa : {edge::KnnIsa::Scalar, edge::KnnIsa::Avx2, edge::KnnIsa::Avx512})
+  for (auto isa : {edge::KnnIsa::Scalar, edge::KnnIsa::Avx2, edge::KnnIsa::Avx512, edge::KnnIsa::Avx512Bf16})
     if (edge::knn_isa_supported(isa)) out.push_back(isa);
   return out;
 }
@@ -216,7 +216,8 @@ EDGE_TEST(index_search_equals_knn_cpu_across_reused_scratch) {
       opt.isa = isa;
       const edge::KnnIndex index(bank, type, m, d, pool, opt);
       CHECK(index.rows() == m && index.dim() == d && index.isa() == isa && index.bank_type() == type);
-      CHECK(index.bytes() >= static_cast<size_t>(m * d) * sizeof(float));
+      // panels of floats, or of bfloat16 pairs (half)
+      CHECK(index.bytes() >= static_cast<size_t>(m * d) * (isa == edge::KnnIsa::Avx512Bf16 ? 2 : sizeof(float)));
       edge::KnnScratch scratch;
       for (const Call& c : calls) {
         std::vector<float> d1(c.q * c.k), d2(c.q * c.k);

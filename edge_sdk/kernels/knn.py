@@ -84,7 +84,8 @@ class KnnIndex:
 
     @property
     def isa(self) -> str:
-        """Instruction set of the CPU scan: "avx512", "avx2" or "scalar" ("cuda" on a GPU)."""
+        """Instruction set of the CPU scan: "avx512bf16" (bfloat16 dot products, chosen by `auto` where the
+        bank suits it; results identical), "avx512", "avx2" or "scalar" ("cuda" on a GPU)."""
         return self._index.isa
 
     @property

@@ -140,6 +140,17 @@ EDGE_ALWAYS_INLINE void store_vec(float* p, V v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+// float32 -> bfloat16 bits, round to nearest (ties to even); NaN stays a (quiet) NaN, values
+// beyond bfloat16's largest finite one become infinity. Exactly the rounding of the hardware's
+// conversions (vcvtneps2bf16) apart from their flushing of subnormals.
+inline uint16_t bf16_bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);  // a carry into the exponent is the correct rounding
+  return static_cast<uint16_t>(u >> 16);
+}
+
 // W bfloat16 values widened to float32, exactly (a bfloat16 is the upper half of a float32).
 template <int W>
 EDGE_ALWAYS_INLINE typename VecOf<W>::type load_bf16_vec(const uint16_t* p) {

@@ -6,6 +6,9 @@
 //   queries: [d][mr] floats per group of mr queries
 //   bank:    [d][nr] floats per panel of nr vectors, 64-byte aligned; norms[nr] = ||b||^2, +inf
 //            for padding lanes so they are never admitted.
+// A bf16 kernel reads the same layouts with depth ceil(d / 2): each 32-bit slot holds the
+// bfloat16 values of two consecutive dimensions (the lower one in the low half; an odd d is padded
+// with zero), and the norms stay float32.
 #pragma once
 
 #include <cstdint>
@@ -26,9 +29,10 @@ struct TileKernel {
   int mr, nr;
   TileFn tile;
   HalfRowFn half_to_float;
+  bool bf16 = false;  // the packed layouts hold bfloat16 pairs (depth ceil(d / 2))
 };
 
-// isa must be Scalar, Avx2 or Avx512 and supported by this CPU.
+// isa must be Scalar, Avx2, Avx512 or Avx512Bf16 and supported by this CPU.
 TileKernel tile_kernel(KnnIsa isa);
 bool cpu_has(KnnIsa isa);
 

@@ -575,14 +575,6 @@ void mahalanobis_whiten_cpu(const float* features, const float* mean, const floa
 
 namespace {
 
-uint16_t bf16_bits(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN: keep it quiet
-  u += 0x7fffu + ((u >> 16) & 1u);  // ties to even; a carry into the exponent is the correct rounding
-  return static_cast<uint16_t>(u >> 16);
-}
-
 float bf16_value(uint16_t h) {
   const uint32_t u = static_cast<uint32_t>(h) << 16;
   float v;

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "edge_sdk/kernels/knn.hpp"
 #include "edge_sdk/kernels/knn_math.hpp"
 #include "edge_sdk/runtime/errors.hpp"
 
@@ -27,65 +28,6 @@ int64_t first_nonfinite(const T* p, int64_t n) {
   return -1;
 }
 
-struct BankStats {
-  double max_norm = 0.0;     // B: largest row norm about the mean (the kernel centres on the mean)
-  double scale = 0.0;        // S: median row distance to the coordinate-wise median
-  double query_norm = 0.0;   // a typical query's norm about the mean: |median - mean| + S
-};
-
-// The mean is what the kernel centres on, so one huge value moves every centred norm with it;
-// the coordinate-wise median and the distances to it are the data's own scale, which an outlier
-// (or a few) does not move. Mean and B cover every row (B is a maximum: one row decides it);
-// the median and S, robust statistics, come from at most kScaleSample evenly spaced rows, so the
-// check reads a 100k-row bank about twice, contiguously, instead of column by column.
-constexpr int64_t kScaleSample = 4096;
-
-template <typename T>
-BankStats bank_stats(const T* rows, int64_t m, int64_t d) {
-  const size_t du = static_cast<size_t>(d);
-  std::vector<double> mean(du, 0.0), median(du);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < d; ++j) mean[static_cast<size_t>(j)] += static_cast<double>(bank_value(rows + i * d, j));
-  for (auto& v : mean) v /= static_cast<double>(m);
-
-  const int64_t n = std::min(m, kScaleSample);
-  auto sample_row = [&](int64_t s) { return s * m / n; };  // evenly spaced, first row included
-  std::vector<float> cols(static_cast<size_t>(n) * du);    // the sample, column by column
-  for (int64_t s = 0; s < n; ++s)
-    for (int64_t j = 0; j < d; ++j)
-      cols[static_cast<size_t>(j * n + s)] = bank_value(rows + sample_row(s) * d, j);
-  for (int64_t j = 0; j < d; ++j) {
-    auto first = cols.begin() + j * n;
-    std::nth_element(first, first + n / 2, first + n);
-    median[static_cast<size_t>(j)] = static_cast<double>(first[n / 2]);
-  }
-
-  BankStats st;
-  for (int64_t i = 0; i < m; ++i) {
-    double to_mean = 0.0;
-    for (int64_t j = 0; j < d; ++j) {
-      const double t = static_cast<double>(bank_value(rows + i * d, j)) - mean[static_cast<size_t>(j)];
-      to_mean += t * t;
-    }
-    st.max_norm = std::max(st.max_norm, std::sqrt(to_mean));
-  }
-  std::vector<double> dist(static_cast<size_t>(n));
-  for (int64_t s = 0; s < n; ++s) {
-    double to_median = 0.0;
-    for (int64_t j = 0; j < d; ++j) {
-      const double t = static_cast<double>(bank_value(rows + sample_row(s) * d, j)) - median[static_cast<size_t>(j)];
-      to_median += t * t;
-    }
-    dist[static_cast<size_t>(s)] = std::sqrt(to_median);
-  }
-  std::nth_element(dist.begin(), dist.begin() + n / 2, dist.end());
-  st.scale = dist[static_cast<size_t>(n / 2)];
-  double offset = 0.0;
-  for (int64_t j = 0; j < d; ++j)
-    offset += (median[static_cast<size_t>(j)] - mean[static_cast<size_t>(j)]) * (median[static_cast<size_t>(j)] - mean[static_cast<size_t>(j)]);
-  st.query_norm = std::sqrt(offset) + st.scale;
-  return st;
-}
 
 // The largest number of copies of one row (bytewise equal), and that row's index.
 std::pair<int64_t, int64_t> most_copies(const uint8_t* rows, int64_t m, size_t row_bytes) {
@@ -118,8 +60,8 @@ void check_knn_bank(const Tensor& bank, const std::string& array_name, const std
   if (bank.dtype != DType::F32 && bank.dtype != DType::F16) return;
   const int64_t m = bank.shape[0], d = bank.shape[1];
   if (m == 1) return;  // one row: every query's neighbour, nothing to certify
-  const BankStats st = bank.dtype == DType::F32 ? bank_stats(bank.data<float>(), m, d)
-                                                : bank_stats(bank.data<uint16_t>(), m, d);
+  const KnnBankScale st = knn_bank_scale(bank.storage.get(), bank.dtype == DType::F32 ? KnnBankType::F32 : KnnBankType::F16,
+                                         m, d);
   const std::string what = source + ": array \"" + array_name + "\" (k-NN memory bank, " + std::to_string(m) + " x " +
                            std::to_string(d) + ")";
   const double s = st.scale, b = st.max_norm, q = st.query_norm;
@@ -131,8 +73,7 @@ void check_knn_bank(const Tensor& bank, const std::string& array_name, const std
     throw BundleError(what + ": row " + std::to_string(row) + " appears " + std::to_string(copies) + " times (at most " +
                       std::to_string(kKnnMaxRowCopies) + " copies of a row): ties beyond the search's spare "
                       "candidates cannot be certified; remove the duplicate rows (they never change a nearest distance)");
-  const double u = 5.9604644775390625e-08;  // float32 unit roundoff, as in the kernel's bound
-  const double err = (2.0 * static_cast<double>(d) + 4.0) * u * (b * b + 2.0 * q * b);
+  const double err = knn_scan_error_bound(d, q, b, /*bf16=*/false);
   if (!(err <= kKnnMaxRelativeError * s * s))
     throw BundleError(what + ": its largest row norm about the mean (" + num(b) + ") dwarfs the data's scale (median " +
                       "distance to the median row " + num(s) + "): the float32 search's error bound would be " +

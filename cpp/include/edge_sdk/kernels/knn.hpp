@@ -17,7 +17,10 @@ namespace edge {
 enum class KnnBankType { F32, F16 };
 
 // Instruction set of the CPU distance micro-kernel; Auto picks the best the CPU supports.
-enum class KnnIsa { Auto, Scalar, Avx2, Avx512 };
+// Avx512Bf16 scans with bfloat16 dot products (AVX512-BF16: twice the multiply-adds per
+// instruction, half the bytes per bank panel); the re-rank and its certification keep the results
+// exact, identical to the other paths (the certification's bound includes the rounding).
+enum class KnnIsa { Auto, Scalar, Avx2, Avx512, Avx512Bf16 };
 
 struct KnnOptions {
   // Candidates kept per query beyond k by the fast scan, for the exact re-rank. Results do not
@@ -72,7 +75,8 @@ class KnnScratch {
 // (in `pool`); search() then only packs the queries, scans, re-ranks and certifies, exactly as
 // knn_cpu (which is build + search). The index keeps a pointer to `bank` for the exact re-rank:
 // the bank must outlive the index and must not change. Memory owned: ceil(m / nr) * nr * (d + 1)
-// float32 (nr = 16 or 32 bank vectors per panel), i.e. about one float32 copy of the bank.
+// float32 (nr = 16 or 32 bank vectors per panel), i.e. about one float32 copy of the bank (half
+// of it with Avx512Bf16, whose panels hold bfloat16 pairs).
 // Read-only after construction: concurrent search() calls are safe, each with its own scratch
 // (or none). Searches sharing a ThreadPool run their parallel sections one at a time.
 class KnnIndex {
@@ -102,9 +106,26 @@ class KnnIndex {
   std::unique_ptr<const Impl> impl_;
 };
 
+// The scale of a bank against which the scan's error bound is judged (the loader's bank check and
+// KnnIndex's choice of a bfloat16 scan): B, the largest row norm about the mean (the scan centres
+// on the mean, so one huge value moves every norm); S, the median distance of the rows to the
+// coordinate-wise median row, the data's own scale, which an outlier does not move; and a typical
+// query's norm about the mean, |median - mean| + S. Mean and B cover every row; the median and S
+// come from at most 4096 evenly spaced rows. bank: m x d float32 or binary16 bits, finite.
+struct KnnBankScale {
+  double max_norm = 0.0;
+  double scale = 0.0;
+  double query_norm = 0.0;
+};
+KnnBankScale knn_bank_scale(const void* bank, KnnBankType bank_type, int64_t m, int64_t d);
+// The bound on the error of a scanned ranking value ||b||^2 - 2 q.b for a query of norm q about
+// the bank mean and bank rows of norm <= b: (2d + 4) u (b^2 + 2 q b) for the float32 scan (u =
+// 2^-24), plus 2 (2v + v^2) q b (1 + v)^2 terms for the bfloat16 one (v = 2^-8; see knn.cpp).
+double knn_scan_error_bound(int64_t d, double query_norm, double max_norm, bool bf16);
+
 bool knn_isa_supported(KnnIsa isa);  // Auto and Scalar are always supported
 KnnIsa knn_best_isa();
-const char* knn_isa_name(KnnIsa isa);  // "auto", "scalar", "avx2", "avx512"
+const char* knn_isa_name(KnnIsa isa);  // "auto", "scalar", "avx2", "avx512", "avx512bf16"
 // Parses a name of knn_isa_name; throws ArgumentError naming `arg` otherwise.
 KnnIsa parse_knn_isa(const std::string& name, const char* arg = "isa");
 
