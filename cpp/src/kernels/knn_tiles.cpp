@@ -109,6 +109,30 @@ __attribute__((target("avx2,f16c"))) void half_to_float_f16c(const uint16_t* src
 // ---- AVX-512: 8 queries x 32 bank vectors = 16 zmm accumulators ---------------------------------
 constexpr int kAvx512Mr = 8, kAvx512Nr = 32;
 
+// The ranking values ||b||^2 - 2 q.b of a tile's accumulators (q.b) offered to the queries' heaps.
+__attribute__((target("avx512f"), always_inline)) inline void offer_tile_avx512(const __m512 (&acc)[kAvx512Mr][2],
+                                                                              const float* bn, int nq, int32_t base,
+                                                                              float* hv, int32_t* hi, int kp) {
+  const __m512 n0 = _mm512_load_ps(bn), n1 = _mm512_load_ps(bn + 16);
+  const __m512 m2 = _mm512_set1_ps(-2.0f);
+#pragma GCC unroll 8
+  for (int i = 0; i < kAvx512Mr; ++i) {
+    if (i >= nq) break;
+    const __m512 thr = _mm512_set1_ps(hv[i * kp]);
+    const __m512 v0 = _mm512_fmadd_ps(acc[i][0], m2, n0);
+    const __m512 v1 = _mm512_fmadd_ps(acc[i][1], m2, n1);
+    const uint32_t bits =
+        static_cast<uint32_t>(_mm512_cmp_ps_mask(v0, thr, _CMP_LT_OQ)) |
+        (static_cast<uint32_t>(_mm512_cmp_ps_mask(v1, thr, _CMP_LT_OQ)) << 16);
+    if (bits) {
+      alignas(64) float vals[kAvx512Nr];
+      _mm512_store_ps(vals, v0);
+      _mm512_store_ps(vals + 16, v1);
+      offer_lanes(vals, bits, base, hv + i * kp, hi + i * kp, kp);
+    }
+  }
+}
+
 __attribute__((target("avx512f"))) void tile_avx512(const float* qp, const float* bp,
                                                     const float* bn, int64_t d, int nq,
                                                     int32_t base, float* hv, int32_t* hi,
@@ -128,24 +152,7 @@ __attribute__((target("avx512f"))) void tile_avx512(const float* qp, const float
       acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
     }
   }
-  const __m512 n0 = _mm512_load_ps(bn), n1 = _mm512_load_ps(bn + 16);
-  const __m512 m2 = _mm512_set1_ps(-2.0f);
-#pragma GCC unroll 8
-  for (int i = 0; i < kAvx512Mr; ++i) {
-    if (i >= nq) break;
-    const __m512 thr = _mm512_set1_ps(hv[i * kp]);
-    const __m512 v0 = _mm512_fmadd_ps(acc[i][0], m2, n0);
-    const __m512 v1 = _mm512_fmadd_ps(acc[i][1], m2, n1);
-    const uint32_t bits =
-        static_cast<uint32_t>(_mm512_cmp_ps_mask(v0, thr, _CMP_LT_OQ)) |
-        (static_cast<uint32_t>(_mm512_cmp_ps_mask(v1, thr, _CMP_LT_OQ)) << 16);
-    if (bits) {
-      alignas(64) float vals[kAvx512Nr];
-      _mm512_store_ps(vals, v0);
-      _mm512_store_ps(vals + 16, v1);
-      offer_lanes(vals, bits, base, hv + i * kp, hi + i * kp, kp);
-    }
-  }
+  offer_tile_avx512(acc, bn, nq, base, hv, hi, kp);
 }
 
 // ---- AVX512-BF16: the AVX-512 tile on bfloat16 pairs (two dimensions per 32-bit slot) ----------
@@ -170,24 +177,7 @@ __attribute__((target("avx512f,avx512bf16"))) void tile_avx512_bf16(const float*
       acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
     }
   }
-  const __m512 n0 = _mm512_load_ps(bn), n1 = _mm512_load_ps(bn + 16);
-  const __m512 m2 = _mm512_set1_ps(-2.0f);
-#pragma GCC unroll 8
-  for (int i = 0; i < kAvx512Mr; ++i) {
-    if (i >= nq) break;
-    const __m512 thr = _mm512_set1_ps(hv[i * kp]);
-    const __m512 v0 = _mm512_fmadd_ps(acc[i][0], m2, n0);
-    const __m512 v1 = _mm512_fmadd_ps(acc[i][1], m2, n1);
-    const uint32_t bits =
-        static_cast<uint32_t>(_mm512_cmp_ps_mask(v0, thr, _CMP_LT_OQ)) |
-        (static_cast<uint32_t>(_mm512_cmp_ps_mask(v1, thr, _CMP_LT_OQ)) << 16);
-    if (bits) {
-      alignas(64) float vals[kAvx512Nr];
-      _mm512_store_ps(vals, v0);
-      _mm512_store_ps(vals + 16, v1);
-      offer_lanes(vals, bits, base, hv + i * kp, hi + i * kp, kp);
-    }
-  }
+  offer_tile_avx512(acc, bn, nq, base, hv, hi, kp);
 }
 
 __attribute__((target("avx512f"))) void half_to_float_avx512(const uint16_t* src, float* dst,
