@@ -348,3 +348,29 @@ def test_bf16_variant_solves_with_the_factor_rounded_to_bfloat16(tmp_path):
     np.testing.assert_array_equal(scores(bundles[0], "bf16", 16), want)
     np.testing.assert_array_equal(scores(bundles[0], "bf16", 1), want)
     np.testing.assert_array_equal(scores(bundles[1], "bf16", 1), want)
+
+
+def test_int8_variant_runs_on_onnxruntime_only(tmp_path):
+    """The gate admits an int8 variant as ONNX Runtime computes it (Q/DQ in float, the same on every
+    CPU); OpenVINO would fuse the Q/DQ pairs into its integer kernels, ungated scores: refused by
+    name, and `auto` runs ONNX Runtime."""
+    from tests.bundle_helpers import embedding_parts
+    from edge_sdk.converters import export_bundle
+    from edge_sdk.converters.precision_bundle import add_precision_variants
+
+    parts = embedding_parts("mahalanobis", features=12)
+    bundle = export_bundle(parts, tmp_path / "b", model_type="padim").bundle
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8) for _ in range(16)]
+    add_precision_variants(bundle, ["int8"], calibration_images=images[:8], validation_images=images,
+                           validation_labels=[i % 2 for i in range(16)], threads=1, log=lambda m: None,
+                           min_verdict_agreement=0.0, max_auroc_drop=1.0)
+    with pytest.raises(ValueError, match=r'precision "int8": the int8 variant was admitted by the accuracy gate as '
+                                         r'ONNX Runtime computes it .* use backend "onnxruntime" or "auto"'):
+        edge_sdk.Runtime(bundle, threads=1, backend="openvino", precision="int8")
+    auto = edge_sdk.Runtime(bundle, threads=1, backend="auto", precision="int8", max_batch=16)
+    assert auto.backend.startswith("onnxruntime"), auto.backend
+    ort = edge_sdk.Runtime(bundle, threads=1, backend="onnxruntime", precision="int8", max_batch=16)
+    np.testing.assert_array_equal(auto.predict(np.stack(images)).scores, ort.predict(np.stack(images)).scores)
+    # fp32 of the same bundle still runs on OpenVINO
+    assert "CPU, f32" in edge_sdk.Runtime(bundle, threads=1, backend="openvino").backend
