@@ -224,12 +224,14 @@ def _two_rank_run(strips, tmp_path_factory, model: str, epochs: int) -> Path:
     return _RUNS[key]
 
 
-# GRD-Net's float32 bound is looser: its U-Net has many weights whose exact gradient is near 0,
-# whose Adam step of +-lr takes the sign of the rounding (4.7e-4 relative after one step). In
-# float64 (test_ddp_equivalence_over_steps_in_float64) the two splits agree to ~1e-10, so the
-# difference is rounding, not the algorithm.
+# The float32 bound is loose: weights whose exact gradient is near 0 take Adam's first step of
+# +-lr with the sign of the rounding, and which weights those are depends on the CPU's float32
+# kernels (one step, relative norm of the difference: GRD-Net 4.7e-4 on a Xeon, 5.7e-4 on an AMD
+# EPYC; ResGANAD below 1e-5 on the Xeon, 1.9e-4 on the EPYC). In float64
+# (test_ddp_equivalence_over_steps_in_float64) the two splits agree to ~1e-10 over several steps,
+# so the difference is rounding, not the algorithm.
 @pytest.mark.parametrize("model,stems,tolerance", [
-    ("resganad", ("generator", "discriminator"), 1e-5),
+    ("resganad", ("generator", "discriminator"), 2e-3),
     ("grdnet", ("generator", "discriminator", "unet"), 2e-3),
 ])
 def test_ddp_two_by_16_equals_one_by_32(strips, tmp_path, model, stems, tolerance):
