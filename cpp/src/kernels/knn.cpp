@@ -425,14 +425,29 @@ void KnnIndex::Impl::scan(const float* queries, int64_t nq, const ScanPlan& p, T
 
 namespace {
 
-// The bank's statistics and packed panels for the micro-kernel of `isa`.
+// Whether the bfloat16 scan suits this bank: its error bound grows with the bank's norms
+// (excluded_lower_bound), and where it is not small against the data's squared scale, queries
+// fail to certify and re-scan. Measured (benchmarks/bench_knn_worst_case.py, 8192 x 256): at 0.13
+// S^2 the bfloat16 scan is still 1.4x faster than the float32 one, at 0.29 S^2 2.4x slower.
+constexpr double kBf16MaxRelativeError = 0.1;
+bool bf16_scan_suits(const void* bank, KnnBankType bank_type, int64_t m, int64_t d) {
+  const KnnBankScale st = knn_bank_scale(bank, bank_type, m, d);
+  const double s2 = st.scale * st.scale;
+  return s2 > 0.0 && knn_scan_error_bound(d, st.query_norm, st.max_norm, /*bf16=*/true) <= kBf16MaxRelativeError * s2;
+}
+
+// The bank's statistics (which check its values) and packed panels for the micro-kernel of `isa`;
+// with `only_if_suits`, a bfloat16 isa falls back to float32 for a bank it does not suit.
 std::unique_ptr<KnnIndex::Impl> build_index(const void* bank_data, KnnBankType bank_type, int64_t m, int64_t d,
-                                            ThreadPool& pool, KnnIsa isa, int extra) {
+                                            ThreadPool& pool, KnnIsa isa, bool only_if_suits, int extra) {
   auto ix = std::make_unique<KnnIndex::Impl>();
   ix->bank = Bank{bank_data, bank_type, m, d};
   ix->tk = knn_detail::tile_kernel(isa);
   ix->extra = extra;
   BankStats stats = bank_stats(ix->bank, ix->tk, pool);
+  // the float32 and bfloat16 kernels read the bank alike, so the statistics serve either
+  if (only_if_suits && ix->tk.bf16 && !bf16_scan_suits(bank_data, bank_type, m, d))
+    ix->tk = knn_detail::tile_kernel(KnnIsa::Avx512);
   ix->mean = std::move(stats.mean);
   ix->max_norm = stats.max_norm;
   const int64_t nr = ix->tk.nr, npanels = ceil_div(m, nr), depth = packed_depth(d, ix->tk.bf16);
@@ -451,17 +466,6 @@ std::unique_ptr<KnnIndex::Impl> build_index(const void* bank_data, KnnBankType b
   return ix;
 }
 
-// Whether the bfloat16 scan suits this bank: its error bound grows with the bank's norms
-// (excluded_lower_bound), and where it is not small against the data's squared scale, queries
-// fail to certify and re-scan. Measured (benchmarks/bench_knn_worst_case.py, 8192 x 256): at 0.13
-// S^2 the bfloat16 scan is still 1.4x faster than the float32 one, at 0.29 S^2 2.4x slower.
-constexpr double kBf16MaxRelativeError = 0.1;
-bool bf16_scan_suits(const void* bank, KnnBankType bank_type, int64_t m, int64_t d) {
-  const KnnBankScale st = knn_bank_scale(bank, bank_type, m, d);
-  const double s2 = st.scale * st.scale;
-  return s2 > 0.0 && knn_scan_error_bound(d, st.query_norm, st.max_norm, /*bf16=*/true) <= kBf16MaxRelativeError * s2;
-}
-
 }  // namespace
 
 KnnIndex::KnnIndex(const void* bank_data, KnnBankType bank_type, int64_t m, int64_t d,
@@ -473,10 +477,9 @@ KnnIndex::KnnIndex(const void* bank_data, KnnBankType bank_type, int64_t m, int6
   const KnnIsa isa = options.isa == KnnIsa::Auto ? knn_best_isa() : options.isa;
   if (!knn_detail::cpu_has(isa))
     throw ArgumentError(std::string("isa: ") + knn_isa_name(isa) + " is not supported by this CPU");
-  impl_ = build_index(bank_data, bank_type, m, d, pool, isa, options.extra);  // checks the values too
   // Auto keeps the bfloat16 scan only where it suits the bank: the results are the same either way.
-  if (options.isa == KnnIsa::Auto && isa == KnnIsa::Avx512Bf16 && !bf16_scan_suits(bank_data, bank_type, m, d))
-    impl_ = build_index(bank_data, bank_type, m, d, pool, KnnIsa::Avx512, options.extra);
+  impl_ = build_index(bank_data, bank_type, m, d, pool, isa, /*only_if_suits=*/options.isa == KnnIsa::Auto,
+                      options.extra);
 }
 
 KnnIndex::~KnnIndex() = default;
