@@ -38,7 +38,52 @@ def _images(rng, n=6):
 
 # ---- CAM ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cam_stride", [16, 32])
+def _centred_reference(maps: np.ndarray, stride: int) -> np.ndarray:
+    """float64 bilinear resampling of (N, h, w) cell maps at cell index i + (s - 1) / (2 s) along each
+    axis, the last cell repeated beyond the grid (scipy's map_coordinates)."""
+    from scipy import ndimage
+
+    n, h, w = maps.shape
+    a = (stride - 1) / (2.0 * stride)
+    yy, xx = np.meshgrid(np.arange(h) + a, np.arange(w) + a, indexing="ij")
+    return np.stack([ndimage.map_coordinates(m.astype(np.float64), [yy, xx], order=1, mode="nearest") for m in maps])
+
+
+def test_cam_cells_centred_where_a_half_pixel_resize_puts_them(rng):
+    """Feature cell i of a symmetric-padded stride-s network is centred on input pixel s i (each
+    stride-2 convolution sits half a pixel early), so without centring the resized map lies
+    (s - 1) / 2 pixels below and right of what it responds to. Checked on the geometry itself: a
+    stack of 3x3 stride-2 average pools with the backbone's padding, fed one bright pixel at random
+    places away from the border; the centre of mass of its grid after the runtime's half-pixel
+    resize must sit on that pixel once centred (and (s - 1) / 2 off without)."""
+    from edge_sdk import kernels
+    from edge_sdk.models.classifier_net import centre_on_cells
+
+    yy, xx = np.mgrid[:256, :256]
+
+    def centre_of_mass(grid):
+        up = kernels.resize_blur(np.ascontiguousarray(grid.numpy(), dtype=np.float32), (256, 256), 0.0)[0]
+        return np.array([(up * yy).sum(), (up * xx).sum()]) / up.sum()
+
+    for stride in (8, 16, 32):
+        pool = torch.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        net = torch.nn.Sequential(*[pool] * int(np.log2(stride)))
+        raw, centred = [], []
+        for y, x in rng.integers(2 * stride, 256 - 2 * stride, (30, 2)):
+            img = torch.zeros(1, 1, 256, 256)
+            img[0, 0, y, x] = 1.0
+            grid = net(img)[:, 0]
+            c = centre_on_cells(grid, stride)
+            np.testing.assert_allclose(c.numpy(), _centred_reference(grid.numpy(), stride), atol=1e-6)
+            raw.append(centre_of_mass(grid) - (y, x))
+            centred.append(centre_of_mass(c) - (y, x))
+        raw, centred = np.array(raw), np.array(centred)
+        np.testing.assert_allclose(raw.mean(axis=0), (stride - 1) / 2, atol=0.1 * stride)
+        assert np.abs(centred.mean(axis=0)).max() < 0.05 * stride, (stride, centred.mean(axis=0))
+        assert np.abs(centred).max() < 0.2 * stride, (stride, np.abs(centred).max())
+
+
+@pytest.mark.parametrize("cam_stride", [8, 16, 32])
 def test_onnx_cam_equals_grad_cam(rng, cam_stride):
     from edge_sdk.converters.onnx_export import _session, export_onnx
     from edge_sdk.models.classifier_net import CamGraph, Lite0Classifier
@@ -63,10 +108,11 @@ def test_onnx_cam_equals_grad_cam(rng, cam_stride):
     cam_raw = torch.einsum("nc,nchw->nhw", net.net._fc.weight[cls], feats).detach()
     h, w = feats.shape[-2:]
     np.testing.assert_allclose(grad_cam.numpy() * h * w, torch.relu(cam_raw).numpy(), rtol=1e-4, atol=1e-5)
-    # up to a positive factor per image: equal after division by the maximum
-    peak = grad_cam.amax(dim=(1, 2), keepdim=True)
+    # up to a positive factor per image: equal after the same centring and division by the maximum
+    centred = _centred_reference(grad_cam.numpy(), cam_stride)
+    peak = centred.max(axis=(1, 2), keepdims=True)
     assert (peak > 0).all()
-    np.testing.assert_allclose(cam_onnx, (grad_cam / peak).numpy(), atol=2e-5)
+    np.testing.assert_allclose(cam_onnx, centred / peak, atol=2e-5)
 
 
 # ---- the decision rule and its calibration ---------------------------------------------------------
@@ -148,6 +194,17 @@ def test_classification_metrics_match_scikit_learn(rng):
     assert m["accuracy"] == pytest.approx(2 / 3) and m["confusion"]["not_judged"] == 1
     with pytest.raises(ValueError, match="pred"):
         classification_metrics([0, 1], [0, 2], ["good", "crack"])
+
+
+def test_class_weights_by_hand():
+    from edge_sdk.models.classifier_train import class_weights
+
+    labels = np.array([0] * 12 + [1] * 3 + [3] * 1)  # class 2 has no image
+    full = class_weights(labels, 4)
+    np.testing.assert_allclose(full, [16 / (4 * 12), 16 / (4 * 3), 1.0, 16 / (4 * 1)], rtol=1e-6)
+    np.testing.assert_allclose(class_weights(labels, 4, 0.5), [np.sqrt(w) if w != 1.0 else 1.0 for w in full],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(class_weights(labels, 4, 0.0), np.ones(4, np.float32))
 
 
 def test_cam_localization_by_hand():

@@ -33,10 +33,14 @@ def add_classifier_arguments(p) -> None:
                    help="keep the stem and the first N of the 16 blocks as pretrained (default 5: up to stride 8)")
     g.add_argument("--patience", type=bounded_int("--patience", 1, 10_000), default=3,
                    help="epochs without a better validation macro-F1 before training stops (default 3)")
+    g.add_argument("--class-weight-power", type=bounded_float("--class-weight-power", 0.0, 1.0), default=1.0,
+                   metavar="P", help="loss weight of class k is (n / (K n_k))^P: 1 balances the classes fully "
+                                     "(default), 0.5 less steeply, 0 not at all")
     g.add_argument("--hflip", action="store_true",
                    help="also flip training images left-right (rotation within +-pi/8 and vertical flips always)")
-    g.add_argument("--cam-stride", type=int, choices=(16, 32), default=16,
-                   help="stride of the last feature map and its activation map: 16 (finer maps, default) or 32")
+    g.add_argument("--cam-stride", type=int, choices=(8, 16, 32), default=16,
+                   help="stride of the last feature map and its activation map: 16 (default), 8 (finer maps, "
+                        "several times the training cost) or 32")
     g.add_argument("--max-false-accept", type=bounded_float("--max-false-accept", 0.0, 0.99), default=0.01,
                    metavar="SHARE", help="target share of defective validation images accepted; sets the accept "
                                          "threshold on P(good) (default 0.01)")
@@ -61,7 +65,8 @@ def build_classifier(args):
     try:
         return model_class(args.model)(
             input_size=args.input_size or 160, batch_size=max(2, args.batch_size), epochs=args.epochs or 8,
-            lr=args.lr, backbone_lr=args.backbone_lr, freeze_blocks=args.freeze_blocks, patience=args.patience, val_fraction=args.class_val_fraction, hflip=args.hflip,
+            lr=args.lr, backbone_lr=args.backbone_lr, freeze_blocks=args.freeze_blocks, patience=args.patience,
+            val_fraction=args.class_val_fraction, class_weight_power=args.class_weight_power, hflip=args.hflip,
             cam_stride=args.cam_stride, blur_sigma=args.blur_sigma, max_false_accept=args.max_false_accept,
             max_false_reject=args.max_false_reject, synthetic=args.synthetic,
             defects_per_class=args.defects_per_class, max_cache_mb=args.max_cache_mb, good_class=args.good_class,

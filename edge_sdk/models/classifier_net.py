@@ -5,7 +5,9 @@ stem, the 16 blocks and the 1x1 head to 1280 channels give the last feature map 
 global average pooling, dropout (training only) and one linear layer give the class logits.
 With ``cam_stride=16`` the one stride-2 convolution of the sixth stage runs at stride 1, so F has
 twice the resolution (a 10 x 10 grid at 160 x 160 instead of 5 x 5: a defect map that can point at
-a crack, not at a quarter of the tile); the pretrained weights fit either way and are fine-tuned.
+a crack, not at a quarter of the tile); ``cam_stride=8`` also runs the fourth stage's at stride 1
+(a 28 x 28 grid at 224 x 224, at about 6.6 times the training cost of stride 16 on a CPU). The
+pretrained weights fit either way and are fine-tuned.
 ``freeze_blocks`` keeps the stem and the first blocks as pretrained (weights and batch-norm
 statistics): their generic edge and texture filters need no tuning, and training skips their
 backward pass, the costliest one at full resolution.
@@ -15,12 +17,14 @@ backward pass, the costliest one at full resolution.
     probabilities (N, K) = softmax(W GAP(F) + b)
     score (N, 1)         = 1 - probabilities[:, good]          (the anomaly score: AUROC, display)
     cam (N, h, w)        = CAM of the most probable defect class d*:
-                           CAM_d = sum_c W[d, c] F_c, then ReLU, then divided by its maximum
+                           CAM_d = sum_c W[d, c] F_c, then ReLU, then resampled to the cell
+                           centres a half-pixel resize assumes (centre_on_cells), then divided
+                           by its maximum
 
 Because the head is linear after global average pooling, the gradient of logit d with respect to
 F_c at every location is W[d, c] / (h w), so Grad-CAM of the last feature map,
-ReLU(sum_c mean(dy_d/dF_c) F_c), equals ReLU(CAM_d) / (h w): after division by the maximum the two
-maps are the same (tested against torch autograd). The map is in [0, 1] with its peak at 1 (a map
+ReLU(sum_c mean(dy_d/dF_c) F_c), equals ReLU(CAM_d) / (h w): after the same resampling and division
+by the maximum the two maps are the same (tested against torch autograd). The map is in [0, 1] with its peak at 1 (a map
 whose maximum is below CAM_EPS, no location supporting the class, is divided by CAM_EPS instead).
 """
 
@@ -33,9 +37,10 @@ from torch.nn import functional as F
 from edge_sdk.models.backbone import EfficientNetLite0
 
 FEATURE_CHANNELS = 1280
-CAM_STRIDES = (16, 32)
-# The block whose depthwise convolution halves the resolution from stride 16 to 32.
-_STRIDE32_BLOCK = 11
+CAM_STRIDES = (8, 16, 32)
+# The blocks whose depthwise convolutions run at stride 1 for a last feature map at that stride
+# (block 5 halves the resolution from stride 8 to 16, block 11 from 16 to 32).
+_STRIDE1_BLOCKS = {8: (5, 11), 16: (11,), 32: ()}
 # A CAM whose maximum is below this has no supporting location: divided by this, it stays near zero.
 CAM_EPS = 1e-6
 
@@ -54,8 +59,8 @@ class Lite0Classifier(nn.Module):
             raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
         net = EfficientNetLite0.pretrained() if pretrained else EfficientNetLite0()
         net._fc = nn.Linear(FEATURE_CHANNELS, num_classes)
-        if cam_stride == 16:
-            net._blocks[_STRIDE32_BLOCK]._depthwise_conv.stride = (1, 1)
+        for b in _STRIDE1_BLOCKS[cam_stride]:
+            net._blocks[b]._depthwise_conv.stride = (1, 1)
         if not 0 <= freeze_blocks <= len(net._blocks):
             raise ValueError(f"freeze_blocks: expected 0..{len(net._blocks)}, got {freeze_blocks}")
         self.net = net
@@ -124,5 +129,29 @@ class CamGraph(nn.Module):
         # one-hot by comparison rather than indexing: exports as Equal + Cast with a dynamic batch
         pick = (torch.arange(len(self.defects), device=x.device)[None, :] == top[:, None]).to(feats.dtype)
         cam = torch.relu((cams * pick[:, :, None, None]).sum(dim=1))
+        cam = centre_on_cells(cam, self.model.cam_stride)
         cam = cam / cam.amax(dim=(1, 2), keepdim=True).clamp_min(CAM_EPS)
         return probs, score, cam
+
+
+def cell_offset(stride: int) -> float:
+    """Where feature cell i is centred, in cells, relative to where a half-pixel resize puts it.
+
+    With padding k // 2, output i of a stride-2 convolution is centred on input pixel 2i, half a
+    pixel before the centre of the two pixels it summarizes; down a stack of stride-2 layers these
+    halves add up to (s - 1) / 2 input pixels at total stride s. Feature cell i is therefore centred
+    on input pixel s i, while a resize to the input (half-pixel convention, like every map of the
+    SDK) puts it at pixel s i + (s - 1) / 2: the defect map would appear (s - 1) / 2 pixels right
+    of and below the defect (7.5 pixels of a 224-pixel input at stride 16)."""
+    return (stride - 1) / (2.0 * stride)
+
+
+def centre_on_cells(cam: torch.Tensor, stride: int) -> torch.Tensor:
+    """(N, h, w) map of feature cells -> the same grid sampled where a half-pixel resize places its
+    cells (cell_offset later along each axis; bilinear, the last row and column repeated): after
+    the runtime's resize the map lies on the defect, not (s - 1) / 2 pixels beside it."""
+    a = cell_offset(stride)
+    w1 = torch.tensor([1.0 - a, a], dtype=cam.dtype, device=cam.device)
+    kernel = (w1[:, None] * w1[None, :])[None, None]
+    padded = F.pad(cam[:, None], (0, 1, 0, 1), mode="replicate")
+    return F.conv2d(padded, kernel)[:, 0]

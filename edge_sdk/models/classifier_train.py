@@ -6,7 +6,9 @@ the bundle resizes) and kept as uint8 up to a byte limit; images beyond it are r
 again on each use, so memory stays bounded whatever the data set. Each batch is normalized with
 the ImageNet statistics and augmented with recon_train.augment_geometry (rotation within
 +-max_angle, vertical flip), and a horizontal flip when asked. The loss is cross-entropy with class
-weights n / (K n_k), so a rare defect class counts as much as the good class. AdamW with cosine
+weights (n / (K n_k))^p: p = 1 makes a rare defect class count as much as the good class, but also
+moves every decision toward the rare classes (good images called crack); p = 0.5 weighs them less
+steeply, p = 0 not at all. AdamW with cosine
 decay, the new head at the learning rate and the pretrained layers at ``backbone_lr`` times it
 (a large step would wreck the ImageNet features the few epochs of a CPU budget build on); after
 every epoch the validation split is scored without augmentation, and the weights of
@@ -87,10 +89,11 @@ def normalize(batch: np.ndarray, mean, std) -> torch.Tensor:
     return (x - m) / s
 
 
-def class_weights(labels: np.ndarray, k: int) -> np.ndarray:
-    """n / (K n_k) per class (1 for a class without images: it has no loss terms anyway)."""
+def class_weights(labels: np.ndarray, k: int, power: float = 1.0) -> np.ndarray:
+    """(n / (K n_k))^power per class (1 for a class without images: it has no loss terms anyway)."""
     counts = np.bincount(labels, minlength=k).astype(np.float64)
-    return np.where(counts > 0, len(labels) / (k * np.maximum(counts, 1)), 1.0).astype(np.float32)
+    w = np.where(counts > 0, len(labels) / (k * np.maximum(counts, 1)), 1.0) ** float(power)
+    return np.where(counts > 0, w, 1.0).astype(np.float32)
 
 
 def _evaluate(net, images: ResizedImages, labels: np.ndarray, batch_size: int, mean, std, names) -> dict:
@@ -108,7 +111,7 @@ def _evaluate(net, images: ResizedImages, labels: np.ndarray, batch_size: int, m
 def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: ResizedImages, val_labels: np.ndarray,
                      *, names, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
                      max_angle: float, vflip: float, hflip: bool, mean, std, seed: int, backbone_lr: float = 0.1,
-                     progress: bool = True) -> dict:
+                     class_weight_power: float = 1.0, progress: bool = True) -> dict:
     """The loop of the module doc (layers the network froze stay as they are). ``net`` is trained in
     place and left with the best epoch's weights, in eval mode. Returns the per-epoch history, the best epoch and the seconds spent."""
     if len(train_labels) < 2:
@@ -120,18 +123,19 @@ def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: R
     try:
         return _train(net, train, train_labels, val, val_labels, names=names, epochs=epochs, batch_size=batch_size,
                       lr=lr, weight_decay=weight_decay, patience=patience, max_angle=max_angle, vflip=vflip,
-                      hflip=hflip, mean=mean, std=std, seed=seed, backbone_lr=backbone_lr, progress=progress)
+                      hflip=hflip, mean=mean, std=std, seed=seed, backbone_lr=backbone_lr,
+                      class_weight_power=class_weight_power, progress=progress)
     finally:
         torch.set_flush_denormal(False)
 
 
 def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_size, lr, weight_decay, patience,
-           max_angle, vflip, hflip, mean, std, seed, backbone_lr, progress) -> dict:
+           max_angle, vflip, hflip, mean, std, seed, backbone_lr, class_weight_power, progress) -> dict:
     k, n = len(names), len(train_labels)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    weights = torch.from_numpy(class_weights(train_labels, k))
+    weights = torch.from_numpy(class_weights(train_labels, k, class_weight_power))
     backbone, head = net.parameter_groups()
     opt = torch.optim.AdamW([{"params": backbone, "lr": lr * backbone_lr}, {"params": head, "lr": lr}],
                             weight_decay=weight_decay, fused=True)
