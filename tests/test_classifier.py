@@ -196,6 +196,73 @@ def test_classification_metrics_match_scikit_learn(rng):
         classification_metrics([0, 1], [0, 2], ["good", "crack"])
 
 
+def test_cell_cover_and_guidance_loss_against_numpy(rng):
+    from edge_sdk.models.classifier_net import Lite0Classifier
+    from edge_sdk.models.classifier_train import cam_guidance_loss, cell_cover
+
+    for stride, (h, w) in ((16, (64, 80)), (8, (40, 33)), (32, (70, 64))):
+        masks = (rng.random((3, 1, h, w)) < 0.3).astype(np.float32)
+        got = cell_cover(torch.from_numpy(masks), stride).numpy()
+        gh, gw = -(-h // stride), -(-w // stride)
+        assert got.shape == (3, gh, gw)
+        want = np.zeros((3, gh, gw))
+        lo = stride // 2
+        for i in range(gh):  # cell i: the stride pixels around input pixel stride * i, zeros outside
+            for j in range(gw):
+                y0, x0 = stride * i - lo, stride * j - lo
+                win = masks[:, 0, max(y0, 0):y0 + stride, max(x0, 0):x0 + stride].astype(np.float64)
+                want[:, i, j] = win.sum(axis=(1, 2)) / stride ** 2
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+    torch.manual_seed(0)
+    net = Lite0Classifier(3, pretrained=False).eval()
+    feats = torch.from_numpy(rng.random((4, 1280, 3, 5)).astype(np.float32))
+    labels = torch.tensor([1, 2, 1, 0])
+    cover = torch.from_numpy((rng.random((4, 3, 5)) * (rng.random((4, 3, 5)) < 0.4)).astype(np.float32))
+    cover[:, 0, 0] = 0.5
+    with torch.no_grad():
+        got = float(cam_guidance_loss(net, feats, labels, cover))
+    wt = net.net._fc.weight.detach().numpy().astype(np.float64)
+    ref = []
+    for b in range(4):
+        cam = np.einsum("c,chw->hw", wt[labels[b]], feats[b].numpy().astype(np.float64)).ravel()
+        p = np.exp(cam - cam.max())
+        p /= p.sum()
+        c = cover[b].numpy().astype(np.float64).ravel()
+        ref.append(-np.log((p * c / c.max()).sum()))
+    assert got == pytest.approx(float(np.mean(ref)), rel=1e-4)
+
+
+def test_guidance_pulls_the_map_onto_the_mask(rng):
+    """A few steps on the guidance loss alone move the true class's map onto the masked cells."""
+    from edge_sdk.models.classifier_net import Lite0Classifier
+    from edge_sdk.models.classifier_train import cam_guidance_loss, cell_cover
+
+    torch.manual_seed(1)
+    net = Lite0Classifier(2, cam_stride=16).eval()  # batch-norm statistics fixed: two images are no batch
+    x = torch.from_numpy(rng.normal(size=(2, 3, 64, 64)).astype(np.float32))
+    masks = torch.zeros(2, 1, 64, 64)
+    masks[0, 0, 40:56, 8:20] = 1.0
+    masks[1, 0, 2:10, 50:62] = 1.0
+    cover = cell_cover(masks, 16)
+    labels = torch.tensor([1, 1])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def mass():
+        with torch.no_grad():
+            cam = torch.einsum("bc,bchw->bhw", net.net._fc.weight[labels], net.feature_map(x)).flatten(1)
+            return (torch.softmax(cam, 1) * (cover.flatten(1) > 0)).sum(1)
+
+    before = mass()
+    for _ in range(15):
+        loss = cam_guidance_loss(net, net.feature_map(x), labels, cover)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = mass()
+    assert (after > before + 0.2).all(), (before, after)
+
+
 def test_class_weights_by_hand():
     from edge_sdk.models.classifier_train import class_weights
 
@@ -349,13 +416,17 @@ def _cli(*args, cwd):
     return r
 
 
+def config_settings(work):
+    return json.loads((work / "model" / "config.json").read_text())["settings"]
+
+
 @pytest.fixture(scope="module")
 def trained(tile_root, tmp_path_factory):
     """A classifier trained through the CLI on the tiny tile set (2 epochs, 32 x 32, synthetic defects)."""
     work = tmp_path_factory.mktemp("cls")
     _cli("train", "--model", "classifier", "--data", str(tile_root), "--layout", "mvtec", "--category", "tile",
          "--out", "model", "--input-size", "32", "--epochs", "2", "--batch", "4", "--synthetic", "2",
-         "--threads", "1", "--class-val-fraction", "0.3", "--no-progress", cwd=work)
+         "--cam-guidance", "1", "--threads", "1", "--class-val-fraction", "0.3", "--no-progress", cwd=work)
     return work
 
 
@@ -366,6 +437,9 @@ def test_training_saves_a_calibrated_model_that_reloads(trained, tile_root):
     info = model.training_info
     assert model.classes == ["good", "scratch", "spot"]
     assert info["synthetic_images"] == 4 and info["train_images"] == info["real_train_images"] + 4
+    defective = int(sum(n for c, n in info["class_counts"].items() if c != "good"))
+    # every defective training image of the tile set has a mask, the pasted ones included
+    assert info["masks_guiding_the_cam"] == defective and config_settings(trained)["cam_guidance"] == 1.0
     assert 1 <= info["epochs_run"] <= 2 and len(info["history"]) == info["epochs_run"]
     cal = model.calibration
     assert 0.5 <= cal["accept_threshold"] <= 1 and 0.5 <= cal["reject_threshold"] <= 1

@@ -36,6 +36,9 @@ def add_classifier_arguments(p) -> None:
     g.add_argument("--class-weight-power", type=bounded_float("--class-weight-power", 0.0, 1.0), default=1.0,
                    metavar="P", help="loss weight of class k is (n / (K n_k))^P: 1 balances the classes fully "
                                      "(default), 0.5 less steeply, 0 not at all")
+    g.add_argument("--cam-guidance", type=bounded_float("--cam-guidance", 0.0, 100.0), default=0.0, metavar="W",
+                   help="weight of a loss that pulls the activation map of defective training images onto "
+                        "their defect masks (0: off, the default; images without a mask are not guided)")
     g.add_argument("--hflip", action="store_true",
                    help="also flip training images left-right (rotation within +-pi/8 and vertical flips always)")
     g.add_argument("--cam-stride", type=int, choices=(8, 16, 32), default=16,
@@ -66,7 +69,8 @@ def build_classifier(args):
         return model_class(args.model)(
             input_size=args.input_size or 160, batch_size=max(2, args.batch_size), epochs=args.epochs or 8,
             lr=args.lr, backbone_lr=args.backbone_lr, freeze_blocks=args.freeze_blocks, patience=args.patience,
-            val_fraction=args.class_val_fraction, class_weight_power=args.class_weight_power, hflip=args.hflip,
+            val_fraction=args.class_val_fraction, class_weight_power=args.class_weight_power,
+            cam_guidance=args.cam_guidance, hflip=args.hflip,
             cam_stride=args.cam_stride, blur_sigma=args.blur_sigma, max_false_accept=args.max_false_accept,
             max_false_reject=args.max_false_reject, synthetic=args.synthetic,
             defects_per_class=args.defects_per_class, max_cache_mb=args.max_cache_mb, good_class=args.good_class,

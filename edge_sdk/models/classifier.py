@@ -75,6 +75,7 @@ class DefectClassifier(AnomalyModel):
     def __init__(self, *, input_size: int | Sequence[int] = 160, batch_size: int = 16, epochs: int = 8,
                  lr: float = 1e-3, backbone_lr: float = 0.1, freeze_blocks: int = 5, weight_decay: float = 1e-4,
                  patience: int = 3, val_fraction: float = 0.2, class_weight_power: float = 1.0,
+                 cam_guidance: float = 0.0,
                  hflip: bool = False, cam_stride: int = 16, blur_sigma: float = 4.0,
                  max_false_accept: float = 0.01, max_false_reject: float = 0.01, synthetic: int = 0,
                  defects_per_class: int | None = None, max_cache_mb: int = 2048, good_class: str = "good",
@@ -93,6 +94,7 @@ class DefectClassifier(AnomalyModel):
         self.patience = _check("patience", patience, 1, 10_000, int)
         self.val_fraction = _check("val_fraction", val_fraction, 0.01, 0.9)
         self.class_weight_power = _check("class_weight_power", class_weight_power, 0.0, 1.0)
+        self.cam_guidance = _check("cam_guidance", cam_guidance, 0.0, 100.0)
         self.hflip = bool(hflip)
         if cam_stride not in CAM_STRIDES:
             raise ValueError(f"cam_stride: expected one of {CAM_STRIDES}, got {cam_stride!r}")
@@ -209,7 +211,8 @@ class DefectClassifier(AnomalyModel):
         limit = self.max_cache_mb << 20
         images = ResizedImages(lambda i: train[i].image, len(train), self.input_size, max_bytes=limit,
                                progress=progress, desc="resizing training images")
-        synth = self._synthesize(train, images, progress) if self.synthetic else {}
+        masks = self._training_masks(train, progress) if self.cam_guidance > 0 else {}
+        synth = self._synthesize(train, images, masks, progress) if self.synthetic else {}
         y_all = np.concatenate([y_train, np.array(synth.get("labels", []), np.int64)])
         val_images = ResizedImages(lambda i: val[i].image, len(val), self.input_size, max_bytes=limit,
                                    progress=progress, desc="resizing validation images")
@@ -218,15 +221,39 @@ class DefectClassifier(AnomalyModel):
                                  batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                                  patience=self.patience, max_angle=MAX_ANGLE, vflip=0.5, hflip=self.hflip,
                                  mean=IMAGENET_MEAN, std=IMAGENET_STD, seed=self.seed, backbone_lr=self.backbone_lr,
-                                 class_weight_power=self.class_weight_power, progress=progress)
+                                 class_weight_power=self.class_weight_power, masks=masks,
+                                 cam_weight=self.cam_guidance, progress=progress)
         self._set_graph()
         self.training_info = {"train_images": int(len(y_all)), "real_train_images": int(len(y_train)),
                               "synthetic_images": int(len(synth.get("labels", []))),
                               "validation_images": int(len(y_val)), "seed": self.seed,
+                              "masks_guiding_the_cam": int(len(masks)),
                               "class_counts": {c: int((y_all == k).sum()) for k, c in enumerate(self.classes)},
                               **facts}
         self.calibrate(val, range(len(val)), progress=progress)
         return self
+
+    def _training_masks(self, train, progress: bool) -> dict:
+        """Training image index -> its defect mask at the input size (classifier_train.resize_mask),
+        for the defective images that have one: what CAM guidance pulls the map toward. Counted
+        against the image memory limit."""
+        from edge_sdk.models.classifier_train import resize_mask
+
+        out: dict[int, np.ndarray] = {}
+        per_mask = self.input_size[0] * self.input_size[1]
+        defective = [i for i, t in enumerate(train.defect_types) if t != self.good_class]
+        for i in _tqdm(defective, progress, desc="reading defect masks", unit="img"):
+            mask = train[i].mask
+            if mask is None or not np.asarray(mask).any():
+                continue
+            if (len(out) + 1) * per_mask > (self.max_cache_mb << 20) // 4:
+                raise ValueError(f"cam_guidance: the defect masks exceed a quarter of the memory limit of "
+                                 f"{self.max_cache_mb} MiB (raise --max-cache-mb)")
+            out[i] = resize_mask(mask, self.input_size)
+        if not out:
+            print("classifier: cam_guidance: no defective training image has a mask; the map is not guided",
+                  file=sys.stderr)
+        return out
 
     def _limit_defects(self, train):
         """``defects_per_class`` real images of each defect class (seeded choice), every good one."""
@@ -247,9 +274,10 @@ class DefectClassifier(AnomalyModel):
         keep.sort()
         return ImageDataset([train.entries[i] for i in keep], gray=train.gray, name=train.name, split=train.split)
 
-    def _synthesize(self, train, images, progress: bool) -> dict:
+    def _synthesize(self, train, images, masks: dict, progress: bool) -> dict:
         """``synthetic`` images per defect class: a random good training image with one of that
-        class's training defects pasted in (DefectLibrary of the masked defect images)."""
+        class's training defects pasted in (DefectLibrary of the masked defect images). With CAM
+        guidance, their paste masks join ``masks``."""
         from edge_sdk.synthesis.paste import DefectLibrary, paste_defect
 
         rng = np.random.default_rng(self.seed + 1)
@@ -275,9 +303,13 @@ class DefectClassifier(AnomalyModel):
                 for _attempt in range(20):  # a defect larger than the drawn good image: draw again
                     base = train[good[int(rng.integers(len(good)))]].image
                     try:
-                        img, _mask, _d = paste_defect(base, library, rng)
+                        img, mask, _d = paste_defect(base, library, rng)
                     except ValueError:
                         continue
+                    if self.cam_guidance > 0 and np.asarray(mask).any():
+                        from edge_sdk.models.classifier_train import resize_mask
+
+                        masks[len(images)] = resize_mask(mask, self.input_size)
                     images.add(img)
                     labels.append(c)
                     made += 1
@@ -357,6 +389,7 @@ class DefectClassifier(AnomalyModel):
                 "lr": self.lr, "backbone_lr": self.backbone_lr, "freeze_blocks": self.freeze_blocks,
                 "weight_decay": self.weight_decay, "patience": self.patience,
                 "val_fraction": self.val_fraction, "class_weight_power": self.class_weight_power,
+                "cam_guidance": self.cam_guidance,
                 "hflip": self.hflip, "cam_stride": self.cam_stride,
                 "blur_sigma": self.blur_sigma, "max_false_accept": self.max_false_accept,
                 "max_false_reject": self.max_false_reject, "synthetic": self.synthetic,

@@ -8,7 +8,14 @@ the ImageNet statistics and augmented with recon_train.augment_geometry (rotatio
 +-max_angle, vertical flip), and a horizontal flip when asked. The loss is cross-entropy with class
 weights (n / (K n_k))^p: p = 1 makes a rare defect class count as much as the good class, but also
 moves every decision toward the rare classes (good images called crack); p = 0.5 weighs them less
-steeply, p = 0 not at all. AdamW with cosine
+steeply, p = 0 not at all.
+
+CAM guidance (``cam_weight`` > 0): a classification loss alone lets the network find a defect class
+by whatever correlates with it, and its activation map then often peaks beside the defect. For
+defective training images with a mask, the loss adds ``cam_weight`` times -log(sum_cells
+softmax(CAM_y) * cover), where CAM_y is the true class's map on the feature cells and cover is the
+share of each cell's pixels inside the mask, divided by its largest value (the mask goes through
+the same augmentation as its image): the map's mass is pulled onto the cells the defect covers. AdamW with cosine
 decay, the new head at the learning rate and the pretrained layers at ``backbone_lr`` times it
 (a large step would wreck the ImageNet features the few epochs of a CPU budget build on); after
 every epoch the validation split is scored without augmentation, and the weights of
@@ -81,6 +88,34 @@ class ResizedImages:
         return out
 
 
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) mask (non-zero = defect) -> (h, w) uint8 share of each pixel inside the defect, 0..255
+    (the same antialiased resize as the images)."""
+    m = (np.asarray(mask) > 0).astype(np.uint8)[None, ..., None] * np.uint8(255)
+    v = kernels.preprocess(np.ascontiguousarray(m), size, mean=[0.0], std=[1.0], channels=1, scale=1.0,
+                           antialias=True)[0, 0]
+    return np.clip(np.rint(v), 0, 255).astype(np.uint8)
+
+
+def cell_cover(masks: torch.Tensor, stride: int) -> torch.Tensor:
+    """(B, 1, H, W) masks in [0, 1] -> (B, h, w) share of each feature cell inside the defect. Cell i
+    is centred on input pixel stride * i (classifier_net.cell_offset), so it pools the stride pixels
+    around that one."""
+    lo = stride // 2
+    padded = F.pad(masks, (lo, stride - lo - 1, lo, stride - lo - 1))
+    return F.avg_pool2d(padded, stride, stride)[:, 0]
+
+
+def cam_guidance_loss(net, feats: torch.Tensor, labels: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
+    """Mean over the images of -log(sum_cells softmax(CAM_y) * cover / max(cover)) (module doc);
+    ``cover`` (B, h, w) of the images that have a mask, ``feats`` theirs."""
+    cam = torch.einsum("bc,bchw->bhw", net.net._fc.weight[labels], feats).flatten(1)
+    w = cover.flatten(1)
+    w = w / w.amax(dim=1, keepdim=True).clamp_min(1e-6)
+    inside = (torch.softmax(cam, dim=1) * w).sum(dim=1)
+    return -torch.log(inside.clamp_min(1e-6)).mean()
+
+
 def normalize(batch: np.ndarray, mean, std) -> torch.Tensor:
     """uint8 (B, 3, h, w) -> float32 network input: x / 255, then (x - mean[c]) / std[c]."""
     x = torch.from_numpy(batch).float().div_(255.0)
@@ -111,9 +146,12 @@ def _evaluate(net, images: ResizedImages, labels: np.ndarray, batch_size: int, m
 def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: ResizedImages, val_labels: np.ndarray,
                      *, names, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
                      max_angle: float, vflip: float, hflip: bool, mean, std, seed: int, backbone_lr: float = 0.1,
-                     class_weight_power: float = 1.0, progress: bool = True) -> dict:
+                     class_weight_power: float = 1.0, masks: dict | None = None, cam_weight: float = 0.0,
+                     progress: bool = True) -> dict:
     """The loop of the module doc (layers the network froze stay as they are). ``net`` is trained in
-    place and left with the best epoch's weights, in eval mode. Returns the per-epoch history, the best epoch and the seconds spent."""
+    place and left with the best epoch's weights, in eval mode. ``masks``: training image index ->
+    (h, w) uint8 defect share at the input size (resize_mask), for CAM guidance. Returns the
+    per-epoch history, the best epoch and the seconds spent."""
     if len(train_labels) < 2:
         raise ValueError(f"training split: {len(train_labels)} image(s); a classifier needs more")
     # Fine-tuned weights and gradients drift into subnormal floats, which x86 CPUs compute about ten
@@ -124,13 +162,15 @@ def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: R
         return _train(net, train, train_labels, val, val_labels, names=names, epochs=epochs, batch_size=batch_size,
                       lr=lr, weight_decay=weight_decay, patience=patience, max_angle=max_angle, vflip=vflip,
                       hflip=hflip, mean=mean, std=std, seed=seed, backbone_lr=backbone_lr,
-                      class_weight_power=class_weight_power, progress=progress)
+                      class_weight_power=class_weight_power, masks=masks or {}, cam_weight=cam_weight,
+                      progress=progress)
     finally:
         torch.set_flush_denormal(False)
 
 
 def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_size, lr, weight_decay, patience,
-           max_angle, vflip, hflip, mean, std, seed, backbone_lr, class_weight_power, progress) -> dict:
+           max_angle, vflip, hflip, mean, std, seed, backbone_lr, class_weight_power, masks, cam_weight,
+           progress) -> dict:
     k, n = len(names), len(train_labels)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -156,11 +196,27 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
         bar = _tqdm(batches, progress, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False)
         total_loss = 0.0
         for idx in bar:
-            x = augment_geometry(normalize(train.batch(idx), mean, std), gen, max_angle, vflip)
+            x = normalize(train.batch(idx), mean, std)
+            guided = np.array([cam_weight > 0 and int(i) in masks for i in idx])
+            if guided.any():  # the masks ride along as a fourth channel, so they get the same geometry
+                m = np.zeros((len(idx), 1, *x.shape[-2:]), np.float32)
+                for j in np.flatnonzero(guided):
+                    m[j, 0] = masks[int(idx[j])] / 255.0
+                x = torch.cat([x, torch.from_numpy(m)], dim=1)
+            x = augment_geometry(x, gen, max_angle, vflip)
             if hflip:
                 flip = torch.rand(len(idx), generator=gen) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            loss = F.cross_entropy(net(x), labels_t[idx], weight=weights)
+            x, m = x[:, :3], x[:, 3:]
+            feats = net.feature_map(x)
+            loss = F.cross_entropy(net.head(feats), labels_t[idx], weight=weights)
+            if guided.any():
+                sel = torch.from_numpy(np.flatnonzero(guided))
+                cover = cell_cover(m[sel], net.cam_stride)
+                seen = cover.amax(dim=(1, 2)) > 0  # a defect the rotation left in view
+                if seen.any():
+                    sel, cover = sel[seen], cover[seen]
+                    loss = loss + cam_weight * cam_guidance_loss(net, feats[sel], labels_t[idx][sel], cover)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
