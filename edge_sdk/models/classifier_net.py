@@ -151,7 +151,7 @@ def centre_on_cells(cam: torch.Tensor, stride: int) -> torch.Tensor:
     cells (cell_offset later along each axis; bilinear, the last row and column repeated): after
     the runtime's resize the map lies on the defect, not (s - 1) / 2 pixels beside it."""
     a = cell_offset(stride)
-    w1 = torch.tensor([1.0 - a, a], dtype=cam.dtype, device=cam.device)
-    kernel = (w1[:, None] * w1[None, :])[None, None]
-    padded = F.pad(cam[:, None], (0, 1, 0, 1), mode="replicate")
-    return F.conv2d(padded, kernel)[:, 0]
+    # slices and sums rather than an edge-mode Pad and a convolution: plain ops for every backend,
+    # and nothing an int8 quantizer would pick up
+    cam = (1.0 - a) * cam + a * torch.cat([cam[:, 1:], cam[:, -1:]], dim=1)
+    return (1.0 - a) * cam + a * torch.cat([cam[:, :, 1:], cam[:, :, -1:]], dim=2)
