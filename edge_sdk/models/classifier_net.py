@@ -114,21 +114,29 @@ class CamGraph(nn.Module):
             raise ValueError(f"good: class index {good} outside 0..{model.num_classes - 1}")
         self.model = model.eval()
         self.good = int(good)
-        defects = [k for k in range(model.num_classes) if k != good]
-        self.register_buffer("defects", torch.tensor(defects, dtype=torch.int64), persistent=False)
 
     def forward(self, x: torch.Tensor):
         feats = self.model.feature_map(x)
         fc = self.model.net._fc
-        probs = torch.softmax(fc(feats.mean(dim=(2, 3))), dim=1)
-        score = 1.0 - probs[:, self.good:self.good + 1]
-        # CAMs of the defect classes as one 1x1 convolution (no bias: a constant shift is not a place)
-        weight = fc.weight[self.defects]
-        cams = F.conv2d(feats, weight[:, :, None, None])
-        top = probs[:, self.defects].argmax(dim=1)
-        # one-hot by comparison rather than indexing: exports as Equal + Cast with a dynamic batch
-        pick = (torch.arange(len(self.defects), device=x.device)[None, :] == top[:, None]).to(feats.dtype)
-        cam = torch.relu((cams * pick[:, :, None, None]).sum(dim=1))
+        logits = fc(feats.mean(dim=(2, 3)))
+        probs = torch.softmax(logits, dim=1)
+        g = self.good
+        # P(good) as a sigmoid of its logit against the others' log-sum-exp: equal to probs[:, g], but
+        # not an op reading the graph output, which the float16 converter mistypes
+        others = [p for p in (logits[:, :g], logits[:, g + 1:]) if p.shape[1] > 0]
+        rest = torch.logsumexp(others[0] if len(others) == 1 else torch.cat(others, dim=1), dim=1, keepdim=True)
+        score = 1.0 - torch.sigmoid(logits[:, g:g + 1] - rest)
+        # every class's CAM as one 1x1 convolution (no bias: a constant shift is not a place). The top
+        # defect class (the largest logit is the largest probability) comes from slices of the logits
+        # and integer arithmetic: the float16 converter mistypes a Gather or Slice of the weights,
+        # float arithmetic with class masks, and ops reading a graph output.
+        cams = F.conv2d(feats, fc.weight[:, :, None, None])
+        top = (others[0] if len(others) == 1 else torch.cat(others, dim=1)).argmax(dim=1)
+        top = top + (top >= g).to(top.dtype)
+        # chosen by comparison and Where rather than indexing or a Cast: works with a dynamic batch
+        # and survives the float16 conversion
+        pick = torch.arange(probs.shape[1], device=x.device)[None, :] == top[:, None]
+        cam = torch.relu(torch.where(pick[:, :, None, None], cams, torch.zeros_like(cams)).sum(dim=1))
         cam = centre_on_cells(cam, self.model.cam_stride)
         cam = cam / cam.amax(dim=(1, 2), keepdim=True).clamp_min(CAM_EPS)
         return probs, score, cam
