@@ -263,6 +263,27 @@ def test_guidance_pulls_the_map_onto_the_mask(rng):
     assert (after > before + 0.2).all(), (before, after)
 
 
+@pytest.mark.parametrize("good", [0, 2])
+def test_cam_graph_converts_to_float16(rng, tmp_path, good):
+    """The float16 converter mistypes some ops (a Gather of class lists, ops reading a graph output);
+    the CAM graph's float16 variant must load and agree with float32."""
+    from edge_sdk.converters.onnx_export import _session, export_onnx
+    from edge_sdk.converters.precision import make_fp16
+    from edge_sdk.models.classifier_net import CamGraph, Lite0Classifier
+
+    torch.manual_seed(3)
+    graph = CamGraph(Lite0Classifier(3, cam_stride=16).eval(), good).eval()
+    x = rng.normal(size=(2, 3, 64, 64)).astype(np.float32)
+    src = export_onnx(graph, [torch.from_numpy(x)], ["input"], ["probabilities", "score", "cam"])
+    path = tmp_path / "fp32.onnx"
+    path.write_bytes(src if isinstance(src, bytes) else src.SerializeToString())
+    dst = make_fp16(path, tmp_path / "fp16.onnx")
+    want = _session(str(path)).run(None, {"input": x})
+    got = _session(str(dst)).run(None, {"input": x})
+    np.testing.assert_allclose(got[0], want[0], atol=5e-3)
+    np.testing.assert_allclose(got[1][:, 0], 1.0 - want[0][:, good], atol=5e-3)
+
+
 def test_class_weights_by_hand():
     from edge_sdk.models.classifier_train import class_weights
 
