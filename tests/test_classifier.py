@@ -485,6 +485,26 @@ def test_training_saves_a_calibrated_model_that_reloads(trained, tile_root):
         assert not torch.equal(tuned[key], pretrained[key]), key
 
 
+def test_calibration_reports_the_cam_localization_of_eval(trained, tile_root):
+    """calibrate() records CAM accuracy / IoU of the correctly classified defective images, a few
+    maps at a time; equal to class_metrics.cam_localization over all their maps at once. (The tiny
+    model classifies few defects right, so its top classes are set to the true ones here.)"""
+    from edge_sdk.models import load_model
+
+    model = load_model(trained / "model")
+    assert {"cam_accuracy", "cam_iou", "cam_images"} <= set(model.metrics["validation"])
+    test = load_dataset(tile_root, "mvtec", "test", category="tile", classes=True)
+    model.batch_size = 1  # one map at a time: the results add up over several batches
+    res = model.predict_dataset(test, progress=False)
+    got = model._cam_localization(test, res, res["classes"].copy())
+    every = model.predict_dataset(test, progress=False, keep_maps=True)
+    defective = np.flatnonzero(every["classes"] != model.good)
+    want = cam_localization([every["maps"][i] for i in defective], [every["masks"][i] for i in defective])
+    assert got["cam_images"] == want["cam_images"] >= 2
+    assert got["cam_accuracy"] == pytest.approx(want["cam_accuracy"], abs=1e-12)
+    assert got["cam_iou"] == pytest.approx(want["cam_iou"], rel=1e-9)
+
+
 def test_cli_eval_export_predict(trained, tile_root):
     r = _cli("eval", "model", "--json", "eval.json", "--heatmaps", "heat", "--num-heatmaps", "2", "--no-progress",
              cwd=trained)

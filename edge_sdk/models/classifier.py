@@ -32,7 +32,7 @@ import torch
 
 from edge_sdk import kernels
 from edge_sdk.class_decision import calibrate_thresholds, class_verdicts, rates
-from edge_sdk.class_metrics import classification_metrics
+from edge_sdk.class_metrics import cam_localization, classification_metrics
 from edge_sdk.models import storage
 from edge_sdk.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from edge_sdk.models.classifier_net import CAM_STRIDES, CamGraph, Lite0Classifier
@@ -380,8 +380,27 @@ class DefectClassifier(AnomalyModel):
         codes, top = class_verdicts(res["probabilities"], self.good, cal["accept_threshold"], cal["reject_threshold"])
         m = classification_metrics(res["classes"], top, self.classes)
         self.metrics = {"validation": {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                                       **self._cam_localization(dataset, res, top),
                                        **rates(codes, res["classes"] != self.good)}}
         return self.calibration
+
+    def _cam_localization(self, dataset, res: dict, top: np.ndarray) -> dict:
+        """CAM accuracy and IoU (class_metrics.cam_localization) of the correctly classified
+        defective images among ``res`` (predict_dataset's results), their maps made a batch at a
+        time so that memory stays bounded."""
+        y = res["classes"]
+        correct = res["indices"][(y != self.good) & (top == y)].tolist()
+        hits, ious, images, skipped = 0.0, 0.0, 0, 0
+        for b in range(0, len(correct), self.batch_size):
+            part = self.predict_dataset(dataset, correct[b:b + self.batch_size], progress=False, keep_maps=True)
+            loc = cam_localization(part["maps"], part["masks"])
+            skipped += loc["cam_skipped_without_mask"]
+            if loc["cam_images"]:
+                images += loc["cam_images"]
+                hits += loc["cam_accuracy"] * loc["cam_images"]
+                ious += loc["cam_iou"] * loc["cam_images"]
+        return {"cam_accuracy": hits / images if images else None, "cam_iou": ious / images if images else None,
+                "cam_images": images, "cam_skipped_without_mask": skipped}
 
     # -- saving --------------------------------------------------------------------------------
     def _settings(self) -> dict:
