@@ -235,8 +235,8 @@ class DefectClassifier(AnomalyModel):
 
     def _training_masks(self, train, progress: bool) -> dict:
         """Training image index -> its defect mask at the input size (classifier_train.resize_mask),
-        for the defective images that have one: what CAM guidance pulls the map toward. Counted
-        against the image memory limit."""
+        for the defective images that have one: what CAM guidance pulls the map toward. Bounded by
+        a quarter of the image memory limit."""
         from edge_sdk.models.classifier_train import resize_mask
 
         out: dict[int, np.ndarray] = {}
@@ -278,6 +278,7 @@ class DefectClassifier(AnomalyModel):
         """``synthetic`` images per defect class: a random good training image with one of that
         class's training defects pasted in (DefectLibrary of the masked defect images). With CAM
         guidance, their paste masks join ``masks``."""
+        from edge_sdk.models.classifier_train import resize_mask
         from edge_sdk.synthesis.paste import DefectLibrary, paste_defect
 
         rng = np.random.default_rng(self.seed + 1)
@@ -307,8 +308,6 @@ class DefectClassifier(AnomalyModel):
                     except ValueError:
                         continue
                     if self.cam_guidance > 0 and np.asarray(mask).any():
-                        from edge_sdk.models.classifier_train import resize_mask
-
                         masks[len(images)] = resize_mask(mask, self.input_size)
                     images.add(img)
                     labels.append(c)

@@ -23,9 +23,10 @@ backward pass, the costliest one at full resolution.
 
 Because the head is linear after global average pooling, the gradient of logit d with respect to
 F_c at every location is W[d, c] / (h w), so Grad-CAM of the last feature map,
-ReLU(sum_c mean(dy_d/dF_c) F_c), equals ReLU(CAM_d) / (h w): after the same resampling and division
-by the maximum the two maps are the same (tested against torch autograd). The map is in [0, 1] with its peak at 1 (a map
-whose maximum is below CAM_EPS, no location supporting the class, is divided by CAM_EPS instead).
+ReLU(sum_c mean(dy_d/dF_c) F_c), equals ReLU(CAM_d) / (h w): after the same resampling and
+division by the maximum the two maps are the same (tested against torch autograd). The map is in
+[0, 1] with its peak at 1 (a map whose maximum is below CAM_EPS, no location supporting the class,
+is divided by CAM_EPS instead).
 """
 
 from __future__ import annotations
@@ -123,15 +124,15 @@ class CamGraph(nn.Module):
         g = self.good
         # P(good) as a sigmoid of its logit against the others' log-sum-exp: equal to probs[:, g], but
         # not an op reading the graph output, which the float16 converter mistypes
-        others = [p for p in (logits[:, :g], logits[:, g + 1:]) if p.shape[1] > 0]
-        rest = torch.logsumexp(others[0] if len(others) == 1 else torch.cat(others, dim=1), dim=1, keepdim=True)
-        score = 1.0 - torch.sigmoid(logits[:, g:g + 1] - rest)
+        parts = [p for p in (logits[:, :g], logits[:, g + 1:]) if p.shape[1] > 0]
+        defect_logits = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        score = 1.0 - torch.sigmoid(logits[:, g:g + 1] - torch.logsumexp(defect_logits, dim=1, keepdim=True))
         # every class's CAM as one 1x1 convolution (no bias: a constant shift is not a place). The top
         # defect class (the largest logit is the largest probability) comes from slices of the logits
         # and integer arithmetic: the float16 converter mistypes a Gather or Slice of the weights,
         # float arithmetic with class masks, and ops reading a graph output.
         cams = F.conv2d(feats, fc.weight[:, :, None, None])
-        top = (others[0] if len(others) == 1 else torch.cat(others, dim=1)).argmax(dim=1)
+        top = defect_logits.argmax(dim=1)
         top = top + (top >= g).to(top.dtype)
         # chosen by comparison and Where rather than indexing or a Cast: works with a dynamic batch
         # and survives the float16 conversion

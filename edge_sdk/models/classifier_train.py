@@ -15,12 +15,13 @@ by whatever correlates with it, and its activation map then often peaks beside t
 defective training images with a mask, the loss adds ``cam_weight`` times -log(sum_cells
 softmax(CAM_y) * cover), where CAM_y is the true class's map on the feature cells and cover is the
 share of each cell's pixels inside the mask, divided by its largest value (the mask goes through
-the same augmentation as its image): the map's mass is pulled onto the cells the defect covers. AdamW with cosine
-decay, the new head at the learning rate and the pretrained layers at ``backbone_lr`` times it
-(a large step would wreck the ImageNet features the few epochs of a CPU budget build on); after
-every epoch the validation split is scored without augmentation, and the weights of
-the epoch with the best macro-F1 (then the lowest validation loss) are kept; training stops after
-``patience`` epochs without improvement.
+the same augmentation as its image): the map's mass is pulled onto the cells the defect covers.
+
+AdamW with cosine decay, the new head at the learning rate and the pretrained layers at
+``backbone_lr`` times it (a large step would wreck the ImageNet features the few epochs of a CPU
+budget build on); after every epoch the validation split is scored without augmentation, and the
+weights of the epoch with the best macro-F1 (then the lowest validation loss) are kept; training
+stops after ``patience`` epochs without improvement.
 """
 
 from __future__ import annotations
@@ -127,8 +128,7 @@ def normalize(batch: np.ndarray, mean, std) -> torch.Tensor:
 def class_weights(labels: np.ndarray, k: int, power: float = 1.0) -> np.ndarray:
     """(n / (K n_k))^power per class (1 for a class without images: it has no loss terms anyway)."""
     counts = np.bincount(labels, minlength=k).astype(np.float64)
-    w = np.where(counts > 0, len(labels) / (k * np.maximum(counts, 1)), 1.0) ** float(power)
-    return np.where(counts > 0, w, 1.0).astype(np.float32)
+    return (np.where(counts > 0, len(labels) / (k * np.maximum(counts, 1)), 1.0) ** float(power)).astype(np.float32)
 
 
 def _evaluate(net, images: ResizedImages, labels: np.ndarray, batch_size: int, mean, std, names) -> dict:
