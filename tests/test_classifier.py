@@ -254,7 +254,7 @@ def test_guidance_pulls_the_map_onto_the_mask(rng):
             return (torch.softmax(cam, 1) * (cover.flatten(1) > 0)).sum(1)
 
     before = mass()
-    for _ in range(15):
+    for _ in range(60):  # 15 steps were too few for some random inputs (0.06 -> 0.14 seen)
         loss = cam_guidance_loss(net, net.feature_map(x), labels, cover)
         opt.zero_grad()
         loss.backward()
