@@ -502,6 +502,34 @@ def test_training_saves_a_calibrated_model_that_reloads(trained, tile_root):
         assert not torch.equal(tuned[key], pretrained[key]), key
 
 
+def test_training_starts_from_a_trained_classifier(trained, tile_root):
+    """--init-from: the weights start where the given classifier ended (at another CAM stride here),
+    not at ImageNet's; a model trained on another split is refused, naming it."""
+    from edge_sdk.models import load_model
+    from edge_sdk.models.backbone import EfficientNetLite0
+
+    common = ("train", "--model", "classifier", "--data", str(tile_root), "--layout", "mvtec", "--category", "tile",
+              "--input-size", "32", "--batch", "4", "--threads", "1", "--no-progress", "--init-from", "model")
+    # a learning rate too small to move a weight by more than 1e-6 in one epoch
+    _cli(*common, "--out", "refined", "--epochs", "1", "--lr", "1e-8", "--cam-stride", "8",
+         "--class-val-fraction", "0.3", cwd=trained)
+    source, refined = load_model(trained / "model"), load_model(trained / "refined")
+    assert refined.cam_stride == 8 and refined.grid == (4, 4) and source.grid == (2, 2)
+    start = refined.training_info["initialized_from"]
+    assert start["model_dir"] == str((trained / "model").resolve()) and start["cam_stride"] == 16
+    imagenet = EfficientNetLite0.pretrained().state_dict()
+    for key in ("_blocks.5._project_conv.weight", "_conv_head.weight", "_fc.weight"):
+        got, want = refined.net.net.state_dict()[key], source.net.net.state_dict()[key]
+        assert torch.allclose(got, want, rtol=0, atol=1e-6), key
+        if key != "_fc.weight":  # ImageNet's head has 1000 classes
+            assert (got - imagenet[key]).abs().max() > 1e-4, key  # far more than the 1e-6 above
+    r = subprocess.run([sys.executable, "-m", "edge_sdk.cli", *common, "--out", "other", "--epochs", "1",
+                        "--class-val-fraction", "0.5"], cwd=trained, capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    assert r.returncode != 0 and "init_from model" in r.stderr and "validation fraction 0.3" in r.stderr, r.stderr
+    assert not (trained / "other").exists()
+
+
 def test_calibration_reports_the_cam_localization_of_eval(trained, tile_root):
     """calibrate() records CAM accuracy / IoU of the correctly classified defective images, a few
     maps at a time; equal to class_metrics.cam_localization over all their maps at once. (The tiny

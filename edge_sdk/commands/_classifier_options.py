@@ -55,6 +55,9 @@ def add_classifier_arguments(p) -> None:
                         "its good images (default 0)")
     g.add_argument("--defects-per-class", type=bounded_int("--defects-per-class", 1, 10**7), metavar="N",
                    help="keep only N real training images of each defect class (seeded): training with few defects")
+    g.add_argument("--init-from", metavar="MODEL_DIR",
+                   help="start from the weights of a classifier trained before with the same classes and split "
+                        "(e.g. refine a stride-16 model at --cam-stride 8) instead of the ImageNet ones")
     g.add_argument("--good-class", default="good", metavar="NAME", help="name of the good class (default good)")
     g.add_argument("--max-cache-mb", type=bounded_int("--max-cache-mb", 16, 1 << 20), default=2048,
                    help="memory for the resized training images; beyond it they are read again each epoch "
@@ -74,6 +77,6 @@ def build_classifier(args):
             cam_stride=args.cam_stride, blur_sigma=args.blur_sigma, max_false_accept=args.max_false_accept,
             max_false_reject=args.max_false_reject, synthetic=args.synthetic,
             defects_per_class=args.defects_per_class, max_cache_mb=args.max_cache_mb, good_class=args.good_class,
-            seed=args.seed)
+            init_from=args.init_from, seed=args.seed)
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from exc

@@ -16,7 +16,8 @@ class (``val_fraction`` of each), is held out for early stopping and for calibra
 thresholds (class_decision.calibrate_thresholds: a target false-accept rate, a target false-reject
 rate); the test split is never seen. ``defects_per_class`` keeps only that many real images of each
 defect class (seeded), and ``synthetic`` adds that many images per defect class made by pasting the
-training split's own defects into its good images (synthesis/paste.py).
+training split's own defects into its good images (synthesis/paste.py). ``init_from`` starts from
+the weights of a classifier trained before on the same split instead of ImageNet's (`_start_from`).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class DefectClassifier(AnomalyModel):
                  hflip: bool = False, cam_stride: int = 16, blur_sigma: float = 4.0,
                  max_false_accept: float = 0.01, max_false_reject: float = 0.01, synthetic: int = 0,
                  defects_per_class: int | None = None, max_cache_mb: int = 2048, good_class: str = "good",
-                 classes: Sequence[str] | None = None, pretrained: bool = True, seed: int = 0, device: str = "cpu"):
+                 classes: Sequence[str] | None = None, pretrained: bool = True, init_from: str | os.PathLike | None = None,
+                 seed: int = 0, device: str = "cpu"):
         if isinstance(input_size, (int, np.integer)):
             input_size = (input_size, input_size)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -111,6 +113,7 @@ class DefectClassifier(AnomalyModel):
         if self.classes is not None:
             self._check_classes(self.classes)
         self.pretrained = bool(pretrained)
+        self.init_from = None if init_from is None else Path(init_from)
         self.seed = int(seed)
         self.device = device
         self.net: Lite0Classifier | None = None
@@ -216,7 +219,8 @@ class DefectClassifier(AnomalyModel):
         y_all = np.concatenate([y_train, np.array(synth.get("labels", []), np.int64)])
         val_images = ResizedImages(lambda i: val[i].image, len(val), self.input_size, max_bytes=limit,
                                    progress=progress, desc="resizing validation images")
-        self._build(self.pretrained)
+        self._build(self.pretrained and self.init_from is None)
+        start = self._start_from(self.init_from, len(y_val)) if self.init_from is not None else {}
         facts = train_classifier(self.net, images, y_all, val_images, y_val, names=self.classes, epochs=self.epochs,
                                  batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                                  patience=self.patience, max_angle=MAX_ANGLE, vflip=0.5, hflip=self.hflip,
@@ -229,9 +233,30 @@ class DefectClassifier(AnomalyModel):
                               "validation_images": int(len(y_val)), "seed": self.seed,
                               "masks_guiding_the_cam": int(len(masks)),
                               "class_counts": {c: int((y_all == k).sum()) for k, c in enumerate(self.classes)},
-                              **facts}
+                              **start, **facts}
         self.calibrate(val, range(len(val)), progress=progress)
         return self
+
+    def _start_from(self, model_dir: Path, validation_images: int) -> dict:
+        """Starts training from the weights of a classifier trained before (e.g. at another CAM stride
+        or input size, which the weights fit as they fit the ImageNet ones) instead of ImageNet's.
+        That model must have the same classes and have been trained with the same split (seed,
+        validation fraction, validation size): otherwise this training's validation images, which
+        choose the epoch and the thresholds, could be images it learned from."""
+        source = DefectClassifier.load(model_dir)
+        where = f"init_from {model_dir}"
+        if source.classes != self.classes:
+            raise ValueError(f"{where}: classes {source.classes}, this training's are {self.classes}")
+        theirs = (source.seed, source.val_fraction, source.training_info.get("validation_images"))
+        ours = (self.seed, self.val_fraction, validation_images)
+        if theirs != ours:
+            raise ValueError(f"{where}: trained with split seed {theirs[0]}, validation fraction {theirs[1]} "
+                             f"and {theirs[2]} validation images; this training has {ours[0]}, {ours[1]} and "
+                             f"{ours[2]}: its validation split would hold images that model learned from")
+        self.net.load_state_dict(source.net.state_dict(), strict=True)
+        return {"initialized_from": {"model_dir": str(model_dir.resolve()), "cam_stride": source.cam_stride,
+                                     "input_size": list(source.input_size),
+                                     "validation": source.metrics.get("validation")}}
 
     def _training_masks(self, train, progress: bool) -> dict:
         """Training image index -> its defect mask at the input size (classifier_train.resize_mask),
