@@ -446,11 +446,12 @@ def test_runtime_refuses_bad_classifier_fields(tmp_path, field, value, message):
 
 # ---- training and the CLI --------------------------------------------------------------------------
 
-def _cli(*args, cwd):
+def _cli(*args, cwd, ok=True):
+    """Runs edge-sdk; asserts it succeeded (``ok``) or failed (``ok=False``)."""
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     r = subprocess.run([sys.executable, "-m", "edge_sdk.cli", *args], cwd=cwd, env=env, capture_output=True,
                        text=True, timeout=900)
-    assert r.returncode == 0, f"edge-sdk {' '.join(args)}:\n{r.stdout}\n{r.stderr}"
+    assert (r.returncode == 0) == ok, f"edge-sdk {' '.join(args)} (exit {r.returncode}):\n{r.stdout}\n{r.stderr}"
     return r
 
 
@@ -523,10 +524,8 @@ def test_training_starts_from_a_trained_classifier(trained, tile_root):
         assert torch.allclose(got, want, rtol=0, atol=1e-6), key
         if key != "_fc.weight":  # ImageNet's head has 1000 classes
             assert (got - imagenet[key]).abs().max() > 1e-4, key  # far more than the 1e-6 above
-    r = subprocess.run([sys.executable, "-m", "edge_sdk.cli", *common, "--out", "other", "--epochs", "1",
-                        "--class-val-fraction", "0.5"], cwd=trained, capture_output=True, text=True, timeout=900,
-                       env={**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")})
-    assert r.returncode != 0 and "init_from model" in r.stderr and "validation fraction 0.3" in r.stderr, r.stderr
+    r = _cli(*common, "--out", "other", "--epochs", "1", "--class-val-fraction", "0.5", cwd=trained, ok=False)
+    assert "init_from model" in r.stderr and "validation fraction 0.3" in r.stderr, r.stderr
     assert not (trained / "other").exists()
 
 
