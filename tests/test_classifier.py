@@ -132,6 +132,71 @@ def test_onnx_cam_equals_grad_cam(rng, cam_stride):
     assert compared >= 2, "too few images with a clearly positive map: the check compared almost nothing"
 
 
+def _block_at_offset(block, y, a, b):
+    """An inverted-residual block with a stride-2 depthwise convolution whose sampling grid starts
+    (a, b) cells later: the input is zero-padded as the network pads it, then cut at (a, b)."""
+    from torch.nn import functional as F
+
+    z = torch.clamp(block._bn0(block._expand_conv(y)), 0.0, 6.0) if block.has_expand else y
+    conv = block._depthwise_conv
+    p = conv.kernel_size[0] // 2
+    z = F.pad(z, (p, p, p, p))[:, :, a:, b:]
+    z = torch.clamp(block._bn1(F.conv2d(z, conv.weight, None, stride=2, groups=conv.groups)), 0.0, 6.0)
+    return block._bn2(block._project_conv(z))
+
+
+@pytest.mark.parametrize("cam_stride", [16, 32])
+def test_dense_feature_map_is_the_strided_network_shifted(rng, cam_stride):
+    """dense_copy's map at cells (2i + a, 2j + b) is the strided network whose last stride-2
+    convolution samples (a, b) cells later, the layers after it unchanged: computed here with the
+    strided network's own layers and a plain convolution, on an input with an odd cell count."""
+    from edge_sdk.models.classifier_net import dense_copy, Lite0Classifier
+
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    net = Lite0Classifier(3, cam_stride=cam_stride).eval()
+    x = torch.from_numpy(rng.normal(size=(2, 3, 88, 80)).astype(np.float32))
+    n = net.net
+    last = max(b for b, blk in enumerate(n._blocks) if blk._depthwise_conv.stride == (2, 2))
+    with torch.no_grad():
+        dense = dense_copy(net).feature_map(x)
+        y = torch.clamp(n._bn0(n._conv_stem(x)), 0.0, 6.0)
+        for block in n._blocks[:last]:
+            y = block(y)
+        assert dense.shape[-2:] == y.shape[-2:]  # half the stride: the grid of the layer before
+        for a in (0, 1):
+            for b in (0, 1):
+                z = _block_at_offset(n._blocks[last], y, a, b)
+                for block in n._blocks[last + 1:]:
+                    z = block(z)
+                want = torch.clamp(n._bn1(n._conv_head(z)), 0.0, 6.0)
+                got = dense[:, :, a::2, b::2]
+                assert got.shape == want.shape, (a, b)
+                np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5, err_msg=f"cells ({a}, {b})")
+        np.testing.assert_allclose(dense[:, :, ::2, ::2].numpy(), net.feature_map(x).numpy(), atol=2e-5)
+    assert net.cam_stride == cam_stride and n._blocks[last]._depthwise_conv.stride == (2, 2)  # left as it was
+
+
+def test_dense_cam_graph_keeps_the_probabilities(rng):
+    """CamGraph(dense=True) exported to ONNX: the strided graph's probabilities and score, a map of
+    twice the cells along each axis, equal to the torch graph's; its float16 variant loads."""
+    from edge_sdk.converters.onnx_export import _session, export_onnx
+    from edge_sdk.models.classifier_net import CamGraph, Lite0Classifier
+
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    net = Lite0Classifier(4, cam_stride=16).eval()
+    x = torch.from_numpy(rng.normal(size=(3, 3, 96, 96)).astype(np.float32))
+    outs = ["probabilities", "score", "cam"]
+    strided = _session(export_onnx(CamGraph(net, 1), [x], ["input"], outs)).run(None, {"input": x.numpy()})
+    graph = CamGraph(net, 1, dense=True)
+    dense = _session(export_onnx(graph, [x], ["input"], outs)).run(None, {"input": x.numpy()})
+    np.testing.assert_allclose(dense[0], strided[0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(dense[1], strided[1], rtol=1e-4, atol=1e-6)
+    assert strided[2].shape == (3, 6, 6) and dense[2].shape == (3, 12, 12)
+    with torch.no_grad():
+        np.testing.assert_allclose(dense[2], graph(x)[2].numpy(), atol=1e-5)
+    assert not np.allclose(dense[2][:, ::2, ::2], strided[2], atol=1e-2)  # a new map, not the old one spread
+
+
 # ---- the decision rule and its calibration ---------------------------------------------------------
 
 def _rule_by_hand(p, good, accept, reject):
@@ -378,10 +443,15 @@ def test_classes_layout(tmp_path, rng):
 
 # ---- runtime ---------------------------------------------------------------------------------------
 
-def test_runtime_matches_predict(tmp_path, rng):
+@pytest.mark.parametrize("dense", [False, True])
+def test_runtime_matches_predict(tmp_path, rng, dense):
     from edge_sdk.converters import export_bundle
 
     model = classifier_model(classes=("crack", "good", "spot", "dent"))
+    if dense:  # the dense map: a finer grid through the same runtime path
+        model.cam_dense = True
+        model._set_graph()
+        assert model.grid == (6, 6)
     imgs = _images(rng, 10)
     classifier_thresholds(model, model.predict(imgs).probabilities)
     want = model.predict(imgs)
@@ -527,6 +597,33 @@ def test_training_starts_from_a_trained_classifier(trained, tile_root):
     r = _cli(*common, "--out", "other", "--epochs", "1", "--class-val-fraction", "0.5", cwd=trained, ok=False)
     assert "init_from model" in r.stderr and "validation fraction 0.3" in r.stderr, r.stderr
     assert not (trained / "other").exists()
+
+
+def test_no_training_applies_the_dense_map_to_a_trained_classifier(trained, tile_root):
+    """--epochs 0 --init-from M --cam-dense: M's weights, measured again with the dense map (twice the
+    grid, the same probabilities, thresholds and validation classification); refused without
+    --init-from and for the anomaly models."""
+    from edge_sdk.models import load_model
+
+    common = ("train", "--data", str(tile_root), "--layout", "mvtec", "--category", "tile", "--input-size", "32",
+              "--batch", "4", "--threads", "1", "--no-progress", "--epochs", "0")
+    _cli(*common, "--model", "classifier", "--out", "dense", "--init-from", "model", "--cam-dense",
+         "--class-val-fraction", "0.3", cwd=trained)
+    source, dense = load_model(trained / "model"), load_model(trained / "dense")
+    assert dense.cam_dense and dense.grid == (4, 4) and source.grid == (2, 2)
+    assert dense.training_info["epochs_run"] == 0
+    for key in ("accuracy", "macro_f1", "eject_rate"):
+        assert dense.metrics["validation"][key] == source.metrics["validation"][key], key
+    for key in ("accept_threshold", "reject_threshold"):
+        assert dense.calibration[key] == source.calibration[key], key
+    imgs = [s.image for s in load_dataset(tile_root, "mvtec", "test", category="tile", classes=True)][:6]
+    a, b = source.predict(imgs), dense.predict(imgs)
+    np.testing.assert_allclose(b.probabilities, a.probabilities, rtol=1e-4, atol=1e-6)
+    assert a.maps.shape == b.maps.shape and not np.allclose(a.maps, b.maps, atol=1e-3)
+    for extra in (("--model", "classifier", "--out", "x"), ("--model", "padim", "--out", "y", "--init-from", "model")):
+        r = _cli(*common, *extra, cwd=trained, ok=False)
+        assert "--epochs 0" in r.stderr, r.stderr
+    assert not (trained / "x").exists() and not (trained / "y").exists()
 
 
 def test_calibration_reports_the_cam_localization_of_eval(trained, tile_root):

@@ -26,7 +26,9 @@ def add_recon_arguments(p) -> None:
     g.add_argument("--preset", choices=("small", "full"), default="small",
                    help="small: trains in minutes on 2 CPU cores (64 x 64 input, few filters); "
                         "full: the published configuration (256 x 256, 16x16x1024 encoder, GPU)")
-    g.add_argument("--epochs", type=bounded_int("--epochs", 1, 100_000), help="training epochs (default: the preset's)")
+    g.add_argument("--epochs", type=bounded_int("--epochs", 0, 100_000),
+                   help="training epochs (default: the preset's; the classifier's: 8; 0: classifier with "
+                        "--init-from only, measured and calibrated again without training)")
     g.add_argument("--filters", type=bounded_int("--filters", 1, 4096),
                    help="base filters of the generator (default: the preset's)")
     g.add_argument("--bottleneck", choices=("dense", "conv"), help="dense 64 (default) or convolutional 32xh/32xw/32")

@@ -337,6 +337,8 @@ def run_one(args) -> int:
             model_class(args.model)  # an unknown name is refused before any data is read
         except ValueError as exc:
             raise UserError(f"--model: {exc}") from exc
+    if args.epochs == 0 and (args.model != "classifier" or args.init_from is None or args.auto):
+        raise UserError("--epochs 0 (no training): only for --model classifier with --init-from")
     if args.auto:
         _auto.check_arguments(args)
     else:

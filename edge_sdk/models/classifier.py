@@ -17,7 +17,9 @@ thresholds (class_decision.calibrate_thresholds: a target false-accept rate, a t
 rate); the test split is never seen. ``defects_per_class`` keeps only that many real images of each
 defect class (seeded), and ``synthetic`` adds that many images per defect class made by pasting the
 training split's own defects into its good images (synthesis/paste.py). ``init_from`` starts from
-the weights of a classifier trained before on the same split instead of ImageNet's (`_start_from`).
+the weights of a classifier trained before on the same split instead of ImageNet's (`_start_from`);
+with ``epochs=0`` that model is only measured and calibrated again with this one's settings (e.g.
+``cam_dense``, the dense CAM of classifier_net.dense_copy, or another ``blur_sigma``).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class DefectClassifier(AnomalyModel):
                  lr: float = 1e-3, backbone_lr: float = 0.1, freeze_blocks: int = 5, weight_decay: float = 1e-4,
                  patience: int = 3, val_fraction: float = 0.2, class_weight_power: float = 1.0,
                  cam_guidance: float = 0.0,
-                 hflip: bool = False, cam_stride: int = 16, blur_sigma: float = 4.0,
+                 hflip: bool = False, cam_stride: int = 16, cam_dense: bool = False, blur_sigma: float = 4.0,
                  max_false_accept: float = 0.01, max_false_reject: float = 0.01, synthetic: int = 0,
                  defects_per_class: int | None = None, max_cache_mb: int = 2048, good_class: str = "good",
                  classes: Sequence[str] | None = None, pretrained: bool = True, init_from: str | os.PathLike | None = None,
@@ -88,7 +90,7 @@ class DefectClassifier(AnomalyModel):
         if min(self.input_size) < 32 or max(self.input_size) > 4096:
             raise ValueError(f"input_size: expected 32..4096 pixels a side, got {self.input_size}")
         self.batch_size = _check("batch_size", batch_size, 2, 4096, int)
-        self.epochs = _check("epochs", epochs, 1, 10_000, int)
+        self.epochs = _check("epochs", epochs, 0, 10_000, int)
         self.lr = _check("lr", lr, 1e-8, 1.0)
         self.backbone_lr = _check("backbone_lr", backbone_lr, 0.0, 1.0)
         self.freeze_blocks = _check("freeze_blocks", freeze_blocks, 0, 16, int)
@@ -101,6 +103,7 @@ class DefectClassifier(AnomalyModel):
         if cam_stride not in CAM_STRIDES:
             raise ValueError(f"cam_stride: expected one of {CAM_STRIDES}, got {cam_stride!r}")
         self.cam_stride = int(cam_stride)
+        self.cam_dense = bool(cam_dense)
         self.blur_sigma = _check("blur_sigma", blur_sigma, 0.0, 100.0)
         self.max_false_accept = _check("max_false_accept", max_false_accept, 0.0, 0.99)
         self.max_false_reject = _check("max_false_reject", max_false_reject, 0.0, 0.99)
@@ -152,7 +155,7 @@ class DefectClassifier(AnomalyModel):
 
     def _set_graph(self) -> None:
         self.net.eval()
-        self.graph = CamGraph(self.net, self.good).eval()
+        self.graph = CamGraph(self.net, self.good, dense=self.cam_dense).eval()
         with torch.no_grad():
             cam = self.graph(torch.zeros(1, 3, *self.input_size, device=self.device))[2]
         self.grid = (int(cam.shape[1]), int(cam.shape[2]))
@@ -186,6 +189,8 @@ class DefectClassifier(AnomalyModel):
         not apply; ``calibrate=False`` is refused (the validation split is part of training)."""
         if not calibrate:
             raise ValueError("calibrate=False: a classifier always calibrates on its validation split")
+        if self.epochs == 0 and self.init_from is None:
+            raise ValueError("epochs: 0 (no training) needs init_from, a trained model to start from")
         from edge_sdk.data.split import split_labelled
         from edge_sdk.models.classifier_train import ResizedImages, train_classifier
 
@@ -211,22 +216,29 @@ class DefectClassifier(AnomalyModel):
         if not ((y_val == self.good).any() and (y_val != self.good).any()):
             raise ValueError(f"validation split: {len(y_val)} image(s) without both good and defective ones; "
                              "give more labelled images or a larger validation fraction")
-        limit = self.max_cache_mb << 20
-        images = ResizedImages(lambda i: train[i].image, len(train), self.input_size, max_bytes=limit,
-                               progress=progress, desc="resizing training images")
-        masks = self._training_masks(train, progress) if self.cam_guidance > 0 else {}
-        synth = self._synthesize(train, images, masks, progress) if self.synthetic else {}
-        y_all = np.concatenate([y_train, np.array(synth.get("labels", []), np.int64)])
-        val_images = ResizedImages(lambda i: val[i].image, len(val), self.input_size, max_bytes=limit,
-                                   progress=progress, desc="resizing validation images")
+        # the starting weights first: a model that does not fit this split is refused before any work
         self._build(self.pretrained and self.init_from is None)
         start = self._start_from(self.init_from, len(y_val)) if self.init_from is not None else {}
-        facts = train_classifier(self.net, images, y_all, val_images, y_val, names=self.classes, epochs=self.epochs,
-                                 batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                                 patience=self.patience, max_angle=MAX_ANGLE, vflip=0.5, hflip=self.hflip,
-                                 mean=IMAGENET_MEAN, std=IMAGENET_STD, seed=self.seed, backbone_lr=self.backbone_lr,
-                                 class_weight_power=self.class_weight_power, masks=masks,
-                                 cam_weight=self.cam_guidance, progress=progress)
+        if self.epochs == 0:  # the starting model as it is, measured and calibrated with this model's settings
+            y_all, synth = y_train, {}
+            masks: dict = {}
+            facts = {"history": [], "best_epoch": 0, "epochs_run": 0, "fit_seconds": 0.0}
+        else:
+            limit = self.max_cache_mb << 20
+            images = ResizedImages(lambda i: train[i].image, len(train), self.input_size, max_bytes=limit,
+                                   progress=progress, desc="resizing training images")
+            masks = self._training_masks(train, progress) if self.cam_guidance > 0 else {}
+            synth = self._synthesize(train, images, masks, progress) if self.synthetic else {}
+            y_all = np.concatenate([y_train, np.array(synth.get("labels", []), np.int64)])
+            val_images = ResizedImages(lambda i: val[i].image, len(val), self.input_size, max_bytes=limit,
+                                       progress=progress, desc="resizing validation images")
+            facts = train_classifier(self.net, images, y_all, val_images, y_val, names=self.classes,
+                                     epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                                     weight_decay=self.weight_decay, patience=self.patience, max_angle=MAX_ANGLE,
+                                     vflip=0.5, hflip=self.hflip, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                                     seed=self.seed, backbone_lr=self.backbone_lr,
+                                     class_weight_power=self.class_weight_power, masks=masks,
+                                     cam_weight=self.cam_guidance, progress=progress)
         self._set_graph()
         self.training_info = {"train_images": int(len(y_all)), "real_train_images": int(len(y_train)),
                               "synthetic_images": int(len(synth.get("labels", []))),
@@ -433,7 +445,7 @@ class DefectClassifier(AnomalyModel):
                 "weight_decay": self.weight_decay, "patience": self.patience,
                 "val_fraction": self.val_fraction, "class_weight_power": self.class_weight_power,
                 "cam_guidance": self.cam_guidance,
-                "hflip": self.hflip, "cam_stride": self.cam_stride,
+                "hflip": self.hflip, "cam_stride": self.cam_stride, "cam_dense": self.cam_dense,
                 "blur_sigma": self.blur_sigma, "max_false_accept": self.max_false_accept,
                 "max_false_reject": self.max_false_reject, "synthetic": self.synthetic,
                 "defects_per_class": self.defects_per_class, "max_cache_mb": self.max_cache_mb,
