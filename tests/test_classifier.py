@@ -476,6 +476,29 @@ def test_runtime_matches_predict(tmp_path, rng, dense):
     assert bad.top_class[0] == want.top_class[0]
 
 
+def test_verify_compares_the_three_way_verdicts(tmp_path, rng):
+    """converters.verify on a classifier bundle: the runtime's verdicts against the model's own
+    three-way ones (review included), not against a score threshold; thresholds that differ from
+    the bundle's are caught."""
+    from edge_sdk.converters import export_bundle
+    from edge_sdk.converters.verify import compare
+
+    model = classifier_model(classes=("crack", "good", "spot"))
+    imgs = _images(rng, 12)
+    classifier_thresholds(model, model.predict(imgs).probabilities)
+    verdicts = model.predict(imgs).verdicts
+    assert {0, 1, 2} <= set(verdicts.tolist()), verdicts  # review, accept and reject all occur
+    rt = edge_sdk.Runtime(export_bundle(model.export_parts(), tmp_path / "b", model_type="classifier").bundle,
+                          threads=1, max_batch=4)
+    fig = compare(rt, model, imgs, batch=5)
+    assert fig["passed"] and fig["verdict_agreement"] == 1.0 and fig["scores_outside_tolerance"] == 0, fig
+    cal = dict(model.calibration)
+    model.calibration["accept_threshold"] = 1e-9  # the model now accepts whatever no defect class rejects
+    bad = compare(rt, model, imgs, batch=5)
+    model.calibration = cal
+    assert not bad["passed"] and bad["verdict_disagreements"] >= 1, bad
+
+
 @requires_cuda
 def test_runtime_on_the_gpu_matches_the_cpu(tmp_path, rng):
     from edge_sdk.converters import export_bundle

@@ -51,8 +51,8 @@ def run(args) -> int:
     fig = compare(rt, model, images, progress=True)
     fig.update({"bundle": str(args.bundle), "model_dir": str(args.against), "data": str(args.data),
                 "layout": args.layout, "split": args.split})
-    for k in ("backend", "images", "units", "max_score_rel_diff", "verdict_agreement", "max_heatmap_abs_diff",
-              "max_heatmap_raw_abs_diff", "unjudged", "passed"):
+    for k in ("backend", "images", "units", "max_score_rel_diff", "scores_outside_tolerance", "verdict_agreement",
+              "max_heatmap_abs_diff", "max_heatmap_raw_abs_diff", "unjudged", "passed"):
         print(f"{k}: {fig[k]}")
     if args.json_out:
         write_json(args.json_out, fig)
