@@ -646,7 +646,10 @@ def test_no_training_applies_the_dense_map_to_a_trained_classifier(trained, tile
     for extra in (("--model", "classifier", "--out", "x"), ("--model", "padim", "--out", "y", "--init-from", "model")):
         r = _cli(*common, *extra, cwd=trained, ok=False)
         assert "--epochs 0" in r.stderr, r.stderr
-    assert not (trained / "x").exists() and not (trained / "y").exists()
+    r = _cli(*common, "--model", "classifier", "--out", "z", "--init-from", "model", "--cam-stride", "8",
+             "--class-val-fraction", "0.3", cwd=trained, ok=False)
+    assert "trained at CAM stride 16" in r.stderr, r.stderr
+    assert not any((trained / d).exists() for d in ("x", "y", "z"))
 
 
 def test_calibration_reports_the_cam_localization_of_eval(trained, tile_root):

@@ -265,6 +265,9 @@ class DefectClassifier(AnomalyModel):
             raise ValueError(f"{where}: trained with split seed {theirs[0]}, validation fraction {theirs[1]} "
                              f"and {theirs[2]} validation images; this training has {ours[0]}, {ours[1]} and "
                              f"{ours[2]}: its validation split would hold images that model learned from")
+        if self.epochs == 0 and source.cam_stride != self.cam_stride:
+            raise ValueError(f"{where}: trained at CAM stride {source.cam_stride}; without training (epochs 0) "
+                             f"it cannot run at stride {self.cam_stride} (cam_dense evaluates it at half its stride)")
         self.net.load_state_dict(source.net.state_dict(), strict=True)
         return {"initialized_from": {"model_dir": str(model_dir.resolve()), "cam_stride": source.cam_stride,
                                      "input_size": list(source.input_size),
