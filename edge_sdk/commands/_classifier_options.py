@@ -46,7 +46,7 @@ def add_classifier_arguments(p) -> None:
                         "several times the training cost) or 32")
     g.add_argument("--cam-dense", action="store_true",
                    help="evaluate the trained network at half its stride for its activation map (twice the "
-                        "grid along each axis; same weights and probabilities; about 2-3 times the inference "
+                        "grid along each axis; same weights and probabilities; about 3 times the inference "
                         "cost); with --init-from and --epochs 0, applied to a trained model without training")
     g.add_argument("--max-false-accept", type=bounded_float("--max-false-accept", 0.0, 0.99), default=0.01,
                    metavar="SHARE", help="target share of defective validation images accepted; sets the accept "
