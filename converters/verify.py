@@ -23,8 +23,6 @@ import numpy as np
 
 SCORE_REL_TOLERANCE = 1e-4
 SCORE_ABS_FLOOR = 1e-6
-# the C ABI's verdict codes, as ClassPrediction.verdicts carries them
-_VERDICT_NAMES = np.array(["review", "accept", "reject"])
 HEATMAP_ABS_TOLERANCE = 1e-3
 
 
@@ -46,6 +44,7 @@ def compare(runtime, model, images: Sequence[np.ndarray], *, batch: int = 16, pr
     """Runs ``runtime`` (edge_sdk.Runtime) and ``model`` (its ``predict``) on ``images`` and
     returns the figures of the module doc."""
     from edge_sdk import kernels
+    from edge_sdk.runtime import VERDICTS  # names of the C ABI's verdict codes, as the runtime reports them
 
     manifest = runtime.manifest
     cal = manifest["calibration"]
@@ -65,7 +64,7 @@ def compare(runtime, model, images: Sequence[np.ndarray], *, batch: int = 16, pr
         pt_scores.append(np.asarray(pred.scores, np.float64))
         pt_maps += [np.asarray(m) for m in pred.maps]
         if getattr(pred, "verdicts", None) is not None:  # a classifier: its own three-way rule
-            pt_verdicts += _VERDICT_NAMES[np.asarray(pred.verdicts, np.int64)].tolist()
+            pt_verdicts += [VERDICTS[int(c)] for c in pred.verdicts]
         errors += [e for e in res.errors if e]
         if regions:
             rt_scores.append(res.regions.scores.reshape(-1).astype(np.float64))

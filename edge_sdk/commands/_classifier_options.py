@@ -74,11 +74,13 @@ def build_classifier(args):
 
     try:
         return model_class(args.model)(
-            input_size=args.input_size or 160, batch_size=max(2, args.batch_size), epochs=8 if args.epochs is None else args.epochs,
+            input_size=args.input_size or 160, batch_size=max(2, args.batch_size),
+            epochs=8 if args.epochs is None else args.epochs,
             lr=args.lr, backbone_lr=args.backbone_lr, freeze_blocks=args.freeze_blocks, patience=args.patience,
             val_fraction=args.class_val_fraction, class_weight_power=args.class_weight_power,
             cam_guidance=args.cam_guidance, hflip=args.hflip,
-            cam_stride=args.cam_stride, cam_dense=args.cam_dense, blur_sigma=args.blur_sigma, max_false_accept=args.max_false_accept,
+            cam_stride=args.cam_stride, cam_dense=args.cam_dense, blur_sigma=args.blur_sigma,
+            max_false_accept=args.max_false_accept,
             max_false_reject=args.max_false_reject, synthetic=args.synthetic,
             defects_per_class=args.defects_per_class, max_cache_mb=args.max_cache_mb, good_class=args.good_class,
             init_from=args.init_from, seed=args.seed)
