@@ -26,7 +26,9 @@ import math
 
 import numpy as np
 
-REVIEW, ACCEPT, REJECT = 0, 1, 2
+from edge_sdk.runtime import VERDICTS
+
+REVIEW, ACCEPT, REJECT = (VERDICTS.index(word) for word in ("review", "accept", "reject"))
 MIN_THRESHOLD = 0.5
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_sdk._native import core as _core
+from edge_sdk.runtime import VERDICTS
 
-VERDICTS = ("review", "accept", "reject")  # the C ABI's codes 0, 1, 2
 RunCapacityError = _core.RunCapacityError
 DEFAULT_RULE: tuple[int, int] = tuple(_core.RUN_VOTE_DEFAULT)  # (k, n) of a bundle without decision.run
 

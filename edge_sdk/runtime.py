@@ -27,7 +27,7 @@ from edge_sdk.kernels._args import as_color_order
 
 # Names by verdict code: the C ABI's edge_verdict (0 review, 1 accept, 2 reject), which the C++
 # runtime uses too, so zeroed memory reads as review.
-VERDICTS = ("review", "accept", "reject")
+VERDICTS = tuple(_core.verdict_name(code) for code in range(3))  # index = the C ABI's verdict code
 _VERDICT_NAMES = np.array(VERDICTS)
 
 

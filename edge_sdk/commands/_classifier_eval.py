@@ -12,6 +12,7 @@ import numpy as np
 
 from edge_sdk.class_decision import class_verdicts, rates
 from edge_sdk.class_metrics import cam_localization, classification_metrics
+from edge_sdk.runtime import VERDICTS
 
 CAM_TICKS = ((0.0, "0"), (0.5, "0.5 (IoU cut)"), (1.0, "peak"))
 
@@ -57,13 +58,12 @@ def write_heatmaps(model, dataset, res: dict, folder: str, count: int) -> list[s
 
     names = model.classes
     defects = [k for k in range(len(names)) if k != model.good]
-    verdict_words = ("review", "accept", "reject")
     paths = []
     for i in pick_for_heatmaps(res["labels"], count):
         s = dataset[i]
         p = res["probabilities"][i]
         d = defects[int(np.argmax(p[defects]))]
-        word = verdict_words[int(res["verdicts"][i])]
+        word = VERDICTS[int(res["verdicts"][i])]
         top = int(res["top_class"][i])
         caption = (f"{word.upper()}   top {names[top] if top >= 0 else '-'}   P({names[d]}) {p[d]:.3f}   "
                    f"P({names[model.good]}) {p[model.good]:.3f}   (true: {s.defect_type})")

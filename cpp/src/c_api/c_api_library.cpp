@@ -1,5 +1,6 @@
 // C entry points that need no runtime: versions, the last-error message, names of enum values.
 #include "edge_sdk/c_api.h"
+#include "edge_sdk/runtime/runtime.hpp"
 #include "status.hpp"
 
 #ifndef EDGE_SDK_VERSION_STRING
@@ -35,9 +36,9 @@ EDGE_API const char* edge_status_name(int status) {
 
 EDGE_API const char* edge_verdict_name(int verdict) {
   switch (verdict) {
-    case EDGE_VERDICT_REVIEW: return "review";
-    case EDGE_VERDICT_ACCEPT: return "accept";
-    case EDGE_VERDICT_REJECT: return "reject";
+    case EDGE_VERDICT_REVIEW:
+    case EDGE_VERDICT_ACCEPT:
+    case EDGE_VERDICT_REJECT: return edge::verdict_name(static_cast<edge::Verdict>(verdict));
     default: return "invalid";
   }
 }
