@@ -345,6 +345,54 @@ def test_guidance_pulls_the_map_onto_the_mask(rng):
     assert (after > before + 0.2).all(), (before, after)
 
 
+def test_guidance_weight_by_hand():
+    from edge_sdk.models.classifier_train import guidance_weight
+
+    assert [guidance_weight(0.5, 0.0, s, 10) for s in (0, 9)] == [0.5, 0.5]
+    got = [guidance_weight(2.0, 0.5, s, 10) for s in (0, 1, 4, 5, 9)]
+    np.testing.assert_allclose(got, [2.0, 1.6, 0.4, 0.0, 0.0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.5])
+def test_decaying_guidance_stops_at_its_share_of_the_steps(rng, monkeypatch, decay):
+    """The training loop adds the guidance loss, with the scheduled weight, only while that weight
+    is positive: every step without decay, the first half of the steps with decay 0.5."""
+    from edge_sdk.models import classifier_train
+    from edge_sdk.models.classifier_net import Lite0Classifier
+
+    weights_seen = []
+    real_loss = classifier_train.cam_guidance_loss
+    real_weight = classifier_train.guidance_weight
+
+    def spy_weight(weight, d, step, total):
+        w = real_weight(weight, d, step, total)
+        weights_seen.append((step, total, w))
+        return w
+
+    def spy_loss(*args):
+        spy_loss.calls += 1
+        return real_loss(*args)
+
+    spy_loss.calls = 0
+    monkeypatch.setattr(classifier_train, "guidance_weight", spy_weight)
+    monkeypatch.setattr(classifier_train, "cam_guidance_loss", spy_loss)
+    n, size = 8, (32, 32)
+    imgs = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    labels = np.array([0, 1] * (n // 2), np.int64)
+    masks = {i: np.full(size, 255, np.uint8) for i in range(n) if labels[i] == 1}
+    train = classifier_train.ResizedImages(lambda i: imgs[i], n, size, max_bytes=1 << 20, progress=False)
+    torch.manual_seed(0)
+    net = Lite0Classifier(2, cam_stride=16, pretrained=False)
+    classifier_train.train_classifier(
+        net, train, labels, train, labels, names=["good", "bad"], epochs=2, batch_size=4, lr=1e-3,
+        weight_decay=0.0, patience=2, max_angle=0.0, vflip=0.0, hflip=False, mean=(0.5,) * 3, std=(0.25,) * 3,
+        seed=0, masks=masks, cam_weight=2.0, cam_decay=decay, progress=False)
+    assert [s for s, _, _ in weights_seen] == [0, 1, 2, 3] and all(t == 4 for _, t, _ in weights_seen)
+    want = [2.0, 2.0, 2.0, 2.0] if decay == 0 else [2.0, 1.0, 0.0, 0.0]
+    np.testing.assert_allclose([w for _, _, w in weights_seen], want, rtol=0, atol=1e-12)
+    assert spy_loss.calls == sum(w > 0 for w in want)
+
+
 @pytest.mark.parametrize("good", [0, 2])
 def test_cam_graph_converts_to_float16(rng, tmp_path, good):
     """The float16 converter mistypes some ops (a Gather of class lists, ops reading a graph output);
@@ -558,7 +606,8 @@ def trained(tile_root, tmp_path_factory):
     work = tmp_path_factory.mktemp("cls")
     _cli("train", "--model", "classifier", "--data", str(tile_root), "--layout", "mvtec", "--category", "tile",
          "--out", "model", "--input-size", "32", "--epochs", "2", "--batch", "4", "--synthetic", "2",
-         "--cam-guidance", "1", "--threads", "1", "--class-val-fraction", "0.3", "--no-progress", cwd=work)
+         "--cam-guidance", "1", "--cam-guidance-decay", "0.5", "--threads", "1", "--class-val-fraction", "0.3",
+         "--no-progress", cwd=work)
     return work
 
 
@@ -572,6 +621,7 @@ def test_training_saves_a_calibrated_model_that_reloads(trained, tile_root):
     defective = int(sum(n for c, n in info["class_counts"].items() if c != "good"))
     # every defective training image of the tile set has a mask, the pasted ones included
     assert info["masks_guiding_the_cam"] == defective and config_settings(trained)["cam_guidance"] == 1.0
+    assert model.cam_guidance_decay == 0.5
     assert 1 <= info["epochs_run"] <= 2 and len(info["history"]) == info["epochs_run"]
     cal = model.calibration
     assert 0.5 <= cal["accept_threshold"] <= 1 and 0.5 <= cal["reject_threshold"] <= 1

@@ -39,6 +39,10 @@ def add_classifier_arguments(p) -> None:
     g.add_argument("--cam-guidance", type=bounded_float("--cam-guidance", 0.0, 100.0), default=0.0, metavar="W",
                    help="weight of a loss that pulls the activation map of defective training images onto "
                         "their defect masks (0: off, the default; images without a mask are not guided)")
+    g.add_argument("--cam-guidance-decay", type=bounded_float("--cam-guidance-decay", 0.0, 1.0), default=0.0,
+                   metavar="FRACTION", help="let the --cam-guidance weight fall linearly to 0 over this share of "
+                                            "the training steps, so the last ones learn the classes alone "
+                                            "(0: constant, the default)")
     g.add_argument("--hflip", action="store_true",
                    help="also flip training images left-right (rotation within +-pi/8 and vertical flips always)")
     g.add_argument("--cam-stride", type=int, choices=(8, 16, 32), default=16,
@@ -78,7 +82,8 @@ def build_classifier(args):
             epochs=8 if args.epochs is None else args.epochs,
             lr=args.lr, backbone_lr=args.backbone_lr, freeze_blocks=args.freeze_blocks, patience=args.patience,
             val_fraction=args.class_val_fraction, class_weight_power=args.class_weight_power,
-            cam_guidance=args.cam_guidance, hflip=args.hflip,
+            cam_guidance=args.cam_guidance, cam_guidance_decay=args.cam_guidance_decay,
+            hflip=args.hflip,
             cam_stride=args.cam_stride, cam_dense=args.cam_dense, blur_sigma=args.blur_sigma,
             max_false_accept=args.max_false_accept,
             max_false_reject=args.max_false_reject, synthetic=args.synthetic,

@@ -78,7 +78,7 @@ class DefectClassifier(AnomalyModel):
     def __init__(self, *, input_size: int | Sequence[int] = 160, batch_size: int = 16, epochs: int = 8,
                  lr: float = 1e-3, backbone_lr: float = 0.1, freeze_blocks: int = 5, weight_decay: float = 1e-4,
                  patience: int = 3, val_fraction: float = 0.2, class_weight_power: float = 1.0,
-                 cam_guidance: float = 0.0,
+                 cam_guidance: float = 0.0, cam_guidance_decay: float = 0.0,
                  hflip: bool = False, cam_stride: int = 16, cam_dense: bool = False, blur_sigma: float = 4.0,
                  max_false_accept: float = 0.01, max_false_reject: float = 0.01, synthetic: int = 0,
                  defects_per_class: int | None = None, max_cache_mb: int = 2048, good_class: str = "good",
@@ -99,6 +99,7 @@ class DefectClassifier(AnomalyModel):
         self.val_fraction = _check("val_fraction", val_fraction, 0.01, 0.9)
         self.class_weight_power = _check("class_weight_power", class_weight_power, 0.0, 1.0)
         self.cam_guidance = _check("cam_guidance", cam_guidance, 0.0, 100.0)
+        self.cam_guidance_decay = _check("cam_guidance_decay", cam_guidance_decay, 0.0, 1.0)
         self.hflip = bool(hflip)
         if cam_stride not in CAM_STRIDES:
             raise ValueError(f"cam_stride: expected one of {CAM_STRIDES}, got {cam_stride!r}")
@@ -238,7 +239,8 @@ class DefectClassifier(AnomalyModel):
                                      vflip=0.5, hflip=self.hflip, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                                      seed=self.seed, backbone_lr=self.backbone_lr,
                                      class_weight_power=self.class_weight_power, masks=masks,
-                                     cam_weight=self.cam_guidance, progress=progress)
+                                     cam_weight=self.cam_guidance, cam_decay=self.cam_guidance_decay,
+                                     progress=progress)
         self._set_graph()
         self.training_info = {"train_images": int(len(y_all)), "real_train_images": int(len(y_train)),
                               "synthetic_images": int(len(synth.get("labels", []))),
@@ -447,7 +449,7 @@ class DefectClassifier(AnomalyModel):
                 "lr": self.lr, "backbone_lr": self.backbone_lr, "freeze_blocks": self.freeze_blocks,
                 "weight_decay": self.weight_decay, "patience": self.patience,
                 "val_fraction": self.val_fraction, "class_weight_power": self.class_weight_power,
-                "cam_guidance": self.cam_guidance,
+                "cam_guidance": self.cam_guidance, "cam_guidance_decay": self.cam_guidance_decay,
                 "hflip": self.hflip, "cam_stride": self.cam_stride, "cam_dense": self.cam_dense,
                 "blur_sigma": self.blur_sigma, "max_false_accept": self.max_false_accept,
                 "max_false_reject": self.max_false_reject, "synthetic": self.synthetic,

@@ -16,6 +16,8 @@ defective training images with a mask, the loss adds ``cam_weight`` times -log(s
 softmax(CAM_y) * cover), where CAM_y is the true class's map on the feature cells and cover is the
 share of each cell's pixels inside the mask, divided by its largest value (the mask goes through
 the same augmentation as its image): the map's mass is pulled onto the cells the defect covers.
+With ``cam_decay`` F > 0 the weight falls linearly to 0 over the first F of the training steps
+(guidance_weight), so the map is placed early and the last steps learn the classes alone.
 
 AdamW with cosine decay, the new head at the learning rate and the pretrained layers at
 ``backbone_lr`` times it (a large step would wreck the ImageNet features the few epochs of a CPU
@@ -117,6 +119,14 @@ def cam_guidance_loss(net, feats: torch.Tensor, labels: torch.Tensor, cover: tor
     return -torch.log(inside.clamp_min(1e-6)).mean()
 
 
+def guidance_weight(weight: float, decay: float, step: int, total: int) -> float:
+    """The CAM guidance weight at ``step`` of ``total``: ``weight`` throughout when ``decay`` is 0,
+    else falling linearly from ``weight`` at step 0 to 0 at step decay * total, and 0 after."""
+    if decay <= 0.0:
+        return float(weight)
+    return float(weight) * max(0.0, 1.0 - step / (decay * total))
+
+
 def normalize(batch: np.ndarray, mean, std) -> torch.Tensor:
     """uint8 (B, 3, h, w) -> float32 network input: x / 255, then (x - mean[c]) / std[c]."""
     x = torch.from_numpy(batch).float().div_(255.0)
@@ -147,7 +157,7 @@ def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: R
                      *, names, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
                      max_angle: float, vflip: float, hflip: bool, mean, std, seed: int, backbone_lr: float = 0.1,
                      class_weight_power: float = 1.0, masks: dict | None = None, cam_weight: float = 0.0,
-                     progress: bool = True) -> dict:
+                     cam_decay: float = 0.0, progress: bool = True) -> dict:
     """The loop of the module doc (layers the network froze stay as they are). ``net`` is trained in
     place and left with the best epoch's weights, in eval mode. ``masks``: training image index ->
     (h, w) uint8 defect share at the input size (resize_mask), for CAM guidance. Returns the
@@ -163,14 +173,14 @@ def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: R
                       lr=lr, weight_decay=weight_decay, patience=patience, max_angle=max_angle, vflip=vflip,
                       hflip=hflip, mean=mean, std=std, seed=seed, backbone_lr=backbone_lr,
                       class_weight_power=class_weight_power, masks=masks or {}, cam_weight=cam_weight,
-                      progress=progress)
+                      cam_decay=cam_decay, progress=progress)
     finally:
         torch.set_flush_denormal(False)
 
 
 def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_size, lr, weight_decay, patience,
            max_angle, vflip, hflip, mean, std, seed, backbone_lr, class_weight_power, masks, cam_weight,
-           progress) -> dict:
+           cam_decay, progress) -> dict:
     k, n = len(names), len(train_labels)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -185,6 +195,7 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
     labels_t = torch.from_numpy(train_labels.astype(np.int64))
     history: list[dict] = []
     best, best_key, best_epoch, stale = None, None, -1, 0
+    step = 0
     t0 = time.perf_counter()
     for epoch in range(epochs):
         net.train()
@@ -197,7 +208,8 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
         total_loss = 0.0
         for idx in bar:
             x = normalize(train.batch(idx), mean, std)
-            guided = np.array([cam_weight > 0 and int(i) in masks for i in idx])
+            w_cam = guidance_weight(cam_weight, cam_decay, step, total)
+            guided = np.array([w_cam > 0 and int(i) in masks for i in idx])
             if guided.any():  # the masks ride along as a fourth channel, so they get the same geometry
                 m = np.zeros((len(idx), 1, *x.shape[-2:]), np.float32)
                 for j in np.flatnonzero(guided):
@@ -216,11 +228,12 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
                 seen = cover.amax(dim=(1, 2)) > 0  # a defect the rotation left in view
                 if seen.any():
                     sel, cover = sel[seen], cover[seen]
-                    loss = loss + cam_weight * cam_guidance_loss(net, feats[sel], labels_t[idx][sel], cover)
+                    loss = loss + w_cam * cam_guidance_loss(net, feats[sel], labels_t[idx][sel], cover)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            step += 1
             total_loss += float(loss.item()) * len(idx)
             if progress:
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
