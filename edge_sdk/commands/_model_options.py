@@ -47,11 +47,16 @@ def add_recon_arguments(p) -> None:
     add_region_arguments(p)
 
 
-def add_region_arguments(p) -> None:
+def add_region_arguments(p, *, k_of_n: bool = False) -> None:
+    """--regions / --no-regions, and with ``k_of_n`` the run-level --k-of-n of eval and report."""
     g = p.add_argument_group("regions")
     g.add_argument("--regions", help="region layout (regions.json) cutting each frame into patches "
                                      "(default: regions.json found with the data set)")
     g.add_argument("--no-regions", action="store_true", help="ignore any region layout: whole images are the patches")
+    if k_of_n:
+        g.add_argument("--k-of-n", type=bounded_int("--k-of-n", 1, 10_000), default=7, metavar="K",
+                       help="run level with a region layout: a product is right when K of its acquisitions are "
+                            "(default 7)")
 
 
 def _roi(path: str, size: int):

@@ -24,11 +24,9 @@ def register(sub) -> None:
     p.add_argument("--heatmaps", help="folder for heatmap PNGs of a few test images")
     p.add_argument("--num-heatmaps", type=bounded_int("--num-heatmaps", 0, 10_000), default=8, help="how many heatmap PNGs (default 8)")
     p.add_argument("--threads", type=threads_option("--threads"), help="CPU threads for torch and the kernels")
-    p.add_argument("--k-of-n", type=bounded_int("--k-of-n", 1, 10_000), default=7, metavar="K",
-                   help="run level with a region layout: a product is right when K of its acquisitions are (default 7)")
     from edge_sdk.commands._model_options import add_region_arguments
 
-    add_region_arguments(p)
+    add_region_arguments(p, k_of_n=True)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

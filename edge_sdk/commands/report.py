@@ -26,9 +26,7 @@ def register(sub) -> None:
     p.add_argument("--worst", type=bounded_int("--worst", 0, 100), default=4, metavar="N",
                    help="how many of the worst false accepts and of the worst false rejects to show (default 4)")
     p.add_argument("--threads", type=threads_option("--threads"), help="CPU threads for torch and the kernels")
-    p.add_argument("--k-of-n", type=bounded_int("--k-of-n", 1, 10_000), default=7, metavar="K",
-                   help="run level with a region layout: a product is right when K of its acquisitions are (default 7)")
-    add_region_arguments(p)
+    add_region_arguments(p, k_of_n=True)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
