@@ -31,33 +31,33 @@ VERDICTS = tuple(_core.verdict_name(code) for code in range(3))  # index = the C
 _VERDICT_NAMES = np.array(VERDICTS)
 
 
-def find_onnxruntime_library() -> str:
-    """The ONNX Runtime shared library: env EDGE_SDK_ONNXRUNTIME_LIB, else the one inside the
-    installed ``onnxruntime`` wheel (found without importing it), else "" (the C++ loader then
-    searches beside edge_sdk and on the loader path)."""
-    env = os.environ.get("EDGE_SDK_ONNXRUNTIME_LIB")
+def _wheel_library(env_var: str, package: str, pattern: str) -> str:
+    """env ``env_var``, else the newest file matching ``pattern`` (relative to the package folder)
+    inside the installed wheel of ``package``, found without importing it (a provider plugin is not
+    the library), else ""."""
+    env = os.environ.get(env_var)
     if env:
         return env
-    spec = importlib.util.find_spec("onnxruntime")
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.origin:
         return ""
-    libs = sorted(p for p in glob.glob(os.path.join(os.path.dirname(spec.origin), "capi", "libonnxruntime.so*"))
+    libs = sorted(p for p in glob.glob(os.path.join(os.path.dirname(spec.origin), pattern))
                   if "providers" not in os.path.basename(p))
     return libs[-1] if libs else ""
 
 
+def find_onnxruntime_library() -> str:
+    """The ONNX Runtime shared library: env EDGE_SDK_ONNXRUNTIME_LIB, else the one inside the
+    installed ``onnxruntime`` wheel, else "" (the C++ loader then searches beside edge_sdk and on
+    the loader path)."""
+    return _wheel_library("EDGE_SDK_ONNXRUNTIME_LIB", "onnxruntime", os.path.join("capi", "libonnxruntime.so*"))
+
+
 def find_openvino_library() -> str:
     """OpenVINO's C API library: env EDGE_SDK_OPENVINO_LIB, else the one inside the installed
-    ``openvino`` wheel (``openvino/libs/libopenvino_c.so.<version>``, found without importing it),
-    else "" (the C++ loader then searches beside edge_sdk and on the loader path)."""
-    env = os.environ.get("EDGE_SDK_OPENVINO_LIB")
-    if env:
-        return env
-    spec = importlib.util.find_spec("openvino")
-    if spec is None or not spec.origin:
-        return ""
-    libs = sorted(glob.glob(os.path.join(os.path.dirname(spec.origin), "libs", "libopenvino_c.so*")))
-    return libs[-1] if libs else ""
+    ``openvino`` wheel (``openvino/libs/libopenvino_c.so.<version>``), else "" (the C++ loader then
+    searches beside edge_sdk and on the loader path)."""
+    return _wheel_library("EDGE_SDK_OPENVINO_LIB", "openvino", os.path.join("libs", "libopenvino_c.so*"))
 
 
 @dataclass
