@@ -171,8 +171,10 @@ def test_dense_feature_map_is_the_strided_network_shifted(rng, cam_stride):
                 want = torch.clamp(n._bn1(n._conv_head(z)), 0.0, 6.0)
                 got = dense[:, :, a::2, b::2]
                 assert got.shape == want.shape, (a, b)
-                np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5, err_msg=f"cells ({a}, {b})")
-        np.testing.assert_allclose(dense[:, :, ::2, ::2].numpy(), net.feature_map(x).numpy(), atol=2e-5)
+                # float32 sums of up to 1280 channels in another order: values up to 6 differ by about 1e-5
+                np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=2e-5, atol=2e-5,
+                                           err_msg=f"cells ({a}, {b})")
+        np.testing.assert_allclose(dense[:, :, ::2, ::2].numpy(), net.feature_map(x).numpy(), rtol=2e-5, atol=2e-5)
     assert net.cam_stride == cam_stride and n._blocks[last]._depthwise_conv.stride == (2, 2)  # left as it was
 
 
