@@ -347,6 +347,92 @@ def test_guidance_pulls_the_map_onto_the_mask(rng):
     assert (after > before + 0.2).all(), (before, after)
 
 
+def test_peak_guidance_loss_against_numpy(rng):
+    """The hinge of the highest outside cell over the highest inside one, by hand in float64; images whose every cell touches the defect add 0."""
+    from edge_sdk.models.classifier_net import Lite0Classifier
+    from edge_sdk.models.classifier_train import PEAK_MARGIN, cam_guidance_loss
+
+    torch.manual_seed(0)
+    net = Lite0Classifier(3, pretrained=False).eval()
+    feats = torch.from_numpy(rng.random((5, 1280, 4, 5)).astype(np.float32))
+    labels = torch.tensor([1, 2, 1, 0, 2])
+    cover = torch.from_numpy((rng.random((5, 4, 5)) * (rng.random((5, 4, 5)) < 0.4)).astype(np.float32))
+    cover[:, 0, 0] = 0.9
+    cover[4] = 0.05 + torch.from_numpy(rng.random((4, 5)).astype(np.float32))  # no cell outside
+    with torch.no_grad():
+        got = float(cam_guidance_loss(net, feats, labels, cover, "peak"))
+    wt = net.net._fc.weight.detach().numpy().astype(np.float64)
+    ref = []
+    for b in range(5):
+        cam = np.einsum("c,chw->hw", wt[labels[b]], feats[b].numpy().astype(np.float64)).ravel()
+        z = cam
+        c = cover[b].numpy().astype(np.float64).ravel()
+        c /= c.max()
+        out = z[c <= 0]
+        ref.append(max(0.0, out.max() - z[c >= 0.5].max() + PEAK_MARGIN) if out.size else 0.0)
+    assert ref[4] == 0.0 and max(ref) > 0
+    assert got == pytest.approx(float(np.mean(ref)), rel=1e-4)
+
+
+def test_peak_guidance_moves_the_peak_into_the_mask_and_then_stops(rng):
+    """Steps on the peak loss alone bring the true class's highest cell onto the masked cells; once
+    every image's peak is there by the margin, the loss and its gradient are 0."""
+    from edge_sdk.models.classifier_net import Lite0Classifier
+    from edge_sdk.models.classifier_train import cam_guidance_loss, cell_cover
+
+    torch.manual_seed(1)
+    net = Lite0Classifier(2, cam_stride=16).eval()
+    x = torch.from_numpy(rng.normal(size=(2, 3, 64, 64)).astype(np.float32))
+    masks = torch.zeros(2, 1, 64, 64)
+    masks[0, 0, 40:56, 8:20] = 1.0
+    masks[1, 0, 2:10, 50:62] = 1.0
+    cover = cell_cover(masks, 16)
+    labels = torch.tensor([1, 1])
+    inside = (cover / cover.flatten(1).amax(1)[:, None, None]).flatten(1) >= 0.5
+
+    def peaks_inside():
+        with torch.no_grad():
+            cam = torch.einsum("bc,bchw->bhw", net.net._fc.weight[labels], net.feature_map(x)).flatten(1)
+            return inside[torch.arange(2), cam.argmax(1)]
+
+    assert not peaks_inside().all()  # else the test proves nothing
+    # The head alone: on random inputs, training every layer can saturate the features' ReLU6 on
+    # both sides of the hinge and stall it; the head's weights meet it on any features that differ.
+    opt = torch.optim.Adam(net.net._fc.parameters(), lr=1e-2)
+    for _ in range(300):
+        loss = cam_guidance_loss(net, net.feature_map(x), labels, cover, "peak")
+        if float(loss) == 0.0:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) == 0.0 and peaks_inside().all()
+    net.zero_grad()
+    cam_guidance_loss(net, net.feature_map(x), labels, cover, "peak").backward()
+    assert all(p.grad is None or not p.grad.any() for p in net.parameters())
+
+
+def test_guidance_loss_kinds_are_the_cli_choices(capsys):
+    import argparse
+
+    from edge_sdk.commands._classifier_options import add_classifier_arguments
+    from edge_sdk.models import classifier_train
+
+    p = argparse.ArgumentParser()
+    add_classifier_arguments(p)
+    assert p.parse_args([]).cam_guidance_loss == classifier_train.GUIDANCE_LOSSES[0]
+    for kind in classifier_train.GUIDANCE_LOSSES:
+        assert p.parse_args(["--cam-guidance-loss", kind]).cam_guidance_loss == kind
+    with pytest.raises(SystemExit):
+        p.parse_args(["--cam-guidance-loss", "area"])
+    assert "--cam-guidance-loss" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="cam_loss"):
+        classifier_train.train_classifier(None, None, np.zeros(4, np.int64), None, None, names=["a", "b"],
+                                          epochs=1, batch_size=2, lr=1e-3, weight_decay=0.0, patience=1,
+                                          max_angle=0.0, vflip=0.0, hflip=False, mean=(0,) * 3, std=(1,) * 3,
+                                          seed=0, cam_loss="area")
+
+
 def test_guidance_weight_by_hand():
     from edge_sdk.models.classifier_train import guidance_weight
 
@@ -623,7 +709,7 @@ def test_training_saves_a_calibrated_model_that_reloads(trained, tile_root):
     defective = int(sum(n for c, n in info["class_counts"].items() if c != "good"))
     # every defective training image of the tile set has a mask, the pasted ones included
     assert info["masks_guiding_the_cam"] == defective and config_settings(trained)["cam_guidance"] == 1.0
-    assert model.cam_guidance_decay == 0.5
+    assert model.cam_guidance_decay == 0.5 and model.cam_guidance_loss == "mass"
     assert 1 <= info["epochs_run"] <= 2 and len(info["history"]) == info["epochs_run"]
     cal = model.calibration
     assert 0.5 <= cal["accept_threshold"] <= 1 and 0.5 <= cal["reject_threshold"] <= 1

@@ -43,6 +43,10 @@ def add_classifier_arguments(p) -> None:
                    metavar="FRACTION", help="let the --cam-guidance weight fall linearly to 0 over this share of "
                                             "the training steps, so the last ones learn the classes alone "
                                             "(0: constant, the default)")
+    g.add_argument("--cam-guidance-loss", choices=("mass", "peak"), default="mass",
+                   help="what --cam-guidance asks of the map: mass (its softmax mass on the defect's cells; "
+                        "the default) or peak (only its highest cell on the defect, by a margin; no pull once "
+                        "it is)")
     g.add_argument("--hflip", action="store_true",
                    help="also flip training images left-right (rotation within +-pi/8 and vertical flips always)")
     g.add_argument("--cam-stride", type=int, choices=(8, 16, 32), default=16,
@@ -83,6 +87,7 @@ def build_classifier(args):
             lr=args.lr, backbone_lr=args.backbone_lr, freeze_blocks=args.freeze_blocks, patience=args.patience,
             val_fraction=args.class_val_fraction, class_weight_power=args.class_weight_power,
             cam_guidance=args.cam_guidance, cam_guidance_decay=args.cam_guidance_decay,
+            cam_guidance_loss=args.cam_guidance_loss,
             hflip=args.hflip,
             cam_stride=args.cam_stride, cam_dense=args.cam_dense, blur_sigma=args.blur_sigma,
             max_false_accept=args.max_false_accept,

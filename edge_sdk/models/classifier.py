@@ -39,6 +39,7 @@ from edge_sdk.class_metrics import cam_localization, classification_metrics
 from edge_sdk.models import storage
 from edge_sdk.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from edge_sdk.models.classifier_net import CAM_STRIDES, CamGraph, Lite0Classifier
+from edge_sdk.models.classifier_train import GUIDANCE_LOSSES
 from edge_sdk.models.contract import AnomalyModel, Prediction, _groups_by_shape, _tqdm, as_image_list, maps_at_sizes
 from edge_sdk.models.export_parts import ExportParts
 from edge_sdk.models.registry import register_model
@@ -78,7 +79,7 @@ class DefectClassifier(AnomalyModel):
     def __init__(self, *, input_size: int | Sequence[int] = 160, batch_size: int = 16, epochs: int = 8,
                  lr: float = 1e-3, backbone_lr: float = 0.1, freeze_blocks: int = 5, weight_decay: float = 1e-4,
                  patience: int = 3, val_fraction: float = 0.2, class_weight_power: float = 1.0,
-                 cam_guidance: float = 0.0, cam_guidance_decay: float = 0.0,
+                 cam_guidance: float = 0.0, cam_guidance_decay: float = 0.0, cam_guidance_loss: str = "mass",
                  hflip: bool = False, cam_stride: int = 16, cam_dense: bool = False, blur_sigma: float = 4.0,
                  max_false_accept: float = 0.01, max_false_reject: float = 0.01, synthetic: int = 0,
                  defects_per_class: int | None = None, max_cache_mb: int = 2048, good_class: str = "good",
@@ -100,6 +101,9 @@ class DefectClassifier(AnomalyModel):
         self.class_weight_power = _check("class_weight_power", class_weight_power, 0.0, 1.0)
         self.cam_guidance = _check("cam_guidance", cam_guidance, 0.0, 100.0)
         self.cam_guidance_decay = _check("cam_guidance_decay", cam_guidance_decay, 0.0, 1.0)
+        if cam_guidance_loss not in GUIDANCE_LOSSES:
+            raise ValueError(f"cam_guidance_loss: expected one of {GUIDANCE_LOSSES}, got {cam_guidance_loss!r}")
+        self.cam_guidance_loss = cam_guidance_loss
         self.hflip = bool(hflip)
         if cam_stride not in CAM_STRIDES:
             raise ValueError(f"cam_stride: expected one of {CAM_STRIDES}, got {cam_stride!r}")
@@ -240,6 +244,7 @@ class DefectClassifier(AnomalyModel):
                                      seed=self.seed, backbone_lr=self.backbone_lr,
                                      class_weight_power=self.class_weight_power, masks=masks,
                                      cam_weight=self.cam_guidance, cam_decay=self.cam_guidance_decay,
+                                     cam_loss=self.cam_guidance_loss,
                                      progress=progress)
         self._set_graph()
         self.training_info = {"train_images": int(len(y_all)), "real_train_images": int(len(y_train)),
@@ -450,6 +455,7 @@ class DefectClassifier(AnomalyModel):
                 "weight_decay": self.weight_decay, "patience": self.patience,
                 "val_fraction": self.val_fraction, "class_weight_power": self.class_weight_power,
                 "cam_guidance": self.cam_guidance, "cam_guidance_decay": self.cam_guidance_decay,
+                "cam_guidance_loss": self.cam_guidance_loss,
                 "hflip": self.hflip, "cam_stride": self.cam_stride, "cam_dense": self.cam_dense,
                 "blur_sigma": self.blur_sigma, "max_false_accept": self.max_false_accept,
                 "max_false_reject": self.max_false_reject, "synthetic": self.synthetic,

@@ -18,6 +18,11 @@ share of each cell's pixels inside the mask, divided by its largest value (the m
 the same augmentation as its image): the map's mass is pulled onto the cells the defect covers.
 With ``cam_decay`` F > 0 the weight falls linearly to 0 over the first F of the training steps
 (guidance_weight), so the map is placed early and the last steps learn the classes alone.
+``cam_loss`` "peak" asks less: only that the map's highest cell inside the defect (normalized
+cover >= 0.5) exceed the highest cell the defect does not touch by PEAK_MARGIN, a hinge that is 0
+once it does. That is what CAM accuracy scores (the peak inside the mask), and an image that meets
+it no longer pulls against the classification loss, where the mass loss pulls on every image and
+every cell.
 
 AdamW with cosine decay, the new head at the learning rate and the pretrained layers at
 ``backbone_lr`` times it (a large step would wreck the ImageNet features the few epochs of a CPU
@@ -109,14 +114,32 @@ def cell_cover(masks: torch.Tensor, stride: int) -> torch.Tensor:
     return F.avg_pool2d(padded, stride, stride)[:, 0]
 
 
-def cam_guidance_loss(net, feats: torch.Tensor, labels: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
-    """Mean over the images of -log(sum_cells softmax(CAM_y) * cover / max(cover)) (module doc);
+GUIDANCE_LOSSES = ("mass", "peak")
+# In the map's own units (a cell's share of the class logit, as the mass loss's softmax reads them):
+# the inside peak wins by a factor e in that softmax. Normalizing by the map's spread instead let
+# the network flatten the map and blow the gradient up.
+PEAK_MARGIN = 1.0
+
+
+def cam_guidance_loss(net, feats: torch.Tensor, labels: torch.Tensor, cover: torch.Tensor,
+                      kind: str = "mass") -> torch.Tensor:
+    """Mean over the images of the guidance loss ``kind`` (module doc): "mass", -log(sum_cells
+    softmax(CAM_y) * cover / max(cover)); "peak", max(0, top_outside - top_inside + PEAK_MARGIN).
     ``cover`` (B, h, w) of the images that have a mask, ``feats`` theirs."""
     cam = torch.einsum("bc,bchw->bhw", net.net._fc.weight[labels], feats).flatten(1)
     w = cover.flatten(1)
     w = w / w.amax(dim=1, keepdim=True).clamp_min(1e-6)
-    inside = (torch.softmax(cam, dim=1) * w).sum(dim=1)
-    return -torch.log(inside.clamp_min(1e-6)).mean()
+    if kind == "mass":
+        inside = (torch.softmax(cam, dim=1) * w).sum(dim=1)
+        return -torch.log(inside.clamp_min(1e-6)).mean()
+    if kind != "peak":
+        raise ValueError(f"cam guidance loss: expected one of {GUIDANCE_LOSSES}, got {kind!r}")
+    low = torch.finfo(cam.dtype).min
+    top_in = cam.masked_fill(w < 0.5, low).amax(dim=1)
+    outside = w <= 0  # cells the defect only grazes count on neither side
+    top_out = cam.masked_fill(~outside, low).amax(dim=1)
+    gap = torch.relu(top_out - top_in + PEAK_MARGIN)
+    return torch.where(outside.any(dim=1), gap, torch.zeros_like(gap)).mean()
 
 
 def guidance_weight(weight: float, decay: float, step: int, total: int) -> float:
@@ -157,13 +180,15 @@ def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: R
                      *, names, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
                      max_angle: float, vflip: float, hflip: bool, mean, std, seed: int, backbone_lr: float = 0.1,
                      class_weight_power: float = 1.0, masks: dict | None = None, cam_weight: float = 0.0,
-                     cam_decay: float = 0.0, progress: bool = True) -> dict:
+                     cam_decay: float = 0.0, cam_loss: str = "mass", progress: bool = True) -> dict:
     """The loop of the module doc (layers the network froze stay as they are). ``net`` is trained in
     place and left with the best epoch's weights, in eval mode. ``masks``: training image index ->
     (h, w) uint8 defect share at the input size (resize_mask), for CAM guidance. Returns the
     per-epoch history, the best epoch and the seconds spent."""
     if len(train_labels) < 2:
         raise ValueError(f"training split: {len(train_labels)} image(s); a classifier needs more")
+    if cam_loss not in GUIDANCE_LOSSES:
+        raise ValueError(f"cam_loss: expected one of {GUIDANCE_LOSSES}, got {cam_loss!r}")
     # Fine-tuned weights and gradients drift into subnormal floats, which x86 CPUs compute about ten
     # times slower (measured: 10 s against 1 s a step); training does not need them. Inference keeps
     # the default, so the model's predictions match the runtime's.
@@ -173,14 +198,14 @@ def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: R
                       lr=lr, weight_decay=weight_decay, patience=patience, max_angle=max_angle, vflip=vflip,
                       hflip=hflip, mean=mean, std=std, seed=seed, backbone_lr=backbone_lr,
                       class_weight_power=class_weight_power, masks=masks or {}, cam_weight=cam_weight,
-                      cam_decay=cam_decay, progress=progress)
+                      cam_decay=cam_decay, cam_loss=cam_loss, progress=progress)
     finally:
         torch.set_flush_denormal(False)
 
 
 def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_size, lr, weight_decay, patience,
            max_angle, vflip, hflip, mean, std, seed, backbone_lr, class_weight_power, masks, cam_weight,
-           cam_decay, progress) -> dict:
+           cam_decay, cam_loss, progress) -> dict:
     k, n = len(names), len(train_labels)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -195,7 +220,6 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
     labels_t = torch.from_numpy(train_labels.astype(np.int64))
     history: list[dict] = []
     best, best_key, best_epoch, stale = None, None, -1, 0
-    step = 0
     t0 = time.perf_counter()
     for epoch in range(epochs):
         net.train()
@@ -208,7 +232,7 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
         total_loss = 0.0
         for idx in bar:
             x = normalize(train.batch(idx), mean, std)
-            w_cam = guidance_weight(cam_weight, cam_decay, step, total)
+            w_cam = guidance_weight(cam_weight, cam_decay, sched.last_epoch, total)  # last_epoch counts steps
             guided = np.array([w_cam > 0 and int(i) in masks for i in idx])
             if guided.any():  # the masks ride along as a fourth channel, so they get the same geometry
                 m = np.zeros((len(idx), 1, *x.shape[-2:]), np.float32)
@@ -228,12 +252,12 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
                 seen = cover.amax(dim=(1, 2)) > 0  # a defect the rotation left in view
                 if seen.any():
                     sel, cover = sel[seen], cover[seen]
-                    loss = loss + w_cam * cam_guidance_loss(net, feats[sel], labels_t[idx][sel], cover)
+                    loss = loss + w_cam * cam_guidance_loss(net, feats[sel], labels_t[idx][sel], cover,
+                                                             cam_loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            step += 1
             total_loss += float(loss.item()) * len(idx)
             if progress:
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
