@@ -413,18 +413,19 @@ def test_peak_guidance_moves_the_peak_into_the_mask_and_then_stops(rng):
 
 
 def test_guidance_loss_kinds_are_the_cli_choices(capsys):
-    import argparse
-
-    from edge_sdk.commands._classifier_options import add_classifier_arguments
+    """Each kind goes from `edge-sdk train` into the model and its saved settings; others are refused."""
+    from edge_sdk.cli import build_parser
+    from edge_sdk.commands._classifier_options import build_classifier
     from edge_sdk.models import classifier_train
+    from edge_sdk.models.classifier import DefectClassifier
 
-    p = argparse.ArgumentParser()
-    add_classifier_arguments(p)
-    assert p.parse_args([]).cam_guidance_loss == classifier_train.GUIDANCE_LOSSES[0]
+    base = ["train", "--model", "classifier", "--data", "d", "--layout", "folder", "--out", "m"]
+    assert build_classifier(build_parser().parse_args(base)).cam_guidance_loss == classifier_train.GUIDANCE_LOSSES[0]
     for kind in classifier_train.GUIDANCE_LOSSES:
-        assert p.parse_args(["--cam-guidance-loss", kind]).cam_guidance_loss == kind
+        model = build_classifier(build_parser().parse_args(base + ["--cam-guidance-loss", kind]))
+        assert DefectClassifier(**model._settings()).cam_guidance_loss == kind
     with pytest.raises(SystemExit):
-        p.parse_args(["--cam-guidance-loss", "area"])
+        build_parser().parse_args(base + ["--cam-guidance-loss", "area"])
     assert "--cam-guidance-loss" in capsys.readouterr().err
     with pytest.raises(ValueError, match="cam_loss"):
         classifier_train.train_classifier(None, None, np.zeros(4, np.int64), None, None, names=["a", "b"],
