@@ -317,10 +317,10 @@ def test_cell_cover_and_guidance_loss_against_numpy(rng):
     assert got == pytest.approx(float(np.mean(ref)), rel=1e-4)
 
 
-def test_guidance_pulls_the_map_onto_the_mask(rng):
-    """A few steps on the guidance loss alone move the true class's map onto the masked cells."""
+def _two_masked_images(rng):
+    """A pretrained network, two random 64-pixel images of the defect class, their masks' cell cover."""
     from edge_sdk.models.classifier_net import Lite0Classifier
-    from edge_sdk.models.classifier_train import cam_guidance_loss, cell_cover
+    from edge_sdk.models.classifier_train import cell_cover
 
     torch.manual_seed(1)
     net = Lite0Classifier(2, cam_stride=16).eval()  # batch-norm statistics fixed: two images are no batch
@@ -328,8 +328,14 @@ def test_guidance_pulls_the_map_onto_the_mask(rng):
     masks = torch.zeros(2, 1, 64, 64)
     masks[0, 0, 40:56, 8:20] = 1.0
     masks[1, 0, 2:10, 50:62] = 1.0
-    cover = cell_cover(masks, 16)
-    labels = torch.tensor([1, 1])
+    return net, x, cell_cover(masks, 16), torch.tensor([1, 1])
+
+
+def test_guidance_pulls_the_map_onto_the_mask(rng):
+    """A few steps on the guidance loss alone move the true class's map onto the masked cells."""
+    from edge_sdk.models.classifier_train import cam_guidance_loss
+
+    net, x, cover, labels = _two_masked_images(rng)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def mass():
@@ -377,17 +383,9 @@ def test_peak_guidance_loss_against_numpy(rng):
 def test_peak_guidance_moves_the_peak_into_the_mask_and_then_stops(rng):
     """Steps on the peak loss alone bring the true class's highest cell onto the masked cells; once
     every image's peak is there by the margin, the loss and its gradient are 0."""
-    from edge_sdk.models.classifier_net import Lite0Classifier
-    from edge_sdk.models.classifier_train import cam_guidance_loss, cell_cover
+    from edge_sdk.models.classifier_train import cam_guidance_loss
 
-    torch.manual_seed(1)
-    net = Lite0Classifier(2, cam_stride=16).eval()
-    x = torch.from_numpy(rng.normal(size=(2, 3, 64, 64)).astype(np.float32))
-    masks = torch.zeros(2, 1, 64, 64)
-    masks[0, 0, 40:56, 8:20] = 1.0
-    masks[1, 0, 2:10, 50:62] = 1.0
-    cover = cell_cover(masks, 16)
-    labels = torch.tensor([1, 1])
+    net, x, cover, labels = _two_masked_images(rng)
     inside = (cover / cover.flatten(1).amax(1)[:, None, None]).flatten(1) >= 0.5
 
     def peaks_inside():
