@@ -354,7 +354,8 @@ def test_guidance_pulls_the_map_onto_the_mask(rng):
 
 
 def test_peak_guidance_loss_against_numpy(rng):
-    """The hinge of the highest outside cell over the highest inside one, by hand in float64; images whose every cell touches the defect add 0."""
+    """The hinge of the highest outside cell over the highest inside one, by hand in float64; images
+    whose every cell touches the defect add 0."""
     from edge_sdk.models.classifier_net import Lite0Classifier
     from edge_sdk.models.classifier_train import PEAK_MARGIN, cam_guidance_loss
 
@@ -371,11 +372,10 @@ def test_peak_guidance_loss_against_numpy(rng):
     ref = []
     for b in range(5):
         cam = np.einsum("c,chw->hw", wt[labels[b]], feats[b].numpy().astype(np.float64)).ravel()
-        z = cam
         c = cover[b].numpy().astype(np.float64).ravel()
         c /= c.max()
-        out = z[c <= 0]
-        ref.append(max(0.0, out.max() - z[c >= 0.5].max() + PEAK_MARGIN) if out.size else 0.0)
+        out = cam[c <= 0]
+        ref.append(max(0.0, out.max() - cam[c >= 0.5].max() + PEAK_MARGIN) if out.size else 0.0)
     assert ref[4] == 0.0 and max(ref) > 0
     assert got == pytest.approx(float(np.mean(ref)), rel=1e-4)
 
