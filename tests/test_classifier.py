@@ -432,6 +432,23 @@ def test_guidance_loss_kinds_are_the_cli_choices(capsys):
                                           seed=0, cam_loss="area")
 
 
+def test_epoch_selections_are_the_cli_choices(capsys):
+    """Each selection goes from `edge-sdk train --select-by` into the saved settings; others are refused."""
+    from edge_sdk.cli import build_parser
+    from edge_sdk.commands._classifier_options import build_classifier
+    from edge_sdk.models import classifier_train
+    from edge_sdk.models.classifier import DefectClassifier
+
+    base = ["train", "--model", "classifier", "--data", "d", "--layout", "folder", "--out", "m"]
+    assert build_classifier(build_parser().parse_args(base)).select_by == classifier_train.SELECTIONS[0]
+    for select in classifier_train.SELECTIONS:
+        model = build_classifier(build_parser().parse_args(base + ["--select-by", select]))
+        assert DefectClassifier(**model._settings()).select_by == select
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(base + ["--select-by", "accuracy"])
+    assert "--select-by" in capsys.readouterr().err
+
+
 def test_guidance_weight_by_hand():
     from edge_sdk.models.classifier_train import guidance_weight
 
@@ -524,6 +541,62 @@ def test_cam_localization_by_hand():
     assert out["cam_iou"] == pytest.approx((4 / 6 + 0.0) / 2)
     with pytest.raises(ValueError, match="maps\\[0\\]"):
         cam_localization([hit[:5]], [mask])
+
+
+def _three_scripted_epochs(monkeypatch, rng, rows, **kw):
+    """Trains a tiny network 3 epochs with the validation figures of ``rows`` (one per epoch) in place
+    of the measured ones; returns the facts, the network and its weights after each epoch."""
+    from edge_sdk.models import classifier_train
+    from edge_sdk.models.classifier_net import Lite0Classifier
+
+    after = []
+
+    def scripted(net, *args):
+        after.append({k: v.clone() for k, v in net.state_dict().items()})
+        return {"val_loss": 1.0, "val_accuracy": 0.5, **rows[len(after) - 1]}
+
+    monkeypatch.setattr(classifier_train, "_evaluate", scripted)
+    n, size = 8, (32, 32)
+    imgs = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    labels = np.array([0, 1] * (n // 2), np.int64)
+    images = classifier_train.ResizedImages(lambda i: imgs[i], n, size, max_bytes=1 << 20, progress=False)
+    torch.manual_seed(0)
+    net = Lite0Classifier(2, cam_stride=16, pretrained=False)
+    facts = classifier_train.train_classifier(
+        net, images, labels, images, labels, names=["good", "bad"], epochs=3, batch_size=4, lr=1e-2,
+        weight_decay=0.0, patience=3, max_angle=0.0, vflip=0.0, hflip=False, mean=(0.5,) * 3, std=(0.25,) * 3,
+        seed=0, progress=False, **kw)
+    return facts, net, after
+
+
+@pytest.mark.parametrize("select,best", [("macro_f1", 1), ("macro_f1+cam", 2)])
+def test_the_kept_epoch_is_the_best_by_the_selection_figure(rng, monkeypatch, select, best):
+    """Epoch 1 classifies best, epoch 2 has the best mean of macro-F1 and CAM accuracy: each selection
+    keeps its own epoch's weights (all three epochs run: patience 3)."""
+    rows = [{"val_macro_f1": 0.9, "val_cam_accuracy": 0.1, "val_cam_images": 5},
+            {"val_macro_f1": 0.7, "val_cam_accuracy": 0.8, "val_cam_images": 5},
+            {"val_macro_f1": 0.8, "val_cam_accuracy": None, "val_cam_images": 0}]  # no map measured: 0
+    val_cam = {"masks": {1: np.full((32, 32), 255, np.uint8)}, "good": 0, "dense": False, "blur_sigma": 0.0}
+    facts, net, after = _three_scripted_epochs(monkeypatch, rng, rows, val_cam=val_cam, select=select)
+    assert facts["best_epoch"] == best and facts["epochs_run"] == 3
+    assert not all(torch.equal(after[0][k], after[1][k]) for k in after[0])  # the epochs differ
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, after[best - 1][key]), key
+
+
+def test_selection_by_the_map_needs_validation_masks(rng, monkeypatch):
+    """select "macro_f1+cam" without validation masks, or an unknown selection, is refused before
+    training, naming the argument; DefectClassifier names its own."""
+    from edge_sdk.models.classifier import DefectClassifier
+
+    rows = [{"val_macro_f1": 0.5}] * 3
+    for kw, message in [({"select": "macro_f1+cam"}, r"select: 'macro_f1\+cam' needs validation images with defect"),
+                        ({"select": "macro_f1+cam", "val_cam": {"masks": {}}}, "needs validation images"),
+                        ({"select": "cam"}, "select: expected one of")]:
+        with pytest.raises(ValueError, match=message):
+            _three_scripted_epochs(monkeypatch, rng, rows, **kw)
+    with pytest.raises(ValueError, match="select_by: expected one of"):
+        DefectClassifier(select_by="accuracy")
 
 
 # ---- labelled splits -------------------------------------------------------------------------------
@@ -708,7 +781,9 @@ def test_training_saves_a_calibrated_model_that_reloads(trained, tile_root):
     defective = int(sum(n for c, n in info["class_counts"].items() if c != "good"))
     # every defective training image of the tile set has a mask, the pasted ones included
     assert info["masks_guiding_the_cam"] == defective and config_settings(trained)["cam_guidance"] == 1.0
-    assert model.cam_guidance_decay == 0.5 and model.cam_guidance_loss == "mass"
+    assert model.cam_guidance_decay == 0.5 and model.cam_guidance_loss == "mass" and model.select_by == "macro_f1"
+    # a guided map is measured after every epoch
+    assert all(0 <= h["val_cam_images"] <= info["validation_images"] for h in info["history"])
     assert 1 <= info["epochs_run"] <= 2 and len(info["history"]) == info["epochs_run"]
     cal = model.calibration
     assert 0.5 <= cal["accept_threshold"] <= 1 and 0.5 <= cal["reject_threshold"] <= 1
@@ -807,6 +882,30 @@ def test_calibration_reports_the_cam_localization_of_eval(trained, tile_root):
     assert got["cam_images"] == want["cam_images"] >= 2
     assert got["cam_accuracy"] == pytest.approx(want["cam_accuracy"], abs=1e-12)
     assert got["cam_iou"] == pytest.approx(want["cam_iou"], rel=1e-9)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_epoch_cam_accuracy_is_the_saved_models_for_images_at_the_input_size(trained, tile_root, dense):
+    """The CAM accuracy measured after each epoch (the cached images and the masks at the input size)
+    equals calibrate's (each image and mask at its own size) when the images have the input size:
+    the same map of the same graph on the same images. (Top classes set to the true ones, as above.)"""
+    from edge_sdk.models import classifier_train, load_model
+    from edge_sdk.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+
+    model = load_model(trained / "model")
+    model.input_size, model.cam_dense = (64, 64), dense  # the tile set's images, here also the input
+    model._set_graph()
+    test = load_dataset(tile_root, "mvtec", "test", category="tile", classes=True)
+    res = model.predict_dataset(test, progress=False)
+    want = model._cam_localization(test, res, res["classes"].copy())
+    images = classifier_train.ResizedImages(lambda i: test[i].image, len(test), model.input_size, max_bytes=1 << 24,
+                                            progress=False)
+    val_cam = {"masks": model._defect_masks(test, False, "validation"), "good": model.good, "dense": dense,
+               "blur_sigma": model.blur_sigma}
+    got = classifier_train._cam_accuracy(model.net, images, res["classes"], res["classes"].copy(), 3, IMAGENET_MEAN,
+                                         IMAGENET_STD, val_cam)
+    assert got["val_cam_images"] == want["cam_images"] >= 2
+    assert got["val_cam_accuracy"] == pytest.approx(want["cam_accuracy"], abs=1e-12)
 
 
 def test_cli_eval_export_predict(trained, tile_root):

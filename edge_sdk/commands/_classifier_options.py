@@ -32,7 +32,7 @@ def add_classifier_arguments(p) -> None:
     g.add_argument("--freeze-blocks", type=bounded_int("--freeze-blocks", 0, 16), default=5, metavar="N",
                    help="keep the stem and the first N of the 16 blocks as pretrained (default 5: up to stride 8)")
     g.add_argument("--patience", type=bounded_int("--patience", 1, 10_000), default=3,
-                   help="epochs without a better validation macro-F1 before training stops (default 3)")
+                   help="epochs without a better validation figure (--select-by) before training stops (default 3)")
     g.add_argument("--class-weight-power", type=bounded_float("--class-weight-power", 0.0, 1.0), default=1.0,
                    metavar="P", help="loss weight of class k is (n / (K n_k))^P: 1 balances the classes fully "
                                      "(default), 0.5 less steeply, 0 not at all")
@@ -47,6 +47,10 @@ def add_classifier_arguments(p) -> None:
                    help="what --cam-guidance asks of the map: mass (its softmax mass on the defect's cells; "
                         "the default) or peak (only its highest cell on the defect, by a margin; no pull once "
                         "it is)")
+    g.add_argument("--select-by", choices=("macro_f1", "macro_f1+cam"), default="macro_f1",
+                   help="the validation figure that picks the kept epoch and, with --patience, stops training: "
+                        "macro_f1 (the default) or macro_f1+cam (the mean of it and the CAM accuracy, measured "
+                        "each epoch on the validation images with a defect mask)")
     g.add_argument("--hflip", action="store_true",
                    help="also flip training images left-right (rotation within +-pi/8 and vertical flips always)")
     g.add_argument("--cam-stride", type=int, choices=(8, 16, 32), default=16,
@@ -87,7 +91,7 @@ def build_classifier(args):
             lr=args.lr, backbone_lr=args.backbone_lr, freeze_blocks=args.freeze_blocks, patience=args.patience,
             val_fraction=args.class_val_fraction, class_weight_power=args.class_weight_power,
             cam_guidance=args.cam_guidance, cam_guidance_decay=args.cam_guidance_decay,
-            cam_guidance_loss=args.cam_guidance_loss,
+            cam_guidance_loss=args.cam_guidance_loss, select_by=args.select_by,
             hflip=args.hflip,
             cam_stride=args.cam_stride, cam_dense=args.cam_dense, blur_sigma=args.blur_sigma,
             max_false_accept=args.max_false_accept,

@@ -39,7 +39,7 @@ from edge_sdk.class_metrics import cam_localization, classification_metrics
 from edge_sdk.models import storage
 from edge_sdk.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from edge_sdk.models.classifier_net import CAM_STRIDES, CamGraph, Lite0Classifier
-from edge_sdk.models.classifier_train import GUIDANCE_LOSSES
+from edge_sdk.models.classifier_train import GUIDANCE_LOSSES, SELECTIONS
 from edge_sdk.models.contract import AnomalyModel, Prediction, _groups_by_shape, _tqdm, as_image_list, maps_at_sizes
 from edge_sdk.models.export_parts import ExportParts
 from edge_sdk.models.registry import register_model
@@ -80,7 +80,8 @@ class DefectClassifier(AnomalyModel):
                  lr: float = 1e-3, backbone_lr: float = 0.1, freeze_blocks: int = 5, weight_decay: float = 1e-4,
                  patience: int = 3, val_fraction: float = 0.2, class_weight_power: float = 1.0,
                  cam_guidance: float = 0.0, cam_guidance_decay: float = 0.0, cam_guidance_loss: str = "mass",
-                 hflip: bool = False, cam_stride: int = 16, cam_dense: bool = False, blur_sigma: float = 4.0,
+                 select_by: str = "macro_f1", hflip: bool = False, cam_stride: int = 16, cam_dense: bool = False,
+                 blur_sigma: float = 4.0,
                  max_false_accept: float = 0.01, max_false_reject: float = 0.01, synthetic: int = 0,
                  defects_per_class: int | None = None, max_cache_mb: int = 2048, good_class: str = "good",
                  classes: Sequence[str] | None = None, pretrained: bool = True, init_from: str | os.PathLike | None = None,
@@ -104,6 +105,9 @@ class DefectClassifier(AnomalyModel):
         if cam_guidance_loss not in GUIDANCE_LOSSES:
             raise ValueError(f"cam_guidance_loss: expected one of {GUIDANCE_LOSSES}, got {cam_guidance_loss!r}")
         self.cam_guidance_loss = cam_guidance_loss
+        if select_by not in SELECTIONS:
+            raise ValueError(f"select_by: expected one of {SELECTIONS}, got {select_by!r}")
+        self.select_by = select_by
         self.hflip = bool(hflip)
         if cam_stride not in CAM_STRIDES:
             raise ValueError(f"cam_stride: expected one of {CAM_STRIDES}, got {cam_stride!r}")
@@ -232,11 +236,16 @@ class DefectClassifier(AnomalyModel):
             limit = self.max_cache_mb << 20
             images = ResizedImages(lambda i: train[i].image, len(train), self.input_size, max_bytes=limit,
                                    progress=progress, desc="resizing training images")
-            masks = self._training_masks(train, progress) if self.cam_guidance > 0 else {}
+            masks = self._defect_masks(train, progress, "training") if self.cam_guidance > 0 else {}
             synth = self._synthesize(train, images, masks, progress) if self.synthetic else {}
             y_all = np.concatenate([y_train, np.array(synth.get("labels", []), np.int64)])
             val_images = ResizedImages(lambda i: val[i].image, len(val), self.input_size, max_bytes=limit,
                                        progress=progress, desc="resizing validation images")
+            # the map is followed epoch by epoch where it is trained or selected on
+            val_cam = None
+            if self.cam_guidance > 0 or self.select_by != "macro_f1":
+                val_cam = {"masks": self._defect_masks(val, progress, "validation"), "good": self.good,
+                           "dense": self.cam_dense, "blur_sigma": self.blur_sigma}
             facts = train_classifier(self.net, images, y_all, val_images, y_val, names=self.classes,
                                      epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                                      weight_decay=self.weight_decay, patience=self.patience, max_angle=MAX_ANGLE,
@@ -244,7 +253,7 @@ class DefectClassifier(AnomalyModel):
                                      seed=self.seed, backbone_lr=self.backbone_lr,
                                      class_weight_power=self.class_weight_power, masks=masks,
                                      cam_weight=self.cam_guidance, cam_decay=self.cam_guidance_decay,
-                                     cam_loss=self.cam_guidance_loss,
+                                     cam_loss=self.cam_guidance_loss, val_cam=val_cam, select=self.select_by,
                                      progress=progress)
         self._set_graph()
         self.training_info = {"train_images": int(len(y_all)), "real_train_images": int(len(y_train)),
@@ -280,25 +289,27 @@ class DefectClassifier(AnomalyModel):
                                      "input_size": list(source.input_size),
                                      "validation": source.metrics.get("validation")}}
 
-    def _training_masks(self, train, progress: bool) -> dict:
-        """Training image index -> its defect mask at the input size (classifier_train.resize_mask),
-        for the defective images that have one: what CAM guidance pulls the map toward. Bounded by
-        a quarter of the image memory limit."""
+    def _defect_masks(self, split, progress: bool, which: str) -> dict:
+        """Image index -> its defect mask at the input size (classifier_train.resize_mask), for the
+        defective images of ``split`` that have one: what CAM guidance pulls the map toward (training)
+        and what the map is measured against each epoch (validation). Bounded by a quarter of the
+        image memory limit."""
         from edge_sdk.models.classifier_train import resize_mask
 
         out: dict[int, np.ndarray] = {}
         per_mask = self.input_size[0] * self.input_size[1]
-        defective = [i for i, t in enumerate(train.defect_types) if t != self.good_class]
-        for i in _tqdm(defective, progress, desc="reading defect masks", unit="img"):
-            mask = train[i].mask
+        defective = [i for i, t in enumerate(split.defect_types) if t != self.good_class]
+        for i in _tqdm(defective, progress, desc=f"reading {which} defect masks", unit="img"):
+            mask = split[i].mask
             if mask is None or not np.asarray(mask).any():
                 continue
             if (len(out) + 1) * per_mask > (self.max_cache_mb << 20) // 4:
-                raise ValueError(f"cam_guidance: the defect masks exceed a quarter of the memory limit of "
+                raise ValueError(f"{which} defect masks: more than a quarter of the memory limit of "
                                  f"{self.max_cache_mb} MiB (raise --max-cache-mb)")
             out[i] = resize_mask(mask, self.input_size)
         if not out:
-            print("classifier: cam_guidance: no defective training image has a mask; the map is not guided",
+            print(f"classifier: no defective {which} image has a mask; "
+                  + ("the map is not guided" if which == "training" else "its CAM accuracy is not measured"),
                   file=sys.stderr)
         return out
 
@@ -455,7 +466,7 @@ class DefectClassifier(AnomalyModel):
                 "weight_decay": self.weight_decay, "patience": self.patience,
                 "val_fraction": self.val_fraction, "class_weight_power": self.class_weight_power,
                 "cam_guidance": self.cam_guidance, "cam_guidance_decay": self.cam_guidance_decay,
-                "cam_guidance_loss": self.cam_guidance_loss,
+                "cam_guidance_loss": self.cam_guidance_loss, "select_by": self.select_by,
                 "hflip": self.hflip, "cam_stride": self.cam_stride, "cam_dense": self.cam_dense,
                 "blur_sigma": self.blur_sigma, "max_false_accept": self.max_false_accept,
                 "max_false_reject": self.max_false_reject, "synthetic": self.synthetic,

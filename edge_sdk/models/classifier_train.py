@@ -27,8 +27,13 @@ every cell.
 AdamW with cosine decay, the new head at the learning rate and the pretrained layers at
 ``backbone_lr`` times it (a large step would wreck the ImageNet features the few epochs of a CPU
 budget build on); after every epoch the validation split is scored without augmentation, and the
-weights of the epoch with the best macro-F1 (then the lowest validation loss) are kept; training
-stops after ``patience`` epochs without improvement.
+weights of the epoch with the best ``select`` figure (then the lowest validation loss) are kept;
+training stops after ``patience`` epochs without improvement. ``select`` "macro_f1" is the
+validation macro-F1; "macro_f1+cam" the mean of it and the validation CAM accuracy, so that the
+kept epoch is the one a choice between trainings by that mean would prefer. The CAM accuracy of an
+epoch (measured whenever validation masks are given) is that of the model's own map (the bundle's
+graph, CamGraph) on the cached validation images, at the input size against the masks resized to
+it: close to, not the same as, the saved model's figure, measured at each image's own size.
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ import torch
 import torch.nn.functional as F
 
 from edge_sdk import kernels
-from edge_sdk.class_metrics import classification_metrics
-from edge_sdk.models.contract import _tqdm
+from edge_sdk.class_metrics import cam_localization, classification_metrics
+from edge_sdk.models.classifier_net import CamGraph
+from edge_sdk.models.contract import _tqdm, maps_at_sizes
 from edge_sdk.models.recon_train import augment_geometry
 
 
@@ -164,7 +170,11 @@ def class_weights(labels: np.ndarray, k: int, power: float = 1.0) -> np.ndarray:
     return (np.where(counts > 0, len(labels) / (k * np.maximum(counts, 1)), 1.0) ** float(power)).astype(np.float32)
 
 
-def _evaluate(net, images: ResizedImages, labels: np.ndarray, batch_size: int, mean, std, names) -> dict:
+SELECTIONS = ("macro_f1", "macro_f1+cam")
+
+
+def _evaluate(net, images: ResizedImages, labels: np.ndarray, batch_size: int, mean, std, names,
+              val_cam: dict | None = None) -> dict:
     net.eval()
     logits = []
     with torch.inference_mode():
@@ -172,23 +182,59 @@ def _evaluate(net, images: ResizedImages, labels: np.ndarray, batch_size: int, m
             logits.append(net(normalize(images.batch(range(b, min(b + batch_size, len(labels)))), mean, std)))
     z = torch.cat(logits)
     loss = float(F.cross_entropy(z, torch.from_numpy(labels)).item())
-    m = classification_metrics(labels, z.argmax(dim=1).numpy(), names)
-    return {"val_loss": loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
+    top = z.argmax(dim=1).numpy()
+    m = classification_metrics(labels, top, names)
+    row = {"val_loss": loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
+    if val_cam is not None:
+        row.update(_cam_accuracy(net, images, labels, top, batch_size, mean, std, val_cam))
+    return row
+
+
+def _cam_accuracy(net, images: ResizedImages, labels: np.ndarray, top: np.ndarray, batch_size: int, mean, std,
+                  val_cam: dict) -> dict:
+    """CAM accuracy of the correctly classified defective validation images that have a mask (module
+    doc): ``val_cam`` holds the masks (validation index -> mask at the input size), the good class,
+    whether the map is dense and the blur of the map."""
+    graph = CamGraph(net, val_cam["good"], dense=val_cam["dense"]).eval()
+    good, masks = val_cam["good"], val_cam["masks"]
+    chosen = [i for i in sorted(masks) if labels[i] != good and top[i] == labels[i]]
+    maps = []
+    with torch.inference_mode():
+        for b in range(0, len(chosen), batch_size):
+            part = chosen[b:b + batch_size]
+            cam = graph(normalize(images.batch(part), mean, std))[2].numpy()
+            maps += maps_at_sizes(np.ascontiguousarray(cam, dtype=np.float32), [images.size] * len(part),
+                                  val_cam["blur_sigma"])
+    loc = cam_localization(maps, [masks[i] for i in chosen])
+    return {"val_cam_accuracy": loc["cam_accuracy"], "val_cam_images": loc["cam_images"]}
+
+
+def _selection_score(row: dict, select: str) -> float:
+    if select == "macro_f1":
+        return row["val_macro_f1"]
+    return 0.5 * (row["val_macro_f1"] + (row["val_cam_accuracy"] or 0.0))  # no map measured counts as 0
 
 
 def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: ResizedImages, val_labels: np.ndarray,
                      *, names, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
                      max_angle: float, vflip: float, hflip: bool, mean, std, seed: int, backbone_lr: float = 0.1,
                      class_weight_power: float = 1.0, masks: dict | None = None, cam_weight: float = 0.0,
-                     cam_decay: float = 0.0, cam_loss: str = "mass", progress: bool = True) -> dict:
+                     cam_decay: float = 0.0, cam_loss: str = "mass", val_cam: dict | None = None,
+                     select: str = "macro_f1", progress: bool = True) -> dict:
     """The loop of the module doc (layers the network froze stay as they are). ``net`` is trained in
     place and left with the best epoch's weights, in eval mode. ``masks``: training image index ->
-    (h, w) uint8 defect share at the input size (resize_mask), for CAM guidance. Returns the
-    per-epoch history, the best epoch and the seconds spent."""
+    (h, w) uint8 defect share at the input size (resize_mask), for CAM guidance. ``val_cam``: the
+    validation masks the same way, with "good" (class index), "dense" and "blur_sigma" as the
+    model's map has them; each epoch's CAM accuracy is then measured. ``select``: one of SELECTIONS.
+    Returns the per-epoch history, the best epoch and the seconds spent."""
     if len(train_labels) < 2:
         raise ValueError(f"training split: {len(train_labels)} image(s); a classifier needs more")
     if cam_loss not in GUIDANCE_LOSSES:
         raise ValueError(f"cam_loss: expected one of {GUIDANCE_LOSSES}, got {cam_loss!r}")
+    if select not in SELECTIONS:
+        raise ValueError(f"select: expected one of {SELECTIONS}, got {select!r}")
+    if select != "macro_f1" and not (val_cam or {}).get("masks"):
+        raise ValueError(f"select: {select!r} needs validation images with defect masks (none given)")
     # Fine-tuned weights and gradients drift into subnormal floats, which x86 CPUs compute about ten
     # times slower (measured: 10 s against 1 s a step); training does not need them. Inference keeps
     # the default, so the model's predictions match the runtime's.
@@ -198,14 +244,14 @@ def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: R
                       lr=lr, weight_decay=weight_decay, patience=patience, max_angle=max_angle, vflip=vflip,
                       hflip=hflip, mean=mean, std=std, seed=seed, backbone_lr=backbone_lr,
                       class_weight_power=class_weight_power, masks=masks or {}, cam_weight=cam_weight,
-                      cam_decay=cam_decay, cam_loss=cam_loss, progress=progress)
+                      cam_decay=cam_decay, cam_loss=cam_loss, val_cam=val_cam, select=select, progress=progress)
     finally:
         torch.set_flush_denormal(False)
 
 
 def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_size, lr, weight_decay, patience,
            max_angle, vflip, hflip, mean, std, seed, backbone_lr, class_weight_power, masks, cam_weight,
-           cam_decay, cam_loss, progress) -> dict:
+           cam_decay, cam_loss, val_cam, select, progress) -> dict:
     k, n = len(names), len(train_labels)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -262,9 +308,9 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
             if progress:
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         row = {"epoch": epoch + 1, "train_loss": total_loss / n,
-               **_evaluate(net, val, val_labels, batch_size, mean, std, names)}
+               **_evaluate(net, val, val_labels, batch_size, mean, std, names, val_cam)}
         history.append(row)
-        key = (row["val_macro_f1"], -row["val_loss"])
+        key = (_selection_score(row, select), -row["val_loss"])
         if best_key is None or key > best_key:
             best, best_key, best_epoch, stale = copy.deepcopy(net.state_dict()), key, epoch + 1, 0
         else:
@@ -272,10 +318,17 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
         if progress:
             print(f"classifier: epoch {epoch + 1}: train loss {row['train_loss']:.4f}, validation loss "
                   f"{row['val_loss']:.4f}, accuracy {row['val_accuracy']:.3f}, macro-F1 {row['val_macro_f1']:.3f}"
-                  f"{' (best)' if stale == 0 else ''}", file=sys.stderr, flush=True)
+                  f"{_cam_text(row)}{' (best)' if stale == 0 else ''}", file=sys.stderr, flush=True)
         if stale >= patience:
             break
     net.load_state_dict(best)
     net.eval()
     return {"history": history, "best_epoch": best_epoch, "epochs_run": len(history),
             "fit_seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _cam_text(row: dict) -> str:
+    if "val_cam_accuracy" not in row:
+        return ""
+    acc = row["val_cam_accuracy"]
+    return f", CAM accuracy {'-' if acc is None else f'{acc:.3f}'} ({row['val_cam_images']})"
