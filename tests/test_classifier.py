@@ -410,43 +410,35 @@ def test_peak_guidance_moves_the_peak_into_the_mask_and_then_stops(rng):
     assert all(p.grad is None or not p.grad.any() for p in net.parameters())
 
 
-def test_guidance_loss_kinds_are_the_cli_choices(capsys):
-    """Each kind goes from `edge-sdk train` into the model and its saved settings; others are refused."""
+@pytest.mark.parametrize("option,attribute,kinds", [("--cam-guidance-loss", "cam_guidance_loss", "GUIDANCE_LOSSES"),
+                                                    ("--select-by", "select_by", "SELECTIONS")])
+def test_training_kinds_are_the_cli_choices(capsys, option, attribute, kinds):
+    """Each guidance loss and epoch selection goes from `edge-sdk train` into the model and its saved
+    settings, the first being the default; others are refused, naming the option."""
     from edge_sdk.cli import build_parser
     from edge_sdk.commands._classifier_options import build_classifier
     from edge_sdk.models import classifier_train
     from edge_sdk.models.classifier import DefectClassifier
 
+    kinds = getattr(classifier_train, kinds)
     base = ["train", "--model", "classifier", "--data", "d", "--layout", "folder", "--out", "m"]
-    assert build_classifier(build_parser().parse_args(base)).cam_guidance_loss == classifier_train.GUIDANCE_LOSSES[0]
-    for kind in classifier_train.GUIDANCE_LOSSES:
-        model = build_classifier(build_parser().parse_args(base + ["--cam-guidance-loss", kind]))
-        assert DefectClassifier(**model._settings()).cam_guidance_loss == kind
+    assert getattr(build_classifier(build_parser().parse_args(base)), attribute) == kinds[0]
+    for kind in kinds:
+        model = build_classifier(build_parser().parse_args(base + [option, kind]))
+        assert getattr(DefectClassifier(**model._settings()), attribute) == kind
     with pytest.raises(SystemExit):
-        build_parser().parse_args(base + ["--cam-guidance-loss", "area"])
-    assert "--cam-guidance-loss" in capsys.readouterr().err
+        build_parser().parse_args(base + [option, "area"])
+    assert option in capsys.readouterr().err
+
+
+def test_unknown_guidance_loss_is_refused_by_training():
+    from edge_sdk.models import classifier_train
+
     with pytest.raises(ValueError, match="cam_loss"):
         classifier_train.train_classifier(None, None, np.zeros(4, np.int64), None, None, names=["a", "b"],
                                           epochs=1, batch_size=2, lr=1e-3, weight_decay=0.0, patience=1,
                                           max_angle=0.0, vflip=0.0, hflip=False, mean=(0,) * 3, std=(1,) * 3,
                                           seed=0, cam_loss="area")
-
-
-def test_epoch_selections_are_the_cli_choices(capsys):
-    """Each selection goes from `edge-sdk train --select-by` into the saved settings; others are refused."""
-    from edge_sdk.cli import build_parser
-    from edge_sdk.commands._classifier_options import build_classifier
-    from edge_sdk.models import classifier_train
-    from edge_sdk.models.classifier import DefectClassifier
-
-    base = ["train", "--model", "classifier", "--data", "d", "--layout", "folder", "--out", "m"]
-    assert build_classifier(build_parser().parse_args(base)).select_by == classifier_train.SELECTIONS[0]
-    for select in classifier_train.SELECTIONS:
-        model = build_classifier(build_parser().parse_args(base + ["--select-by", select]))
-        assert DefectClassifier(**model._settings()).select_by == select
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(base + ["--select-by", "accuracy"])
-    assert "--select-by" in capsys.readouterr().err
 
 
 def test_guidance_weight_by_hand():
