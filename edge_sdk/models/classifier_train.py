@@ -195,8 +195,8 @@ def _cam_accuracy(net, images: ResizedImages, labels: np.ndarray, top: np.ndarra
     """CAM accuracy of the correctly classified defective validation images that have a mask (module
     doc): ``val_cam`` holds the masks (validation index -> mask at the input size), the good class,
     whether the map is dense and the blur of the map."""
-    graph = CamGraph(net, val_cam["good"], dense=val_cam["dense"]).eval()
     good, masks = val_cam["good"], val_cam["masks"]
+    graph = CamGraph(net, good, dense=val_cam["dense"]).eval()
     chosen = [i for i in sorted(masks) if labels[i] != good and top[i] == labels[i]]
     maps = []
     with torch.inference_mode():
