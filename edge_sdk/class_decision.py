@@ -47,6 +47,12 @@ def _check_rule(k: int, good: int, accept: float, reject: float) -> None:
             raise ValueError(f"{name} threshold: expected a number in (0, 1], got {t!r}")
 
 
+def top_class(probs) -> np.ndarray:
+    """(N,) int64 first index of the largest probability, -1 where a probability is not finite."""
+    p = _probabilities(probs)
+    return np.where(np.isfinite(p).all(axis=1), p.argmax(axis=1), -1).astype(np.int64)
+
+
 def top_defect(probs, good: int) -> np.ndarray:
     """(N,) largest probability among the defect classes (every class but ``good``)."""
     p = _probabilities(probs)
@@ -57,8 +63,8 @@ def class_verdicts(probs, good: int, accept: float, reject: float) -> tuple[np.n
     """(verdict codes (N,) int8, top class (N,) int64) of the rule in the module doc."""
     p = _probabilities(probs)
     _check_rule(p.shape[1], good, accept, reject)
-    finite = np.isfinite(p).all(axis=1)
-    top = np.where(finite, p.argmax(axis=1), -1).astype(np.int64)
+    top = top_class(p)
+    finite = top >= 0
     # float32 probability against the double threshold, as the runtime compares them
     p_good = p[:, int(good)].astype(np.float64)
     q = np.where(finite, top_defect(np.where(finite[:, None], p, 0), good), np.nan).astype(np.float64)

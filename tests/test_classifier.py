@@ -435,7 +435,7 @@ def test_unknown_guidance_loss_is_refused_by_training():
     from edge_sdk.models import classifier_train
 
     with pytest.raises(ValueError, match="cam_loss"):
-        classifier_train.train_classifier(None, None, np.zeros(4, np.int64), None, None, names=["a", "b"],
+        classifier_train.train_classifier(None, None, np.zeros(4, np.int64), names=["a", "b"], validate=None,
                                           epochs=1, batch_size=2, lr=1e-3, weight_decay=0.0, patience=1,
                                           max_angle=0.0, vflip=0.0, hflip=False, mean=(0,) * 3, std=(1,) * 3,
                                           seed=0, cam_loss="area")
@@ -480,7 +480,7 @@ def test_decaying_guidance_stops_at_its_share_of_the_steps(rng, monkeypatch, dec
     torch.manual_seed(0)
     net = Lite0Classifier(2, cam_stride=16, pretrained=False)
     classifier_train.train_classifier(
-        net, train, labels, train, labels, names=["good", "bad"], epochs=2, batch_size=4, lr=1e-3,
+        net, train, labels, names=["good", "bad"], validate=lambda: {"val_loss": 1.0, "val_macro_f1": 0.5}, epochs=2, batch_size=4, lr=1e-3,
         weight_decay=0.0, patience=2, max_angle=0.0, vflip=0.0, hflip=False, mean=(0.5,) * 3, std=(0.25,) * 3,
         seed=0, masks=masks, cam_weight=2.0, cam_decay=decay, progress=False)
     assert [s for s, _, _ in weights_seen] == [0, 1, 2, 3] and all(t == 4 for _, t, _ in weights_seen)
@@ -535,7 +535,7 @@ def test_cam_localization_by_hand():
         cam_localization([hit[:5]], [mask])
 
 
-def _three_scripted_epochs(monkeypatch, rng, rows, **kw):
+def _three_scripted_epochs(rng, rows, **kw):
     """Trains a tiny network 3 epochs with the validation figures of ``rows`` (one per epoch) in place
     of the measured ones; returns the facts, the network and its weights after each epoch."""
     from edge_sdk.models import classifier_train
@@ -543,11 +543,10 @@ def _three_scripted_epochs(monkeypatch, rng, rows, **kw):
 
     after = []
 
-    def scripted(net, *args):
+    def scripted():
         after.append({k: v.clone() for k, v in net.state_dict().items()})
         return {"val_loss": 1.0, "val_accuracy": 0.5, **rows[len(after) - 1]}
 
-    monkeypatch.setattr(classifier_train, "_evaluate", scripted)
     n, size = 8, (32, 32)
     imgs = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
     labels = np.array([0, 1] * (n // 2), np.int64)
@@ -555,7 +554,7 @@ def _three_scripted_epochs(monkeypatch, rng, rows, **kw):
     torch.manual_seed(0)
     net = Lite0Classifier(2, cam_stride=16, pretrained=False)
     facts = classifier_train.train_classifier(
-        net, images, labels, images, labels, names=["good", "bad"], epochs=3, batch_size=4, lr=1e-2,
+        net, images, labels, names=["good", "bad"], validate=scripted, epochs=3, batch_size=4, lr=1e-2,
         weight_decay=0.0, patience=3, max_angle=0.0, vflip=0.0, hflip=False, mean=(0.5,) * 3, std=(0.25,) * 3,
         seed=0, progress=False, **kw)
     return facts, net, after
@@ -568,25 +567,31 @@ def test_the_kept_epoch_is_the_best_by_the_selection_figure(rng, monkeypatch, se
     rows = [{"val_macro_f1": 0.9, "val_cam_accuracy": 0.1, "val_cam_images": 5},
             {"val_macro_f1": 0.7, "val_cam_accuracy": 0.8, "val_cam_images": 5},
             {"val_macro_f1": 0.8, "val_cam_accuracy": None, "val_cam_images": 0}]  # no map measured: 0
-    val_cam = {"masks": {1: np.full((32, 32), 255, np.uint8)}, "good": 0, "dense": False, "blur_sigma": 0.0}
-    facts, net, after = _three_scripted_epochs(monkeypatch, rng, rows, val_cam=val_cam, select=select)
+    facts, net, after = _three_scripted_epochs(rng, rows, select=select)
     assert facts["best_epoch"] == best and facts["epochs_run"] == 3
     assert not all(torch.equal(after[0][k], after[1][k]) for k in after[0])  # the epochs differ
     for key, value in net.state_dict().items():
         assert torch.equal(value, after[best - 1][key]), key
 
 
-def test_selection_by_the_map_needs_validation_masks(rng, monkeypatch):
-    """select "macro_f1+cam" without validation masks, or an unknown selection, is refused before
-    training, naming the argument; DefectClassifier names its own."""
+def test_selection_by_the_map_needs_validation_masks(rng, tmp_path):
+    """select_by "macro_f1+cam" with no validation image that has a defect mask, or an unknown
+    selection, is refused before training, naming the argument."""
+    from PIL import Image
+
     from edge_sdk.models.classifier import DefectClassifier
 
-    rows = [{"val_macro_f1": 0.5}] * 3
-    for kw, message in [({"select": "macro_f1+cam"}, r"select: 'macro_f1\+cam' needs validation images with defect"),
-                        ({"select": "macro_f1+cam", "val_cam": {"masks": {}}}, "needs validation images"),
-                        ({"select": "cam"}, "select: expected one of")]:
-        with pytest.raises(ValueError, match=message):
-            _three_scripted_epochs(monkeypatch, rng, rows, **kw)
+    for cls, n in (("good", 4), ("dent", 4)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    data = load_dataset(tmp_path, "classes", "train", classes=True)
+    model = DefectClassifier(input_size=32, epochs=1, select_by="macro_f1+cam")
+    with pytest.raises(ValueError, match=r"select_by: 'macro_f1\+cam' needs validation images with defect masks"):
+        model.fit(data, val_dataset=data, progress=False)
+    assert model.net is None  # refused before the network was built
+    with pytest.raises(ValueError, match="select: expected one of"):
+        _three_scripted_epochs(rng, [{"val_macro_f1": 0.5}] * 3, select="cam")
     with pytest.raises(ValueError, match="select_by: expected one of"):
         DefectClassifier(select_by="accuracy")
 
@@ -826,6 +831,67 @@ def test_training_starts_from_a_trained_classifier(trained, tile_root):
     assert not (trained / "other").exists()
 
 
+def test_distillation_loss_against_numpy(rng):
+    from edge_sdk.models.classifier_train import DISTILL_TEMPERATURE, distillation_loss
+
+    s, t = rng.normal(size=(5, 4)) * 3, rng.normal(size=(5, 4)) * 3
+    T = DISTILL_TEMPERATURE
+
+    def softmax(z):
+        e = np.exp(z / T - (z / T).max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    p, q = softmax(t), softmax(s)
+    want = T * T * np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1))
+    got = distillation_loss(torch.from_numpy(s).float(), torch.from_numpy(t).float())
+    assert float(got) == pytest.approx(want, rel=1e-5)
+    assert float(distillation_loss(torch.from_numpy(t).float(), torch.from_numpy(t).float())) == pytest.approx(0, abs=1e-6)
+
+
+def test_distillation_pulls_the_network_toward_its_teacher(rng):
+    """With a teacher, the trained network's predictions on its training images end closer to the
+    teacher's than the same training without one (same seed, same batches)."""
+    from edge_sdk.models import classifier_train
+    from edge_sdk.models.classifier_net import Lite0Classifier
+
+    n, size = 8, (32, 32)
+    imgs = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    labels = np.array([0, 1] * (n // 2), np.int64)
+    images = classifier_train.ResizedImages(lambda i: imgs[i], n, size, max_bytes=1 << 20, progress=False)
+    torch.manual_seed(1)
+    teacher = Lite0Classifier(2, cam_stride=16, pretrained=False).eval()
+    x = classifier_train.normalize(images.batch(range(n)), (0.5,) * 3, (0.25,) * 3)
+    gaps = {}
+    for weight in (0.0, 20.0):
+        torch.manual_seed(0)
+        net = Lite0Classifier(2, cam_stride=16, pretrained=False)
+        classifier_train.train_classifier(
+            net, images, labels, names=["good", "bad"], validate=lambda: {"val_loss": 1.0, "val_macro_f1": 0.5},
+            epochs=3, batch_size=4, lr=1e-2, weight_decay=0.0, patience=3, max_angle=0.0, vflip=0.0, hflip=False,
+            mean=(0.5,) * 3, std=(0.25,) * 3, seed=0, teacher=teacher, distill_weight=weight, progress=False)
+        with torch.no_grad():
+            gaps[weight] = float(classifier_train.distillation_loss(net(x), teacher(x)))
+    assert gaps[20.0] < 0.5 * gaps[0.0], gaps
+
+
+def test_training_distils_a_classifier_of_the_same_split(trained, tile_root):
+    """--distill-from: recorded in the training facts, its weight in the settings; a teacher trained on
+    another split is refused before training, naming the option."""
+    from edge_sdk.models import load_model
+
+    common = ("train", "--model", "classifier", "--data", str(tile_root), "--layout", "mvtec", "--category", "tile",
+              "--input-size", "32", "--batch", "4", "--threads", "1", "--no-progress", "--epochs", "1",
+              "--distill-from", "model", "--distill-weight", "0.5")
+    _cli(*common, "--out", "student", "--class-val-fraction", "0.3", cwd=trained)
+    student = load_model(trained / "student")
+    settings = json.loads((trained / "student" / "config.json").read_text())["settings"]
+    assert student.distill_weight == settings["distill_weight"] == 0.5
+    assert student.training_info["distilled_from"]["model_dir"] == str((trained / "model").resolve())
+    r = _cli(*common, "--out", "other", "--class-val-fraction", "0.5", cwd=trained, ok=False)
+    assert "distill_from model" in r.stderr and "validation fraction 0.3" in r.stderr, r.stderr
+    assert not (trained / "other").exists()
+
+
 def test_no_training_applies_the_dense_map_to_a_trained_classifier(trained, tile_root):
     """--epochs 0 --init-from M --cam-dense: M's weights, measured again with the dense map (twice the
     grid, the same probabilities, thresholds and validation classification); refused without
@@ -856,48 +922,63 @@ def test_no_training_applies_the_dense_map_to_a_trained_classifier(trained, tile
     assert not any((trained / d).exists() for d in ("x", "y", "z"))
 
 
-def test_calibration_reports_the_cam_localization_of_eval(trained, tile_root):
-    """calibrate() records CAM accuracy / IoU of the correctly classified defective images, a few
-    maps at a time; equal to class_metrics.cam_localization over all their maps at once. (The tiny
-    model classifies few defects right, so its top classes are set to the true ones here.)"""
+@pytest.mark.parametrize("batch", [1, 3])
+def test_measure_against_every_map_at_once(trained, tile_root, monkeypatch, batch):
+    """measure() adds up its figures batch by batch: equal to classification_metrics and
+    class_metrics.cam_localization over all predictions and maps at once, and to a float64
+    cross-entropy. (The tiny model classifies few defects right: its probabilities are replaced by
+    ones that make all but one good and one defective image correct; the maps stay the model's.)"""
     from edge_sdk.models import load_model
 
     model = load_model(trained / "model")
-    assert {"cam_accuracy", "cam_iou", "cam_images"} <= set(model.metrics["validation"])
-    test = load_dataset(tile_root, "mvtec", "test", category="tile", classes=True)
-    model.batch_size = 1  # one map at a time: the results add up over several batches
-    res = model.predict_dataset(test, progress=False)
-    got = model._cam_localization(test, res, res["classes"].copy())
-    every = model.predict_dataset(test, progress=False, keep_maps=True)
-    defective = np.flatnonzero(every["classes"] != model.good)
-    want = cam_localization([every["maps"][i] for i in defective], [every["masks"][i] for i in defective])
-    assert got["cam_images"] == want["cam_images"] >= 2
-    assert got["cam_accuracy"] == pytest.approx(want["cam_accuracy"], abs=1e-12)
-    assert got["cam_iou"] == pytest.approx(want["cam_iou"], rel=1e-9)
+    test = load_dataset(tile_root, "mvtec", "train", category="tile", classes=True)  # more defects
+    y = np.array([model.class_index(t) for t in test.defect_types])
+    k = len(model.classes)
+    chosen = y.copy()
+    for miss in (np.flatnonzero(y == model.good)[0], np.flatnonzero(y != model.good)[0]):
+        chosen[miss] = (y[miss] + 1) % k  # one good and one defective image wrong
+    probs = np.full((len(y), k), 0.1 / (k - 1), np.float32)
+    probs[np.arange(len(y)), chosen] = 0.9
+    real_predict = model.predict
+    seen = []
+
+    def predict(images):
+        pred = real_predict(images)
+        pred.probabilities = probs[len(seen):len(seen) + len(images)]
+        seen.extend(range(len(images)))
+        return pred
+
+    monkeypatch.setattr(model, "predict", predict)
+    model.batch_size = batch
+    res, got = model.measure(test, progress=False)
+    every = model.predict_dataset(test, progress=False, keep_maps=True)  # the real maps, all at once
+    np.testing.assert_array_equal(res["probabilities"], probs)
+    want = classification_metrics(y, chosen, model.classes)
+    assert (got["accuracy"], got["macro_f1"]) == (want["accuracy"], want["macro_f1"])
+    assert got["loss"] == pytest.approx(np.mean(-np.log(probs[np.arange(len(y)), y].astype(np.float64))), rel=1e-12)
+    right = np.flatnonzero((y != model.good) & (chosen == y))
+    loc = cam_localization([every["maps"][i] for i in right], [every["masks"][i] for i in right])
+    assert got["cam_images"] == loc["cam_images"] >= 2
+    assert got["cam_accuracy"] == pytest.approx(loc["cam_accuracy"], abs=1e-12)
+    assert got["cam_iou"] == pytest.approx(loc["cam_iou"], rel=1e-9)
 
 
 @pytest.mark.parametrize("dense", [False, True])
-def test_epoch_cam_accuracy_is_the_saved_models_for_images_at_the_input_size(trained, tile_root, dense):
-    """The CAM accuracy measured after each epoch (the cached images and the masks at the input size)
-    equals calibrate's (each image and mask at its own size) when the images have the input size:
-    the same map of the same graph on the same images. (Top classes set to the true ones, as above.)"""
-    from edge_sdk.models import classifier_train, load_model
-    from edge_sdk.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+def test_the_kept_epochs_logged_figures_are_the_saved_models(tile_root, dense):
+    """Training's per-epoch validation is the saved model's measurement: the kept epoch's logged
+    accuracy, macro-F1 and CAM accuracy are exactly those in the model's metrics, strided and
+    dense map alike."""
+    from edge_sdk.models.classifier import DefectClassifier
 
-    model = load_model(trained / "model")
-    model.input_size, model.cam_dense = (64, 64), dense  # the tile set's images, here also the input
-    model._set_graph()
-    test = load_dataset(tile_root, "mvtec", "test", category="tile", classes=True)
-    res = model.predict_dataset(test, progress=False)
-    want = model._cam_localization(test, res, res["classes"].copy())
-    images = classifier_train.ResizedImages(lambda i: test[i].image, len(test), model.input_size, max_bytes=1 << 24,
-                                            progress=False)
-    val_cam = {"masks": model._defect_masks(test, False, "validation"), "good": model.good, "dense": dense,
-               "blur_sigma": model.blur_sigma}
-    got = classifier_train._cam_accuracy(model.net, images, res["classes"], res["classes"].copy(), 3, IMAGENET_MEAN,
-                                         IMAGENET_STD, val_cam)
-    assert got["val_cam_images"] == want["cam_images"] >= 2
-    assert got["val_cam_accuracy"] == pytest.approx(want["cam_accuracy"], abs=1e-12)
+    data = load_dataset(tile_root, "mvtec", "train", category="tile", classes=True)
+    model = DefectClassifier(input_size=48, epochs=2, patience=2, batch_size=4, cam_guidance=1.0, cam_dense=dense,
+                             select_by="macro_f1+cam", val_fraction=0.3).fit(data, progress=False)
+    info, saved = model.training_info, model.metrics["validation"]
+    kept = info["history"][info["best_epoch"] - 1]
+    assert info["epochs_run"] == 2
+    assert (kept["val_accuracy"], kept["val_macro_f1"]) == (saved["accuracy"], saved["macro_f1"])
+    assert (kept["val_cam_accuracy"], kept["val_cam_images"]) == (saved["cam_accuracy"], saved["cam_images"])
+    assert model.grid == ((6, 6) if dense else (3, 3))
 
 
 def test_cli_eval_export_predict(trained, tile_root):

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from edge_sdk.class_decision import class_verdicts, rates
+from edge_sdk.class_decision import class_verdicts, rates, top_class
 from edge_sdk.class_metrics import cam_localization, classification_metrics
 from edge_sdk.runtime import VERDICTS
 
@@ -31,7 +31,7 @@ def evaluate(model, dataset, *, progress: bool = True) -> tuple[dict, dict]:
         codes, top = class_verdicts(probs, good, cal["accept_threshold"], cal["reject_threshold"])
     else:  # not calibrated: classes only, nothing judged
         codes = np.zeros(len(y), np.int8)
-        top = np.where(np.isfinite(probs).all(axis=1), probs.argmax(axis=1), -1)
+        top = top_class(probs)
     defect = y != good
     correct = np.flatnonzero(defect & (top == y))
     out = {"model": model.name, "images": int(len(y)), "anomalous": int(defect.sum()),

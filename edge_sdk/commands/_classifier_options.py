@@ -74,6 +74,12 @@ def add_classifier_arguments(p) -> None:
     g.add_argument("--init-from", metavar="MODEL_DIR",
                    help="start from the weights of a classifier trained before with the same classes and split "
                         "(e.g. refine a stride-16 model at --cam-stride 8) instead of the ImageNet ones")
+    g.add_argument("--distill-from", metavar="MODEL_DIR",
+                   help="a classifier trained before with the same classes and split whose predictions on each "
+                        "training batch this one also learns (knowledge distillation), so that its classes hold "
+                        "while --cam-guidance moves the map")
+    g.add_argument("--distill-weight", type=bounded_float("--distill-weight", 0.0, 100.0), default=1.0, metavar="W",
+                   help="weight of the --distill-from loss (default 1)")
     g.add_argument("--good-class", default="good", metavar="NAME", help="name of the good class (default good)")
     g.add_argument("--max-cache-mb", type=bounded_int("--max-cache-mb", 16, 1 << 20), default=2048,
                    help="memory for the resized training images; beyond it they are read again each epoch "
@@ -97,6 +103,7 @@ def build_classifier(args):
             max_false_accept=args.max_false_accept,
             max_false_reject=args.max_false_reject, synthetic=args.synthetic,
             defects_per_class=args.defects_per_class, max_cache_mb=args.max_cache_mb, good_class=args.good_class,
-            init_from=args.init_from, seed=args.seed)
+            init_from=args.init_from, distill_from=args.distill_from, distill_weight=args.distill_weight,
+            seed=args.seed)
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from exc

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from edge_sdk import kernels
-from edge_sdk.class_decision import calibrate_thresholds, class_verdicts, rates
+from edge_sdk.class_decision import calibrate_thresholds, class_verdicts, rates, top_class
 from edge_sdk.class_metrics import cam_localization, classification_metrics
 from edge_sdk.models import storage
 from edge_sdk.models.backbone import IMAGENET_MEAN, IMAGENET_STD
@@ -80,7 +80,8 @@ class DefectClassifier(AnomalyModel):
                  lr: float = 1e-3, backbone_lr: float = 0.1, freeze_blocks: int = 5, weight_decay: float = 1e-4,
                  patience: int = 3, val_fraction: float = 0.2, class_weight_power: float = 1.0,
                  cam_guidance: float = 0.0, cam_guidance_decay: float = 0.0, cam_guidance_loss: str = "mass",
-                 select_by: str = "macro_f1", hflip: bool = False, cam_stride: int = 16, cam_dense: bool = False,
+                 select_by: str = "macro_f1", distill_from: str | os.PathLike | None = None,
+                 distill_weight: float = 1.0, hflip: bool = False, cam_stride: int = 16, cam_dense: bool = False,
                  blur_sigma: float = 4.0,
                  max_false_accept: float = 0.01, max_false_reject: float = 0.01, synthetic: int = 0,
                  defects_per_class: int | None = None, max_cache_mb: int = 2048, good_class: str = "good",
@@ -108,6 +109,8 @@ class DefectClassifier(AnomalyModel):
         if select_by not in SELECTIONS:
             raise ValueError(f"select_by: expected one of {SELECTIONS}, got {select_by!r}")
         self.select_by = select_by
+        self.distill_from = None if distill_from is None else Path(distill_from)
+        self.distill_weight = _check("distill_weight", distill_weight, 0.0, 100.0)
         self.hflip = bool(hflip)
         if cam_stride not in CAM_STRIDES:
             raise ValueError(f"cam_stride: expected one of {CAM_STRIDES}, got {cam_stride!r}")
@@ -225,9 +228,13 @@ class DefectClassifier(AnomalyModel):
         if not ((y_val == self.good).any() and (y_val != self.good).any()):
             raise ValueError(f"validation split: {len(y_val)} image(s) without both good and defective ones; "
                              "give more labelled images or a larger validation fraction")
+        if self.epochs and self.select_by != "macro_f1" and not self._has_masks(val):
+            raise ValueError(f"select_by: {self.select_by!r} needs validation images with defect masks (none in "
+                             "the validation split)")
         # the starting weights first: a model that does not fit this split is refused before any work
         self._build(self.pretrained and self.init_from is None)
         start = self._start_from(self.init_from, len(y_val)) if self.init_from is not None else {}
+        teacher, taught = self._teacher(len(y_val))
         if self.epochs == 0:  # the starting model as it is, measured and calibrated with this model's settings
             y_all, synth = y_train, {}
             masks: dict = {}
@@ -236,43 +243,49 @@ class DefectClassifier(AnomalyModel):
             limit = self.max_cache_mb << 20
             images = ResizedImages(lambda i: train[i].image, len(train), self.input_size, max_bytes=limit,
                                    progress=progress, desc="resizing training images")
-            masks = self._defect_masks(train, progress, "training") if self.cam_guidance > 0 else {}
+            masks = self._training_masks(train, progress) if self.cam_guidance > 0 else {}
             synth = self._synthesize(train, images, masks, progress) if self.synthetic else {}
             y_all = np.concatenate([y_train, np.array(synth.get("labels", []), np.int64)])
-            val_images = ResizedImages(lambda i: val[i].image, len(val), self.input_size, max_bytes=limit,
-                                       progress=progress, desc="resizing validation images")
-            # the map is followed epoch by epoch where it is trained or selected on
-            val_cam = None
-            if self.cam_guidance > 0 or self.select_by != "macro_f1":
-                val_cam = {"masks": self._defect_masks(val, progress, "validation"), "good": self.good,
-                           "dense": self.cam_dense, "blur_sigma": self.blur_sigma}
-            facts = train_classifier(self.net, images, y_all, val_images, y_val, names=self.classes,
+            facts = train_classifier(self.net, images, y_all, names=self.classes,
+                                     validate=lambda: self._epoch_figures(val),
                                      epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                                      weight_decay=self.weight_decay, patience=self.patience, max_angle=MAX_ANGLE,
                                      vflip=0.5, hflip=self.hflip, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                                      seed=self.seed, backbone_lr=self.backbone_lr,
                                      class_weight_power=self.class_weight_power, masks=masks,
                                      cam_weight=self.cam_guidance, cam_decay=self.cam_guidance_decay,
-                                     cam_loss=self.cam_guidance_loss, val_cam=val_cam, select=self.select_by,
-                                     progress=progress)
+                                     cam_loss=self.cam_guidance_loss, teacher=teacher,
+                                     distill_weight=self.distill_weight, select=self.select_by, progress=progress)
         self._set_graph()
         self.training_info = {"train_images": int(len(y_all)), "real_train_images": int(len(y_train)),
                               "synthetic_images": int(len(synth.get("labels", []))),
                               "validation_images": int(len(y_val)), "seed": self.seed,
                               "masks_guiding_the_cam": int(len(masks)),
                               "class_counts": {c: int((y_all == k).sum()) for k, c in enumerate(self.classes)},
-                              **start, **facts}
+                              **start, **taught, **facts}
         self.calibrate(val, range(len(val)), progress=progress)
         return self
 
     def _start_from(self, model_dir: Path, validation_images: int) -> dict:
         """Starts training from the weights of a classifier trained before (e.g. at another CAM stride
-        or input size, which the weights fit as they fit the ImageNet ones) instead of ImageNet's.
-        That model must have the same classes and have been trained with the same split (seed,
-        validation fraction, validation size): otherwise this training's validation images, which
-        choose the epoch and the thresholds, could be images it learned from."""
+        or input size, which the weights fit as they fit the ImageNet ones) instead of ImageNet's."""
+        source = self._same_split_model(model_dir, validation_images, "init_from")
+        if self.epochs == 0 and source.cam_stride != self.cam_stride:
+            raise ValueError(f"init_from {model_dir}: trained at CAM stride {source.cam_stride}; without training "
+                             f"(epochs 0) it cannot run at stride {self.cam_stride} (cam_dense evaluates it at half "
+                             "its stride)")
+        self.net.load_state_dict(source.net.state_dict(), strict=True)
+        return {"initialized_from": {"model_dir": str(model_dir.resolve()), "cam_stride": source.cam_stride,
+                                     "input_size": list(source.input_size),
+                                     "validation": source.metrics.get("validation")}}
+
+    def _same_split_model(self, model_dir: Path, validation_images: int, option: str) -> "DefectClassifier":
+        """A classifier trained before that this training builds on (``option``: init_from,
+        distill_from). It must have the same classes and have been trained with the same split
+        (seed, validation fraction, validation size): otherwise this training's validation images,
+        which choose the epoch and the thresholds, could be images it learned from."""
         source = DefectClassifier.load(model_dir)
-        where = f"init_from {model_dir}"
+        where = f"{option} {model_dir}"
         if source.classes != self.classes:
             raise ValueError(f"{where}: classes {source.classes}, this training's are {self.classes}")
         theirs = (source.seed, source.val_fraction, source.training_info.get("validation_images"))
@@ -281,37 +294,49 @@ class DefectClassifier(AnomalyModel):
             raise ValueError(f"{where}: trained with split seed {theirs[0]}, validation fraction {theirs[1]} "
                              f"and {theirs[2]} validation images; this training has {ours[0]}, {ours[1]} and "
                              f"{ours[2]}: its validation split would hold images that model learned from")
-        if self.epochs == 0 and source.cam_stride != self.cam_stride:
-            raise ValueError(f"{where}: trained at CAM stride {source.cam_stride}; without training (epochs 0) "
-                             f"it cannot run at stride {self.cam_stride} (cam_dense evaluates it at half its stride)")
-        self.net.load_state_dict(source.net.state_dict(), strict=True)
-        return {"initialized_from": {"model_dir": str(model_dir.resolve()), "cam_stride": source.cam_stride,
-                                     "input_size": list(source.input_size),
-                                     "validation": source.metrics.get("validation")}}
+        return source
 
-    def _defect_masks(self, split, progress: bool, which: str) -> dict:
-        """Image index -> its defect mask at the input size (classifier_train.resize_mask), for the
-        defective images of ``split`` that have one: what CAM guidance pulls the map toward (training)
-        and what the map is measured against each epoch (validation). Bounded by a quarter of the
-        image memory limit."""
+    def _teacher(self, validation_images: int) -> tuple:
+        """(the distill_from network in eval mode, or None; what training_info records of it)."""
+        if self.distill_from is None or self.epochs == 0:
+            return None, {}
+        source = self._same_split_model(self.distill_from, validation_images, "distill_from")
+        teacher = source.net.to(self.device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher, {"distilled_from": {"model_dir": str(self.distill_from.resolve()),
+                                            "validation": source.metrics.get("validation")}}
+
+    def _training_masks(self, train, progress: bool) -> dict:
+        """Training image index -> its defect mask at the input size (classifier_train.resize_mask),
+        for the defective images that have one: what CAM guidance pulls the map toward. Bounded by a
+        quarter of the image memory limit."""
         from edge_sdk.models.classifier_train import resize_mask
 
         out: dict[int, np.ndarray] = {}
         per_mask = self.input_size[0] * self.input_size[1]
-        defective = [i for i, t in enumerate(split.defect_types) if t != self.good_class]
-        for i in _tqdm(defective, progress, desc=f"reading {which} defect masks", unit="img"):
-            mask = split[i].mask
+        for i in _tqdm(self._defective(train), progress, desc="reading training defect masks", unit="img"):
+            mask = train[i].mask
             if mask is None or not np.asarray(mask).any():
                 continue
             if (len(out) + 1) * per_mask > (self.max_cache_mb << 20) // 4:
-                raise ValueError(f"{which} defect masks: more than a quarter of the memory limit of "
+                raise ValueError(f"training defect masks: more than a quarter of the memory limit of "
                                  f"{self.max_cache_mb} MiB (raise --max-cache-mb)")
             out[i] = resize_mask(mask, self.input_size)
         if not out:
-            print(f"classifier: no defective {which} image has a mask; "
-                  + ("the map is not guided" if which == "training" else "its CAM accuracy is not measured"),
-                  file=sys.stderr)
+            print("classifier: no defective training image has a mask; the map is not guided", file=sys.stderr)
         return out
+
+    def _defective(self, split) -> list[int]:
+        return [i for i, t in enumerate(split.defect_types) if t != self.good_class]
+
+    def _has_masks(self, split) -> bool:
+        """Whether a defective image of ``split`` has a defect mask (its map can be scored)."""
+        for i in self._defective(split):
+            mask = split[i].mask
+            if mask is not None and np.asarray(mask).any():
+                return True
+        return False
 
     def _limit_defects(self, train):
         """``defects_per_class`` real images of each defect class (seeded choice), every good one."""
@@ -395,7 +420,7 @@ class DefectClassifier(AnomalyModel):
             verdicts, top = class_verdicts(probs, self.good, self.calibration["accept_threshold"],
                                            self.calibration["reject_threshold"])
         else:
-            top = np.where(np.isfinite(probs).all(axis=1), probs.argmax(axis=1), -1).astype(np.int64)
+            top = top_class(probs)
         return ClassPrediction(scores=np.ascontiguousarray(score.cpu().numpy()[:, 0], dtype=np.float32), maps=maps,
                                probabilities=probs, top_class=top, verdicts=verdicts)
 
@@ -422,42 +447,66 @@ class DefectClassifier(AnomalyModel):
             out["maps"], out["masks"] = maps, masks
         return out
 
+    def measure(self, dataset, indices=None, *, progress: bool = True, desc: str = "measuring") -> tuple[dict, dict]:
+        """One pass over labelled images, a batch at a time through ``predict`` (the bundle's path):
+        (predict_dataset's results, figures). Figures: accuracy and macro-F1 of the top class, the
+        mean cross-entropy of the true class, and the CAM accuracy and IoU (class_metrics.
+        cam_localization) of the correctly classified defective images, each map at its image's own
+        size against its mask. What training logs and selects by after every epoch, and what
+        calibrate stores: one measurement."""
+        self._check_fitted()
+        indices = list(range(len(dataset))) if indices is None else list(indices)
+        probs, classes, scores = [], [], []
+        hits, ious, images, skipped = 0.0, 0.0, 0, 0
+        batches = [indices[b:b + self.batch_size] for b in range(0, len(indices), self.batch_size)]
+        for batch in _tqdm(batches, progress, desc=desc, unit="batch"):
+            samples = [dataset[i] for i in batch]
+            pred = self.predict([s.image for s in samples])
+            y = [self.class_index(s.defect_type, f"{s.path}: defect type") for s in samples]
+            probs.append(pred.probabilities)
+            scores.append(pred.scores)
+            classes += y
+            top = top_class(pred.probabilities)
+            correct = [j for j in range(len(samples)) if y[j] != self.good and top[j] == y[j]]
+            loc = cam_localization([pred.maps[j] for j in correct], [samples[j].mask_or_zeros() for j in correct])
+            skipped += loc["cam_skipped_without_mask"]
+            if loc["cam_images"]:  # means of the batches, weighted by their images
+                images += loc["cam_images"]
+                hits += loc["cam_accuracy"] * loc["cam_images"]
+                ious += loc["cam_iou"] * loc["cam_images"]
+        res = {"probabilities": np.concatenate(probs), "classes": np.asarray(classes, np.int64),
+               "scores": np.concatenate(scores), "indices": np.asarray(indices, np.int64)}
+        m = classification_metrics(res["classes"], top_class(res["probabilities"]), self.classes)
+        p_true = res["probabilities"][np.arange(len(classes)), res["classes"]].astype(np.float64)
+        figures = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                   "loss": float(np.mean(-np.log(np.clip(np.nan_to_num(p_true), 1e-30, 1.0)))),
+                   "cam_accuracy": hits / images if images else None, "cam_iou": ious / images if images else None,
+                   "cam_images": images, "cam_skipped_without_mask": skipped}
+        return res, figures
+
+    def _epoch_figures(self, val) -> dict:
+        """``measure`` of the validation split with the weights the network has now (training's
+        per-epoch validation, classifier_train.train_classifier)."""
+        self._set_graph()  # the dense map is a copy of the network: made again from its new weights
+        _, f = self.measure(val, progress=False)
+        return {"val_loss": f["loss"], "val_accuracy": f["accuracy"], "val_macro_f1": f["macro_f1"],
+                "val_cam_accuracy": f["cam_accuracy"], "val_cam_images": f["cam_images"]}
+
     def calibrate(self, dataset, indices=None, threshold_method=None, quantile: float = 0.99, progress: bool = True,
                   source: str = "validation") -> dict:
         """Accept / reject thresholds on labelled images (class_decision.calibrate_thresholds) for
         the model's false-accept / false-reject targets; stores them in ``calibration`` with the
-        rates they give, and the classification metrics of these images in ``metrics``."""
-        self._check_fitted()
-        res = self.predict_dataset(dataset, indices, progress=progress, desc="calibrating")
+        rates they give, and ``measure``'s figures of these images in ``metrics``."""
+        res, f = self.measure(dataset, indices, progress=progress, desc="calibrating")
         cal = calibrate_thresholds(res["probabilities"], res["classes"], self.good,
                                    max_false_accept=self.max_false_accept, max_false_reject=self.max_false_reject)
         # In the anomaly models' terms: score = 1 - P(good) is accepted below 1 - accept threshold.
         self.calibration = {"threshold": 1.0 - cal["accept_threshold"], "min": 0.0, "max": 1.0,
                             "method": "class_thresholds", "source": source, "images": int(len(res["classes"])), **cal}
-        codes, top = class_verdicts(res["probabilities"], self.good, cal["accept_threshold"], cal["reject_threshold"])
-        m = classification_metrics(res["classes"], top, self.classes)
-        self.metrics = {"validation": {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-                                       **self._cam_localization(dataset, res, top),
+        codes, _ = class_verdicts(res["probabilities"], self.good, cal["accept_threshold"], cal["reject_threshold"])
+        self.metrics = {"validation": {**{k: v for k, v in f.items() if k != "loss"},
                                        **rates(codes, res["classes"] != self.good)}}
         return self.calibration
-
-    def _cam_localization(self, dataset, res: dict, top: np.ndarray) -> dict:
-        """CAM accuracy and IoU (class_metrics.cam_localization) of the correctly classified
-        defective images among ``res`` (predict_dataset's results), their maps made a batch at a
-        time so that memory stays bounded."""
-        y = res["classes"]
-        correct = res["indices"][(y != self.good) & (top == y)].tolist()
-        hits, ious, images, skipped = 0.0, 0.0, 0, 0
-        for b in range(0, len(correct), self.batch_size):
-            part = self.predict_dataset(dataset, correct[b:b + self.batch_size], progress=False, keep_maps=True)
-            loc = cam_localization(part["maps"], part["masks"])
-            skipped += loc["cam_skipped_without_mask"]
-            if loc["cam_images"]:
-                images += loc["cam_images"]
-                hits += loc["cam_accuracy"] * loc["cam_images"]
-                ious += loc["cam_iou"] * loc["cam_images"]
-        return {"cam_accuracy": hits / images if images else None, "cam_iou": ious / images if images else None,
-                "cam_images": images, "cam_skipped_without_mask": skipped}
 
     # -- saving --------------------------------------------------------------------------------
     def _settings(self) -> dict:
@@ -467,6 +516,7 @@ class DefectClassifier(AnomalyModel):
                 "val_fraction": self.val_fraction, "class_weight_power": self.class_weight_power,
                 "cam_guidance": self.cam_guidance, "cam_guidance_decay": self.cam_guidance_decay,
                 "cam_guidance_loss": self.cam_guidance_loss, "select_by": self.select_by,
+                "distill_weight": self.distill_weight,
                 "hflip": self.hflip, "cam_stride": self.cam_stride, "cam_dense": self.cam_dense,
                 "blur_sigma": self.blur_sigma, "max_false_accept": self.max_false_accept,
                 "max_false_reject": self.max_false_reject, "synthetic": self.synthetic,

@@ -26,14 +26,14 @@ every cell.
 
 AdamW with cosine decay, the new head at the learning rate and the pretrained layers at
 ``backbone_lr`` times it (a large step would wreck the ImageNet features the few epochs of a CPU
-budget build on); after every epoch the validation split is scored without augmentation, and the
-weights of the epoch with the best ``select`` figure (then the lowest validation loss) are kept;
-training stops after ``patience`` epochs without improvement. ``select`` "macro_f1" is the
-validation macro-F1; "macro_f1+cam" the mean of it and the validation CAM accuracy, so that the
-kept epoch is the one a choice between trainings by that mean would prefer. The CAM accuracy of an
-epoch (measured whenever validation masks are given) is that of the model's own map (the bundle's
-graph, CamGraph) on the cached validation images, at the input size against the masks resized to
-it: close to, not the same as, the saved model's figure, measured at each image's own size.
+budget build on); after every epoch the caller's ``validate`` measures the network (the model
+scores its validation split through its own prediction path, DefectClassifier.measure: the images
+resized in float as the bundle does, the map at each image's own size, so the log, the kept epoch
+and the saved figures are one measurement), and the weights of the epoch with the best ``select``
+figure (then the lowest validation loss) are kept; training stops after ``patience`` epochs
+without improvement. ``select`` "macro_f1" is the validation macro-F1; "macro_f1+cam" the mean of
+it and the validation CAM accuracy, so that the kept epoch is the one a choice between trainings
+by that mean would prefer.
 """
 
 from __future__ import annotations
@@ -48,9 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from edge_sdk import kernels
-from edge_sdk.class_metrics import cam_localization, classification_metrics
-from edge_sdk.models.classifier_net import CamGraph
-from edge_sdk.models.contract import _tqdm, maps_at_sizes
+from edge_sdk.models.contract import _tqdm
 from edge_sdk.models.recon_train import augment_geometry
 
 
@@ -148,6 +146,18 @@ def cam_guidance_loss(net, feats: torch.Tensor, labels: torch.Tensor, cover: tor
     return torch.where(outside.any(dim=1), gap, torch.zeros_like(gap)).mean()
 
 
+# Hinton et al.'s softened softmax: the teacher's small probabilities (which defect a good tile
+# resembles) carry what it learned; T^2 keeps the gradient's scale that of the cross-entropy.
+DISTILL_TEMPERATURE = 2.0
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = DISTILL_TEMPERATURE):
+    """T^2 KL(softmax(teacher / T) || softmax(student / T)) of (B, K) logits, mean over the images."""
+    t = F.log_softmax(teacher / temperature, dim=1)
+    s = F.log_softmax(student / temperature, dim=1)
+    return temperature ** 2 * F.kl_div(s, t, log_target=True, reduction="batchmean")
+
+
 def guidance_weight(weight: float, decay: float, step: int, total: int) -> float:
     """The CAM guidance weight at ``step`` of ``total``: ``weight`` throughout when ``decay`` is 0,
     else falling linearly from ``weight`` at step 0 to 0 at step decay * total, and 0 after."""
@@ -173,85 +183,46 @@ def class_weights(labels: np.ndarray, k: int, power: float = 1.0) -> np.ndarray:
 SELECTIONS = ("macro_f1", "macro_f1+cam")
 
 
-def _evaluate(net, images: ResizedImages, labels: np.ndarray, batch_size: int, mean, std, names,
-              val_cam: dict | None = None) -> dict:
-    net.eval()
-    logits = []
-    with torch.inference_mode():
-        for b in range(0, len(labels), batch_size):
-            logits.append(net(normalize(images.batch(range(b, min(b + batch_size, len(labels)))), mean, std)))
-    z = torch.cat(logits)
-    loss = float(F.cross_entropy(z, torch.from_numpy(labels)).item())
-    top = z.argmax(dim=1).numpy()
-    m = classification_metrics(labels, top, names)
-    row = {"val_loss": loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
-    if val_cam is not None:
-        row.update(_cam_accuracy(net, images, labels, top, batch_size, mean, std, val_cam))
-    return row
-
-
-def _cam_accuracy(net, images: ResizedImages, labels: np.ndarray, top: np.ndarray, batch_size: int, mean, std,
-                  val_cam: dict) -> dict:
-    """CAM accuracy of the correctly classified defective validation images that have a mask (module
-    doc): ``val_cam`` holds the masks (validation index -> mask at the input size), the good class,
-    whether the map is dense and the blur of the map."""
-    good, masks = val_cam["good"], val_cam["masks"]
-    graph = CamGraph(net, good, dense=val_cam["dense"]).eval()
-    chosen = [i for i in sorted(masks) if labels[i] != good and top[i] == labels[i]]
-    maps = []
-    with torch.inference_mode():
-        for b in range(0, len(chosen), batch_size):
-            part = chosen[b:b + batch_size]
-            cam = graph(normalize(images.batch(part), mean, std))[2].numpy()
-            maps += maps_at_sizes(np.ascontiguousarray(cam, dtype=np.float32), [images.size] * len(part),
-                                  val_cam["blur_sigma"])
-    loc = cam_localization(maps, [masks[i] for i in chosen])
-    return {"val_cam_accuracy": loc["cam_accuracy"], "val_cam_images": loc["cam_images"]}
-
-
 def _selection_score(row: dict, select: str) -> float:
     if select == "macro_f1":
         return row["val_macro_f1"]
     return 0.5 * (row["val_macro_f1"] + (row["val_cam_accuracy"] or 0.0))  # no map measured counts as 0
 
 
-def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, val: ResizedImages, val_labels: np.ndarray,
-                     *, names, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
+def train_classifier(net, train: ResizedImages, train_labels: np.ndarray, *, names, validate, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
                      max_angle: float, vflip: float, hflip: bool, mean, std, seed: int, backbone_lr: float = 0.1,
                      class_weight_power: float = 1.0, masks: dict | None = None, cam_weight: float = 0.0,
-                     cam_decay: float = 0.0, cam_loss: str = "mass", val_cam: dict | None = None,
+                     cam_decay: float = 0.0, cam_loss: str = "mass", teacher=None, distill_weight: float = 0.0,
                      select: str = "macro_f1", progress: bool = True) -> dict:
     """The loop of the module doc (layers the network froze stay as they are). ``net`` is trained in
     place and left with the best epoch's weights, in eval mode. ``masks``: training image index ->
-    (h, w) uint8 defect share at the input size (resize_mask), for CAM guidance. ``val_cam``: the
-    validation masks the same way, with "good" (class index), "dense" and "blur_sigma" as the
-    model's map has them; each epoch's CAM accuracy is then measured. ``select``: one of SELECTIONS.
-    Returns the per-epoch history, the best epoch and the seconds spent."""
+    (h, w) uint8 defect share at the input size (resize_mask), for CAM guidance. ``validate()``
+    measures the network as it is after each epoch: a dict with val_loss, val_accuracy, val_macro_f1 and,
+    for ``select`` "macro_f1+cam", val_cam_accuracy (None when no map was scored) and
+    val_cam_images. ``teacher``: a trained network (eval mode) whose logits on the same augmented
+    batch the network is pulled toward with ``distill_weight`` times distillation_loss, so that the
+    classes it learned hold while guidance moves the map. ``select``: one of SELECTIONS. Returns the per-epoch history, the best epoch and
+    the seconds spent."""
     if len(train_labels) < 2:
         raise ValueError(f"training split: {len(train_labels)} image(s); a classifier needs more")
     if cam_loss not in GUIDANCE_LOSSES:
         raise ValueError(f"cam_loss: expected one of {GUIDANCE_LOSSES}, got {cam_loss!r}")
     if select not in SELECTIONS:
         raise ValueError(f"select: expected one of {SELECTIONS}, got {select!r}")
-    if select != "macro_f1" and not (val_cam or {}).get("masks"):
-        raise ValueError(f"select: {select!r} needs validation images with defect masks (none given)")
-    # Fine-tuned weights and gradients drift into subnormal floats, which x86 CPUs compute about ten
-    # times slower (measured: 10 s against 1 s a step); training does not need them. Inference keeps
-    # the default, so the model's predictions match the runtime's.
-    torch.set_flush_denormal(True)
     try:
-        return _train(net, train, train_labels, val, val_labels, names=names, epochs=epochs, batch_size=batch_size,
+        return _train(net, train, train_labels, names=names, validate=validate, epochs=epochs, batch_size=batch_size,
                       lr=lr, weight_decay=weight_decay, patience=patience, max_angle=max_angle, vflip=vflip,
                       hflip=hflip, mean=mean, std=std, seed=seed, backbone_lr=backbone_lr,
                       class_weight_power=class_weight_power, masks=masks or {}, cam_weight=cam_weight,
-                      cam_decay=cam_decay, cam_loss=cam_loss, val_cam=val_cam, select=select, progress=progress)
+                      cam_decay=cam_decay, cam_loss=cam_loss, teacher=teacher, distill_weight=distill_weight,
+                      select=select, progress=progress)
     finally:
         torch.set_flush_denormal(False)
 
 
-def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_size, lr, weight_decay, patience,
+def _train(net, train, train_labels, *, names, validate, epochs, batch_size, lr, weight_decay, patience,
            max_angle, vflip, hflip, mean, std, seed, backbone_lr, class_weight_power, masks, cam_weight,
-           cam_decay, cam_loss, val_cam, select, progress) -> dict:
+           cam_decay, cam_loss, teacher, distill_weight, select, progress) -> dict:
     k, n = len(names), len(train_labels)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -268,6 +239,10 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
     best, best_key, best_epoch, stale = None, None, -1, 0
     t0 = time.perf_counter()
     for epoch in range(epochs):
+        # Fine-tuned weights and gradients drift into subnormal floats, which x86 CPUs compute about
+        # ten times slower (measured: 10 s against 1 s a step); training does not need them.
+        # Validation keeps the default, so it measures what the saved model will predict.
+        torch.set_flush_denormal(True)
         net.train()
         order = rng.permutation(n)
         batches = [order[b:b + batch_size] for b in range(0, n, batch_size)]
@@ -291,7 +266,12 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             x, m = x[:, :3], x[:, 3:]
             feats = net.feature_map(x)
-            loss = F.cross_entropy(net.head(feats), labels_t[idx], weight=weights)
+            logits = net.head(feats)
+            loss = F.cross_entropy(logits, labels_t[idx], weight=weights)
+            if teacher is not None and distill_weight > 0:
+                with torch.no_grad():
+                    taught = teacher(x)
+                loss = loss + distill_weight * distillation_loss(logits, taught)
             if guided.any():
                 sel = torch.from_numpy(np.flatnonzero(guided))
                 cover = cell_cover(m[sel], net.cam_stride)
@@ -307,8 +287,8 @@ def _train(net, train, train_labels, val, val_labels, *, names, epochs, batch_si
             total_loss += float(loss.item()) * len(idx)
             if progress:
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        row = {"epoch": epoch + 1, "train_loss": total_loss / n,
-               **_evaluate(net, val, val_labels, batch_size, mean, std, names, val_cam)}
+        torch.set_flush_denormal(False)
+        row = {"epoch": epoch + 1, "train_loss": total_loss / n, **validate()}
         history.append(row)
         key = (_selection_score(row, select), -row["val_loss"])
         if best_key is None or key > best_key:
