@@ -1,12 +1,11 @@
-"""Why a classifier's per-epoch validation figures (training log) differ from its saved ones
-(config.json): the two ways of measuring, crossed, on the saved weights and its validation split.
-
-Training scores each epoch on its image cache (each image resized once to the input size and
-rounded to uint8) and measures the map at the input size against the masks resized to it; the saved
-figures come from the model's own prediction path (the image resized in float, as the runtime does)
-with the map at each image's own size. This script measures macro-F1 and CAM accuracy for the four
-combinations of input (uint8 cache / float) and map size (input / own), and counts the validation
-images whose top class differs between the two inputs.
+"""How much two shortcuts change a classifier's validation figures, crossed on its saved weights and
+validation split: the training cache's input (each image resized once to the input size and rounded
+to uint8) against the model's own (resized in float, as the runtime does), and the map measured at
+the input size against the masks resized to it, against the map at each image's own size. The
+training batches come from that cache; the per-epoch validation goes through the model's own path
+(DefectClassifier.measure), the one the saved figures come from. This script measures macro-F1 and
+CAM accuracy for the four combinations and counts the validation images whose top class differs
+between the two inputs.
 
 Usage: python benchmarks/classifier_validation_paths.py MODEL_DIR --data DATA --layout mtd
        [--split-seed 0] [--threads 2] [--out benchmarks/results/classifier_validation_paths.json]
