@@ -110,6 +110,8 @@ class DefectClassifier(AnomalyModel):
             raise ValueError(f"select_by: expected one of {SELECTIONS}, got {select_by!r}")
         self.select_by = select_by
         self.distill_from = None if distill_from is None else Path(distill_from)
+        if self.distill_from is not None and self.epochs == 0:
+            raise ValueError("distill_from: needs training (epochs 0 trains nothing to distil into)")
         self.distill_weight = _check("distill_weight", distill_weight, 0.0, 100.0)
         self.hflip = bool(hflip)
         if cam_stride not in CAM_STRIDES:
@@ -456,6 +458,8 @@ class DefectClassifier(AnomalyModel):
         calibrate stores: one measurement."""
         self._check_fitted()
         indices = list(range(len(dataset))) if indices is None else list(indices)
+        if not indices:
+            raise ValueError("measure: no labelled image to measure")
         probs, classes, scores = [], [], []
         hits, ious, images, skipped = 0.0, 0.0, 0, 0
         batches = [indices[b:b + self.batch_size] for b in range(0, len(indices), self.batch_size)]
