@@ -20,6 +20,9 @@ training split's own defects into its good images (synthesis/paste.py). ``init_f
 the weights of a classifier trained before on the same split instead of ImageNet's (`_start_from`);
 with ``epochs=0`` that model is only measured and calibrated again with this one's settings (e.g.
 ``cam_dense``, the dense CAM of classifier_net.dense_copy, or another ``blur_sigma``).
+``distill_from`` names a classifier of the same split whose predictions the network also learns
+(classifier_train.distillation_loss, weighted ``distill_weight``). After every epoch, and for the
+saved figures, the validation split is scored by ``measure``: the bundle's prediction path.
 """
 
 from __future__ import annotations
