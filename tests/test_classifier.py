@@ -879,7 +879,7 @@ def test_distillation_pulls_the_network_toward_its_teacher(rng):
 
 def test_training_distils_a_classifier_of_the_same_split(trained, tile_root):
     """--distill-from: recorded in the training facts, its weight in the settings; a teacher trained on
-    another split is refused before training, naming the option."""
+    another split, or a directory that holds no model, is refused before training, naming the option."""
     from edge_sdk.models import load_model
 
     common = ("train", "--model", "classifier", "--data", str(tile_root), "--layout", "mvtec", "--category", "tile",
@@ -896,6 +896,10 @@ def test_training_distils_a_classifier_of_the_same_split(trained, tile_root):
     r = _cli(*common[:-6], "--out", "none", "--epochs", "0", "--init-from", "model", "--distill-from", "model",
              cwd=trained, ok=False)
     assert "distill_from: needs training" in r.stderr, r.stderr
+    for option in ("--distill-from", "--init-from"):  # a directory that holds no model: named with its option
+        r = _cli(*common[:-4], "--out", "none", option, "no_such_model", cwd=trained, ok=False)
+        assert f"{option[2:].replace('-', '_')}: no_such_model: not a model directory" in r.stderr, r.stderr
+    assert not (trained / "none").exists()
 
 
 def test_no_training_applies_the_dense_map_to_a_trained_classifier(trained, tile_root):

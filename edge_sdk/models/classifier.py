@@ -72,6 +72,17 @@ def _check(name: str, value, lo, hi, kind=float):
     return v
 
 
+def _model_dir_option(option: str, path: str | os.PathLike | None) -> Path | None:
+    """A model directory an option names, checked when the options are, before any image is read."""
+    if path is None:
+        return None
+    try:
+        storage.read_config(path)
+    except storage.ModelFormatError as exc:
+        raise storage.ModelFormatError(f"{option}: {exc}") from exc
+    return Path(path)
+
+
 @register_model("classifier", family="supervised")
 class DefectClassifier(AnomalyModel):
     """See the module doc. ``classes`` (class names, the good one among them) is taken from the
@@ -112,7 +123,7 @@ class DefectClassifier(AnomalyModel):
         if select_by not in SELECTIONS:
             raise ValueError(f"select_by: expected one of {SELECTIONS}, got {select_by!r}")
         self.select_by = select_by
-        self.distill_from = None if distill_from is None else Path(distill_from)
+        self.distill_from = _model_dir_option("distill_from", distill_from)
         if self.distill_from is not None and self.epochs == 0:
             raise ValueError("distill_from: needs training (epochs 0 trains nothing to distil into)")
         self.distill_weight = _check("distill_weight", distill_weight, 0.0, 100.0)
@@ -133,7 +144,7 @@ class DefectClassifier(AnomalyModel):
         if self.classes is not None:
             self._check_classes(self.classes)
         self.pretrained = bool(pretrained)
-        self.init_from = None if init_from is None else Path(init_from)
+        self.init_from = _model_dir_option("init_from", init_from)
         self.seed = int(seed)
         self.device = device
         self.net: Lite0Classifier | None = None
