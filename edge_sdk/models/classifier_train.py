@@ -128,7 +128,8 @@ PEAK_MARGIN = 1.0
 def cam_guidance_loss(net, feats: torch.Tensor, labels: torch.Tensor, cover: torch.Tensor,
                       kind: str = "mass") -> torch.Tensor:
     """Mean over the images of the guidance loss ``kind`` (module doc): "mass", -log(sum_cells
-    softmax(CAM_y) * cover / max(cover)); "peak", max(0, top_outside - top_inside + PEAK_MARGIN).
+    softmax(CAM_y) * cover / max(cover)); "peak", max(0, top_outside - top_inside + PEAK_MARGIN), 0 for an
+    image with no cell on either side.
     ``cover`` (B, h, w) of the images that have a mask, ``feats`` theirs."""
     cam = torch.einsum("bc,bchw->bhw", net.net._fc.weight[labels], feats).flatten(1)
     w = cover.flatten(1)
@@ -139,11 +140,15 @@ def cam_guidance_loss(net, feats: torch.Tensor, labels: torch.Tensor, cover: tor
     if kind != "peak":
         raise ValueError(f"cam guidance loss: expected one of {GUIDANCE_LOSSES}, got {kind!r}")
     low = torch.finfo(cam.dtype).min
-    top_in = cam.masked_fill(w < 0.5, low).amax(dim=1)
+    inside = w >= 0.5
+    top_in = cam.masked_fill(~inside, low).amax(dim=1)
     outside = w <= 0  # cells the defect only grazes count on neither side
     top_out = cam.masked_fill(~outside, low).amax(dim=1)
     gap = torch.relu(top_out - top_in + PEAK_MARGIN)
-    return torch.where(outside.any(dim=1), gap, torch.zeros_like(gap)).mean()
+    # A defect rotated almost out of view (cover under the clamp above) has no inside cell: without
+    # this its gap would be ~3.4e38, a loss that overflows the logged figure.
+    judged = outside.any(dim=1) & inside.any(dim=1)
+    return torch.where(judged, gap, torch.zeros_like(gap)).mean()
 
 
 # Hinton et al.'s softened softmax: the teacher's small probabilities (which defect a good tile
