@@ -199,6 +199,107 @@ def test_dense_cam_graph_keeps_the_probabilities(rng):
     assert not np.allclose(dense[2][:, ::2, ::2], strided[2], atol=1e-2)  # a new map, not the old one spread
 
 
+@pytest.mark.parametrize("flips", [((2,),), ((2,), (3,), (2, 3))])
+def test_flipped_views_land_on_the_image(rng, flips):
+    """views_on_image on the geometry of the cells (the pooling stack of the centring test): each
+    flipped view of one bright pixel, centred in its own coordinates and flipped back, has its centre
+    of mass on the pixel, and so has their mean. Flipped back first and centred after, a flipped
+    view lies s - 1 pixels off: the order matters and the check sees it."""
+    from edge_sdk import kernels
+    from edge_sdk.models.classifier_net import centre_on_cells, views_on_image
+
+    yy, xx = np.mgrid[:256, :256]
+
+    def centre_of_mass(grid):
+        up = kernels.resize_blur(np.ascontiguousarray(grid.numpy(), dtype=np.float32), (256, 256), 0.0)[0]
+        return np.array([(up * yy).sum(), (up * xx).sum()]) / up.sum()
+
+    for stride in (8, 16, 32):
+        pool = torch.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        net = torch.nn.Sequential(*[pool] * int(np.log2(stride)))
+        mean_off, views_off, wrong_off = [], [], []
+        for y, x in rng.integers(2 * stride, 256 - 2 * stride, (20, 2)):
+            img = torch.zeros(1, 1, 256, 256)
+            img[0, 0, y, x] = 1.0
+            grids = net(torch.cat([img] + [img.flip(d) for d in flips]))[:, 0]
+            mean_off.append(centre_of_mass(views_on_image(grids, stride, flips)) - (y, x))
+            for v, dims in enumerate(flips):  # the flipped view alone: twice the mean of two, less the image's
+                two = views_on_image(torch.stack([grids[0], grids[v + 1]]), stride, (dims,))
+                views_off.append(centre_of_mass(2 * two - centre_on_cells(grids[:1], stride)) - (y, x))
+                back = grids[v + 1:v + 2].flip(tuple(a - 1 for a in dims))
+                wrong_off.append(np.abs(centre_of_mass(centre_on_cells(back, stride)) - (y, x)).max())
+        assert np.abs(np.mean(mean_off, axis=0)).max() < 0.05 * stride, (stride, np.mean(mean_off, axis=0))
+        assert np.abs(views_off).max() < 0.2 * stride, (stride, np.abs(views_off).max())
+        assert np.mean(wrong_off) > 0.7 * (stride - 1), (stride, np.mean(wrong_off))
+
+
+def _flip_reference(graph, x, good, flips):
+    """float64 test-time flips from the network's feature maps: mean logits of the views, then per
+    view the ReLU'd CAM of the top defect class, centred (scipy), flipped back; mean, / max.
+    Returns (probabilities, maps, per-image float32 error scale)."""
+    fc = graph.model.net._fc
+    w, b = fc.weight.detach().double().numpy(), fc.bias.detach().double().numpy()
+    views = [x] + [x.flip(d) for d in flips]
+    with torch.no_grad():
+        feats = [graph.model.feature_map(v).double().numpy() for v in views]
+    pooled = [f[:, :, ::2, ::2] if graph.dense else f for f in feats]
+    logits = np.mean([p.mean(axis=(2, 3)) @ w.T + b for p in pooled], axis=0)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    defects = [k for k in range(w.shape[0]) if k != good]
+    top = np.array(defects)[np.argmax(logits[:, defects], axis=1)]
+    maps, scale = [], 0
+    for f, dims in zip(feats, [()] + list(flips)):
+        m = _centred_reference(np.maximum(np.einsum("nc,nchw->nhw", w[top], f), 0), graph.model.cam_stride)
+        maps.append(np.flip(m, tuple(a - 1 for a in dims)) if dims else m)
+        scale = np.maximum(scale, np.einsum("nc,nchw->nhw", np.abs(w[top]), np.abs(f)).max(axis=(1, 2)))
+    return probs, np.mean(maps, axis=0), scale
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("flips", [((2,),), ((2,), (3,), (2, 3))])
+def test_test_time_flips_against_numpy(rng, dense, flips):
+    """CamGraph with test-time flips, exported to ONNX, on non-square images: probabilities and map
+    against the float64 reference; and the graph follows a flipped image (the set of views is closed
+    under each flip: the flipped image gives the same probabilities and the flipped map)."""
+    from edge_sdk.converters.onnx_export import _session, export_onnx
+    from edge_sdk.models.classifier_net import CamGraph, Lite0Classifier
+
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    net = Lite0Classifier(4, cam_stride=16).eval()
+    good = int(rng.integers(4))
+    graph = CamGraph(net, good, dense=dense, flips=flips).eval()
+    x = torch.from_numpy(rng.normal(size=(5, 3, 64, 96)).astype(np.float32))
+    session = _session(export_onnx(graph, [x[:2]], ["input"], ["probabilities", "score", "cam"]))
+    probs, score, cam = session.run(None, {"input": x.numpy()})  # another batch than exported with
+    assert cam.shape == ((5, 8, 12) if dense else (5, 4, 6))
+    want_p, want_map, scale = _flip_reference(graph, x, good, flips)
+    np.testing.assert_allclose(probs, want_p, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(score[:, 0], 1 - want_p[:, good], rtol=1e-4, atol=1e-6)
+    peak = want_map.max(axis=(1, 2))
+    error = 64 * np.finfo(np.float32).eps * scale
+    compared = [i for i in range(len(x)) if peak[i] > 1e3 * error[i]]
+    for i in compared:
+        np.testing.assert_allclose(cam[i], want_map[i] / peak[i], atol=1e-6 + error[i] / peak[i], err_msg=f"{i}")
+    assert len(compared) >= 2, "too few images with a clearly positive map"
+    with torch.no_grad():
+        p0, _, m0 = graph(x)
+        for dims in flips:
+            p1, _, m1 = graph(x.flip(dims))
+            np.testing.assert_allclose(p1.numpy(), p0.numpy(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(m1.numpy(), m0.flip(tuple(a - 1 for a in dims)).numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="flips"):
+        CamGraph(net, good, flips=((1,),))
+
+
+def test_test_time_flips_are_those_training_used():
+    from edge_sdk.models.classifier_net import test_time_flips
+
+    assert test_time_flips(False, True) == ()
+    assert test_time_flips(True, False) == ((2,),)
+    assert test_time_flips(True, True) == ((2,), (3,), (2, 3))
+
+
 # ---- the decision rule and its calibration ---------------------------------------------------------
 
 def _rule_by_hand(p, good, accept, reject):
@@ -492,15 +593,17 @@ def test_decaying_guidance_stops_at_its_share_of_the_steps(rng, monkeypatch, dec
 
 
 @pytest.mark.parametrize("good", [0, 2])
-def test_cam_graph_converts_to_float16(rng, tmp_path, good):
+@pytest.mark.parametrize("flips", [(), ((2,), (3,), (2, 3))])
+def test_cam_graph_converts_to_float16(rng, tmp_path, good, flips):
     """The float16 converter mistypes some ops (a Gather of class lists, ops reading a graph output);
-    the CAM graph's float16 variant must load and agree with float32."""
+    the CAM graph's float16 variant, with test-time flips or without, must load and agree with
+    float32."""
     from edge_sdk.converters.onnx_export import _session, export_onnx
     from edge_sdk.converters.precision import make_fp16
     from edge_sdk.models.classifier_net import CamGraph, Lite0Classifier
 
     torch.manual_seed(3)
-    graph = CamGraph(Lite0Classifier(3, cam_stride=16).eval(), good).eval()
+    graph = CamGraph(Lite0Classifier(3, cam_stride=16).eval(), good, flips=flips).eval()
     x = rng.normal(size=(2, 3, 64, 64)).astype(np.float32)
     src = export_onnx(graph, [torch.from_numpy(x)], ["input"], ["probabilities", "score", "cam"])
     path = tmp_path / "fp32.onnx"
@@ -650,15 +753,19 @@ def test_classes_layout(tmp_path, rng):
 
 # ---- runtime ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dense", [False, True])
-def test_runtime_matches_predict(tmp_path, rng, dense):
+@pytest.mark.parametrize("variant", ["strided", "dense", "flips"])
+def test_runtime_matches_predict(tmp_path, rng, variant):
     from edge_sdk.converters import export_bundle
 
     model = classifier_model(classes=("crack", "good", "spot", "dent"))
-    if dense:  # the dense map: a finer grid through the same runtime path
+    if variant == "dense":  # the dense map: a finer grid through the same runtime path
         model.cam_dense = True
         model._set_graph()
         assert model.grid == (6, 6)
+    if variant == "flips":  # test-time flips: more views inside the graph, the same outputs
+        model.tta, model.hflip = True, True
+        model._set_graph()
+        assert len(model.graph.flips) == 3
     imgs = _images(rng, 10)
     classifier_thresholds(model, model.predict(imgs).probabilities)
     want = model.predict(imgs)
@@ -928,6 +1035,17 @@ def test_no_training_applies_the_dense_map_to_a_trained_classifier(trained, tile
     for extra in (("--model", "classifier", "--out", "x"), ("--model", "padim", "--out", "y", "--init-from", "model")):
         r = _cli(*common, *extra, cwd=trained, ok=False)
         assert "--epochs 0" in r.stderr, r.stderr
+    _cli(*common, "--model", "classifier", "--out", "flips", "--init-from", "model", "--tta",
+         "--class-val-fraction", "0.3", cwd=trained)
+    flips = load_model(trained / "flips")
+    assert flips.tta and flips.graph.flips == ((2,),) and flips.grid == source.grid
+    assert flips.training_info["epochs_run"] == 0
+    assert json.loads((trained / "flips" / "config.json").read_text())["settings"]["tta"] is True
+    # the mean logits of the image and its upside-down copy: softmax of the mean log-probabilities
+    c, d = flips.predict(imgs), source.predict([np.ascontiguousarray(i[::-1]) for i in imgs])
+    mean_log = 0.5 * (np.log(a.probabilities.astype(np.float64)) + np.log(d.probabilities.astype(np.float64)))
+    want = np.exp(mean_log - mean_log.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(c.probabilities, want / want.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
     r = _cli(*common, "--model", "classifier", "--out", "z", "--init-from", "model", "--cam-stride", "8",
              "--class-val-fraction", "0.3", cwd=trained, ok=False)
     assert "trained at CAM stride 16" in r.stderr, r.stderr

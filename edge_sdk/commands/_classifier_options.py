@@ -60,6 +60,11 @@ def add_classifier_arguments(p) -> None:
                    help="evaluate the trained network at half its stride for its activation map (twice the "
                         "grid along each axis; same weights and probabilities; about 3 times the inference "
                         "cost); with --init-from and --epochs 0, applied to a trained model without training")
+    g.add_argument("--tta", action="store_true",
+                   help="test-time flips: average the probabilities and the activation map over the image and "
+                        "its flipped copies that training augments with (vertical; with --hflip also horizontal "
+                        "and both): 2 (4) times the inference cost; with --init-from and --epochs 0, applied to a "
+                        "trained model without training")
     g.add_argument("--max-false-accept", type=bounded_float("--max-false-accept", 0.0, 0.99), default=0.01,
                    metavar="SHARE", help="target share of defective validation images accepted; sets the accept "
                                          "threshold on P(good) (default 0.01)")
@@ -99,7 +104,8 @@ def build_classifier(args):
             cam_guidance=args.cam_guidance, cam_guidance_decay=args.cam_guidance_decay,
             cam_guidance_loss=args.cam_guidance_loss, select_by=args.select_by,
             hflip=args.hflip,
-            cam_stride=args.cam_stride, cam_dense=args.cam_dense, blur_sigma=args.blur_sigma,
+            cam_stride=args.cam_stride, cam_dense=args.cam_dense, tta=args.tta,
+            blur_sigma=args.blur_sigma,
             max_false_accept=args.max_false_accept,
             max_false_reject=args.max_false_reject, synthetic=args.synthetic,
             defects_per_class=args.defects_per_class, max_cache_mb=args.max_cache_mb, good_class=args.good_class,

@@ -19,7 +19,8 @@ defect class (seeded), and ``synthetic`` adds that many images per defect class 
 training split's own defects into its good images (synthesis/paste.py). ``init_from`` starts from
 the weights of a classifier trained before on the same split instead of ImageNet's (`_start_from`);
 with ``epochs=0`` that model is only measured and calibrated again with this one's settings (e.g.
-``cam_dense``, the dense CAM of classifier_net.dense_copy, or another ``blur_sigma``).
+``cam_dense``, the dense CAM of classifier_net.dense_copy, ``tta``, the mean over the flipped views
+training augments with, or another ``blur_sigma``).
 ``distill_from`` names a classifier of the same split whose predictions the network also learns
 (classifier_train.distillation_loss, weighted ``distill_weight``). After every epoch, and for the
 saved figures, the validation split is scored by ``measure``: the bundle's prediction path.
@@ -41,7 +42,7 @@ from edge_sdk.class_decision import calibrate_thresholds, class_verdicts, rates,
 from edge_sdk.class_metrics import cam_localization, classification_metrics
 from edge_sdk.models import storage
 from edge_sdk.models.backbone import IMAGENET_MEAN, IMAGENET_STD
-from edge_sdk.models.classifier_net import CAM_STRIDES, CamGraph, Lite0Classifier
+from edge_sdk.models.classifier_net import CAM_STRIDES, CamGraph, Lite0Classifier, test_time_flips
 from edge_sdk.models.classifier_train import GUIDANCE_LOSSES, SELECTIONS
 from edge_sdk.models.contract import AnomalyModel, Prediction, _groups_by_shape, _tqdm, as_image_list, maps_at_sizes
 from edge_sdk.models.export_parts import ExportParts
@@ -96,7 +97,7 @@ class DefectClassifier(AnomalyModel):
                  cam_guidance: float = 0.0, cam_guidance_decay: float = 0.0, cam_guidance_loss: str = "mass",
                  select_by: str = "macro_f1", distill_from: str | os.PathLike | None = None,
                  distill_weight: float = 1.0, hflip: bool = False, cam_stride: int = 16, cam_dense: bool = False,
-                 blur_sigma: float = 4.0,
+                 tta: bool = False, blur_sigma: float = 4.0,
                  max_false_accept: float = 0.01, max_false_reject: float = 0.01, synthetic: int = 0,
                  defects_per_class: int | None = None, max_cache_mb: int = 2048, good_class: str = "good",
                  classes: Sequence[str] | None = None, pretrained: bool = True, init_from: str | os.PathLike | None = None,
@@ -132,6 +133,7 @@ class DefectClassifier(AnomalyModel):
             raise ValueError(f"cam_stride: expected one of {CAM_STRIDES}, got {cam_stride!r}")
         self.cam_stride = int(cam_stride)
         self.cam_dense = bool(cam_dense)
+        self.tta = bool(tta)
         self.blur_sigma = _check("blur_sigma", blur_sigma, 0.0, 100.0)
         self.max_false_accept = _check("max_false_accept", max_false_accept, 0.0, 0.99)
         self.max_false_reject = _check("max_false_reject", max_false_reject, 0.0, 0.99)
@@ -183,7 +185,8 @@ class DefectClassifier(AnomalyModel):
 
     def _set_graph(self) -> None:
         self.net.eval()
-        self.graph = CamGraph(self.net, self.good, dense=self.cam_dense).eval()
+        self.graph = CamGraph(self.net, self.good, dense=self.cam_dense,
+                              flips=test_time_flips(self.tta, self.hflip)).eval()
         with torch.no_grad():
             cam = self.graph(torch.zeros(1, 3, *self.input_size, device=self.device))[2]
         self.grid = (int(cam.shape[1]), int(cam.shape[2]))
@@ -536,6 +539,7 @@ class DefectClassifier(AnomalyModel):
                 "cam_guidance_loss": self.cam_guidance_loss, "select_by": self.select_by,
                 "distill_weight": self.distill_weight,
                 "hflip": self.hflip, "cam_stride": self.cam_stride, "cam_dense": self.cam_dense,
+                "tta": self.tta,
                 "blur_sigma": self.blur_sigma, "max_false_accept": self.max_false_accept,
                 "max_false_reject": self.max_false_reject, "synthetic": self.synthetic,
                 "defects_per_class": self.defects_per_class, "max_cache_mb": self.max_cache_mb,

@@ -23,6 +23,12 @@ backward pass, the costliest one at full resolution.
                            centres a half-pixel resize assumes (centre_on_cells), then divided
                            by its maximum
 
+With test-time flips (``flips``, the flips training augments with) the network also runs on each
+flipped copy of the image: the probabilities come from the mean of the views' logits, the map from
+the mean of the views' maps, each centred on its cells in its own view's coordinates and then flipped
+back (the views' cells lie on different pixels: flipped back before centring, a flipped view's map
+would sit s - 1 pixels off).
+
 Because the head is linear after global average pooling, the gradient of logit d with respect to
 F_c at every location is W[d, c] / (h w), so Grad-CAM of the last feature map,
 ReLU(sum_c mean(dy_d/dF_c) F_c), equals ReLU(CAM_d) / (h w): after the same resampling and
@@ -130,24 +136,47 @@ def dense_copy(model: Lite0Classifier) -> Lite0Classifier:
     return dense
 
 
+# Test-time views: the image axes each one flips ((2,): upside down, (3,): left-right).
+FLIP_VIEWS = {"vflip": ((2,),), "flips": ((2,), (3,), (2, 3))}
+
+
+def test_time_flips(tta: bool, hflip: bool) -> tuple:
+    """The flipped views a model trained with vertical flips (and with ``hflip`` horizontal ones)
+    averages over when ``tta`` is set: only flips it has learned, so every view is an image like its
+    training images."""
+    if not tta:
+        return ()
+    return FLIP_VIEWS["flips" if hflip else "vflip"]
+
+
 class CamGraph(nn.Module):
     """(N, 3, H, W) preprocessed images -> (probabilities, score, cam); see the module doc. With
     ``dense`` the CAM comes from `dense_copy` (twice the grid along each axis) and the probabilities
-    from its even cells: the same numbers as the strided network's."""
+    from its even cells: the same numbers as the strided network's. ``flips``: the test-time views
+    besides the image itself, each a tuple of the axes it flips (2: rows, 3: columns)."""
 
-    def __init__(self, model: Lite0Classifier, good: int, dense: bool = False):
+    def __init__(self, model: Lite0Classifier, good: int, dense: bool = False, flips: tuple = ()):
         super().__init__()
         if not 0 <= good < model.num_classes:
             raise ValueError(f"good: class index {good} outside 0..{model.num_classes - 1}")
+        flips = tuple(tuple(int(a) for a in dims) for dims in flips)
+        if any(not dims or not set(dims) <= {2, 3} or len(set(dims)) != len(dims) for dims in flips):
+            raise ValueError(f"flips: expected views flipping image axes 2 and / or 3, got {flips}")
         self.model = dense_copy(model) if dense else model.eval()
         self.dense = bool(dense)
         self.good = int(good)
+        self.flips = flips
 
     def forward(self, x: torch.Tensor):
-        feats = self.model.feature_map(x)
+        views = 1 + len(self.flips)
+        # every view in one batch: one pass through the network, whatever the number of views
+        xs = torch.cat([x] + [x.flip(dims) for dims in self.flips]) if self.flips else x
+        feats = self.model.feature_map(xs)
         fc = self.model.net._fc
         pooled = feats[:, :, ::2, ::2] if self.dense else feats
         logits = fc(pooled.mean(dim=(2, 3)))
+        if self.flips:
+            logits = logits.reshape(views, -1, logits.shape[1]).mean(dim=0)
         probs = torch.softmax(logits, dim=1)
         g = self.good
         # P(good) as a sigmoid of its logit against the others' log-sum-exp: equal to probs[:, g], but
@@ -165,8 +194,10 @@ class CamGraph(nn.Module):
         # chosen by comparison and Where rather than indexing or a Cast: works with a dynamic batch
         # and survives the float16 conversion
         pick = torch.arange(probs.shape[1], device=x.device)[None, :] == top[:, None]
+        if self.flips:
+            pick = pick.repeat(views, 1)  # each view's map is of the class the mean logits chose
         cam = torch.relu(torch.where(pick[:, :, None, None], cams, torch.zeros_like(cams)).sum(dim=1))
-        cam = centre_on_cells(cam, self.model.cam_stride)
+        cam = views_on_image(cam, self.model.cam_stride, self.flips)
         cam = cam / cam.amax(dim=(1, 2), keepdim=True).clamp_min(CAM_EPS)
         return probs, score, cam
 
@@ -192,3 +223,15 @@ def centre_on_cells(cam: torch.Tensor, stride: int) -> torch.Tensor:
     # and nothing an int8 quantizer would pick up
     cam = (1.0 - a) * cam + a * torch.cat([cam[:, 1:], cam[:, -1:]], dim=1)
     return (1.0 - a) * cam + a * torch.cat([cam[:, :, 1:], cam[:, :, -1:]], dim=2)
+
+
+def views_on_image(cam: torch.Tensor, stride: int, flips: tuple = ()) -> torch.Tensor:
+    """(V n, h, w) cell maps of the views (the n images, then their copies flipped as each of
+    ``flips`` says) -> (n, h, w) on the images: each centred on its cells in its own view
+    (centre_on_cells), flipped back (map axes are the image axes - 1), then averaged."""
+    cam = centre_on_cells(cam, stride)
+    if not flips:
+        return cam
+    parts = cam.reshape(1 + len(flips), -1, *cam.shape[1:])
+    return torch.stack([parts[0]] + [parts[v + 1].flip(tuple(a - 1 for a in dims))
+                                     for v, dims in enumerate(flips)]).mean(dim=0)
