@@ -49,6 +49,22 @@ def _centred_reference(maps: np.ndarray, stride: int) -> np.ndarray:
     return np.stack([ndimage.map_coordinates(m.astype(np.float64), [yy, xx], order=1, mode="nearest") for m in maps])
 
 
+def _pooling_stack(stride):
+    """The cells' geometry without learned weights: 3x3 stride-2 average pools padded as the backbone
+    pads, down to ``stride``."""
+    pool = torch.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+    return torch.nn.Sequential(*[pool] * int(np.log2(stride)))
+
+
+def _centre_of_mass(grid):
+    """(row, column) of a (1, h, w) grid's mass after the runtime's half-pixel resize to 256 x 256."""
+    from edge_sdk import kernels
+
+    up = kernels.resize_blur(np.ascontiguousarray(grid.numpy(), dtype=np.float32), (256, 256), 0.0)[0]
+    yy, xx = np.mgrid[:256, :256]
+    return np.array([(up * yy).sum(), (up * xx).sum()]) / up.sum()
+
+
 def test_cam_cells_centred_where_a_half_pixel_resize_puts_them(rng):
     """Feature cell i of a symmetric-padded stride-s network is centred on input pixel s i (each
     stride-2 convolution sits half a pixel early), so without centring the resized map lies
@@ -56,18 +72,10 @@ def test_cam_cells_centred_where_a_half_pixel_resize_puts_them(rng):
     stack of 3x3 stride-2 average pools with the backbone's padding, fed one bright pixel at random
     places away from the border; the centre of mass of its grid after the runtime's half-pixel
     resize must sit on that pixel once centred (and (s - 1) / 2 off without)."""
-    from edge_sdk import kernels
     from edge_sdk.models.classifier_net import centre_on_cells
 
-    yy, xx = np.mgrid[:256, :256]
-
-    def centre_of_mass(grid):
-        up = kernels.resize_blur(np.ascontiguousarray(grid.numpy(), dtype=np.float32), (256, 256), 0.0)[0]
-        return np.array([(up * yy).sum(), (up * xx).sum()]) / up.sum()
-
     for stride in (8, 16, 32):
-        pool = torch.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
-        net = torch.nn.Sequential(*[pool] * int(np.log2(stride)))
+        net = _pooling_stack(stride)
         raw, centred = [], []
         for y, x in rng.integers(2 * stride, 256 - 2 * stride, (30, 2)):
             img = torch.zeros(1, 1, 256, 256)
@@ -75,8 +83,8 @@ def test_cam_cells_centred_where_a_half_pixel_resize_puts_them(rng):
             grid = net(img)[:, 0]
             c = centre_on_cells(grid, stride)
             np.testing.assert_allclose(c.numpy(), _centred_reference(grid.numpy(), stride), atol=1e-6)
-            raw.append(centre_of_mass(grid) - (y, x))
-            centred.append(centre_of_mass(c) - (y, x))
+            raw.append(_centre_of_mass(grid) - (y, x))
+            centred.append(_centre_of_mass(c) - (y, x))
         raw, centred = np.array(raw), np.array(centred)
         np.testing.assert_allclose(raw.mean(axis=0), (stride - 1) / 2, atol=0.1 * stride)
         assert np.abs(centred.mean(axis=0)).max() < 0.05 * stride, (stride, centred.mean(axis=0))
@@ -205,29 +213,21 @@ def test_flipped_views_land_on_the_image(rng, flips):
     flipped view of one bright pixel, centred in its own coordinates and flipped back, has its centre
     of mass on the pixel, and so has their mean. Flipped back first and centred after, a flipped
     view lies s - 1 pixels off: the order matters and the check sees it."""
-    from edge_sdk import kernels
     from edge_sdk.models.classifier_net import centre_on_cells, views_on_image
 
-    yy, xx = np.mgrid[:256, :256]
-
-    def centre_of_mass(grid):
-        up = kernels.resize_blur(np.ascontiguousarray(grid.numpy(), dtype=np.float32), (256, 256), 0.0)[0]
-        return np.array([(up * yy).sum(), (up * xx).sum()]) / up.sum()
-
     for stride in (8, 16, 32):
-        pool = torch.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
-        net = torch.nn.Sequential(*[pool] * int(np.log2(stride)))
+        net = _pooling_stack(stride)
         mean_off, views_off, wrong_off = [], [], []
         for y, x in rng.integers(2 * stride, 256 - 2 * stride, (20, 2)):
             img = torch.zeros(1, 1, 256, 256)
             img[0, 0, y, x] = 1.0
             grids = net(torch.cat([img] + [img.flip(d) for d in flips]))[:, 0]
-            mean_off.append(centre_of_mass(views_on_image(grids, stride, flips)) - (y, x))
+            mean_off.append(_centre_of_mass(views_on_image(grids, stride, flips)) - (y, x))
             for v, dims in enumerate(flips):  # the flipped view alone: twice the mean of two, less the image's
                 two = views_on_image(torch.stack([grids[0], grids[v + 1]]), stride, (dims,))
-                views_off.append(centre_of_mass(2 * two - centre_on_cells(grids[:1], stride)) - (y, x))
+                views_off.append(_centre_of_mass(2 * two - centre_on_cells(grids[:1], stride)) - (y, x))
                 back = grids[v + 1:v + 2].flip(tuple(a - 1 for a in dims))
-                wrong_off.append(np.abs(centre_of_mass(centre_on_cells(back, stride)) - (y, x)).max())
+                wrong_off.append(np.abs(_centre_of_mass(centre_on_cells(back, stride)) - (y, x)).max())
         assert np.abs(np.mean(mean_off, axis=0)).max() < 0.05 * stride, (stride, np.mean(mean_off, axis=0))
         assert np.abs(views_off).max() < 0.2 * stride, (stride, np.abs(views_off).max())
         assert np.mean(wrong_off) > 0.7 * (stride - 1), (stride, np.mean(wrong_off))
