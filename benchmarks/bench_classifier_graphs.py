@@ -1,13 +1,16 @@
-"""Runtime latency of a classifier bundle with its activation map at the trained stride and dense
-(the same network evaluated at half its stride, `--cam-dense`), side by side in one run.
+"""Runtime latency of one trained classifier exported as several graphs, side by side in one run:
+``strided`` (the activation map at the trained stride), ``dense`` (the same network evaluated at
+half its stride, `--cam-dense`), each optionally ``+flips`` (test-time flips, `--tta`: the views
+training flipped the images into, in one batch).
 
-Both bundles are exported from one trained model dir (ONNX Runtime, float32, the given threads);
-batches of the given images (or of random tiles at the model's input size) are timed alternately,
-so that load on a shared machine falls on both. Reports p50 / p90 milliseconds per batch and the
-ratio dense / strided at each batch size.
+Every bundle is exported from the one model dir (ONNX Runtime, float32, the given threads); batches
+of the given images (or of random tiles at the model's input size) are timed alternately, so that
+load on a shared machine falls on all. Reports p50 / p90 milliseconds per batch and each graph's
+ratio to the first one at each batch size.
 
-Usage: python benchmarks/bench_cam_dense.py MODEL_DIR [--batch 1,8] [--iterations 40] [--threads 2]
-       [--images DIR] [--out benchmarks/results/cam_dense.json]
+Usage: python benchmarks/bench_classifier_graphs.py MODEL_DIR [--graphs strided,dense,dense+flips]
+       [--batch 1,8] [--iterations 40] [--threads 2] [--images DIR]
+       [--out benchmarks/results/classifier_graphs.json]
 """
 
 from __future__ import annotations
@@ -40,15 +43,21 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model_dir")
+    ap.add_argument("--graphs", default="strided,dense",
+                    help="comma-separated: strided or dense, each optionally +flips (default strided,dense)")
     ap.add_argument("--batch", default="1,8")
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--images")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cam_dense.json"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "classifier_graphs.json"))
     args = ap.parse_args()
     batches = [int(b) for b in args.batch.split(",")]
     if not (1 <= args.iterations <= 10_000 and 1 <= args.threads <= 256 and all(1 <= b <= 256 for b in batches)):
         raise SystemExit("--iterations 1..10000, --threads 1..256, --batch sizes 1..256")
+    graphs = [g.strip() for g in args.graphs.split(",")]
+    known = {"strided", "dense", "strided+flips", "dense+flips"}
+    if not graphs or len(set(graphs)) != len(graphs) or not set(graphs) <= known or len(graphs) > len(known):
+        raise SystemExit(f"--graphs: distinct names among {sorted(known)}, got {args.graphs!r}")
     pin_threads(args.threads)
 
     import edge_sdk
@@ -61,10 +70,9 @@ def main() -> int:
     imgs = _images(args.images, model.input_size, max(batches))
     runtimes, grids = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for dense in (False, True):
-            model.cam_dense = dense
+        for name in graphs:
+            model.cam_dense, model.tta = name.startswith("dense"), name.endswith("+flips")
             model._set_graph()
-            name = "dense" if dense else "strided"
             grids[name] = list(model.grid)
             bundle = export_bundle(model.export_parts(), Path(tmp) / name, model_type="classifier").bundle
             runtimes[name] = edge_sdk.Runtime(bundle, threads=args.threads, max_batch=max(batches))
@@ -77,15 +85,15 @@ def main() -> int:
                     t0 = time.perf_counter()
                     rt.predict(imgs[:b])
                     times[(n, b)].append(1000 * (time.perf_counter() - t0))
-    rows = []
+    rows, base = [], graphs[0]
     for b in batches:
         p50 = {n: float(np.percentile(times[(n, b)], 50)) for n in runtimes}
         p90 = {n: float(np.percentile(times[(n, b)], 90)) for n in runtimes}
         rows.append({"batch": b, **{f"{n}_p50_ms": round(p50[n], 2) for n in runtimes},
                      **{f"{n}_p90_ms": round(p90[n], 2) for n in runtimes},
-                     "ratio_p50": round(p50["dense"] / p50["strided"], 2)})
-        print(f"batch {b}: strided p50 {p50['strided']:.2f} ms (p90 {p90['strided']:.2f}), dense p50 "
-              f"{p50['dense']:.2f} ms (p90 {p90['dense']:.2f}), dense / strided {rows[-1]['ratio_p50']:.2f}")
+                     **{f"{n}_over_{base}_p50": round(p50[n] / p50[base], 2) for n in graphs[1:]}})
+        print(f"batch {b}: " + ", ".join(f"{n} p50 {p50[n]:.2f} ms (p90 {p90[n]:.2f}, {p50[n] / p50[base]:.2f} x "
+                                         f"{base})" for n in graphs))
     record = {"model_dir": str(Path(args.model_dir).resolve()), "input_size": list(model.input_size),
               "grids": grids, "threads": args.threads, "iterations": args.iterations, "rows": rows}
     write_json(Path(args.out), record)
