@@ -136,17 +136,13 @@ def dense_copy(model: Lite0Classifier) -> Lite0Classifier:
     return dense
 
 
-# Test-time views: the image axes each one flips ((2,): upside down, (3,): left-right).
-FLIP_VIEWS = {"vflip": ((2,),), "flips": ((2,), (3,), (2, 3))}
-
-
 def test_time_flips(tta: bool, hflip: bool) -> tuple:
-    """The flipped views a model trained with vertical flips (and with ``hflip`` horizontal ones)
-    averages over when ``tta`` is set: only flips it has learned, so every view is an image like its
-    training images."""
+    """The flipped views (the image axes each flips: 2 upside down, 3 left-right) a model trained with
+    vertical flips (and with ``hflip`` horizontal ones) averages over when ``tta`` is set: only flips
+    it has learned, so every view is an image like its training images."""
     if not tta:
         return ()
-    return FLIP_VIEWS["flips" if hflip else "vflip"]
+    return ((2,), (3,), (2, 3)) if hflip else ((2,),)
 
 
 class CamGraph(nn.Module):
